@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything Lightly's demo and tests need on a Debian machine, then builds. Idempotent; run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then echo "setup: run as root (network namespaces and apt-get need it)" >&2; exit 1; fi
+if ! command -v node >/dev/null || [ "$(node -p 'process.versions.node.split(".")[0]')" -lt 20 ]; then
+  echo "setup: Node.js 20 or later is required (found: $(node --version 2>/dev/null || echo none))" >&2; exit 1
+fi
+
+# command the package provides -> Debian package
+declare -A wanted=(
+  [ip]=iproute2 [nft]=nftables [bird]=bird2 [gobgpd]=gobgpd [iperf3]=iperf3
+  [ping]=iputils-ping [nsenter]=util-linux
+)
+missing=()
+for cmd in "${!wanted[@]}"; do command -v "$cmd" >/dev/null || missing+=("${wanted[$cmd]}"); done
+[ -x /usr/lib/cni/portmap ] || missing+=(containernetworking-plugins)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+npm run build --silent
