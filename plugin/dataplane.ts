@@ -50,7 +50,8 @@ export function podBatch(net: PodNetwork): string[] {
   }
   const families = new Set(net.addresses.map((a) => a.family));
   if (families.has(4)) {
-    lines.push(`route add ${POD_GATEWAY_V4} dev ${net.ifname} scope link`);
+    // A secondary attachment appends its own gateway route beside the primary's identical one.
+    lines.push(`route ${net.defaultRoute ? 'add' : 'append'} ${POD_GATEWAY_V4} dev ${net.ifname} scope link`);
     if (net.defaultRoute) lines.push(`route add default via ${POD_GATEWAY_V4} dev ${net.ifname}`);
   }
   if (families.has(6) && net.defaultRoute) lines.push(`-6 route add default via ${POD_GATEWAY_V6} dev ${net.ifname}`);
@@ -101,14 +102,13 @@ export function requireNetns(netns: string): void {
  */
 export async function setupPod(net: PodNetwork): Promise<{ podMac: string }> {
   requireNetns(net.netns);
-  await deleteLink(net.hostVeth); // a leftover from an earlier, interrupted ADD
   const mac = podMac(net.hostVeth);
-  const add = await execa(
-    'ip',
-    ['link', 'add', net.hostVeth, 'mtu', String(net.mtu), 'address', HOST_VETH_MAC, 'type', 'veth',
-      'peer', 'name', net.ifname, 'mtu', String(net.mtu), 'address', mac, 'netns', net.netns],
-    { reject: false },
-  );
+  const args = ['link', 'add', net.hostVeth, 'mtu', String(net.mtu), 'address', HOST_VETH_MAC, 'type', 'veth',
+    'peer', 'name', net.ifname, 'mtu', String(net.mtu), 'address', mac, 'netns', net.netns];
+  let add = await execa('ip', args, { reject: false });
+  if (add.exitCode !== 0 && /File exists/.test(add.stderr) && (await deleteLink(net.hostVeth))) {
+    add = await execa('ip', args, { reject: false }); // a leftover of an earlier, interrupted ADD
+  }
   if (add.exitCode !== 0) {
     throw new CniError(CniCode.DATAPLANE_FAILURE, `cannot create veth ${net.hostVeth}/${net.ifname}: ${add.stderr.trim()}`);
   }
@@ -123,9 +123,11 @@ export async function setupPod(net: PodNetwork): Promise<{ podMac: string }> {
   return { podMac: mac };
 }
 
-/** Deletes the host end (and so its peer and the host routes through it). Missing is fine. */
+/**
+ * Deletes the host end (and so its peer and the host routes through it). Missing is fine. Asks the
+ * kernel rather than /sys, which shows another namespace when we were entered with nsenter.
+ */
 export async function deleteLink(name: string): Promise<boolean> {
-  if (!existsSync(`/sys/class/net/${name}`)) return false;
   const del = await execa('ip', ['link', 'del', name], { reject: false });
   if (del.exitCode !== 0 && !/Cannot find device/.test(del.stderr)) {
     throw new CniError(CniCode.DATAPLANE_FAILURE, `cannot delete ${name}: ${del.stderr.trim()}`);

@@ -11,7 +11,7 @@ fi
 # command the package provides -> Debian package
 declare -A wanted=(
   [ip]=iproute2 [nft]=nftables [bird]=bird2 [gobgpd]=gobgpd [iperf3]=iperf3
-  [ping]=iputils-ping [nsenter]=util-linux
+  [ping]=iputils-ping [nsenter]=util-linux [iptables]=iptables [tc]=iproute2
 )
 missing=()
 for cmd in "${!wanted[@]}"; do command -v "$cmd" >/dev/null || missing+=("${wanted[$cmd]}"); done
