@@ -1,6 +1,6 @@
 // Throwaway network namespaces for tests: unique lt-* names, always deleted, never the root namespace.
 import { randomBytes } from 'node:crypto';
-import { execa } from 'execa';
+import { execa, type Options } from 'execa';
 
 /** Fails loudly (never skips) when the machine cannot run network tests. */
 export async function requireNetworkTools(tools: string[] = ['ip', 'nsenter']): Promise<void> {
@@ -23,8 +23,8 @@ export async function ipIn(netns: string, args: string[]): Promise<string> {
 }
 
 /** Runs a command inside a namespace. */
-export function execIn(netns: string, cmd: string, args: string[], options: Parameters<typeof execa>[2] = {}) {
-  return execa('ip', ['netns', 'exec', netns, cmd, ...args], { reject: false, ...options });
+export function execIn(netns: string, cmd: string, args: string[], options: Options = {}) {
+  return execa('ip', ['netns', 'exec', netns, cmd, ...args], { ...options, reject: false });
 }
 
 /** A set of namespaces a test creates; `cleanup()` removes every one, whatever state they are in. */
