@@ -1,0 +1,17 @@
+// `npm run bench`: every benchmark, each printing ratios against reference tools measured in the same run.
+import { benchCni } from './cni.bench.js';
+import { requireNetworkTools } from '../support/netns.js';
+
+const sections: [string, () => Promise<string[]>][] = [['cni', () => benchCni()]];
+const only = process.argv[2];
+
+await requireNetworkTools(['ip', 'nsenter']);
+for (const [name, bench] of sections) {
+  if (only && only !== name) continue;
+  try {
+    for (const line of await bench()) console.log(line);
+  } catch (err) {
+    console.log(`${name}: FAILED: ${(err as Error).message}`);
+    process.exitCode = 1;
+  }
+}
