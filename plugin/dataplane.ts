@@ -58,9 +58,12 @@ export function podBatch(net: PodNetwork): string[] {
   return lines;
 }
 
-/** Lines for `ip -batch` run in the host's namespace, after the veth exists. */
-export function hostBatch(net: PodNetwork): string[] {
-  const lines = [`link set ${net.hostVeth} up`];
+/** Lines for `ip -batch` run in the host's namespace: the veth, created with its pod end in place, and the /32s. */
+export function hostBatch(net: PodNetwork, podMacAddress: string): string[] {
+  const lines = [
+    `link add ${net.hostVeth} mtu ${net.mtu} address ${HOST_VETH_MAC} type veth peer name ${net.ifname} mtu ${net.mtu} address ${podMacAddress} netns ${net.netns}`,
+    `link set ${net.hostVeth} up`,
+  ];
   for (const { address, family } of net.addresses) {
     lines.push(`route replace ${address}/${hostLength(family)} dev ${net.hostVeth} scope link proto ${ROUTE_PROTOCOL}`);
   }
@@ -103,19 +106,25 @@ export function requireNetns(netns: string): void {
 export async function setupPod(net: PodNetwork): Promise<{ podMac: string }> {
   requireNetns(net.netns);
   const mac = podMac(net.hostVeth);
-  const args = ['link', 'add', net.hostVeth, 'mtu', String(net.mtu), 'address', HOST_VETH_MAC, 'type', 'veth',
-    'peer', 'name', net.ifname, 'mtu', String(net.mtu), 'address', mac, 'netns', net.netns];
-  let add = await execa('ip', args, { reject: false });
-  if (add.exitCode !== 0 && /File exists/.test(add.stderr) && (await deleteLink(net.hostVeth))) {
-    add = await execa('ip', args, { reject: false }); // a leftover of an earlier, interrupted ADD
-  }
-  if (add.exitCode !== 0) {
-    throw new CniError(CniCode.DATAPLANE_FAILURE, `cannot create veth ${net.hostVeth}/${net.ifname}: ${add.stderr.trim()}`);
+  // Two processes in all: one batch on the host side, one inside the pod.
+  const createVeth = async (): Promise<void> => {
+    try {
+      await ipBatch(hostBatch(net, mac));
+    } catch (err) {
+      await deleteLink(net.hostVeth); // the batch may have failed after creating the link
+      throw err;
+    }
+  };
+  try {
+    await createVeth();
+  } catch (err) {
+    // "File exists": a leftover of an earlier, interrupted ADD, removed above; one retry.
+    if (!(err instanceof CniError && /File exists/.test(err.message))) throw err;
+    await createVeth();
   }
   try {
     tuneHostVeth(net.hostVeth);
     await ipBatch(podBatch(net), net.netns);
-    await ipBatch(hostBatch(net));
   } catch (err) {
     await deleteLink(net.hostVeth);
     throw err;

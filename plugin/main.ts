@@ -1,5 +1,7 @@
-// The `lightly` CNI plugin's entry: reads CNI_* and the config on stdin, runs one verb, prints the result.
+// The `lightly` CNI plugin's entry: one CNI invocation (CNI_* + stdin), or `serve --addr-file F`,
+// the long-lived CNI server that the bash shim hands invocations to.
 import { run } from './cni.js';
+import { startCniServer } from './server.js';
 
 /** Reads stdin as a stream: a runtime may hand us a non-blocking pipe, where a sync read gets EAGAIN. */
 async function readStdin(): Promise<string> {
@@ -9,6 +11,21 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const { stdout, exitCode } = await run(process.env, await readStdin());
-if (stdout) process.stdout.write(stdout + '\n');
-process.exitCode = exitCode;
+async function serve(args: string[]): Promise<void> {
+  const at = args.indexOf('--addr-file');
+  const addrFile = at >= 0 ? args[at + 1] : '/run/lightly/cni.addr';
+  if (!addrFile) throw new Error('usage: lightly.js serve [--addr-file FILE]');
+  const server = await startCniServer(addrFile);
+  process.stderr.write(JSON.stringify({ level: 30, msg: 'cni server listening', port: server.port, addrFile }) + '\n');
+  const stop = (): void => void server.close().then(() => process.exit(0));
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
+}
+
+if (process.argv[2] === 'serve') {
+  await serve(process.argv.slice(3));
+} else {
+  const { stdout, exitCode } = await run(process.env, await readStdin());
+  if (stdout) process.stdout.write(stdout + '\n');
+  process.exitCode = exitCode;
+}

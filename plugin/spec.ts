@@ -75,6 +75,9 @@ export function parseNetConf(stdin: string): NetConf {
   } catch (err) {
     throw new CniError(CniCode.DECODE_FAILURE, 'cannot decode network configuration on stdin', String(err));
   }
+  // An unknown version is reported as such (code 1) even when the rest does not fit our schema.
+  const version = (raw as { cniVersion?: unknown } | null)?.cniVersion;
+  if (typeof version === 'string') requireSupportedVersion(version);
   const parsed = NetConfSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

@@ -1,6 +1,6 @@
 // Bundles each binary into one self-contained file in dist/bin, so it runs when copied alone.
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, chmodSync } from 'node:fs';
+import { existsSync, mkdirSync, chmodSync, copyFileSync } from 'node:fs';
 
 const entries = {
   lightly: 'plugin/main.ts',
@@ -30,3 +30,8 @@ for (const [name, entry] of Object.entries(entries)) {
   chmodSync(outfile, 0o755);
   console.log(`built ${outfile}`);
 }
+
+// The plugin as runtimes call it: the bash shim, beside the bundle it falls back to.
+copyFileSync('plugin/shim.sh', 'dist/bin/lightly');
+chmodSync('dist/bin/lightly', 0o755);
+console.log('built dist/bin/lightly (shim)');

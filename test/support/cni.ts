@@ -4,7 +4,9 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 
-export const LIGHTLY_BIN = resolve('dist/bin/lightly.js');
+/** The plugin as runtimes call it: the shim, which uses a CNI server when one runs, else Node in-process. */
+export const LIGHTLY_BIN = resolve('dist/bin/lightly');
+export const LIGHTLY_BUNDLE = resolve('dist/bin/lightly.js');
 export const REFERENCE_PLUGINS = '/usr/lib/cni';
 
 export interface Invocation {
@@ -15,6 +17,8 @@ export interface Invocation {
   args?: string;
   /** Namespace to run the plugin in: the node's "host" namespace of a test. */
   hostNetns?: string;
+  /** More environment for the plugin process (e.g. LIGHTLY_NODE). */
+  env?: Record<string, string>;
 }
 
 export interface PluginOutput {
@@ -29,6 +33,7 @@ export interface PluginOutput {
 export function makeCniPath(): string {
   const dir = mkdtempSync(join(tmpdir(), 'lt-cnipath-'));
   symlinkSync(LIGHTLY_BIN, join(dir, 'lightly'));
+  symlinkSync(LIGHTLY_BUNDLE, join(dir, 'lightly.js'));
   for (const name of ['portmap', 'bandwidth', 'tuning', 'ptp', 'host-local', 'loopback']) {
     const ref = join(REFERENCE_PLUGINS, name);
     if (existsSync(ref)) symlinkSync(ref, join(dir, name));
@@ -37,7 +42,7 @@ export function makeCniPath(): string {
 }
 
 export async function invoke(binary: string, inv: Invocation, stdin: unknown, cniPath = ''): Promise<PluginOutput> {
-  const env: Record<string, string> = { CNI_COMMAND: inv.command, CNI_PATH: cniPath, PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin' };
+  const env: Record<string, string> = { CNI_COMMAND: inv.command, CNI_PATH: cniPath, PATH: process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin', ...inv.env };
   if (inv.containerId !== undefined) env.CNI_CONTAINERID = inv.containerId;
   if (inv.netns !== undefined) env.CNI_NETNS = inv.netns;
   if (inv.ifname !== undefined) env.CNI_IFNAME = inv.ifname;
