@@ -3,6 +3,7 @@ import { CniCode, CniError, asCniError } from './errors.js';
 import { parseEnv } from './env.js';
 import { LATEST_VERSION, parseNetConf, requireSupportedVersion } from './spec.js';
 import * as verbs from './verbs.js';
+import { type IpRunner, SpawnIpRunner } from './ip-runner.js';
 
 /** The cniVersion to echo in an error: the config's when it can be read, else the newest. */
 function versionForErrors(stdin: string): string {
@@ -14,7 +15,12 @@ function versionForErrors(stdin: string): string {
   }
 }
 
-export async function run(env: NodeJS.ProcessEnv, stdin: string): Promise<{ stdout: string; exitCode: number }> {
+/** `hostIp` runs ip in our namespace: the CNI server passes its long-lived one, else a process per call. */
+export async function run(
+  env: NodeJS.ProcessEnv,
+  stdin: string,
+  hostIp: IpRunner = new SpawnIpRunner(),
+): Promise<{ stdout: string; exitCode: number }> {
   try {
     const cniEnv = parseEnv(env);
     if (cniEnv.command === 'VERSION') {
@@ -25,7 +31,7 @@ export async function run(env: NodeJS.ProcessEnv, stdin: string): Promise<{ stdo
     const conf = parseNetConf(stdin);
     const version = requireSupportedVersion(conf.cniVersion);
     const handlers = { ADD: verbs.add, DEL: verbs.del, CHECK: verbs.check, GC: verbs.gc, STATUS: verbs.status };
-    const output = await handlers[cniEnv.command](conf, version, cniEnv);
+    const output = await handlers[cniEnv.command](conf, version, cniEnv, { hostIp });
     return { stdout: output ? JSON.stringify(output) : '', exitCode: 0 };
   } catch (err) {
     const cniError = asCniError(err);

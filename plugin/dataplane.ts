@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { CniCode, CniError } from './errors.js';
+import { type IpRunner, IpBatchError, SpawnIpRunner } from './ip-runner.js';
 import { ROUTE_PROTOCOL } from '../routes/protocol-number.js';
 
 /** The gateway every IPv4 pod routes through; the host end answers ARP for it by proxy. */
@@ -42,9 +43,17 @@ export function hostLength(family: 4 | 6): number {
   return family === 4 ? 32 : 128;
 }
 
-/** Lines for `ip -batch` run inside the pod's namespace. */
-export function podBatch(net: PodNetwork): string[] {
-  const lines = ['link set lo up', `link set ${net.ifname} up`];
+/**
+ * Lines for `ip -batch` run inside the pod's namespace. The first creates the veth from the pod's
+ * side with the host end placed straight into the host's namespace, so there is no move and no
+ * window with a stray interface in the wrong place; the kernel will not bring the far end up, so
+ * the host batch does that.
+ */
+export function podBatch(net: PodNetwork, podMacAddress: string, hostNetnsPath: string): string[] {
+  const lines = [
+    `link add ${net.ifname} mtu ${net.mtu} address ${podMacAddress} up type veth peer name ${net.hostVeth} mtu ${net.mtu} address ${HOST_VETH_MAC} netns ${hostNetnsPath}`,
+    'link set lo up',
+  ];
   for (const { address, family } of net.addresses) {
     lines.push(`addr add ${address}/${hostLength(family)} dev ${net.ifname}${family === 6 ? ' nodad' : ''}`);
   }
@@ -58,24 +67,19 @@ export function podBatch(net: PodNetwork): string[] {
   return lines;
 }
 
-/** Lines for `ip -batch` run in the host's namespace: the veth, created with its pod end in place, and the /32s. */
-export function hostBatch(net: PodNetwork, podMacAddress: string): string[] {
-  const lines = [
-    `link add ${net.hostVeth} mtu ${net.mtu} address ${HOST_VETH_MAC} type veth peer name ${net.ifname} mtu ${net.mtu} address ${podMacAddress} netns ${net.netns}`,
-    `link set ${net.hostVeth} up`,
-  ];
+/** Lines for `ip -batch` in the host's namespace, once the veth exists: host end up, the /32 routes. */
+export function hostBatch(net: PodNetwork): string[] {
+  const lines = [`link set ${net.hostVeth} up`];
   for (const { address, family } of net.addresses) {
     lines.push(`route replace ${address}/${hostLength(family)} dev ${net.hostVeth} scope link proto ${ROUTE_PROTOCOL}`);
   }
   return lines;
 }
 
-async function ipBatch(lines: string[], netns?: string): Promise<void> {
-  const [cmd, args] = netns ? ['nsenter', [`--net=${netns}`, 'ip', '-batch', '-']] : ['ip', ['-batch', '-']];
-  const result = await execa(cmd, args, { input: lines.join('\n') + '\n', reject: false });
-  if (result.exitCode !== 0) {
-    throw new CniError(CniCode.DATAPLANE_FAILURE, `ip -batch failed${netns ? ` in ${netns}` : ''}: ${result.stderr.trim()}`, lines.join('; '));
-  }
+function dataplaneError(what: string, err: unknown): CniError {
+  if (err instanceof CniError) return err;
+  const details = err instanceof IpBatchError ? err.lines.join('; ') : '';
+  return new CniError(CniCode.DATAPLANE_FAILURE, `${what}: ${(err as Error).message}`, details);
 }
 
 function writeSysctl(path: string, value: string): void {
@@ -99,49 +103,48 @@ export function requireNetns(netns: string): void {
 }
 
 /**
- * Creates the pod's plumbing. The veth is created with each end already in its final namespace,
- * so there is no move and no window with a stray interface on the host. On any failure the host
- * end is deleted (which deletes its peer), so nothing half-made is left behind.
+ * Creates the pod's plumbing with one new process (the batch inside the pod); the host side goes
+ * through `hostIp`, which in the CNI server is a long-lived ip process. On any failure the host end
+ * is deleted (which deletes its peer), so nothing half-made is left behind.
  */
-export async function setupPod(net: PodNetwork): Promise<{ podMac: string }> {
+export async function setupPod(net: PodNetwork, hostIp: IpRunner): Promise<{ podMac: string }> {
   requireNetns(net.netns);
   const mac = podMac(net.hostVeth);
-  // Two processes in all: one batch on the host side, one inside the pod.
-  const createVeth = async (): Promise<void> => {
+  const inPod = new SpawnIpRunner(['nsenter', `--net=${net.netns}`]);
+  // Our own namespace by pid: inside nsenter, /proc/self would be the pod's.
+  const lines = podBatch(net, mac, `/proc/${process.pid}/ns/net`);
+  const createInPod = async (): Promise<void> => {
     try {
-      await ipBatch(hostBatch(net, mac));
+      await inPod.batch(lines);
     } catch (err) {
-      await deleteLink(net.hostVeth); // the batch may have failed after creating the link
-      throw err;
+      await deleteLink(net.hostVeth, hostIp); // the batch may have failed after creating the veth
+      throw dataplaneError(`cannot set up ${net.ifname} in ${net.netns}`, err);
     }
   };
   try {
-    await createVeth();
+    await createInPod();
   } catch (err) {
-    // "File exists": a leftover of an earlier, interrupted ADD, removed above; one retry.
-    if (!(err instanceof CniError && /File exists/.test(err.message))) throw err;
-    await createVeth();
+    // "File exists": a leftover host end of an earlier, interrupted ADD, deleted above; one retry.
+    if (!/File exists/.test((err as Error).message)) throw err;
+    await createInPod();
   }
   try {
     tuneHostVeth(net.hostVeth);
-    await ipBatch(podBatch(net), net.netns);
+    await hostIp.batch(hostBatch(net));
   } catch (err) {
-    await deleteLink(net.hostVeth);
-    throw err;
+    await deleteLink(net.hostVeth, hostIp);
+    throw dataplaneError(`cannot set up ${net.hostVeth}`, err);
   }
   return { podMac: mac };
 }
 
-/**
- * Deletes the host end (and so its peer and the host routes through it). Missing is fine. Asks the
- * kernel rather than /sys, which shows another namespace when we were entered with nsenter.
- */
-export async function deleteLink(name: string): Promise<boolean> {
-  const del = await execa('ip', ['link', 'del', name], { reject: false });
-  if (del.exitCode !== 0 && !/Cannot find device/.test(del.stderr)) {
-    throw new CniError(CniCode.DATAPLANE_FAILURE, `cannot delete ${name}: ${del.stderr.trim()}`);
+/** Deletes the host end (and so its peer and the host routes through it). Missing is fine. */
+export async function deleteLink(name: string, hostIp: IpRunner): Promise<void> {
+  try {
+    await hostIp.batch([`link del ${name}`]);
+  } catch (err) {
+    if (!/Cannot find device/.test((err as Error).message)) throw dataplaneError(`cannot delete ${name}`, err);
   }
-  return del.exitCode === 0;
 }
 
 export interface ObservedPod {

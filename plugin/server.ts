@@ -12,6 +12,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { run } from './cni.js';
+import { PersistentIpRunner } from './ip-runner.js';
 
 const MAX_REQUEST_BYTES = 1 << 20;
 const PASSED_ENV = /^CNI_[A-Z]+$/;
@@ -59,6 +60,7 @@ function sameToken(a: string, b: string): boolean {
 /** Serves on 127.0.0.1 (of the current network namespace) and writes "port token" to addrFile (0600). */
 export async function startCniServer(addrFile: string): Promise<CniServer> {
   const token = randomBytes(18).toString('base64url');
+  const hostIp = new PersistentIpRunner();
   const server: Server = createServer((socket: Socket) => {
     let buf = Buffer.alloc(0);
     socket.setTimeout(30_000, () => socket.destroy());
@@ -80,7 +82,7 @@ export async function startCniServer(addrFile: string): Promise<CniServer> {
         return;
       }
       const env = { ...process.env, ...request.env };
-      void run(env, request.stdin).then(({ stdout, exitCode }) => {
+      void run(env, request.stdin, hostIp).then(({ stdout, exitCode }) => {
         socket.end(`${exitCode}\n${stdout ? stdout + '\n' : ''}`);
       });
     });
@@ -99,6 +101,7 @@ export async function startCniServer(addrFile: string): Promise<CniServer> {
     close: () =>
       new Promise<void>((resolve) => {
         rmSync(addrFile, { force: true });
+        hostIp.close();
         server.close(() => resolve());
       }),
   };

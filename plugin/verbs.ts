@@ -29,6 +29,12 @@ import {
   setupPod,
 } from './dataplane.js';
 import { fetchPodCidrs } from './agent-client.js';
+import type { IpRunner } from './ip-runner.js';
+
+/** What a verb may use besides its inputs: how to run ip in the host's namespace. */
+export interface VerbDeps {
+  hostIp: IpRunner;
+}
 
 export type VerbOutput = Record<string, unknown> | undefined;
 
@@ -73,7 +79,7 @@ function buildResult(conf: NetConf, env: CniEnv, hostVeth: string, podMac: strin
   };
 }
 
-export async function add(conf: NetConf, version: CniVersion, env: CniEnv): Promise<VerbOutput> {
+export async function add(conf: NetConf, version: CniVersion, env: CniEnv, deps: VerbDeps): Promise<VerbOutput> {
   const rangeSets = await rangeSetsOf(conf);
   requireNetns(env.netns);
   const prev = parsePrevResult(conf.prevResult);
@@ -83,7 +89,7 @@ export async function add(conf: NetConf, version: CniVersion, env: CniEnv): Prom
   const addresses = allocation.ips.map(({ address, range }) => ({ address, family: range.family }));
   const hostVeth = hostVethName(env.containerId, env.ifname);
   try {
-    const { podMac } = await setupPod({ netns: env.netns, ifname: env.ifname, hostVeth, mtu: conf.mtu, addresses, defaultRoute: conf.defaultRoute });
+    const { podMac } = await setupPod({ netns: env.netns, ifname: env.ifname, hostVeth, mtu: conf.mtu, addresses, defaultRoute: conf.defaultRoute }, deps.hostIp);
     return formatResult(buildResult(conf, env, hostVeth, podMac, addresses, prev), version);
   } catch (err) {
     store.release(attachment);
@@ -92,8 +98,8 @@ export async function add(conf: NetConf, version: CniVersion, env: CniEnv): Prom
 }
 
 /** Idempotent: a missing netns, interface or allocation is not an error. */
-export async function del(conf: NetConf, _version: CniVersion, env: CniEnv): Promise<VerbOutput> {
-  await deleteLink(hostVethName(env.containerId, env.ifname));
+export async function del(conf: NetConf, _version: CniVersion, env: CniEnv, deps: VerbDeps): Promise<VerbOutput> {
+  await deleteLink(hostVethName(env.containerId, env.ifname), deps.hostIp);
   storeOf(conf, []).release({ containerId: env.containerId, ifname: env.ifname });
   return undefined;
 }
@@ -146,14 +152,14 @@ function requireVersion(version: CniVersion, minimum: CniVersion, verb: string):
 }
 
 /** Releases every allocation (and its host veth) that the runtime no longer lists as valid. */
-export async function gc(conf: NetConf, version: CniVersion): Promise<VerbOutput> {
+export async function gc(conf: NetConf, version: CniVersion, _env: CniEnv, deps: VerbDeps): Promise<VerbOutput> {
   requireVersion(version, '1.1.0', 'GC');
   const valid = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'] ?? [];
   const keep = new Set(valid.map((a) => `${a.containerID}:${a.ifname}`));
   const store = storeOf(conf, []);
   for (const attachment of store.listAttachments()) {
     if (keep.has(`${attachment.containerId}:${attachment.ifname}`)) continue;
-    await deleteLink(hostVethName(attachment.containerId, attachment.ifname));
+    await deleteLink(hostVethName(attachment.containerId, attachment.ifname), deps.hostIp);
     store.release(attachment);
   }
   return undefined;

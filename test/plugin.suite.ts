@@ -274,7 +274,7 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
       const ips = outs.map((o) => o.json!.ips[0].address);
       expect(new Set(ips).size).toBe(50);
       const dels = await Promise.all(pods.map((pod, i) => run({ command: 'DEL', containerId: `ctr-c${i}`, netns: pool.path(pod), ifname: 'eth0' }, confC)));
-      for (const out of dels) expect(out.exitCode).toBe(0);
+      for (const out of dels) expect(out.exitCode, out.stdout + out.stderr).toBe(0);
     }, 180_000);
   });
 }
