@@ -63,7 +63,7 @@ export function podBatch(net: PodNetwork, podMacAddress: string, hostNetnsPath: 
     lines.push(`route ${net.defaultRoute ? 'add' : 'append'} ${POD_GATEWAY_V4} dev ${net.ifname} scope link`);
     if (net.defaultRoute) lines.push(`route add default via ${POD_GATEWAY_V4} dev ${net.ifname}`);
   }
-  if (families.has(6) && net.defaultRoute) lines.push(`-6 route add default via ${POD_GATEWAY_V6} dev ${net.ifname}`);
+  if (families.has(6) && net.defaultRoute) lines.push(`route add ::/0 via ${POD_GATEWAY_V6} dev ${net.ifname}`);
   return lines;
 }
 

@@ -144,6 +144,27 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
     });
   });
 
+  describe('dual stack (ipam.ranges)', () => {
+    it('gives one IPv4 and one IPv6 address, each reachable, with the host veth link-local as IPv6 gateway', async () => {
+      const pod = await pool.create('pod');
+      const inv = { containerId: 'ctr-dual', netns: pool.path(pod), ifname: 'eth0' };
+      const dual = conf('1.0.0', { name: 'lt-dual', ipam: { ranges: [[{ subnet: '10.244.9.0/24' }], [{ subnet: 'fd00:10:244:9::/120' }]] } });
+      const added = await run({ ...inv, command: 'ADD' }, dual);
+      expect(added.exitCode, added.stdout).toBe(0);
+      expect(added.json!.ips.map((i: { address: string }) => i.address)).toEqual(['10.244.9.2/32', 'fd00:10:244:9::2/128']);
+      expect(added.json!.routes).toEqual([
+        { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+        { dst: '::/0', gw: 'fe80::ecee:eeff:feee:eeee' },
+      ]);
+      expect(await ipIn(pod, ['-6', 'route', 'show', 'default'])).toContain('via fe80::ecee:eeff:feee:eeee dev eth0');
+      expect(await ipIn(host, ['-6', 'route', 'show', 'fd00:10:244:9::2'])).toMatch(/dev lxc[0-9a-f]{11} proto (lightly|201)/);
+      expect(await ping(host, 'fd00:10:244:9::2')).toBe(true);
+      expect(await ping(host, '10.244.9.2')).toBe(true);
+      expect((await run({ ...inv, command: 'CHECK' }, { ...dual, prevResult: added.json })).exitCode).toBe(0);
+      expect((await run({ ...inv, command: 'DEL' }, dual)).exitCode).toBe(0);
+    });
+  });
+
   describe('CHECK reports what is wrong', () => {
     it('fails with code 102 when the default route, the address or the host route is gone', async () => {
       const pod = await pool.create('pod');
