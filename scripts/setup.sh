@@ -23,6 +23,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  npm ci --no-audit --no-fund --loglevel=error
+  # npm 11 as set up on these machines leaves rollup's foreign-platform optional packages out of the
+  # lock file, and then `npm ci` refuses it (npm/cli#4828). `npm install --no-save` installs the
+  # same locked versions without rewriting the lock.
+  npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-save --no-audit --no-fund --loglevel=error
 fi
 npm run build --silent
