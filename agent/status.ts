@@ -1,0 +1,43 @@
+// Shapes of what the agent reports (status API, lightlyctl, metrics): the contract in ARCHITECTURE.md.
+import type { PeerType } from './config.js';
+
+/** RFC 4271 state names, as BIRD, GoBGP and Calico show them. */
+export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+
+export interface PeerStatus {
+  address: string;
+  asn: number;
+  type: PeerType;
+  state: PeerState;
+  /** Seconds in the current state when Established, else 0. */
+  uptimeSeconds: number;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
+  /** Last error or NOTIFICATION, for the table's INFO column. */
+  info?: string;
+}
+
+export interface BgpStatus {
+  node: string;
+  routerId: string;
+  asn: number;
+  peers: PeerStatus[];
+}
+
+export interface InstalledRoute {
+  prefix: string;
+  type: 'unicast' | 'blackhole';
+  nextHops: string[];
+}
+
+export interface NodeInfo {
+  nodeName: string;
+  podCIDRs: string[];
+}
+
+/** What the status API serves; the agent implements it over its speaker and route reconciler. */
+export interface StatusSource {
+  bgpStatus(): BgpStatus;
+  routes(): InstalledRoute[];
+  node(): NodeInfo;
+}
