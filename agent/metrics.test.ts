@@ -1,0 +1,41 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startMetricsServer } from './metrics.js';
+import type { BgpStatus, StatusSource } from './status.js';
+
+const status: BgpStatus = {
+  node: 'node-1', routerId: '192.0.2.1', asn: 64512,
+  peers: [
+    { address: '192.0.2.2', asn: 64512, type: 'node-mesh', state: 'Established', uptimeSeconds: 5, prefixesReceived: 3, prefixesAdvertised: 1 },
+    { address: '192.0.2.3', asn: 64512, type: 'node-mesh', state: 'Active', uptimeSeconds: 0, prefixesReceived: 0, prefixesAdvertised: 0 },
+  ],
+};
+const source: StatusSource = {
+  bgpStatus: () => status,
+  routes: () => [{ prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] }, { prefix: '10.244.2.0/24', type: 'unicast', nextHops: ['192.0.2.2'] }],
+  node: () => ({ nodeName: 'node-1', podCIDRs: ['10.244.1.0/24'] }),
+};
+let server: Awaited<ReturnType<typeof startMetricsServer>>;
+const url = (path: string): string => `http://127.0.0.1:${server.port}${path}`;
+beforeAll(async () => {
+  server = await startMetricsServer(0, '127.0.0.1', source);
+});
+afterAll(() => server.close());
+
+describe('metrics and health', () => {
+  it('exports session state, prefix counts and installed routes', async () => {
+    const text = await (await fetch(url('/metrics'))).text();
+    expect(text).toContain('lightly_bgp_session_state{peer="192.0.2.2",type="node-mesh"} 6');
+    expect(text).toContain('lightly_bgp_session_state{peer="192.0.2.3",type="node-mesh"} 3');
+    expect(text).toContain('lightly_bgp_prefixes_received{peer="192.0.2.2"} 3');
+    expect(text).toContain('lightly_bgp_prefixes_advertised{peer="192.0.2.2"} 1');
+    expect(text).toContain('lightly_routes_installed{type="unicast"} 1');
+  });
+  it('is live always and ready only when every peer is Established', async () => {
+    expect((await fetch(url('/healthz'))).status).toBe(200);
+    const notReady = await fetch(url('/readyz'));
+    expect(notReady.status).toBe(503);
+    expect(await notReady.text()).toContain('192.0.2.3');
+    status.peers[1]!.state = 'Established';
+    expect((await fetch(url('/readyz'))).status).toBe(200);
+  });
+});

@@ -1,0 +1,79 @@
+// Prometheus metrics, /healthz and /readyz on the metrics port; values are read from the status at scrape time.
+import { createServer, type Server } from 'node:http';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import type { PeerState, StatusSource } from './status.js';
+
+/** Session state as a number, in RFC 4271 order, so dashboards can alert on `< 6`. */
+export const STATE_NUMBER: Record<PeerState, number> = { Idle: 1, Connect: 2, Active: 3, OpenSent: 4, OpenConfirm: 5, Established: 6 };
+
+export function createMetrics(source: StatusSource): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'lightly_agent_' });
+  const peers = (): ReturnType<StatusSource['bgpStatus']>['peers'] => source.bgpStatus().peers;
+  new Gauge({
+    name: 'lightly_bgp_session_state', help: 'BGP session state per peer: 1 Idle … 6 Established',
+    labelNames: ['peer', 'type'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of peers()) this.set({ peer: p.address, type: p.type }, STATE_NUMBER[p.state]);
+    },
+  });
+  new Gauge({
+    name: 'lightly_bgp_prefixes_received', help: 'Prefixes accepted from each peer', labelNames: ['peer'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of peers()) this.set({ peer: p.address }, p.prefixesReceived);
+    },
+  });
+  new Gauge({
+    name: 'lightly_bgp_prefixes_advertised', help: 'Prefixes advertised to each peer', labelNames: ['peer'], registers: [registry],
+    collect() {
+      this.reset();
+      for (const p of peers()) this.set({ peer: p.address }, p.prefixesAdvertised);
+    },
+  });
+  new Gauge({
+    name: 'lightly_routes_installed', help: 'Kernel routes with protocol lightly, by type', labelNames: ['type'], registers: [registry],
+    collect() {
+      this.reset();
+      const routes = source.routes();
+      this.set({ type: 'unicast' }, routes.filter((r) => r.type === 'unicast').length);
+      this.set({ type: 'blackhole' }, routes.filter((r) => r.type === 'blackhole').length);
+    },
+  });
+  return registry;
+}
+
+/** Ready once every configured peer is Established (like Calico's bird-ready); live while we answer. */
+export function readiness(source: StatusSource): { ready: boolean; waitingFor: string[] } {
+  const waitingFor = source.bgpStatus().peers.filter((p) => p.state !== 'Established').map((p) => p.address);
+  return { ready: waitingFor.length === 0, waitingFor };
+}
+
+export async function startMetricsServer(port: number, address: string, source: StatusSource): Promise<{ port: number; close(): Promise<void> }> {
+  const registry = createMetrics(source);
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '').split('?')[0];
+    if (path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: Error) => res.writeHead(500).end(err.message),
+      );
+    } else if (path === '/healthz') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+    } else if (path === '/readyz') {
+      const r = readiness(source);
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ready\n' : `waiting for BGP peers: ${r.waitingFor.join(', ')}\n`);
+    } else {
+      res.writeHead(404).end();
+    }
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve());
+  });
+  return {
+    port: (server.address() as { port: number }).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
