@@ -19,20 +19,27 @@ function requirements(selector: string): string[] {
 
 export class SelectorError extends Error {}
 
+// Label keys (with an optional DNS prefix) and values, as Kubernetes allows them.
+const KEY = '[A-Za-z0-9][A-Za-z0-9./_-]*';
+const VALUE = '[A-Za-z0-9._-]*';
+const SET = new RegExp(`^(${KEY})\\s+(in|notin)\\s+\\(([^)]*)\\)$`);
+const EQUALITY = new RegExp(`^(${KEY})\\s*(==|=|!=)\\s*(${VALUE})$`);
+const EXISTS = new RegExp(`^(!?)(${KEY})$`);
+
 export function matchesSelector(selector: string, labels: Record<string, string>): boolean {
   return requirements(selector).every((req) => {
-    let m = /^([^\s!=]+)\s+(in|notin)\s+\(([^)]*)\)$/.exec(req);
+    let m = SET.exec(req);
     if (m) {
       const values = m[3]!.split(',').map((v) => v.trim());
       const has = m[1]! in labels && values.includes(labels[m[1]!]!);
       return m[2] === 'in' ? has : !has;
     }
-    m = /^([^\s!=]+)\s*(==|=|!=)\s*(\S*)$/.exec(req);
+    m = EQUALITY.exec(req);
     if (m) {
       const equal = labels[m[1]!] === m[3];
       return m[2] === '!=' ? !equal : equal;
     }
-    m = /^(!?)([^\s!=()]+)$/.exec(req);
+    m = EXISTS.exec(req);
     if (m) return m[1] ? !(m[2]! in labels) : m[2]! in labels;
     throw new SelectorError(`cannot parse label selector requirement ${JSON.stringify(req)}`);
   });
