@@ -3,8 +3,9 @@
 # when none is running, runs the plugin in-process with Node. Bash builtins only on the fast path.
 #
 # Server address file ("port token", root only): $LIGHTLY_CNI_ADDR, else the conf's "cniServer"
-# field, else /run/lightly/cni.addr. Node for the fallback: $LIGHTLY_NODE, /opt/lightly/bin/node, node.
-# The in-process plugin is lightly.js beside this file, or /opt/lightly/lib/lightly.js.
+# field, else /run/lightly/cni.addr. Node for the fallback: $LIGHTLY_NODE, $LIGHTLY_HOME/bin/node, node.
+# The in-process plugin is lightly.js beside this file, or $LIGHTLY_HOME/lib/lightly.js.
+# LIGHTLY_HOME defaults to /opt/lightly, where the DaemonSet's install-cni puts both.
 export LC_ALL=C
 IFS= read -r -d '' conf || true
 
@@ -30,10 +31,11 @@ if [[ -r $addr_file ]] && read -r port token < "$addr_file" && exec 3<>"/dev/tcp
   # The server closed without answering (restarting?): fall through to the in-process plugin.
 fi
 
+home=${LIGHTLY_HOME:-/opt/lightly}
 here=${BASH_SOURCE[0]%/*}
 script=$here/lightly.js
-[[ -r $script ]] || script=/opt/lightly/lib/lightly.js
+[[ -r $script ]] || script=$home/lib/lightly.js
 node=${LIGHTLY_NODE:-}
-[[ -z $node && -x /opt/lightly/bin/node ]] && node=/opt/lightly/bin/node
+[[ -z $node && -x $home/bin/node ]] && node=$home/bin/node
 node=${node:-node}
 exec "$node" "$script" <<< "$conf"
