@@ -1,0 +1,56 @@
+// What the agent needs from the BGP speaker and from kernel route programming: two narrow ports,
+// so the daemon's wiring is testable with fakes and the layers stay apart (config → agent → speaker → routes).
+import type { PeerConfig, PeerType } from './config.js';
+import type { InstalledRoute, PeerStatus } from './status.js';
+
+export interface SpeakerSettings {
+  routerId: string;
+  asn: number;
+  listenAddress: string;
+  listenPort: number;
+  holdTime: number;
+  connectRetrySeconds: number;
+  gracefulRestart: { enabled: boolean; restartTime: number; /** we are coming back from a restart */ restarting: boolean };
+  importCIDRs: string[];
+  allowDefaultRoute: boolean;
+  maxPrefixes: number;
+  clusterId?: string;
+}
+
+/** A peer as the agent configures it: the config entry with its resolved type. */
+export interface SpeakerPeer extends PeerConfig {
+  type: PeerType;
+}
+
+/** One prefix's best route(s) after a change: next hops for ECMP, none when withdrawn. */
+export interface BestRouteChange {
+  prefix: string;
+  nextHops: string[];
+}
+
+export interface SpeakerPort {
+  start(): Promise<void>;
+  /** Replaces the peer set live: new peers connect, removed ones get a Cease and their routes go. */
+  setPeers(peers: SpeakerPeer[]): void;
+  /** The prefixes this node originates (its pod CIDRs). */
+  setOriginated(prefixes: string[]): void;
+  onBestRoutes(listener: (changes: BestRouteChange[]) => void): void;
+  peerStatus(): PeerStatus[];
+  /** graceful: keep the kernel's routes and let peers hold ours (restart); else Cease 6/2 to all. */
+  stop(options: { graceful: boolean }): Promise<void>;
+}
+
+export interface DesiredRoute {
+  prefix: string;
+  type: 'unicast' | 'blackhole';
+  nextHops: string[];
+}
+
+export interface RouteSinkPort {
+  /** Adopts what the kernel has with our protocol, then keeps it equal to the desired set. */
+  start(): Promise<void>;
+  setDesired(routes: DesiredRoute[]): void;
+  installed(): InstalledRoute[];
+  /** Leaves the kernel's routes in place (forwarding continues across our restart). */
+  stop(): Promise<void>;
+}
