@@ -1,0 +1,134 @@
+// The lab's plan, pure: names, addresses and pod CIDRs of N nodes with M pods each on one fabric.
+import { join } from 'node:path';
+
+export interface LabOptions {
+  nodes: number;
+  pods: number;
+  /** Namespace name prefix: `lt-` gives lt-node-1, lt-pod-1-1, lt-fabric. */
+  prefix: string;
+  /** Where configs, sockets, logs and the state file live. */
+  stateDir: string;
+  /** BGP hold time of the agents (short in the lab so failures show quickly). */
+  holdTime: number;
+  /** 'mesh': iBGP full mesh between nodes; 'bird': every node peers over eBGP with a BIRD top-of-rack. */
+  tor: 'mesh' | 'bird';
+}
+
+export interface LabPod {
+  name: string;
+  netns: string;
+  containerId: string;
+  ip?: string;
+}
+
+export interface LabNode {
+  index: number;
+  name: string;
+  netns: string;
+  address: string;
+  asn: number;
+  podCIDR: string;
+  statusSocket: string;
+  cniAddrFile: string;
+  configFile: string;
+  logFile: string;
+  dataDir: string;
+  pods: LabPod[];
+}
+
+export interface LabPlan {
+  options: LabOptions;
+  fabricNetns: string;
+  /** The fabric's own address on the node subnet: the nodes' default gateway, and the ToR's. */
+  fabricAddress: string;
+  torAsn: number;
+  subnet: string;
+  nodes: LabNode[];
+}
+
+export const MAX_NODES = 200;
+export const NODE_ASN = 64512;
+export const TOR_ASN = 65000;
+
+export function nodeAddress(index: number): string {
+  return `192.0.2.${index}`;
+}
+
+/** Node i gets 10.244.i.0/24, like a kube-controller-manager allocating from 10.244.0.0/16. */
+export function nodePodCIDR(index: number): string {
+  return `10.244.${index}.0/24`;
+}
+
+export function planNode(options: LabOptions, index: number): LabNode {
+  const name = `node-${index}`;
+  return {
+    index,
+    name,
+    netns: `${options.prefix}${name}`,
+    address: nodeAddress(index),
+    // eBGP to a ToR: each node its own private ASN, as Calico does for AS-per-rack designs.
+    asn: options.tor === 'bird' ? NODE_ASN + index : NODE_ASN,
+    podCIDR: nodePodCIDR(index),
+    statusSocket: join(options.stateDir, `${name}.sock`),
+    cniAddrFile: join(options.stateDir, `${name}.cni`),
+    configFile: join(options.stateDir, `${name}.yaml`),
+    logFile: join(options.stateDir, `${name}.log`),
+    dataDir: join(options.stateDir, 'data', name),
+    pods: Array.from({ length: options.pods }, (_, j) => ({
+      name: `pod-${index}-${j + 1}`,
+      netns: `${options.prefix}pod-${index}-${j + 1}`,
+      containerId: `lab-${options.prefix.replace(/[^A-Za-z0-9]/g, '')}-pod-${index}-${j + 1}`,
+    })),
+  };
+}
+
+export function planLab(options: LabOptions): LabPlan {
+  if (!Number.isInteger(options.nodes) || options.nodes < 1 || options.nodes > MAX_NODES) {
+    throw new Error(`--nodes must be between 1 and ${MAX_NODES}`);
+  }
+  if (!Number.isInteger(options.pods) || options.pods < 0 || options.pods > 250) throw new Error('--pods must be between 0 and 250');
+  return {
+    options,
+    fabricNetns: `${options.prefix}fabric`,
+    fabricAddress: '192.0.2.254',
+    torAsn: TOR_ASN,
+    subnet: '192.0.2.0/24',
+    nodes: Array.from({ length: options.nodes }, (_, i) => planNode(options, i + 1)),
+  };
+}
+
+/** The agent's standalone config for one node: a full mesh to every other node, or the ToR alone. */
+export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknown> {
+  const others = plan.nodes.filter((n) => n.index !== node.index);
+  const peers =
+    plan.options.tor === 'bird'
+      ? [{ address: plan.fabricAddress, asn: plan.torAsn, type: 'global' }]
+      : others.map((n) => ({ address: n.address, asn: n.asn, type: 'node-mesh' }));
+  return {
+    nodeName: node.name,
+    routerId: node.address,
+    asn: node.asn,
+    podCIDRs: [node.podCIDR],
+    listen: { address: node.address, port: 179 },
+    peers,
+    importCIDRs: ['10.244.0.0/16'],
+    holdTime: plan.options.holdTime,
+    connectRetrySeconds: 1,
+    gracefulRestart: { enabled: true, restartTime: 30 },
+    statusSocket: node.statusSocket,
+    cniServer: { enabled: true, addrFile: node.cniAddrFile },
+  };
+}
+
+/** The network config the lab hands the plugin for a node's pods. */
+export function cniConfig(node: LabNode): Record<string, unknown> {
+  return {
+    cniVersion: '1.1.0',
+    name: 'lightly-lab',
+    type: 'lightly',
+    ipam: { subnet: node.podCIDR },
+    mtu: 1500,
+    dataDir: node.dataDir,
+    cniServer: node.cniAddrFile,
+  };
+}
