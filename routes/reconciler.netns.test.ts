@@ -1,0 +1,105 @@
+// The reconciler against a real kernel, in a throwaway namespace only.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { NetnsPool, ipIn, requireNetworkTools } from '../test/support/netns.js';
+import { RouteReconciler } from './reconciler.js';
+import { registerRouteProtocol } from './protocol.js';
+import type { Route } from './route.js';
+
+const pool = new NetnsPool();
+let ns = '';
+const r = (prefix: string, ...nextHops: string[]): Route => ({ prefix, type: 'unicast', nextHops });
+
+beforeAll(async () => {
+  await requireNetworkTools(['ip']);
+  ns = await pool.create('routes');
+  await ipIn(ns, ['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb']);
+  await ipIn(ns, ['addr', 'add', '192.0.2.1/24', 'dev', 'va']);
+  await ipIn(ns, ['addr', 'add', 'fd00::1/64', 'dev', 'va', 'nodad']);
+  await ipIn(ns, ['link', 'set', 'va', 'up']);
+  await ipIn(ns, ['link', 'set', 'vb', 'up']);
+});
+afterAll(() => pool.cleanup());
+
+describe('RouteReconciler', () => {
+  it('installs unicast, ECMP, IPv6 and blackhole routes with proto 201, and converges on changes', async () => {
+    const rec = new RouteReconciler({ netns: ns });
+    await rec.start();
+    rec.setDesired([r('10.244.2.0/24', '192.0.2.2'), r('10.244.3.0/24', '192.0.2.3', '192.0.2.2'), r('fd00:244:2::/64', 'fd00::2'),
+      { prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] }]);
+    await rec.flush();
+    const shown = await ipIn(ns, ['route', 'show', 'proto', '201']);
+    expect(shown).toContain('10.244.2.0/24 via 192.0.2.2 dev va');
+    expect(shown).toMatch(/10\.244\.3\.0\/24\s+nexthop via 192\.0\.2\.2 dev va weight 1\s+nexthop via 192\.0\.2\.3/);
+    expect(shown).toContain('blackhole 10.244.1.0/24');
+    expect(await ipIn(ns, ['-6', 'route', 'show', 'proto', '201'])).toContain('fd00:244:2::/64 via fd00::2 dev va');
+    rec.setDesired([r('10.244.2.0/24', '192.0.2.4'), { prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] }]);
+    await rec.flush();
+    expect(rec.installed().map((x) => `${x.prefix} ${x.nextHops}`)).toEqual(['10.244.1.0/24 ', '10.244.2.0/24 192.0.2.4']);
+    rec.setDesired([]);
+    await rec.flush();
+    expect(await ipIn(ns, ['route', 'show', 'proto', '201'])).toBe('');
+  });
+
+  it('adopts what a previous run left, removes stale ones, never touches other protocols or pod device routes', async () => {
+    await ipIn(ns, ['route', 'add', '10.9.0.0/24', 'via', '192.0.2.2', 'proto', '201']); // left by an earlier agent
+    await ipIn(ns, ['route', 'add', '10.8.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);
+    await ipIn(ns, ['route', 'add', '10.244.1.7/32', 'dev', 'va', 'scope', 'link', 'proto', '201']); // a pod's, from the plugin
+    const rec = new RouteReconciler({ netns: ns });
+    await rec.start();
+    expect(rec.installed().map((x) => x.prefix)).toEqual(['10.9.0.0/24']);
+    rec.setDesired([r('10.10.0.0/24', '192.0.2.3')]);
+    await rec.flush();
+    const all = await ipIn(ns, ['route', 'show']);
+    expect(all).not.toContain('10.9.0.0/24');
+    expect(all).toContain('10.10.0.0/24 via 192.0.2.3');
+    expect(all).toContain('10.8.0.0/24 via 192.0.2.2 dev va proto static');
+    expect(all).toContain('10.244.1.7 dev va');
+    rec.setDesired([]);
+    await rec.flush();
+  });
+
+  it('reports changes the kernel refuses and keeps the rest', async () => {
+    const errors: Error[] = [];
+    const rec = new RouteReconciler({ netns: ns, onError: (e) => errors.push(e) });
+    await rec.start();
+    rec.setDesired([r('10.11.0.0/24', '198.51.100.9'), r('10.12.0.0/24', '192.0.2.2')]); // first gateway unreachable
+    await rec.flush();
+    expect(errors[0]?.message).toContain('route replace 10.11.0.0/24');
+    expect(rec.installed().map((x) => x.prefix)).toEqual(['10.12.0.0/24']);
+    rec.setDesired([]);
+    await rec.flush();
+  });
+
+  it('installs 100,000 routes in one batch', async () => {
+    const rec = new RouteReconciler({ netns: ns });
+    await rec.start();
+    const many: Route[] = [];
+    for (let i = 0; i < 100_000; i++) many.push(r(`10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, '192.0.2.2'));
+    let t = performance.now();
+    rec.setDesired(many);
+    await rec.flush();
+    console.log(`100,000 routes installed in ${((performance.now() - t) / 1000).toFixed(2)} s`);
+    expect(rec.installed()).toHaveLength(100_000);
+    t = performance.now();
+    rec.setDesired([]);
+    await rec.flush();
+    console.log(`100,000 routes removed in ${((performance.now() - t) / 1000).toFixed(2)} s`);
+    expect(rec.installed()).toHaveLength(0);
+  }, 120_000);
+});
+
+describe('registerRouteProtocol', () => {
+  it('writes rt_protos.d/lightly.conf once', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lt-iproute-'));
+    try {
+      expect(registerRouteProtocol(dir)).toBe(true);
+      expect(readFileSync(join(dir, 'rt_protos.d', 'lightly.conf'), 'utf8')).toContain('201\tlightly');
+      expect(registerRouteProtocol(dir)).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
