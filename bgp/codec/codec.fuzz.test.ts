@@ -1,0 +1,43 @@
+// Property tests: valid messages round-trip; random and mutated bytes never throw anything but a BgpError.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { BgpError, decodeMessage, encodeMessage } from './index.js';
+import { arbitraryMessage, mutation } from './fuzz.js';
+
+export const RUNS = Number(process.env.BGP_FUZZ_RUNS ?? 10_000);
+const ctx = { fourOctetAs: true };
+
+function decodeOrBgpError(bytes: Uint8Array): void {
+  try {
+    decodeMessage(bytes, ctx);
+  } catch (err) {
+    if (!(err instanceof BgpError)) throw err;
+    expect(err.code).toBeGreaterThanOrEqual(1);
+    expect(err.code).toBeLessThanOrEqual(7);
+  }
+}
+
+describe(`codec properties (${RUNS} runs each)`, () => {
+  it('valid messages round-trip', () => {
+    fc.assert(fc.property(arbitraryMessage, (m) => {
+      expect(decodeMessage(encodeMessage(m, ctx), ctx)).toEqual(m);
+    }), { numRuns: Math.min(RUNS, 10_000) });
+  });
+  it('mutated valid messages decode or fail with a NOTIFICATION code', () => {
+    fc.assert(fc.property(arbitraryMessage, mutation, (m, mut) => {
+      let bytes = Buffer.from(encodeMessage(m, ctx));
+      for (const [at, value] of mut.flips) bytes[19 + (at % Math.max(1, bytes.length - 19))] = value;
+      if (mut.truncate !== undefined) bytes = bytes.subarray(0, 19 + (mut.truncate % Math.max(1, bytes.length - 18)));
+      if (mut.fixLength) bytes.writeUInt16BE(bytes.length, 16);
+      decodeOrBgpError(bytes);
+    }), { numRuns: RUNS });
+  });
+  it('random bytes behind a valid header decode or fail with a NOTIFICATION code', () => {
+    fc.assert(fc.property(fc.integer({ min: 1, max: 5 }), fc.uint8Array({ maxLength: 200 }), (type, body) => {
+      const head = Buffer.alloc(19, 0xff);
+      head.writeUInt16BE(19 + body.length, 16);
+      head[18] = type;
+      decodeOrBgpError(Buffer.concat([head, body]));
+    }), { numRuns: RUNS });
+  });
+});
