@@ -1,0 +1,197 @@
+// The RFC 4271 §8 state machine, pure: events in, actions out; timers are inputs, never run here.
+import { BgpError, CeaseSubcode, ErrorCode, type OpenMessage, OpenSubcode } from '../codec/types.js';
+
+export type State = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
+export type TimerName = 'connectRetry' | 'hold' | 'keepalive' | 'idleHold';
+
+export type FsmEvent =
+  | { type: 'Start' }
+  | { type: 'Stop' }
+  | { type: 'TimerExpired'; timer: TimerName }
+  | { type: 'TcpConnected' }
+  | { type: 'TcpFailed' }
+  | { type: 'OpenReceived'; open: OpenMessage }
+  | { type: 'KeepaliveReceived' }
+  | { type: 'UpdateReceived' }
+  | { type: 'NotificationReceived'; code: number; subcode: number }
+  | { type: 'DecodeError'; error: BgpError };
+
+export interface Negotiated {
+  holdTime: number;
+  keepaliveTime: number;
+  open: OpenMessage;
+}
+
+export type Action =
+  | { type: 'connect' }
+  | { type: 'disconnect' }
+  | { type: 'sendOpen' }
+  | { type: 'sendKeepalive' }
+  | { type: 'sendNotification'; code: number; subcode: number; data?: Uint8Array }
+  | { type: 'setTimer'; timer: TimerName; seconds: number }
+  | { type: 'clearTimer'; timer: TimerName }
+  | { type: 'established'; negotiated: Negotiated }
+  | { type: 'down'; reason: string; /** the TCP connection was lost without a NOTIFICATION */ silent: boolean };
+
+export interface FsmConfig {
+  localAsn: number;
+  peerAsn: number;
+  routerId: string;
+  /** Our proposed hold time: 0 (no keepalives) or 3..65535. */
+  holdTime: number;
+  connectRetrySeconds: number;
+  /** Never connect; wait for the peer. */
+  passive: boolean;
+}
+
+/** RFC 4271 §8.2.2: the hold timer while waiting for the peer's OPEN. */
+export const OPEN_HOLD_SECONDS = 240;
+const MAX_IDLE_HOLD_SECONDS = 60;
+
+export class Fsm {
+  state: State = 'Idle';
+  private stopped = true;
+  /** Consecutive failures: the idle hold time doubles with each, damping a flapping peer. */
+  private failures = 0;
+  negotiated?: Negotiated;
+
+  constructor(private readonly config: FsmConfig) {}
+
+  handle(event: FsmEvent): Action[] {
+    const a: Action[] = [];
+    switch (event.type) {
+      case 'Start':
+        if (this.state !== 'Idle') return a;
+        this.stopped = false;
+        return this.begin(a);
+      case 'Stop':
+        this.stopped = true;
+        if (this.state === 'OpenSent' || this.state === 'OpenConfirm' || this.state === 'Established') {
+          a.push({ type: 'sendNotification', code: ErrorCode.CEASE, subcode: CeaseSubcode.ADMIN_SHUTDOWN });
+        }
+        return this.toIdle(a, 'administratively stopped', false, false);
+      case 'TimerExpired':
+        return this.timer(event.timer, a);
+      case 'TcpConnected':
+        if (this.state !== 'Connect' && this.state !== 'Active') return a;
+        a.push({ type: 'clearTimer', timer: 'connectRetry' }, { type: 'sendOpen' }, { type: 'setTimer', timer: 'hold', seconds: OPEN_HOLD_SECONDS });
+        this.state = 'OpenSent';
+        return a;
+      case 'TcpFailed':
+        if (this.state === 'Connect' || this.state === 'OpenSent') {
+          // RFC 4271: back to Active, retrying when the ConnectRetry timer fires.
+          a.push({ type: 'disconnect' }, { type: 'clearTimer', timer: 'hold' }, { type: 'setTimer', timer: 'connectRetry', seconds: this.config.connectRetrySeconds });
+          this.state = 'Active';
+          return a;
+        }
+        if (this.state === 'OpenConfirm' || this.state === 'Established') return this.toIdle(a, 'connection lost', true, true);
+        return a;
+      case 'OpenReceived':
+        return this.openReceived(event.open, a);
+      case 'KeepaliveReceived':
+        if (this.state === 'OpenConfirm') {
+          this.state = 'Established';
+          this.failures = 0;
+          this.restartHold(a);
+          a.push({ type: 'established', negotiated: this.negotiated! });
+          return a;
+        }
+        if (this.state === 'Established') this.restartHold(a);
+        else if (this.state === 'OpenSent') return this.fail(a, ErrorCode.FSM, 1, 'KEEPALIVE before OPEN');
+        return a;
+      case 'UpdateReceived':
+        if (this.state === 'Established') this.restartHold(a);
+        else if (this.state === 'OpenSent' || this.state === 'OpenConfirm') return this.fail(a, ErrorCode.FSM, this.state === 'OpenSent' ? 1 : 2, 'UPDATE before Established');
+        return a;
+      case 'NotificationReceived':
+        return this.toIdle(a, `NOTIFICATION ${event.code}/${event.subcode} received`, true, false);
+      case 'DecodeError':
+        return this.fail(a, event.error.code, event.error.subcode, event.error.message, event.error.data);
+    }
+  }
+
+  private begin(a: Action[]): Action[] {
+    if (this.config.passive) {
+      this.state = 'Active';
+      return a;
+    }
+    this.state = 'Connect';
+    a.push({ type: 'connect' }, { type: 'setTimer', timer: 'connectRetry', seconds: this.config.connectRetrySeconds });
+    return a;
+  }
+
+  private timer(timer: TimerName, a: Action[]): Action[] {
+    switch (timer) {
+      case 'idleHold':
+        return this.state === 'Idle' && !this.stopped ? this.begin(a) : a;
+      case 'connectRetry':
+        if (this.state === 'Connect' || this.state === 'Active') {
+          if (this.config.passive) return a;
+          a.push({ type: 'disconnect' }, { type: 'connect' }, { type: 'setTimer', timer: 'connectRetry', seconds: this.config.connectRetrySeconds });
+          this.state = 'Connect';
+        }
+        return a;
+      case 'hold':
+        if (this.state === 'OpenSent' || this.state === 'OpenConfirm' || this.state === 'Established') {
+          return this.fail(a, ErrorCode.HOLD_TIMER_EXPIRED, 0, 'hold timer expired', undefined, true);
+        }
+        return a;
+      case 'keepalive':
+        if ((this.state === 'OpenConfirm' || this.state === 'Established') && this.negotiated && this.negotiated.keepaliveTime > 0) {
+          a.push({ type: 'sendKeepalive' }, { type: 'setTimer', timer: 'keepalive', seconds: this.negotiated.keepaliveTime });
+        }
+        return a;
+    }
+  }
+
+  private openReceived(open: OpenMessage, a: Action[]): Action[] {
+    if (this.state !== 'OpenSent') return this.fail(a, ErrorCode.FSM, this.state === 'OpenConfirm' ? 2 : 3, `OPEN in ${this.state}`);
+    if (open.asn !== this.config.peerAsn) return this.fail(a, ErrorCode.OPEN_MESSAGE, OpenSubcode.BAD_PEER_AS, `peer AS ${open.asn}, expected ${this.config.peerAsn}`);
+    if (this.config.peerAsn === this.config.localAsn && open.routerId === this.config.routerId) {
+      return this.fail(a, ErrorCode.OPEN_MESSAGE, OpenSubcode.BAD_BGP_IDENTIFIER, `iBGP peer has our router id ${open.routerId}`);
+    }
+    const holdTime = Math.min(this.config.holdTime, open.holdTime);
+    const keepaliveTime = Math.floor(holdTime / 3);
+    this.negotiated = { holdTime, keepaliveTime, open };
+    this.state = 'OpenConfirm';
+    a.push({ type: 'sendKeepalive' });
+    if (keepaliveTime > 0) a.push({ type: 'setTimer', timer: 'keepalive', seconds: keepaliveTime });
+    this.restartHold(a);
+    return a;
+  }
+
+  private restartHold(a: Action[]): void {
+    const hold = this.negotiated?.holdTime ?? OPEN_HOLD_SECONDS;
+    if (hold > 0) a.push({ type: 'setTimer', timer: 'hold', seconds: hold });
+    else a.push({ type: 'clearTimer', timer: 'hold' });
+  }
+
+  private fail(a: Action[], code: number, subcode: number, reason: string, data?: Uint8Array, silentForGr = false): Action[] {
+    a.push({ type: 'sendNotification', code, subcode, ...(data ? { data } : {}) });
+    // A hold timer expiry counts as a lost connection for graceful restart (RFC 4724 §4.2 with 8538 in mind).
+    return this.toIdle(a, reason, true, silentForGr);
+  }
+
+  private toIdle(a: Action[], reason: string, error: boolean, silent: boolean): Action[] {
+    const wasUp = this.state !== 'Idle';
+    a.push({ type: 'disconnect' });
+    for (const timer of ['connectRetry', 'hold', 'keepalive', 'idleHold'] as const) a.push({ type: 'clearTimer', timer });
+    if (wasUp) a.push({ type: 'down', reason, silent });
+    this.state = 'Idle';
+    this.negotiated = undefined;
+    if (error && !this.stopped) {
+      this.failures++;
+      const seconds = Math.min(MAX_IDLE_HOLD_SECONDS, this.config.connectRetrySeconds * 2 ** (this.failures - 1));
+      a.push({ type: 'setTimer', timer: 'idleHold', seconds });
+    }
+    return a;
+  }
+}
+
+/** RFC 4271 §6.8: of two connections, keep the one opened by the speaker with the higher BGP identifier. */
+export function keepOurConnection(localRouterId: string, remoteRouterId: string): boolean {
+  const n = (id: string): number => id.split('.').reduce((x, o) => x * 256 + Number(o), 0);
+  return n(localRouterId) > n(remoteRouterId);
+}
+
+export { BgpError };

@@ -1,0 +1,100 @@
+// Two and three of our speakers peering over loopback (127.0.0.x, ephemeral ports): iBGP, eBGP, RR, GR.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Speaker, type SpeakerConfig } from './speaker.js';
+
+const speakers: Speaker[] = [];
+afterEach(async () => {
+  for (const s of speakers.splice(0)) await s.stop({ graceful: false });
+});
+
+function speaker(address: string, asn: number, extra: Partial<SpeakerConfig> = {}): Speaker {
+  const s = new Speaker({
+    asn, routerId: address, listenAddress: address, listenPort: 0, holdTime: 9, connectRetrySeconds: 0.2,
+    gracefulRestart: { enabled: true, restartTime: 5, restarting: false }, importCIDRs: [], allowDefaultRoute: false, maxPrefixes: 1000, ...extra,
+  });
+  speakers.push(s);
+  return s;
+}
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+const routes = (s: Speaker) => Object.fromEntries(s.bestRoutes().map((r) => [r.prefix, r.nextHops.join(',')]));
+
+describe('Speaker', () => {
+  it('two iBGP speakers exchange, withdraw, and report peers', async () => {
+    const a = speaker('127.0.0.1', 64512);
+    const b = speaker('127.0.0.2', 64512);
+    await a.start();
+    await b.start();
+    a.setOriginated(['10.244.1.0/24']);
+    b.setOriginated(['10.244.2.0/24']);
+    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port, type: 'node-mesh' }]);
+    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port, type: 'node-mesh' }]);
+    await until('routes both ways', () => routes(a)['10.244.2.0/24'] === '127.0.0.2' && routes(b)['10.244.1.0/24'] === '127.0.0.1');
+    expect(a.snapshot()).toEqual([expect.objectContaining({ address: '127.0.0.2', state: 'Established', prefixesReceived: 1, prefixesAdvertised: 1, type: 'node-mesh' })]);
+    b.setOriginated([]);
+    await until('withdrawal', () => routes(a)['10.244.2.0/24'] === undefined);
+  });
+
+  it('eBGP prepends our AS, and max-prefix tears the session down with Cease 6/1', async () => {
+    const a = speaker('127.0.0.1', 64512, { maxPrefixes: 2 });
+    const b = speaker('127.0.0.2', 65000);
+    await a.start();
+    await b.start();
+    a.setPeers([{ address: '127.0.0.2', asn: 65000, port: b.port }]);
+    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    b.setOriginated(['10.1.0.0/24', '10.2.0.0/24']);
+    await until('two prefixes', () => Object.keys(routes(a)).length === 2);
+    b.setOriginated(['10.1.0.0/24', '10.2.0.0/24', '10.3.0.0/24']);
+    await until('max-prefix teardown', () => a.snapshot()[0]!.state !== 'Established' && Object.keys(routes(a)).length === 0);
+    expect(b.snapshot()[0]!.info ?? '').toMatch(/NOTIFICATION 6\/1|connection lost/);
+  });
+
+  it('three speakers with a route reflector: clients learn each other through it', async () => {
+    const rr = speaker('127.0.0.1', 64512, { clusterId: '127.0.0.1' });
+    const c1 = speaker('127.0.0.2', 64512);
+    const c2 = speaker('127.0.0.3', 64512);
+    for (const s of [rr, c1, c2]) await s.start();
+    rr.setPeers([{ address: '127.0.0.2', asn: 64512, port: c1.port, routeReflectorClient: true }, { address: '127.0.0.3', asn: 64512, port: c2.port, routeReflectorClient: true }]);
+    c1.setPeers([{ address: '127.0.0.1', asn: 64512, port: rr.port }]);
+    c2.setPeers([{ address: '127.0.0.1', asn: 64512, port: rr.port }]);
+    c1.setOriginated(['10.244.2.0/24']);
+    c2.setOriginated(['10.244.3.0/24']);
+    await until('reflected routes', () => routes(c1)['10.244.3.0/24'] === '127.0.0.3' && routes(c2)['10.244.2.0/24'] === '127.0.0.2');
+  });
+
+  it('graceful restart: a peer that drops without NOTIFICATION keeps its routes until its restart time, then they go', async () => {
+    const a = speaker('127.0.0.1', 64512);
+    const b = speaker('127.0.0.2', 64512, { gracefulRestart: { enabled: true, restartTime: 1, restarting: false } });
+    await a.start();
+    await b.start();
+    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port }]);
+    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    b.setOriginated(['10.244.2.0/24']);
+    await until('learned', () => routes(a)['10.244.2.0/24'] === '127.0.0.2');
+    await b.stop({ graceful: true });
+    await new Promise((r) => setTimeout(r, 400));
+    expect(routes(a)['10.244.2.0/24']).toBe('127.0.0.2'); // held, stale
+    await until('stale routes swept after the restart time', () => routes(a)['10.244.2.0/24'] === undefined, 5_000);
+  });
+
+  it('a clean stop sends Cease and the peer drops our routes at once', async () => {
+    const a = speaker('127.0.0.1', 64512);
+    const b = speaker('127.0.0.2', 64512);
+    await a.start();
+    await b.start();
+    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port }]);
+    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    b.setOriginated(['10.244.2.0/24']);
+    await until('learned', () => routes(a)['10.244.2.0/24'] === '127.0.0.2');
+    await b.stop({ graceful: false });
+    await until('dropped', () => routes(a)['10.244.2.0/24'] === undefined, 3_000);
+    expect(a.snapshot()[0]!.info).toContain('6/2');
+  });
+});

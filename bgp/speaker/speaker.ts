@@ -1,0 +1,322 @@
+// The speaker: peers (sessions) + RIB + policy. Learns, decides, advertises; reports best-route changes.
+import { EventEmitter } from 'node:events';
+import { type Server, type Socket, createServer } from 'node:net';
+import {
+  AFI,
+  type Afi,
+  BGP_MAX_MESSAGE_LENGTH,
+  CeaseSubcode,
+  ErrorCode,
+  type Family,
+  type PathAttributes,
+  type Prefix,
+  SAFI_UNICAST,
+  type UpdateMessage,
+  encodeMessage,
+  endOfRib,
+  endOfRibFamily,
+} from '../codec/index.js';
+import type { State } from '../fsm/fsm.js';
+import { type BestChange, LOCAL, type Path, type PeerInfo, Rib } from '../rib/rib.js';
+import { exportAttributes, importAllowed, loopReason } from '../policy/policy.js';
+import { type Established, Session } from '../session/session.js';
+
+export interface SpeakerConfig {
+  asn: number;
+  routerId: string;
+  listenAddress: string;
+  /** 0 picks a free port (tests); undefined: do not listen. */
+  listenPort?: number;
+  holdTime: number;
+  connectRetrySeconds: number;
+  gracefulRestart: { enabled: boolean; restartTime: number; restarting: boolean };
+  importCIDRs: Prefix[];
+  allowDefaultRoute: boolean;
+  maxPrefixes: number;
+  clusterId?: string;
+  maxPaths?: number;
+}
+
+export interface PeerSettings {
+  address: string;
+  asn: number;
+  port?: number;
+  holdTime?: number;
+  passive?: boolean;
+  routeReflectorClient?: boolean;
+  maxPrefixes?: number;
+  /** Carried through to snapshots (node-mesh, global, node-specific). */
+  type?: string;
+}
+
+export interface PeerSnapshot {
+  address: string;
+  asn: number;
+  type?: string;
+  state: State;
+  uptimeSeconds: number;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
+  info?: string;
+}
+
+/** A best-route change as the agent installs it: the ECMP next hops, none when gone or our own. */
+export interface RouteChange {
+  prefix: Prefix;
+  nextHops: string[];
+}
+
+interface Peer {
+  settings: PeerSettings;
+  info: PeerInfo;
+  session: Session;
+  established?: Established;
+  /** prefix → key of the attributes last sent, for minimal updates and the advertised count. */
+  adjOut: Map<Prefix, string>;
+  staleTimer?: NodeJS.Timeout;
+}
+
+const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
+
+export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State] }> {
+  private readonly rib: Rib;
+  private readonly peers = new Map<string, Peer>();
+  private server?: Server;
+  private originated = new Set<Prefix>();
+  port = 0;
+
+  constructor(readonly config: SpeakerConfig) {
+    super();
+    this.rib = new Rib(config.maxPaths ?? 8);
+  }
+
+  async start(): Promise<void> {
+    if (this.config.listenPort === undefined) return;
+    this.server = createServer((socket) => this.onIncoming(socket));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.config.listenPort, this.config.listenAddress, () => resolve());
+    });
+    this.port = (this.server.address() as { port: number }).port;
+  }
+
+  private onIncoming(socket: Socket): void {
+    const address = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const peer = this.peers.get(address);
+    if (!peer) {
+      socket.destroy(); // not a configured peer
+      return;
+    }
+    peer.session.acceptIncoming(socket);
+  }
+
+  setPeers(list: PeerSettings[]): void {
+    const wanted = new Map(list.map((p) => [p.address, p]));
+    for (const [address, peer] of this.peers) {
+      const next = wanted.get(address);
+      if (!next || JSON.stringify(next) !== JSON.stringify(peer.settings)) this.removePeer(peer, CeaseSubcode.PEER_DECONFIGURED);
+    }
+    for (const settings of list) if (!this.peers.has(settings.address)) this.addPeer(settings);
+  }
+
+  private addPeer(settings: PeerSettings): void {
+    const ebgp = settings.asn !== this.config.asn;
+    const families: Family[] = [{ afi: AFI.IPv4, safi: SAFI_UNICAST }, { afi: AFI.IPv6, safi: SAFI_UNICAST }];
+    const session = new Session({
+      localAsn: this.config.asn, routerId: this.config.routerId, peerAddress: settings.address, peerAsn: settings.asn,
+      port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
+      connectRetrySeconds: this.config.connectRetrySeconds, passive: settings.passive ?? false, families,
+      ...(this.config.listenAddress && this.config.listenAddress !== '0.0.0.0' && this.config.listenAddress !== '::' ? { localAddress: this.config.listenAddress } : {}),
+      ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.config.gracefulRestart.restarting } } : {}),
+    });
+    const peer: Peer = {
+      settings, session, adjOut: new Map(),
+      info: { id: settings.address, address: settings.address, asn: settings.asn, routerId: settings.address, ebgp, rrClient: settings.routeReflectorClient ?? false },
+    };
+    this.peers.set(settings.address, peer);
+    session.on('state', (from, to) => this.emit('peerState', settings.address, from, to));
+    session.on('established', (e) => this.onEstablished(peer, e));
+    session.on('update', (u) => this.onUpdate(peer, u));
+    session.on('routeRefresh', () => this.advertiseAll(peer, false));
+    session.on('down', (d) => this.onDown(peer, d.silent && !!d.peerGracefulRestart, d.peerGracefulRestart?.restartTime ?? 0));
+    session.start();
+  }
+
+  private removePeer(peer: Peer, subcode: number): void {
+    this.peers.delete(peer.settings.address);
+    clearTimeout(peer.staleTimer);
+    peer.session.removeAllListeners();
+    if (peer.session.state === 'Established' || peer.session.state === 'OpenConfirm' || peer.session.state === 'OpenSent') {
+      peer.session.sendNotificationAndClose(ErrorCode.CEASE, subcode);
+    }
+    peer.session.stop();
+    this.apply(this.rib.dropSource(peer.info.id));
+  }
+
+  setOriginated(prefixes: Prefix[]): void {
+    const next = new Set(prefixes);
+    const changes: BestChange[] = [];
+    for (const p of this.originated) if (!next.has(p)) push(changes, this.rib.withdraw(LOCAL, p));
+    for (const p of next) {
+      if (!this.originated.has(p)) push(changes, this.rib.upsert({ prefix: p, attrs: { origin: 0, asPath: [] }, nextHop: '', source: LOCAL }));
+    }
+    this.originated = next;
+    this.apply(changes);
+  }
+
+  private onEstablished(peer: Peer, e: Established): void {
+    peer.established = e;
+    peer.info = { ...peer.info, routerId: e.negotiated.open.routerId };
+    clearTimeout(peer.staleTimer);
+    peer.adjOut.clear();
+    this.advertiseAll(peer, true);
+  }
+
+  private advertiseAll(peer: Peer, withEndOfRib: boolean): void {
+    const changes: BestChange[] = [];
+    for (const [prefix, b] of this.rib.bestPaths()) changes.push({ prefix, best: b.best, multipath: b.multipath });
+    this.advertise(peer, changes);
+    if (withEndOfRib && peer.established) {
+      for (const f of peer.established.families) peer.session.sendRaw(endOfRib(f, peer.established.ctx));
+    }
+  }
+
+  private onUpdate(peer: Peer, u: UpdateMessage): void {
+    const eor = endOfRibFamily(u);
+    if (eor) {
+      this.apply(this.rib.sweepStale(peer.info.id, eor.afi === AFI.IPv6 ? 6 : 4));
+      return;
+    }
+    const changes: BestChange[] = [];
+    const withdrawn = [...u.withdrawn, ...(u.mpUnreach?.withdrawn ?? [])];
+    for (const prefix of withdrawn) push(changes, this.rib.withdraw(peer.info.id, prefix));
+    const announced: [Prefix, string][] = [
+      ...u.nlri.map((p): [Prefix, string] => [p, u.attributes.nextHop ?? '']),
+      ...(u.mpReach?.family.safi === SAFI_UNICAST ? u.mpReach.nlri.map((p): [Prefix, string] => [p, u.mpReach!.nextHops[0] ?? '']) : []),
+    ];
+    const loop = loopReason(u.attributes, peer.info, this.config);
+    for (const [prefix, nextHop] of announced) {
+      const usable = !u.treatAsWithdraw && !loop && nextHop && importAllowed(prefix, this.config);
+      if (!usable) {
+        push(changes, this.rib.withdraw(peer.info.id, prefix));
+        continue;
+      }
+      push(changes, this.rib.upsert({ prefix, attrs: u.attributes, nextHop, source: peer.info }));
+    }
+    const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
+    if (this.rib.count(peer.info.id) > limit) {
+      // RFC 4486: Cease, maximum number of prefixes reached; the peer's routes go with the session.
+      peer.session.sendNotificationAndClose(ErrorCode.CEASE, CeaseSubcode.MAX_PREFIXES);
+      changes.push(...this.rib.dropSource(peer.info.id));
+    }
+    this.apply(changes);
+  }
+
+  private onDown(peer: Peer, graceful: boolean, restartTime: number): void {
+    peer.established = undefined;
+    peer.adjOut.clear();
+    if (graceful && this.config.gracefulRestart.enabled && restartTime > 0) {
+      // RFC 4724 receiving speaker: keep the peer's routes (stale) while it restarts.
+      this.rib.markStale(peer.info.id);
+      clearTimeout(peer.staleTimer);
+      peer.staleTimer = setTimeout(() => this.apply(this.rib.sweepStale(peer.info.id)), restartTime * 1000);
+      return;
+    }
+    this.apply(this.rib.dropSource(peer.info.id));
+  }
+
+  private apply(changes: BestChange[]): void {
+    if (changes.length === 0) return;
+    this.emit('routes', changes.map((c) => ({
+      prefix: c.prefix,
+      nextHops: c.best && c.best.source !== LOCAL ? [...new Set(c.multipath.map((p) => p.nextHop))] : [],
+    })));
+    for (const peer of this.peers.values()) if (peer.established) this.advertise(peer, changes);
+  }
+
+  /** Sends `peer` what changed for it, grouping prefixes with the same attributes into few UPDATEs. */
+  private advertise(peer: Peer, changes: BestChange[]): void {
+    const e = peer.established!;
+    const withdraw: Prefix[] = [];
+    const groups = new Map<string, { attrs: PathAttributes; nextHop: string; prefixes: Prefix[] }>();
+    for (const c of changes) {
+      const afi = familyOf(c.prefix);
+      if (!e.families.some((f) => f.afi === afi)) continue;
+      const out = c.best ? this.exportFor(peer, c.best) : undefined;
+      if (!out) {
+        if (peer.adjOut.delete(c.prefix)) withdraw.push(c.prefix);
+        continue;
+      }
+      const key = JSON.stringify([out.attrs, out.nextHop]);
+      if (peer.adjOut.get(c.prefix) === key) continue;
+      peer.adjOut.set(c.prefix, key);
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { ...out, prefixes: [] }));
+      g.prefixes.push(c.prefix);
+    }
+    const send = (u: UpdateMessage): void => peer.session.sendRaw(encodeMessage(u, e.ctx));
+    for (const chunk of chunks(withdraw.filter((p) => familyOf(p) === AFI.IPv4))) send({ type: 2, withdrawn: chunk, attributes: {}, nlri: [] });
+    for (const chunk of chunks(withdraw.filter((p) => familyOf(p) === AFI.IPv6))) send({ type: 2, withdrawn: [], attributes: {}, nlri: [], mpUnreach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, withdrawn: chunk } });
+    for (const g of groups.values()) {
+      const v4 = g.prefixes.filter((p) => familyOf(p) === AFI.IPv4);
+      const v6 = g.prefixes.filter((p) => familyOf(p) === AFI.IPv6);
+      for (const chunk of chunks(v4)) send({ type: 2, withdrawn: [], attributes: { ...g.attrs, nextHop: g.nextHop }, nlri: chunk });
+      if (v6.length && g.nextHop.includes(':')) {
+        for (const chunk of chunks(v6)) send({ type: 2, withdrawn: [], attributes: g.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: [g.nextHop], nlri: chunk } });
+      }
+    }
+  }
+
+  private exportFor(peer: Peer, path: Path): { attrs: PathAttributes; nextHop: string } | undefined {
+    const afi = familyOf(path.prefix);
+    const local = peer.established!.localAddress;
+    // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
+    const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
+    const out = exportAttributes(path, peer.info, this.config, self);
+    if (!out || !out.nextHop) return undefined;
+    return out;
+  }
+
+  snapshot(): PeerSnapshot[] {
+    return [...this.peers.values()].map((p) => {
+      const s = p.session.snapshot();
+      return {
+        address: p.settings.address, asn: p.settings.asn, ...(p.settings.type ? { type: p.settings.type } : {}),
+        state: s.state, uptimeSeconds: s.uptimeSeconds, prefixesReceived: this.rib.count(p.info.id), prefixesAdvertised: p.adjOut.size,
+        ...(s.lastError && s.state !== 'Established' ? { info: s.lastError } : {}),
+      };
+    });
+  }
+
+  /** Best routes now (for tests and the benchmark). */
+  bestRoutes(): RouteChange[] {
+    return [...this.rib.bestPaths()].map(([prefix, b]) => ({ prefix, nextHops: b.best.source === LOCAL ? [] : [...new Set(b.multipath.map((p) => p.nextHop))] }));
+  }
+
+  /**
+   * graceful: close TCP without a NOTIFICATION, so peers with graceful restart keep our routes
+   * while we restart; else a Cease (admin shutdown) to every peer.
+   */
+  async stop(options: { graceful: boolean }): Promise<void> {
+    for (const peer of this.peers.values()) {
+      clearTimeout(peer.staleTimer);
+      peer.session.removeAllListeners();
+      if (options.graceful) peer.session.drop();
+      else peer.session.stop();
+    }
+    this.peers.clear();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+function push(changes: BestChange[], c: BestChange | undefined): void {
+  if (c) changes.push(c);
+}
+
+/** Splits prefixes so each UPDATE stays well under 4096 bytes (at most 17 bytes a prefix). */
+function chunks(prefixes: Prefix[]): Prefix[][] {
+  const per = Math.floor((BGP_MAX_MESSAGE_LENGTH - 400) / 17);
+  const out: Prefix[][] = [];
+  for (let i = 0; i < prefixes.length; i += per) out.push(prefixes.slice(i, i + per));
+  return out;
+}
