@@ -117,6 +117,8 @@ export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknow
     gracefulRestart: { enabled: true, restartTime: 30 },
     statusSocket: node.statusSocket,
     cniServer: { enabled: true, addrFile: node.cniAddrFile },
+    // The lab never writes into the host's /etc: the protocol name is registered in its own dir.
+    iprouteDir: join(plan.options.stateDir, 'iproute2'),
   };
 }
 

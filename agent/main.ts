@@ -1,0 +1,156 @@
+// lightly-agent: `--config FILE` (standalone), `--kubernetes [--config FILE]`, or `install-cni`.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { KubeConfig } from '@kubernetes/client-node';
+import { pino } from 'pino';
+import { parse as parseYaml } from 'yaml';
+import { type AgentConfig, ConfigError, loadAgentConfig, parseAgentConfig } from './config.js';
+import { AgentDaemon } from './daemon.js';
+import { installCni } from './install-cni.js';
+import { ClusterWatch } from './kube/cluster.js';
+import type { DesiredBgp } from './kube/desired.js';
+import { createSpeaker } from './speaker-adapter.js';
+import { createRouteSink } from './route-adapter.js';
+
+const log = pino({ base: { component: 'lightly-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
+const here = dirname(fileURLToPath(import.meta.url));
+
+function flag(args: string[], name: string): string | undefined {
+  const at = args.indexOf(name);
+  return at >= 0 ? args[at + 1] : undefined;
+}
+
+/** Runs `lightly.js serve` beside this bundle as a child; restarts it if it dies (bounded back-off). */
+async function startCniServer(addrFile: string): Promise<{ close(): Promise<void> }> {
+  const bundle = [join(here, 'lightly.js'), '/opt/lightly/lib/lightly.js'].find((p) => existsSync(p));
+  if (!bundle) {
+    log.warn({}, 'lightly.js not found: no CNI server, the plugin will run in-process');
+    return { close: async () => undefined };
+  }
+  let child: ReturnType<typeof spawn> | undefined;
+  let closing = false;
+  let delay = 500;
+  const launch = (): void => {
+    child = spawn(process.execPath, [bundle, 'serve', '--addr-file', addrFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+    const started = Date.now();
+    child.on('exit', (code) => {
+      if (closing) return;
+      delay = Date.now() - started > 60_000 ? 500 : Math.min(delay * 2, 30_000);
+      log.warn({ code, retryMs: delay }, 'cni server exited; restarting');
+      setTimeout(launch, delay);
+    });
+  };
+  launch();
+  const deadline = Date.now() + 10_000;
+  while (!existsSync(addrFile) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  return {
+    close: async () => {
+      closing = true;
+      child?.kill('SIGTERM');
+    },
+  };
+}
+
+/** Kubernetes mode: the cluster decides peers and CIDRs; the optional file holds node-local settings. */
+function kubeConfigFor(local: Record<string, unknown>, nodeName: string, d: DesiredBgp): AgentConfig {
+  return parseAgentConfig(
+    {
+      ...local,
+      nodeName,
+      routerId: d.routerId ?? (local.routerId as string | undefined) ?? '0.0.0.0',
+      asn: d.asn,
+      podCIDRs: d.podCIDRs,
+      peers: d.peers,
+      importCIDRs: d.importCIDRs,
+      maxPrefixes: d.maxPrefixes,
+      natOutgoing: d.natOutgoing,
+      holdTime: d.holdTime,
+      ...(d.clusterId ? { clusterId: d.clusterId } : {}),
+    },
+    'cluster configuration',
+  );
+}
+
+/** The node-local settings file of Kubernetes mode (statusSocket, listen, metricsPort…); optional. */
+function readLocalSettings(path: string | undefined): Record<string, unknown> {
+  if (!path) return {};
+  try {
+    return (parseYaml(readFileSync(path, 'utf8')) ?? {}) as Record<string, unknown>;
+  } catch (err) {
+    throw new ConfigError(`cannot read config ${path}: ${(err as Error).message}`);
+  }
+}
+
+async function runDaemon(config: AgentConfig): Promise<AgentDaemon> {
+  const daemon = new AgentDaemon(config, {
+    log,
+    makeSpeaker: (settings) => createSpeaker(settings, log),
+    routes: createRouteSink(config, log),
+    startCniServer,
+  });
+  await daemon.start();
+  const stop = (signal: string): void => {
+    log.info({ signal }, 'stopping (graceful: routes stay, peers hold ours)');
+    void daemon.stop(true).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return daemon;
+}
+
+async function main(args: string[]): Promise<void> {
+  if (args[0] === 'install-cni') {
+    const written = installCni({
+      sourceDir: flag(args, '--source-dir') ?? here,
+      nodeBinary: process.execPath,
+      cniBinDir: flag(args, '--cni-bin-dir') ?? '/host/opt/cni/bin',
+      lightlyDir: flag(args, '--lightly-dir') ?? '/host/opt/lightly',
+      cniConfDir: flag(args, '--cni-conf-dir') ?? '/host/etc/cni/net.d',
+      podCIDR: flag(args, '--pod-cidr'),
+      mtu: Number(flag(args, '--mtu') ?? 1500),
+      confName: flag(args, '--conf-name') ?? '10-lightly.conflist',
+    });
+    log.info({ written }, 'cni installed');
+    return;
+  }
+  const configPath = flag(args, '--config');
+  if (args.includes('--kubernetes')) {
+    const nodeName = process.env.NODE_NAME;
+    if (!nodeName) throw new ConfigError('--kubernetes needs NODE_NAME (downward API: spec.nodeName)');
+    const local = readLocalSettings(configPath);
+    const kc = new KubeConfig();
+    kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
+    const watch = new ClusterWatch(kc, nodeName, log);
+    let daemon: AgentDaemon | undefined;
+    watch.on('desired', (d: DesiredBgp) => {
+      const config = kubeConfigFor(local, nodeName, d);
+      const apply = daemon ? daemon.reload(config) : runDaemon(config).then((started) => void (daemon = started));
+      apply
+        .then(() => watch.setNetworkUnavailable(false, 'Lightly is running and its routes are programmed'))
+        .catch((err: Error) => {
+          log.error({ err: err.message }, 'applying the cluster configuration failed');
+          void watch.setNetworkUnavailable(true, err.message).catch(() => undefined);
+        });
+    });
+    await watch.start();
+    return;
+  }
+  if (!configPath) throw new ConfigError('usage: lightly-agent --config FILE | --kubernetes [--config FILE] | install-cni [options]');
+  const daemon = await runDaemon(loadAgentConfig(configPath));
+  process.on('SIGHUP', () => {
+    try {
+      void daemon.reload(loadAgentConfig(configPath)).catch((err: Error) => log.error({ err: err.message }, 'reload failed'));
+    } catch (err) {
+      log.error({ err: (err as Error).message }, 'reload refused: the new config is invalid; keeping the old one');
+    }
+  });
+}
+
+try {
+  await main(process.argv.slice(2));
+} catch (err) {
+  log.fatal({ err: (err as Error).message }, 'lightly-agent cannot start');
+  process.exitCode = 1;
+}

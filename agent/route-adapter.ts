@@ -1,0 +1,23 @@
+// The agent's RouteSinkPort over routes/'s reconciler, registering the `lightly` protocol name first.
+import type { Logger } from 'pino';
+import { RouteReconciler } from '../routes/reconciler.js';
+import { registerRouteProtocol } from '../routes/protocol.js';
+import type { AgentConfig } from './config.js';
+import type { RouteSinkPort } from './ports.js';
+
+export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort {
+  const reconciler = new RouteReconciler({ onError: (err) => log.warn({ err: err.message }, 'route programming failed') });
+  return {
+    start: async () => {
+      try {
+        if (registerRouteProtocol(config.iprouteDir)) log.info({ dir: config.iprouteDir }, 'registered route protocol lightly');
+      } catch (err) {
+        log.warn({ err: (err as Error).message }, 'cannot register the lightly protocol name; routes use the number 201');
+      }
+      await reconciler.start();
+    },
+    setDesired: (routes) => reconciler.setDesired(routes),
+    installed: () => reconciler.installed(),
+    stop: () => reconciler.flush(),
+  };
+}

@@ -1,0 +1,33 @@
+// The agent's SpeakerPort over bgp/'s Speaker.
+import type { Logger } from 'pino';
+import { Speaker } from '../bgp/speaker/speaker.js';
+import type { SpeakerPort, SpeakerSettings } from './ports.js';
+import type { PeerState, PeerStatus } from './status.js';
+import type { PeerType } from './config.js';
+
+export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPort {
+  const speaker = new Speaker({
+    asn: settings.asn, routerId: settings.routerId, listenAddress: settings.listenAddress, listenPort: settings.listenPort,
+    holdTime: settings.holdTime, connectRetrySeconds: settings.connectRetrySeconds, gracefulRestart: settings.gracefulRestart,
+    importCIDRs: settings.importCIDRs, allowDefaultRoute: settings.allowDefaultRoute, maxPrefixes: settings.maxPrefixes,
+    ...(settings.clusterId ? { clusterId: settings.clusterId } : {}),
+  });
+  speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
+  return {
+    start: () => speaker.start(),
+    setPeers: (peers) =>
+      speaker.setPeers(peers.map((p) => ({
+        address: p.address, asn: p.asn, port: p.port, passive: p.passive, routeReflectorClient: p.routeReflectorClient, type: p.type,
+        ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}), ...(p.maxPrefixes !== undefined ? { maxPrefixes: p.maxPrefixes } : {}),
+      }))),
+    setOriginated: (prefixes) => speaker.setOriginated(prefixes),
+    onBestRoutes: (listener) => void speaker.on('routes', listener),
+    peerStatus: (): PeerStatus[] =>
+      speaker.snapshot().map((p) => ({
+        address: p.address, asn: p.asn, type: (p.type ?? (p.asn === settings.asn ? 'node-mesh' : 'global')) as PeerType,
+        state: p.state as PeerState, uptimeSeconds: p.uptimeSeconds, prefixesReceived: p.prefixesReceived, prefixesAdvertised: p.prefixesAdvertised,
+        ...(p.info ? { info: p.info } : {}),
+      })),
+    stop: (options) => speaker.stop(options),
+  };
+}
