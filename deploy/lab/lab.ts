@@ -226,6 +226,29 @@ export async function down(stateDir: string, prefix: string, log: Log): Promise<
   log(`lab down: ${listed.filter(ours).length} namespaces and ${pids.length} processes removed`);
 }
 
+/** Stops a node's agent: SIGTERM is its graceful restart path, SIGKILL a crash. */
+export async function stopAgent(stateDir: string, nodeName: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+  const state = readState(stateDir);
+  const pid = state?.agentPids[nodeName];
+  if (!state || !pid) throw new Error(`no agent recorded for ${nodeName}`);
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+  await waitFor(`the agent of ${nodeName} to exit`, () => !alive(pid), 10_000);
+}
+
+/** Starts a node's agent again with its config (after stopAgent). */
+export async function restartAgent(stateDir: string, nodeName: string): Promise<number> {
+  const state = readState(stateDir);
+  const node = state?.plan.nodes.find((n) => n.name === nodeName);
+  if (!state || !node) throw new Error(`no node ${nodeName} in the lab`);
+  state.agentPids[nodeName] = await startAgent(node, state.plan);
+  writeState(state);
+  return state.agentPids[nodeName]!;
+}
+
 export interface NodeHealth {
   name: string;
   agentRunning: boolean;

@@ -114,7 +114,7 @@ export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknow
     importCIDRs: ['10.244.0.0/16'],
     holdTime: plan.options.holdTime,
     connectRetrySeconds: 1,
-    gracefulRestart: { enabled: true, restartTime: 30 },
+    gracefulRestart: { enabled: true, restartTime: 10 },
     statusSocket: node.statusSocket,
     cniServer: { enabled: true, addrFile: node.cniAddrFile },
     // The lab never writes into the host's /etc: the protocol name is registered in its own dir.
