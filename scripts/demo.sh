@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Lightly demo. Until the lab exists this shows the CNI plugin alone: a node namespace, a pod, ADD,
-# the pod's address and routes, a ping from the node, DEL. Everything lives in lt-demo-* namespaces.
+# Lightly demo: set-up, then the lab (3 nodes × 2 pods, pings, BGP status), left up to explore.
+# Without a built lab it falls back to the plugin alone. Everything lives in lt-* namespaces.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
