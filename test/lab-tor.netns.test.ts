@@ -1,0 +1,46 @@
+// The lab with a BIRD 2 top-of-rack: every node peers over eBGP with BIRD instead of the mesh.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { execa } from 'execa';
+import { down, up } from '../deploy/lab/lab.js';
+import type { LabNode } from '../deploy/lab/topology.js';
+import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
+
+const prefix = `lt-${randomBytes(2).toString('hex')}-`;
+const stateDir = join(mkdtempSync(join(tmpdir(), 'lt-labtor-')), 'state');
+let nodes: LabNode[] = [];
+
+beforeAll(async () => {
+  await requireNetworkTools(['ip', 'nsenter', 'ping', 'bird', 'birdc']);
+  nodes = (await up({ nodes: 3, pods: 2, prefix, stateDir, holdTime: 9, tor: 'bird' }, () => undefined)).plan.nodes;
+}, 120_000);
+afterAll(() => down(stateDir, prefix, () => undefined), 60_000);
+
+describe('lab --tor bird', () => {
+  it('pods reach each other through routes learned from the BIRD top-of-rack over eBGP', async () => {
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const routes = await Promise.all(nodes.map((n) => ipIn(n.netns, ['route', 'show', 'proto', '201'])));
+      if (routes.every((r) => (r.match(/ via 192\.0\.2\./g) ?? []).length === 2)) break;
+      if (Date.now() > deadline) throw new Error(`routes did not converge: ${routes.join('\n')}`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    for (const node of nodes) {
+      const routes = await ipIn(node.netns, ['route', 'show', 'proto', '201']);
+      // BIRD passes routes on with their next hop kept: traffic goes node to node across the fabric.
+      for (const other of nodes.filter((n) => n !== node)) expect(routes).toContain(`${other.podCIDR} via ${other.address} dev eth0`);
+    }
+    const pods = nodes.flatMap((n) => n.pods);
+    for (const from of pods) for (const to of pods.filter((p) => p !== from)) {
+      expect((await execIn(from.netns, 'ping', ['-c', '1', '-W', '1', to.ip!])).exitCode, `${from.name} → ${to.name}`).toBe(0);
+    }
+    const status = JSON.parse((await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', nodes[0]!.statusSocket, 'bgp', 'status', '--json'])).stdout);
+    expect(status.asn).toBe(64513);
+    expect(status.peers).toEqual([expect.objectContaining({ address: '192.0.2.254', asn: 65000, type: 'global', state: 'Established', prefixesReceived: 2, prefixesAdvertised: 1 })]);
+    const bird = await execa('birdc', ['-s', join(stateDir, 'bird.ctl'), 'show', 'protocols'], { reject: false });
+    expect((String(bird.stdout).match(/Established/g) ?? []).length).toBe(3);
+  }, 90_000);
+});
