@@ -18,6 +18,9 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
     },
     setDesired: (routes) => reconciler.setDesired(routes),
     installed: () => reconciler.installed(),
-    stop: () => reconciler.flush(),
+    stop: async () => {
+      await reconciler.flush();
+      reconciler.stop();
+    },
   };
 }

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { NetnsPool, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import { RouteReconciler } from './reconciler.js';
 import { registerRouteProtocol } from './protocol.js';
-import type { Route } from './route.js';
+import type { Route } from './desired.js';
 
 const pool = new NetnsPool();
 let ns = '';
@@ -67,10 +67,11 @@ describe('RouteReconciler', () => {
     await rec.start();
     rec.setDesired([r('10.11.0.0/24', '198.51.100.9'), r('10.12.0.0/24', '192.0.2.2')]); // first gateway unreachable
     await rec.flush();
-    expect(errors[0]?.message).toContain('route replace 10.11.0.0/24');
+    expect(errors[0]?.message).toContain('route add 10.11.0.0/24');
     expect(rec.installed().map((x) => x.prefix)).toEqual(['10.12.0.0/24']);
     rec.setDesired([]);
     await rec.flush();
+    rec.stop();
   });
 
   it('installs 100,000 routes in one batch', async () => {

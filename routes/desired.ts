@@ -1,0 +1,216 @@
+// Kernel routes as values, pure: normalise, diff desired against actual, render `ip -batch` lines, parse `ip -json`.
+import { Address6 } from 'ip-address';
+import { ROUTE_PROTOCOL, isLightlyProtocol } from './protocol-number.js';
+
+export type RouteType = 'unicast' | 'blackhole';
+
+export interface Route {
+  /** `10.244.2.0/24`, `fd00:244:2::/64`; a bare address is a /32 or /128. */
+  prefix: string;
+  type: RouteType;
+  /** Gateways; more than one is ECMP. Empty for blackholes and for device routes. */
+  nextHops: string[];
+  /** The link: alone it makes a device route (`dev lxc… scope link`); with gateways it pins them to it. */
+  dev?: string;
+}
+
+export interface RouteDiff {
+  /** Prefixes the kernel has no route of ours for. */
+  add: Route[];
+  /** Prefixes whose route of ours differs (next hops, type or link). */
+  replace: Route[];
+  /** Routes of ours for prefixes no longer desired. */
+  remove: Route[];
+}
+
+export interface RouteChange {
+  op: 'add' | 'replace' | 'remove';
+  route: Route;
+  /** The `ip -batch` line. */
+  line: string;
+}
+
+export class InvalidRouteError extends Error {
+  override name = 'InvalidRouteError';
+}
+
+const OCTET = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const IPV4 = new RegExp(`^${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}$`);
+
+export function familyOf(address: string): 4 | 6 {
+  return address.includes(':') ? 6 : 4;
+}
+
+/** The address as the kernel prints it (IPv6 compressed, lower case). */
+export function normaliseAddress(text: string): string {
+  if (IPV4.test(text)) return text;
+  if (text.includes(':') && !text.includes('%') && !text.includes('/') && Address6.isValid(text)) return new Address6(text).correctForm();
+  throw new InvalidRouteError(`not an IP address: ${JSON.stringify(text)}`);
+}
+
+/** `address/length` as the kernel prints it; a bare address gets /32 or /128; host bits are refused (so would `ip` be). */
+export function normalisePrefix(text: string): string {
+  const slash = text.indexOf('/');
+  const address = normaliseAddress(slash < 0 ? text : text.slice(0, slash));
+  const max = familyOf(address) === 4 ? 32 : 128;
+  const lengthText = slash < 0 ? String(max) : text.slice(slash + 1);
+  const length = Number(lengthText);
+  if (!/^\d{1,3}$/.test(lengthText) || length > max) throw new InvalidRouteError(`bad prefix length in ${JSON.stringify(text)}`);
+  if (max === 32) {
+    const value = address.split('.').reduce((acc, octet) => acc * 256 + Number(octet), 0);
+    const hostBits = length === 32 ? 0 : value % 2 ** (32 - length);
+    if (hostBits !== 0) throw new InvalidRouteError(`${text} has host bits set`);
+  } else if (new Address6(`${address}/${length}`).startAddress().correctForm() !== address) {
+    throw new InvalidRouteError(`${text} has host bits set`);
+  }
+  return `${address}/${length}`;
+}
+
+/**
+ * The one form routes are compared and rendered in: canonical prefix and gateways, gateways sorted
+ * and unique, nothing but the prefix on a blackhole. Throws InvalidRouteError for what `ip` would refuse.
+ */
+export function normaliseRoute(route: Route): Route {
+  const prefix = normalisePrefix(route.prefix);
+  if (route.type === 'blackhole') return { prefix, type: 'blackhole', nextHops: [] };
+  if (route.type !== 'unicast') throw new InvalidRouteError(`${prefix}: unknown route type ${JSON.stringify(route.type)}`);
+  const nextHops = [...new Set(route.nextHops.map(normaliseAddress))].sort();
+  for (const hop of nextHops) {
+    if (familyOf(hop) !== familyOf(prefix)) throw new InvalidRouteError(`${prefix}: next hop ${hop} is of the other family`);
+  }
+  if (route.dev !== undefined && !/^[^\s/]{1,15}$/.test(route.dev)) throw new InvalidRouteError(`${prefix}: bad link name ${JSON.stringify(route.dev)}`);
+  if (nextHops.length === 0 && route.dev === undefined) throw new InvalidRouteError(`${prefix}: a unicast route needs next hops or a link`);
+  return route.dev === undefined ? { prefix, type: 'unicast', nextHops } : { prefix, type: 'unicast', nextHops, dev: route.dev };
+}
+
+/** Whether the kernel's route fulfils the desired one; next-hop order does not matter, an unset link is any link. */
+export function satisfies(actual: Route, desired: Route): boolean {
+  if (actual.prefix !== desired.prefix || actual.type !== desired.type) return false;
+  if (desired.type === 'blackhole') return true;
+  if (!sameHops(actual.nextHops, desired.nextHops)) return false;
+  return desired.dev === undefined || actual.dev === desired.dev;
+}
+
+function sameHops(a: string[], b: string[]): boolean {
+  if (a.length !== b.length) return false;
+  if (a.length === 1) return a[0] === b[0];
+  const sa = [...a].sort();
+  const sb = [...b].sort();
+  return sa.every((hop, i) => hop === sb[i]);
+}
+
+/** Both sides keyed by normalised prefix (as normaliseRoute and parseIpRoutes give them). */
+export function diffRoutes(desired: Iterable<Route>, actual: Iterable<Route>): RouteDiff {
+  const actualByPrefix = new Map<string, Route>();
+  for (const r of actual) actualByPrefix.set(r.prefix, r);
+  const wanted = new Set<string>();
+  const add: Route[] = [];
+  const replace: Route[] = [];
+  for (const r of desired) {
+    wanted.add(r.prefix);
+    const current = actualByPrefix.get(r.prefix);
+    if (!current) add.push(r);
+    else if (!satisfies(current, r)) replace.push(r);
+  }
+  const remove: Route[] = [];
+  for (const r of actualByPrefix.values()) if (!wanted.has(r.prefix)) remove.push(r);
+  return { add, replace, remove };
+}
+
+function target(r: Route): string {
+  const dev = r.dev === undefined ? '' : ` dev ${r.dev}`;
+  if (r.type === 'blackhole') return '';
+  if (r.nextHops.length === 0) return `${dev} scope link`;
+  if (r.nextHops.length === 1) return ` via ${r.nextHops[0]}${dev}`;
+  return r.nextHops.map((hop) => ` nexthop via ${hop}${dev}`).join('');
+}
+
+function head(verb: string, r: Route): string {
+  return `route ${verb} ${r.type === 'blackhole' ? 'blackhole ' : ''}${r.prefix} proto ${ROUTE_PROTOCOL}`;
+}
+
+/**
+ * New prefixes are `add`ed, not `replace`d: replace matches on prefix and metric only, so it would
+ * silently take over another protocol's route for the prefix (seen on Linux 6.x with a proto static
+ * route); add fails with "File exists" instead, and the conflict is reported.
+ */
+export function renderAdd(r: Route): string {
+  return head('add', r) + target(r);
+}
+
+/** For a prefix that already has our route: the kernel swaps it in place, type changes included. */
+export function renderReplace(r: Route): string {
+  return head('replace', r) + target(r);
+}
+
+/** `proto 201` makes the kernel match only our route, whatever else holds the prefix. */
+export function renderDelete(r: Route): string {
+  return head('del', r);
+}
+
+/** Removes first (they free the prefixes), then adds, then replaces; one line per change. */
+export function renderChanges(diff: RouteDiff): RouteChange[] {
+  return [
+    ...diff.remove.map((route) => ({ op: 'remove' as const, route, line: renderDelete(route) })),
+    ...diff.add.map((route) => ({ op: 'add' as const, route, line: renderAdd(route) })),
+    ...diff.replace.map((route) => ({ op: 'replace' as const, route, line: renderReplace(route) })),
+  ];
+}
+
+export function renderBatch(diff: RouteDiff): string[] {
+  return renderChanges(diff).map((change) => change.line);
+}
+
+/** The CNI plugin's host route to a pod: `route replace 10.244.1.2/32 dev lxc… scope link proto 201`. */
+export function podRouteLine(ip: string, dev: string): string {
+  return `route replace ${normalisePrefix(ip)} dev ${dev} scope link proto ${ROUTE_PROTOCOL}`;
+}
+
+interface IpJsonHop {
+  gateway?: string;
+  dev?: string;
+}
+
+interface IpJsonRoute extends IpJsonHop {
+  dst: string;
+  type?: string;
+  protocol?: string;
+  table?: string;
+  nexthops?: IpJsonHop[];
+}
+
+/**
+ * Parses `ip -json route show` of one family into routes of ours: rows of another protocol or
+ * table (when the output was not filtered), of other types (unreachable, prohibit…) or that do not
+ * parse are left out. `protocol` reads `lightly` or `201` depending on rt_protos.d.
+ */
+export function parseIpRoutes(text: string, family?: 4 | 6): Route[] {
+  const rows = text.trim() ? (JSON.parse(text) as IpJsonRoute[]) : [];
+  const routes: Route[] = [];
+  for (const row of rows) {
+    if (row.protocol !== undefined && !isLightlyProtocol(row.protocol)) continue;
+    if (row.table !== undefined && row.table !== 'main') continue;
+    const rowFamily = family ?? (row.dst.includes(':') || row.gateway?.includes(':') || row.nexthops?.[0]?.gateway?.includes(':') ? 6 : 4);
+    const prefix = row.dst === 'default' ? (rowFamily === 6 ? '::/0' : '0.0.0.0/0') : row.dst;
+    const route = rowToRoute(row, prefix);
+    if (!route) continue;
+    try {
+      routes.push(normaliseRoute(route));
+    } catch (err) {
+      if (!(err instanceof InvalidRouteError)) throw err;
+    }
+  }
+  return routes;
+}
+
+function rowToRoute(row: IpJsonRoute, prefix: string): Route | undefined {
+  if (row.type === 'blackhole') return { prefix, type: 'blackhole', nextHops: [] };
+  if (row.type !== undefined && row.type !== 'unicast') return undefined;
+  const hops = row.nexthops ?? [row];
+  const gateways = hops.map((h) => h.gateway).filter((g): g is string => g !== undefined);
+  if (gateways.length !== hops.length && gateways.length > 0) return undefined; // a hop without gateway inside ECMP: not a shape we write
+  const devs = new Set(hops.map((h) => h.dev));
+  const dev = devs.size === 1 ? [...devs][0] : undefined;
+  if (gateways.length === 0 && dev === undefined) return undefined;
+  return dev === undefined ? { prefix, type: 'unicast', nextHops: gateways } : { prefix, type: 'unicast', nextHops: gateways, dev };
+}
