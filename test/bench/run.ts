@@ -1,11 +1,17 @@
 // `npm run bench`: every benchmark, each printing ratios against reference tools measured in the same run.
 import { benchCni } from './cni.bench.js';
+import { benchBgp } from './bgp.bench.js';
+import { benchDataplane } from './dataplane.bench.js';
 import { requireNetworkTools } from '../support/netns.js';
 
-const sections: [string, () => Promise<string[]>][] = [['cni', () => benchCni()]];
+const sections: [string, () => Promise<string[]>][] = [
+  ['cni', () => benchCni()],
+  ['bgp', () => benchBgp()],
+  ['dataplane', () => benchDataplane()],
+];
 const only = process.argv[2];
 
-await requireNetworkTools(['ip', 'nsenter']);
+await requireNetworkTools(['ip', 'nsenter', 'bird', 'birdc', 'iperf3']);
 for (const [name, bench] of sections) {
   if (only && only !== name) continue;
   try {
