@@ -150,6 +150,8 @@ export class Fsm {
     if (this.config.peerAsn === this.config.localAsn && open.routerId === this.config.routerId) {
       return this.fail(a, ErrorCode.OPEN_MESSAGE, OpenSubcode.BAD_BGP_IDENTIFIER, `iBGP peer has our router id ${open.routerId}`);
     }
+    // The codec refuses these too; checked again so the FSM holds on its own (RFC 4271 §6.2).
+    if (open.holdTime === 1 || open.holdTime === 2) return this.fail(a, ErrorCode.OPEN_MESSAGE, OpenSubcode.UNACCEPTABLE_HOLD_TIME, `hold time ${open.holdTime}`);
     const holdTime = Math.min(this.config.holdTime, open.holdTime);
     const keepaliveTime = Math.floor(holdTime / 3);
     this.negotiated = { holdTime, keepaliveTime, open };

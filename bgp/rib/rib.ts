@@ -91,6 +91,35 @@ export function comparePaths(a: Path, b: Path): number {
   return pa === pb ? 0 : pa < pb ? -1 : 1;
 }
 
+/** Keeps the paths with the lowest key. */
+function keepLowest(paths: Path[], key: (p: Path) => number): Path[] {
+  let min = Infinity;
+  for (const p of paths) min = Math.min(min, key(p));
+  return paths.filter((p) => key(p) === min);
+}
+
+/**
+ * The decision process as RFC 4271 §9.1.2.2 states it: successive eliminations over the whole set.
+ * Pairwise sorting is not enough because MED only compares paths from the same neighbouring AS, which
+ * makes "better than" intransitive (A beats C on MED, B beats A, C beats B) and the sort's result
+ * order-dependent. `tied` are the survivors up to eBGP over iBGP: the multipath candidates.
+ */
+export function decide(paths: Path[]): { best: Path; tied: Path[] } {
+  let s = keepLowest(paths, (p) => -localPref(p));
+  s = keepLowest(s, (p) => (isLocal(p) ? 0 : 1));
+  s = keepLowest(s, (p) => asPathLength(p.attrs));
+  s = keepLowest(s, (p) => p.attrs.origin ?? 2);
+  const lowestMed = new Map<number | undefined, number>();
+  for (const p of s) {
+    const as = neighbourAs(p);
+    lowestMed.set(as, Math.min(lowestMed.get(as) ?? Infinity, p.attrs.med ?? 0));
+  }
+  s = s.filter((p) => (p.attrs.med ?? 0) === lowestMed.get(neighbourAs(p)));
+  s = keepLowest(s, (p) => (p.source !== LOCAL && p.source.ebgp ? 0 : 1));
+  const tied = [...s].sort(comparePaths);
+  return { best: tied[0]!, tied };
+}
+
 function samePaths(a: Path[], b: Path[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
 }
@@ -181,11 +210,10 @@ export class Rib {
       this.best.delete(prefix);
       return { prefix, multipath: [] };
     }
-    paths.sort(comparePaths);
-    const best = paths[0]!;
+    const { best, tied } = decide(paths);
     const seen = new Set<string>();
-    const multipath = paths.filter((p) => {
-      if (p.source === LOCAL || compareForMultipath(p, best) !== 0 || seen.has(p.nextHop)) return false;
+    const multipath = tied.filter((p) => {
+      if (p.source === LOCAL || seen.has(p.nextHop)) return false;
       seen.add(p.nextHop);
       return true;
     }).slice(0, this.maxPaths);
