@@ -90,12 +90,19 @@ function writeSysctl(path: string, value: string): void {
   }
 }
 
+/**
+ * Where the host's net sysctls are writable. A container that is not privileged sees /proc/sys
+ * read-only, so the DaemonSet mounts the host's /proc/sys/net at /host/proc/sys/net (as Cilium does)
+ * and sets LIGHTLY_SYSCTL_NET to it. With hostNetwork both name the same namespace's settings.
+ */
+const sysctlNet = process.env.LIGHTLY_SYSCTL_NET || '/proc/sys/net';
+
 /** The host end: answers ARP for the gateway by proxy at once, forwards, and skips IPv6 DAD. */
 function tuneHostVeth(name: string): void {
-  writeSysctl(`/proc/sys/net/ipv4/conf/${name}/proxy_arp`, '1');
-  writeSysctl(`/proc/sys/net/ipv4/neigh/${name}/proxy_delay`, '0');
-  writeSysctl(`/proc/sys/net/ipv4/conf/${name}/forwarding`, '1');
-  if (existsSync(`/proc/sys/net/ipv6/conf/${name}`)) writeSysctl(`/proc/sys/net/ipv6/conf/${name}/accept_dad`, '0');
+  writeSysctl(`${sysctlNet}/ipv4/conf/${name}/proxy_arp`, '1');
+  writeSysctl(`${sysctlNet}/ipv4/neigh/${name}/proxy_delay`, '0');
+  writeSysctl(`${sysctlNet}/ipv4/conf/${name}/forwarding`, '1');
+  if (existsSync(`${sysctlNet}/ipv6/conf/${name}`)) writeSysctl(`${sysctlNet}/ipv6/conf/${name}/accept_dad`, '0');
 }
 
 export function requireNetns(netns: string): void {
