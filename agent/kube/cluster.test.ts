@@ -58,6 +58,16 @@ describe('ClusterWatch', () => {
     await until('ToR peer after labelling', () => latest?.peers.some((p) => p.address === '192.0.2.254' && p.type === 'node-specific') === true);
   });
 
+  it('creates the default BGPConfiguration once when there is none, and leaves an existing one alone', async () => {
+    await until('default created', () => api.get(BGP_CONFIGURATIONS, 'default') !== undefined);
+    expect(api.get(BGP_CONFIGURATIONS, 'default')!.spec).toEqual({ asn: 64512, nodeToNodeMesh: true, holdTime: 90, maxPrefixes: 10000, natOutgoing: false });
+    expect(api.creates).toHaveLength(1);
+    const second = new ClusterWatch(api.kubeConfig(), 'node-2', quiet);
+    await second.start();
+    second.stop();
+    expect(api.creates).toHaveLength(1); // it saw the default in its listing
+  });
+
   it('patches the NetworkUnavailable condition by strategic merge', async () => {
     await watch.setNetworkUnavailable(false, 'routes programmed');
     const node = api.get(NODES, 'node-1')!;

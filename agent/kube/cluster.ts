@@ -13,7 +13,7 @@ import {
   makeInformer,
   setHeaderOptions,
 } from '@kubernetes/client-node';
-import { type BgpConfigurationSpec, type BgpPeerSpec, type ClusterNode, type DesiredBgp, desiredBgp } from './desired.js';
+import { type BgpConfigurationSpec, type BgpPeerSpec, type ClusterNode, DEFAULT_BGP_CONFIGURATION, type DesiredBgp, desiredBgp } from './desired.js';
 
 export const CRD_GROUP = 'lightly.dev';
 export const CRD_VERSION = 'v1alpha1';
@@ -76,6 +76,29 @@ export class ClusterWatch extends EventEmitter {
     }
     await Promise.all(this.informers.map((i) => i.start()));
     this.recompute();
+    await this.ensureDefaultConfiguration(custom);
+  }
+
+  /**
+   * Creates the `default` BGPConfiguration when there is none, as Calico's node does for its defaults:
+   * `kubectl apply -k deploy/` cannot create it with its CRD in one go. Every agent tries; one wins,
+   * the others get 409. The values are the ones the agents use without it, so nothing changes.
+   */
+  private async ensureDefaultConfiguration(custom: CustomObjectsApi): Promise<void> {
+    const configs = this.informers[2]!.list() as CustomObject<BgpConfigurationSpec>[];
+    if (configs.some((c) => c.metadata?.name === 'default')) return;
+    try {
+      await custom.createClusterCustomObject({
+        group: CRD_GROUP,
+        version: CRD_VERSION,
+        plural: 'bgpconfigurations',
+        body: { apiVersion: `${CRD_GROUP}/${CRD_VERSION}`, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: DEFAULT_BGP_CONFIGURATION },
+      });
+      this.log.info({}, 'created the default BGPConfiguration');
+    } catch (err) {
+      const code = (err as { code?: number }).code;
+      if (code !== 409) this.log.warn({ err: String(err) }, 'cannot create the default BGPConfiguration; using built-in defaults');
+    }
   }
 
   private schedule(): void {

@@ -46,6 +46,9 @@ export interface DesiredBgp {
 
 export const DEFAULT_ASN = 64512;
 
+/** What an absent BGPConfiguration means, and what the agent creates as `default`. */
+export const DEFAULT_BGP_CONFIGURATION = { asn: DEFAULT_ASN, nodeToNodeMesh: true, holdTime: 90, maxPrefixes: 10_000, natOutgoing: false } as const;
+
 function ipv4(node: ClusterNode): string | undefined {
   return node.internalIPs.find((ip) => !ip.includes(':'));
 }
@@ -64,11 +67,11 @@ function meshPeer(node: ClusterNode, asn: number, extra: Partial<PeerConfig> = {
  */
 export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigurationSpec, bgpPeers: BgpPeerSpec[]): DesiredBgp {
   const self = nodes.find((n) => n.name === me);
-  const asn = config.asn ?? DEFAULT_ASN;
+  const asn = config.asn ?? DEFAULT_BGP_CONFIGURATION.asn;
   const others = nodes.filter((n) => n.name !== me);
   const reflectors = nodes.filter((n) => n.labels[ROUTE_REFLECTOR_LABEL]);
   const myClusterId = self?.labels[ROUTE_REFLECTOR_LABEL];
-  const mesh = config.nodeToNodeMesh ?? true;
+  const mesh = config.nodeToNodeMesh ?? DEFAULT_BGP_CONFIGURATION.nodeToNodeMesh;
 
   const peers: PeerConfig[] = [];
   if (mesh || reflectors.length === 0) {
@@ -112,9 +115,9 @@ export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigur
     podCIDRs: self?.podCIDRs ?? [],
     peers,
     importCIDRs: config.importCIDRs ?? [],
-    maxPrefixes: config.maxPrefixes ?? 10_000,
-    natOutgoing: config.natOutgoing ?? false,
-    holdTime: config.holdTime ?? 90,
+    maxPrefixes: config.maxPrefixes ?? DEFAULT_BGP_CONFIGURATION.maxPrefixes,
+    natOutgoing: config.natOutgoing ?? DEFAULT_BGP_CONFIGURATION.natOutgoing,
+    holdTime: config.holdTime ?? DEFAULT_BGP_CONFIGURATION.holdTime,
     // The cluster id must be an IPv4-shaped id on the wire; a label value that is not one maps to our router id.
     ...(myClusterId && !mesh ? { clusterId: /^\d+\.\d+\.\d+\.\d+$/.test(myClusterId) ? myClusterId : routerId } : {}),
   };

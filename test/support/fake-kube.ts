@@ -23,6 +23,8 @@ export class FakeKube {
   private server?: Server;
   private rv = 100;
   private readonly collections = new Map<string, Collection>();
+  /** Every POST (create) received, for assertions. */
+  readonly creates: { path: string; body: any }[] = [];
   /** Every PATCH received, for assertions. */
   readonly patches: { path: string; contentType: string; body: any }[] = [];
   port = 0;
@@ -33,23 +35,37 @@ export class FakeKube {
     }
   }
 
-  async start(): Promise<void> {
+  host = '127.0.0.1';
+  private control?: Server;
+
+  /**
+   * Listens on host:port (loopback and a free port by default). With `controlSocket`, the same API is
+   * also served on that unix socket: a test in another network namespace drives it through the file system.
+   */
+  async start(options: { host?: string; port?: number; controlSocket?: string } = {}): Promise<void> {
+    this.host = options.host ?? '127.0.0.1';
     this.server = createServer((req, res) => this.handle(req, res));
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', () => resolve()));
+    await new Promise<void>((resolve) => this.server!.listen(options.port ?? 0, this.host, () => resolve()));
     this.port = (this.server.address() as { port: number }).port;
+    if (options.controlSocket) {
+      this.control = createServer((req, res) => this.handle(req, res));
+      await new Promise<void>((resolve) => this.control!.listen(options.controlSocket, () => resolve()));
+    }
   }
 
   async stop(): Promise<void> {
     for (const c of this.collections.values()) for (const w of c.watchers) w.end();
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()) ?? resolve());
+    for (const server of [this.server, this.control]) {
+      server?.closeAllConnections();
+      await new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
+    }
   }
 
   kubeConfig(): KubeConfig {
     const kc = new KubeConfig();
     // Plain HTTP on loopback: client-node 1.4 wants skipTLSVerify set for it.
     kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: `http://127.0.0.1:${this.port}`, skipTLSVerify: true }],
+      clusters: [{ name: 'fake', server: `http://${this.host}:${this.port}`, skipTLSVerify: true }],
       users: [{ name: 'fake', token: 'fake-token' }],
       contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
       currentContext: 'fake',
@@ -61,7 +77,7 @@ export class FakeKube {
   kubeConfigYaml(): string {
     return `apiVersion: v1
 kind: Config
-clusters: [{ name: fake, cluster: { server: "http://127.0.0.1:${this.port}", insecure-skip-tls-verify: true } }]
+clusters: [{ name: fake, cluster: { server: "http://${this.host}:${this.port}", insecure-skip-tls-verify: true } }]
 users: [{ name: fake, user: { token: fake-token } }]
 contexts: [{ name: fake, context: { cluster: fake, user: fake } }]
 current-context: fake
@@ -116,12 +132,34 @@ current-context: fake
       json(200, { apiVersion: COLLECTIONS[path]!.apiVersion, kind: collection.listKind, metadata: { resourceVersion: String(this.rv) }, items: [...collection.items.values()] });
       return;
     }
+    if (req.method === 'POST' && collection) {
+      readBody(req, (body) => {
+        const name = body?.metadata?.name;
+        if (typeof name !== 'string' || !name) return json(422, { kind: 'Status', code: 422, reason: 'Invalid', message: 'metadata.name is required' });
+        if (collection.items.has(name)) return json(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: `${name} already exists` });
+        const { apiVersion: _a, kind: _k, ...rest } = body;
+        this.creates.push({ path, body });
+        json(201, this.upsert(path, rest));
+      });
+      return;
+    }
     const item = /^(.*)\/([^/]+)\/status$/.exec(path) ?? /^(.*)\/([^/]+)$/.exec(path);
     const owner = item ? this.collections.get(item[1]!) : undefined;
     if (item && owner) {
       const existing = owner.items.get(item[2]!);
       if (!existing) return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `${item[2]} not found` });
       if (req.method === 'GET') return json(200, existing);
+      if (req.method === 'DELETE') {
+        this.remove(item[1]!, item[2]!);
+        return json(200, { kind: 'Status', status: 'Success' });
+      }
+      if (req.method === 'PUT') {
+        readBody(req, (body) => {
+          const { apiVersion: _a, kind: _k, ...rest } = body;
+          json(200, this.upsert(item[1]!, rest));
+        });
+        return;
+      }
       if (req.method === 'PATCH') {
         let body = '';
         req.on('data', (c: Buffer) => (body += c));
@@ -148,6 +186,12 @@ current-context: fake
     }
     json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `no route for ${req.method} ${path}` });
   }
+}
+
+function readBody(req: IncomingMessage, then: (body: any) => void): void {
+  let text = '';
+  req.on('data', (c: Buffer) => (text += c));
+  req.on('end', () => then(text ? JSON.parse(text) : undefined));
 }
 
 export const NODES = '/api/v1/nodes';
