@@ -5,7 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
-import { type LabNode, type LabOptions, type LabPlan, agentConfig, cniConfig, planLab, planNode } from './topology.js';
+import { type LabNode, type LabOptions, type LabPlan, agentConfig, agentLocalSettings, cniConfig, planLab, planNode } from './topology.js';
 import { birdConfig } from './bird.js';
 
 export interface LabState {
@@ -85,9 +85,9 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>, ti
 }
 
 /** Starts a detached process inside a namespace, its output appended to a log file. */
-function startIn(netns: string, cmd: string, args: string[], logFile: string): number {
+function startIn(netns: string, cmd: string, args: string[], logFile: string, env: Record<string, string> = {}): number {
   const log = openSync(logFile, 'a');
-  const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { detached: true, stdio: ['ignore', log, log] });
+  const child = spawn('ip', ['netns', 'exec', netns, cmd, ...args], { detached: true, stdio: ['ignore', log, log], env: { ...process.env, ...env } });
   closeSync(log);
   child.unref();
   return child.pid!;
@@ -123,9 +123,12 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
 
 export async function startAgent(node: LabNode, plan: LabPlan): Promise<number> {
   mkdirSync(node.dataDir, { recursive: true });
-  writeFileSync(node.configFile, toYaml(agentConfig(plan, node)));
+  const { kubeconfig } = plan.options;
+  writeFileSync(node.configFile, toYaml(kubeconfig ? agentLocalSettings(plan, node) : agentConfig(plan, node)));
   rmSync(node.cniAddrFile, { force: true });
-  const pid = startIn(node.netns, process.execPath, [binary('lightly-agent.js'), '--config', node.configFile], node.logFile);
+  const args = kubeconfig ? ['--kubernetes', '--config', node.configFile] : ['--config', node.configFile];
+  const env: Record<string, string> = kubeconfig ? { KUBECONFIG: kubeconfig, NODE_NAME: node.name } : {};
+  const pid = startIn(node.netns, process.execPath, [binary('lightly-agent.js'), ...args], node.logFile, env);
   await waitFor(`the agent of ${node.name} (log: ${node.logFile})`, () => existsSync(node.cniAddrFile) && existsSync(node.statusSocket));
   return pid;
 }
@@ -152,7 +155,12 @@ async function startBird(plan: LabPlan): Promise<number> {
   return Number(readFileSync(pidFile, 'utf8').trim());
 }
 
-export async function up(options: LabOptions, log: Log): Promise<LabState> {
+/** Steps a caller adds to `up` (tests): e.g. start an API server in the fabric before the agents. */
+export interface LabHooks {
+  afterFabric?(plan: LabPlan): Promise<void>;
+}
+
+export async function up(options: LabOptions, log: Log, hooks: LabHooks = {}): Promise<LabState> {
   const plan = planLab(options);
   if (readState(options.stateDir)) throw new Error(`a lab is already up (state in ${options.stateDir}); run lightly-lab down first`);
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
@@ -160,6 +168,7 @@ export async function up(options: LabOptions, log: Log): Promise<LabState> {
   writeState(state); // first, so that down can clean up after a failure halfway
   log(`fabric: ${plan.fabricNetns} (bridge br0, ${plan.fabricAddress})`);
   await buildFabric(plan);
+  await hooks.afterFabric?.(plan);
   if (options.tor === 'bird') {
     state.birdPid = await startBird(plan);
     log(`top-of-rack: BIRD in ${plan.fabricNetns}, AS ${plan.torAsn}`);
@@ -189,7 +198,7 @@ export async function addNode(stateDir: string, log: Log): Promise<LabNode> {
   plan.nodes.push(node);
   plan.options.nodes = plan.nodes.length;
   writeState(state);
-  if (plan.options.tor === 'mesh') {
+  if (plan.options.tor === 'mesh' && !plan.options.kubeconfig) {
     // Tell every existing agent about the new peer first, so they accept its connection.
     for (const other of plan.nodes.slice(0, -1)) {
       writeFileSync(other.configFile, toYaml(agentConfig(plan, other)));

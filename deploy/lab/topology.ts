@@ -12,6 +12,12 @@ export interface LabOptions {
   holdTime: number;
   /** 'mesh': iBGP full mesh between nodes; 'bird': every node peers over eBGP with a BIRD top-of-rack. */
   tor: 'mesh' | 'bird';
+  /**
+   * Kubernetes mode: agents run `--kubernetes` against the API server this kubeconfig names (it must be
+   * reachable from the node namespaces, e.g. in the fabric), with NODE_NAME set; peers, ASN and pod
+   * CIDRs then come from Nodes and the CRDs, and only node-local settings from the lab.
+   */
+  kubeconfig?: string;
 }
 
 export interface LabPod {
@@ -120,6 +126,12 @@ export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknow
     // The lab never writes into the host's /etc: the protocol name is registered in its own dir.
     iprouteDir: join(plan.options.stateDir, 'iproute2'),
   };
+}
+
+/** Kubernetes mode's node-local settings file: what the cluster does not decide. */
+export function agentLocalSettings(plan: LabPlan, node: LabNode): Record<string, unknown> {
+  const { nodeName: _n, routerId: _r, asn: _a, podCIDRs: _p, peers: _peers, importCIDRs: _i, holdTime: _h, ...local } = agentConfig(plan, node);
+  return local;
 }
 
 /** The network config the lab hands the plugin for a node's pods. */

@@ -1,6 +1,6 @@
 // An in-process fake Kubernetes API: list, watch (with real resourceVersions) and status patch for
 // Nodes and Lightly's CRDs, enough for @kubernetes/client-node informers. Loopback only.
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; resourceVersion?: string; labels?: Record<string, string> }; [k: string]: any };
@@ -204,4 +204,18 @@ export function nodeObject(name: string, address: string, podCIDR?: string, labe
     spec: podCIDR ? { podCIDR, podCIDRs: [podCIDR] } : {},
     status: { addresses: [{ type: 'InternalIP', address }, { type: 'Hostname', address: name }], conditions: [] },
   };
+}
+
+/** One API call over a fake's control socket (a fake in another network namespace). */
+export function fakeKubeRequest(socketPath: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, method, path, headers: { 'content-type': 'application/json' }, timeout: 5_000 }, (res) => {
+      let text = '';
+      res.on('data', (c: Buffer) => (text += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: text ? JSON.parse(text) : undefined }));
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path}: no answer in 5 s`)));
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
 }

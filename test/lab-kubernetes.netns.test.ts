@@ -1,0 +1,103 @@
+// Kubernetes mode end to end: three lab nodes whose agents run `--kubernetes` against a fake API
+// server in the fabric namespace (real list/watch, resourceVersions, status patches). Peers and pod
+// CIDRs come from the Node objects only.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { type ResultPromise, execa } from 'execa';
+import { down, up } from '../deploy/lab/lab.js';
+import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
+import { BGP_CONFIGURATIONS, BGP_PEERS, NODES, fakeKubeRequest, nodeObject } from './support/fake-kube.js';
+import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
+
+const prefix = `lt-${randomBytes(2).toString('hex')}-`;
+const dir = mkdtempSync(join(tmpdir(), 'lt-labk8s-'));
+const stateDir = join(dir, 'state');
+const control = join(dir, 'kube.sock');
+const kubeconfig = join(dir, 'kubeconfig');
+const API_PORT = 6443;
+let api: ResultPromise | undefined;
+let nodes: LabNode[] = [];
+
+async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const routesOf = (node: LabNode): Promise<string> => ipIn(node.netns, ['route', 'show', 'proto', '201']);
+const pingOnce = async (fromNetns: string, ip: string): Promise<boolean> => (await execIn(fromNetns, 'ping', ['-c', '1', '-W', '1', ip])).exitCode === 0;
+const kube = (method: string, path: string, body?: unknown) => fakeKubeRequest(control, method, path, body);
+
+/** Runs the fake API in the fabric namespace and registers the nodes, as kubelets would. */
+async function startApi(plan: LabPlan): Promise<void> {
+  writeFileSync(kubeconfig, `apiVersion: v1
+kind: Config
+clusters: [{ name: lab, cluster: { server: "http://${plan.fabricAddress}:${API_PORT}", insecure-skip-tls-verify: true } }]
+users: [{ name: lab, user: { token: lab } }]
+contexts: [{ name: lab, context: { cluster: lab, user: lab } }]
+current-context: lab
+`);
+  api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', plan.fabricAddress, '--port', String(API_PORT), '--control', control], { reject: false });
+  await until('the fake API', async () => existsSync(control), 20_000);
+  for (const node of plan.nodes) {
+    const created = await kube('POST', NODES, { apiVersion: 'v1', kind: 'Node', ...nodeObject(node.name, node.address, node.podCIDR) });
+    expect(created.status).toBe(201);
+  }
+}
+
+beforeAll(async () => {
+  await requireNetworkTools(['ip', 'nsenter', 'ping']);
+  if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
+  const state = await up({ nodes: 3, pods: 1, prefix, stateDir, holdTime: 3, tor: 'mesh', kubeconfig }, () => undefined, { afterFabric: startApi });
+  nodes = state.plan.nodes;
+}, 120_000);
+
+afterAll(async () => {
+  await down(stateDir, prefix, () => undefined);
+  api?.kill('SIGTERM');
+  await api;
+}, 60_000);
+
+describe('lab in Kubernetes mode (fake API in the fabric)', () => {
+  it('builds the mesh from Node objects: every pod reaches every other pod', async () => {
+    await until('routes to every other node', async () => (await Promise.all(nodes.map(routesOf))).every((r) => (r.match(/via 192\.0\.2\./g) ?? []).length === 2), 30_000);
+    for (const node of nodes) {
+      const routes = await routesOf(node);
+      expect(routes).toContain(`blackhole ${node.podCIDR}`);
+      for (const other of nodes.filter((n) => n !== node)) expect(routes).toContain(`${other.podCIDR} via ${other.address}`);
+    }
+    const pods = nodes.flatMap((n) => n.pods);
+    for (const from of pods) for (const to of pods.filter((p) => p !== from)) expect(await pingOnce(from.netns, to.ip!), `${from.name} → ${to.name}`).toBe(true);
+  });
+
+  it('reports NetworkUnavailable=False (LightlyIsUp) on every Node, and created the default BGPConfiguration', async () => {
+    for (const node of nodes) {
+      await until(`${node.name}'s condition`, async () => {
+        const got = await kube('GET', `${NODES}/${node.name}`);
+        return got.body.status.conditions.some((c: { type: string; status: string; reason: string }) => c.type === 'NetworkUnavailable' && c.status === 'False' && c.reason === 'LightlyIsUp');
+      }, 10_000);
+    }
+    const config = await kube('GET', `${BGP_CONFIGURATIONS}/default`);
+    expect(config.body.spec).toMatchObject({ asn: 64512, nodeToNodeMesh: true });
+  });
+
+  it('a BGPPeer for one node only reaches that node, live', async () => {
+    const status = async (node: LabNode) =>
+      JSON.parse((await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', node.statusSocket, 'bgp', 'status', '--json'])).stdout) as { peers: { address: string; type: string }[] };
+    expect((await kube('POST', BGP_PEERS, { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: '192.0.2.200', asn: 65000, node: 'node-2' } })).status).toBe(201);
+    await until('node-2 peers with the ToR', async () => (await status(nodes[1]!)).peers.some((p) => p.address === '192.0.2.200' && p.type === 'node-specific'), 10_000);
+    expect((await status(nodes[0]!)).peers.map((p) => p.address)).not.toContain('192.0.2.200');
+  });
+
+  it('a Node deleted from the API leaves the mesh: its routes go from the others, without restarts', async () => {
+    const gone = nodes[2]!;
+    expect((await kube('DELETE', `${NODES}/${gone.name}`)).status).toBe(200);
+    await until(`${gone.podCIDR} withdrawn on node-1 and node-2`, async () => (await Promise.all(nodes.slice(0, 2).map(routesOf))).every((r) => !r.includes(gone.podCIDR)), 15_000);
+    expect(await routesOf(nodes[0]!)).toContain(`${nodes[1]!.podCIDR} via ${nodes[1]!.address}`);
+  });
+});
