@@ -105,6 +105,15 @@ function tuneHostVeth(name: string): void {
   if (existsSync(`${sysctlNet}/ipv6/conf/${name}`)) writeSysctl(`${sysctlNet}/ipv6/conf/${name}/accept_dad`, '0');
 }
 
+/**
+ * How to run `ip` inside a pod's namespace. Runtimes usually pass a named namespace
+ * (/var/run/netns/cni-…): `ip -n NAME` enters it itself, one exec instead of nsenter's two.
+ */
+export function ipIntoNetns(netnsPath: string): string[] {
+  const named = /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(netnsPath);
+  return named ? ['ip', '-n', named[1]!] : ['nsenter', `--net=${netnsPath}`, 'ip'];
+}
+
 export function requireNetns(netns: string): void {
   if (!existsSync(netns)) throw new CniError(CniCode.UNKNOWN_CONTAINER, `network namespace ${netns} does not exist`);
 }
@@ -117,7 +126,7 @@ export function requireNetns(netns: string): void {
 export async function setupPod(net: PodNetwork, hostIp: IpRunner): Promise<{ podMac: string }> {
   requireNetns(net.netns);
   const mac = podMac(net.hostVeth);
-  const inPod = new SpawnIpRunner(['nsenter', `--net=${net.netns}`]);
+  const inPod = new SpawnIpRunner(ipIntoNetns(net.netns));
   // Our own namespace by pid: inside nsenter, /proc/self would be the pod's.
   const lines = podBatch(net, mac, `/proc/${process.pid}/ns/net`);
   const createInPod = async (): Promise<void> => {

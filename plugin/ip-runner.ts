@@ -31,10 +31,11 @@ export interface IpRunner {
  * a call here, a tenth of a whole ADD.
  */
 export class SpawnIpRunner implements IpRunner {
-  constructor(private readonly prefix: string[] = []) {}
+  /** `command` runs ip: `['ip']`, `['ip', '-n', name]`, `['nsenter', '--net=PATH', 'ip']`. */
+  constructor(private readonly command: string[] = ['ip']) {}
 
   batch(lines: string[]): Promise<void> {
-    const [cmd, ...args] = [...this.prefix, 'ip', '-batch', '-'];
+    const [cmd, ...args] = [...this.command, '-batch', '-'];
     return new Promise((resolve, reject) => {
       const child = spawn(cmd!, args, { stdio: ['pipe', 'ignore', 'pipe'] });
       let stderr = '';
