@@ -13,6 +13,8 @@ const dir = mkdtempSync(join(tmpdir(), 'lt-interop-'));
 const children: ChildProcess[] = [];
 let us = '';
 let bird = '';
+/** A second BIRD, in AS 65010, for eBGP (BIRD 2.0 cannot hold two sessions to one neighbour address). */
+let birdEbgp = '';
 let gobgp = '';
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
@@ -33,6 +35,11 @@ function startIn(netns: string, cmd: string, args: string[], log: string): Child
   return child;
 }
 
+let gobgpd: ChildProcess | undefined;
+const startGobgp = (...extra: string[]): void => {
+  gobgpd = startIn(gobgp, 'gobgpd', ['-f', join(dir, 'gobgpd.toml'), '--api-hosts', '127.0.0.1:50052', '-l', 'info', ...extra], 'gobgpd.log');
+};
+const BIRD_PEERS = ['198.51.100.2', 'fd00:51::2'];
 const birdc = (...args: string[]) => execa('birdc', ['-s', join(dir, 'bird.ctl'), ...args], { reject: false });
 const gobgpCli = (...args: string[]) => execIn(gobgp, 'gobgp', ['--port', '50052', ...args]);
 const ourStatus = async () => JSON.parse((await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', join(dir, 'agent.sock'), 'bgp', 'status', '--json'])).stdout);
@@ -62,9 +69,10 @@ beforeAll(async () => {
   await requireNetworkTools(['ip', 'bird', 'birdc', 'gobgpd', 'gobgp']);
   us = await pool.create('us');
   bird = await pool.create('bird');
+  birdEbgp = await pool.create('birde');
   gobgp = await pool.create('gobgp');
-  for (const [peer, ours, theirs, v6] of [[bird, '198.51.100.1', '198.51.100.2', 'fd00:51::'], [gobgp, '203.0.113.1', '203.0.113.2', 'fd00:52::']] as const) {
-    const dev = peer === bird ? 'tobird' : 'togobgp';
+  const links = [[bird, 'tobird', '198.51.100.1', '198.51.100.2', 'fd00:51::'], [gobgp, 'togobgp', '203.0.113.1', '203.0.113.2', 'fd00:52::'], [birdEbgp, 'tobirde', '198.18.0.1', '198.18.0.2', 'fd00:53::']] as const;
+  for (const [peer, dev, ours, theirs, v6] of links) {
     await ipIn(us, ['link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', peer]);
     await ipIn(us, ['addr', 'add', `${ours}/24`, 'dev', dev]);
     await ipIn(us, ['addr', 'add', `${v6}1/64`, 'dev', dev, 'nodad']);
@@ -75,6 +83,14 @@ beforeAll(async () => {
   }
   writeFileSync(join(dir, 'bird.conf'), birdConf('route 10.99.1.0/24 unreachable; route 10.99.2.0/24 unreachable;'));
   await execIn(bird, 'bird', ['-c', join(dir, 'bird.conf'), '-s', join(dir, 'bird.ctl'), '-P', join(dir, 'bird.pid')]);
+  writeFileSync(join(dir, 'birde.conf'), `router id 198.18.0.2;
+protocol device {}
+protocol static { ipv4; route 10.98.0.0/24 unreachable; }
+protocol bgp lightly { local 198.18.0.2 as 65010; neighbor 198.18.0.1 as 64512; hold time 3; ipv4 { import all; export all; }; }
+`);
+  const started = await execIn(birdEbgp, 'bird', ['-c', join(dir, 'birde.conf'), '-s', join(dir, 'birde.ctl'), '-P', join(dir, 'birde.pid')]);
+  if (started.exitCode !== 0) throw new Error(`the eBGP BIRD did not start: ${started.stderr}`);
+  // GoBGP: eBGP over IPv4 as AS 65001 with graceful restart, and iBGP over IPv6 in our AS (local-as).
   writeFileSync(join(dir, 'gobgpd.toml'), `[global.config]
   as = 65001
   router-id = "203.0.113.2"
@@ -86,15 +102,34 @@ beforeAll(async () => {
   [neighbors.timers.config]
     hold-time = 9
     connect-retry = 1
+  [neighbors.graceful-restart.config]
+    enabled = true
+    restart-time = 30
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.mp-graceful-restart.config]
+      enabled = true
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "fd00:52::1"
+    peer-as = 64512
+    local-as = 64512
+  [neighbors.timers.config]
+    hold-time = 9
+    connect-retry = 1
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv6-unicast"
 `);
-  startIn(gobgp, 'gobgpd', ['-f', join(dir, 'gobgpd.toml'), '--api-hosts', '127.0.0.1:50052', '-l', 'info'], 'gobgpd.log');
+  startGobgp();
   writeFileSync(join(dir, 'agent.yaml'), stringify({
     nodeName: 'interop', routerId: '198.51.100.1', asn: 64512, podCIDRs: ['10.244.1.0/24', 'fd00:244:1::/64'],
     listen: { address: '0.0.0.0', port: 179 }, holdTime: 3, connectRetrySeconds: 1,
-    peers: [{ address: '198.51.100.2', asn: 64512 }, { address: 'fd00:51::2', asn: 64512 }, { address: '203.0.113.2', asn: 65001, holdTime: 9 }],
+    peers: [
+      { address: '198.51.100.2', asn: 64512 }, { address: 'fd00:51::2', asn: 64512 }, { address: '198.18.0.2', asn: 65010 },
+      { address: '203.0.113.2', asn: 65001, holdTime: 9 }, { address: 'fd00:52::2', asn: 64512, holdTime: 9 },
+    ],
     importCIDRs: ['10.0.0.0/8', 'fd00::/8'], statusSocket: join(dir, 'agent.sock'),
     cniServer: { enabled: false }, iprouteDir: join(dir, 'iproute2'), gracefulRestart: { enabled: true, restartTime: 30 },
   }));
@@ -105,6 +140,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) c.kill('SIGTERM');
   await execIn(bird, 'birdc', ['-s', join(dir, 'bird.ctl'), 'down']);
+  await execIn(birdEbgp, 'birdc', ['-s', join(dir, 'birde.ctl'), 'down']);
   await new Promise((r) => setTimeout(r, 300));
   await pool.cleanup();
   rmSync(dir, { recursive: true, force: true });
@@ -112,7 +148,7 @@ afterAll(async () => {
 
 describe('interop', () => {
   it('BIRD 2, iBGP over IPv4 and IPv6: routes both ways into the kernel, and into BIRD', async () => {
-    await until('sessions with BIRD', async () => (await ourStatus()).peers.filter((p: any) => p.address !== '203.0.113.2').every((p: any) => p.state === 'Established'));
+    await until('sessions with BIRD', async () => (await ourStatus()).peers.filter((p: any) => BIRD_PEERS.includes(p.address)).every((p: any) => p.state === 'Established'));
     await until('BIRD routes in our kernel', async () => {
       const r4 = await ourRoutes();
       return r4.includes('10.99.1.0/24 via 198.51.100.2') && r4.includes('10.99.2.0/24 via 198.51.100.2');
@@ -122,6 +158,21 @@ describe('interop', () => {
       const out = String((await birdc('show', 'route', 'protocol', 'lightly4')).stdout) + String((await birdc('show', 'route', 'protocol', 'lightly6')).stdout);
       return out.includes('10.244.1.0/24') && out.includes('fd00:244:1::/64');
     });
+  }, 60_000);
+
+  it('BIRD 2, eBGP: routes both ways, our AS in the path it receives', async () => {
+    await until('eBGP route from BIRD in our kernel', async () => (await ourRoutes()).includes('10.98.0.0/24 via 198.18.0.2'));
+    const birdeRoute = () => execa('birdc', ['-s', join(dir, 'birde.ctl'), 'show', 'route', '10.244.1.0/24', 'all'], { reject: false });
+    await until('our prefix in BIRD over eBGP with AS path 64512', async () => /BGP\.as_path: 64512\s/.test(String((await birdeRoute()).stdout)));
+  }, 60_000);
+
+  it('GoBGP, iBGP over IPv6: routes both ways', async () => {
+    await until('IPv6 session with GoBGP', async () => (await ourStatus()).peers.find((p: any) => p.address === 'fd00:52::2')?.state === 'Established');
+    await gobgpCli('global', 'rib', 'add', '-a', 'ipv6', 'fd00:77::/64', 'nexthop', 'fd00:52::2');
+    await until('GoBGP IPv6 route in our kernel', async () => (await ourRoutes('-6')).includes('fd00:77::/64 via fd00:52::2'));
+    await until('our IPv6 prefix in GoBGP', async () => String((await gobgpCli('global', 'rib', '-a', 'ipv6')).stdout).includes('fd00:244:1::/64'));
+    await gobgpCli('global', 'rib', 'del', '-a', 'ipv6', 'fd00:77::/64');
+    await until('GoBGP IPv6 withdrawal', async () => !(await ourRoutes('-6')).includes('fd00:77::/64'));
   }, 60_000);
 
   it('GoBGP, eBGP: routes both ways, our AS prepended', async () => {
@@ -154,9 +205,21 @@ describe('interop', () => {
     await new Promise((r) => setTimeout(r, 1_000));
     expect(await ourRoutes()).toContain('10.99.1.0/24 via 198.51.100.2'); // held (stale) while BIRD is away
     await execIn(bird, 'bird', ['-R', '-c', join(dir, 'bird.conf'), '-s', join(dir, 'bird.ctl'), '-P', join(dir, 'bird.pid')]);
-    await until('BIRD back', async () => (await ourStatus()).peers.filter((p: any) => p.address !== '203.0.113.2').every((p: any) => p.state === 'Established'));
+    await until('BIRD back', async () => (await ourStatus()).peers.filter((p: any) => BIRD_PEERS.includes(p.address)).every((p: any) => p.state === 'Established'));
     expect(await ourRoutes()).toContain('10.99.1.0/24 via 198.51.100.2');
     const log = readFileSync(join(dir, 'bird.log'), 'utf8');
     expect(log).toMatch(/[Gg]raceful restart/);
+  }, 60_000);
+
+  it('GoBGP restarting gracefully: its routes stay while it is away, and go after its End-of-RIB when it no longer has them', async () => {
+    await gobgpCli('global', 'rib', 'add', '-a', 'ipv4', '10.78.0.0/16', 'nexthop', '203.0.113.2');
+    await until('GoBGP route in our kernel', async () => (await ourRoutes()).includes('10.78.0.0/16 via 203.0.113.2'));
+    gobgpd!.kill('SIGKILL'); // no NOTIFICATION: a crash, as a restarting speaker looks to its peers
+    await until('the session down', async () => (await ourStatus()).peers.find((p: any) => p.address === '203.0.113.2')?.state !== 'Established');
+    await new Promise((r) => setTimeout(r, 1_000));
+    expect(await ourRoutes()).toContain('10.78.0.0/16 via 203.0.113.2'); // stale, kept for GoBGP's restart time
+    startGobgp('-r'); // restarting: R bit set; its RIB (routes added over its API) is gone
+    await until('GoBGP back', async () => (await ourStatus()).peers.find((p: any) => p.address === '203.0.113.2')?.state === 'Established');
+    await until('the stale route flushed after End-of-RIB', async () => !(await ourRoutes()).includes('10.78.0.0/16'), 20_000);
   }, 60_000);
 });
