@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { down, up } from '../deploy/lab/lab.js';
+import { addNode, down, up } from '../deploy/lab/lab.js';
 import type { LabNode } from '../deploy/lab/topology.js';
 import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
 
@@ -43,4 +43,16 @@ describe('lab --tor bird', () => {
     const bird = await execa('birdc', ['-s', join(stateDir, 'bird.ctl'), 'show', 'protocols'], { reject: false });
     expect((String(bird.stdout).match(/Established/g) ?? []).length).toBe(3);
   }, 90_000);
+
+  it('a node added later peers with the ToR (BIRD reconfigured live) and its pods are reachable', async () => {
+    const joined = await addNode(stateDir, () => undefined);
+    const deadline = Date.now() + 30_000;
+    while (!(await ipIn(nodes[0]!.netns, ['route', 'show', joined.podCIDR])).includes(`via ${joined.address}`)) {
+      if (Date.now() > deadline) throw new Error(`no route to ${joined.podCIDR} on node-1`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    expect((await execIn(nodes[0]!.pods[0]!.netns, 'ping', ['-c', '1', '-W', '1', joined.pods[0]!.ip!])).exitCode).toBe(0);
+    const bird = await execa('birdc', ['-s', join(stateDir, 'bird.ctl'), 'show', 'protocols'], { reject: false });
+    expect((String(bird.stdout).match(/Established/g) ?? []).length).toBe(4);
+  }, 60_000);
 });

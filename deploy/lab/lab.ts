@@ -198,7 +198,11 @@ export async function addNode(stateDir: string, log: Log): Promise<LabNode> {
   plan.nodes.push(node);
   plan.options.nodes = plan.nodes.length;
   writeState(state);
-  if (plan.options.tor === 'mesh' && !plan.options.kubeconfig) {
+  if (plan.options.tor === 'bird') {
+    // The ToR learns of the new neighbour by reconfiguration; its other sessions stay up.
+    writeFileSync(join(plan.options.stateDir, 'bird.conf'), birdConfig(plan));
+    await run('birdc', ['-s', join(plan.options.stateDir, 'bird.ctl'), 'configure']);
+  } else if (!plan.options.kubeconfig) {
     // Tell every existing agent about the new peer first, so they accept its connection.
     for (const other of plan.nodes.slice(0, -1)) {
       writeFileSync(other.configFile, toYaml(agentConfig(plan, other)));
