@@ -94,6 +94,15 @@ describe('lab in Kubernetes mode (fake API in the fabric)', () => {
     expect((await status(nodes[0]!)).peers.map((p) => p.address)).not.toContain('192.0.2.200');
   });
 
+  it("a pod CIDR assigned to a Node changes what its agent advertises and blackholes, live", async () => {
+    const node = nodes[1]!;
+    const current = (await kube('GET', `${NODES}/${node.name}`)).body;
+    const cidrs = [node.podCIDR, '10.244.200.0/24'];
+    expect((await kube('PUT', `${NODES}/${node.name}`, { ...current, spec: { podCIDR: cidrs[0], podCIDRs: cidrs } })).status).toBe(200);
+    await until('the new CIDR on node-1 via node-2', async () => (await routesOf(nodes[0]!)).includes(`10.244.200.0/24 via ${node.address}`), 10_000);
+    expect(await routesOf(node)).toContain('blackhole 10.244.200.0/24');
+  });
+
   it('a Node deleted from the API leaves the mesh: its routes go from the others, without restarts', async () => {
     const gone = nodes[2]!;
     expect((await kube('DELETE', `${NODES}/${gone.name}`)).status).toBe(200);
