@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { BgpError, MessageReader, type BgpMessage, type CodecContext, decodeMessage, encodeMessage, endOfRib, endOfRibFamily, keepalive, capabilitiesOf } from './index.js';
+import { decodePrefixes, parseIpv4Prefix } from './prefix.js';
+import { AFI, BgpError, MessageReader, type BgpMessage, type CodecContext, decodeMessage, encodeMessage, endOfRib, endOfRibFamily, keepalive, capabilitiesOf, formatPrefix, parsePrefix } from './index.js';
 
 const four: CodecContext = { fourOctetAs: true };
 const two: CodecContext = { fourOctetAs: false };
@@ -131,5 +133,23 @@ describe('codec', () => {
       for (let f = reader.nextFrame(); f; f = reader.nextFrame()) frames.push(f);
     }
     expect(frames.map((f) => f[18])).toEqual([4, 3, 4]);
+  });
+});
+
+describe('IPv4 prefix fast paths', () => {
+  it('decodes every length to the same canonical text as formatPrefix, host bits cleared', () => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: 32 }), fc.uint8Array({ minLength: 4, maxLength: 4 }), (length, bytes) => {
+      const octets = (length + 7) >> 3;
+      const wire = Uint8Array.from([length, ...bytes.subarray(0, octets)]);
+      expect(decodePrefixes(AFI.IPv4, wire, 10)).toEqual([formatPrefix(AFI.IPv4, bytes, length)]);
+    }));
+  });
+
+  it('parseIpv4Prefix reads what parsePrefix reads, and refuses what it refuses', () => {
+    for (const text of ['0.0.0.0/0', '10.244.1.0/24', '255.255.255.255/32', '192.0.2.1/32', '01.2.3.4/8']) {
+      const { bytes, length } = parsePrefix(text);
+      expect(parseIpv4Prefix(text)).toEqual({ address: ((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0, length });
+    }
+    for (const text of ['1.2.3.4/33', '1.2.3/8', '1.2.3.4.5/8', '256.0.0.0/8', 'fd00::/8', '1.2.3.4', 'x']) expect(() => parseIpv4Prefix(text)).toThrow();
   });
 });

@@ -206,16 +206,30 @@ export function decodeMessage(frame: Uint8Array, ctx: CodecContext): BgpMessage 
   }
 }
 
-/** Marker, length bounds per type (RFC 4271 §6.1). */
-export function checkHeader(buf: Buffer): void {
+/** The smallest valid length of each message type (RFC 4271 §4, RFC 2918). */
+const MIN_LENGTH: Record<number, number> = { 1: 29, 2: 23, 3: 21, 4: 19, 5: 23 };
+
+/**
+ * Marker, type and length bounds (RFC 4271 §6.1) from the 19 header bytes alone: the reader checks
+ * a header before its body has arrived.
+ */
+export function checkHeaderFields(buf: Buffer): void {
   if (buf.length < BGP_HEADER_LENGTH) throw new BgpError(1, HeaderSubcode.BAD_MESSAGE_LENGTH, 'short header');
   for (let i = 0; i < 16; i++) if (buf[i] !== 0xff) throw new BgpError(1, HeaderSubcode.CONNECTION_NOT_SYNCHRONIZED, 'bad marker');
   const length = buf.readUInt16BE(16);
   const type = buf[18]!;
-  const min: Record<number, number> = { 1: 29, 2: 23, 3: 21, 4: 19, 5: 23 };
-  if (min[type] === undefined) throw new BgpError(1, HeaderSubcode.BAD_MESSAGE_TYPE, `message type ${type}`, Buffer.from([type]));
-  if (length < min[type]! || length > BGP_MAX_MESSAGE_LENGTH || length > buf.length) {
+  const min = MIN_LENGTH[type];
+  if (min === undefined) throw new BgpError(1, HeaderSubcode.BAD_MESSAGE_TYPE, `message type ${type}`, Buffer.from([type]));
+  if (length < min || length > BGP_MAX_MESSAGE_LENGTH) {
     throw new BgpError(1, HeaderSubcode.BAD_MESSAGE_LENGTH, `bad length ${length} for type ${type}`, buf.subarray(16, 18));
+  }
+}
+
+/** The header, and that the whole message is there. */
+export function checkHeader(buf: Buffer): void {
+  checkHeaderFields(buf);
+  if (buf.readUInt16BE(16) > buf.length) {
+    throw new BgpError(1, HeaderSubcode.BAD_MESSAGE_LENGTH, `bad length ${buf.readUInt16BE(16)} for type ${buf[18]}`, buf.subarray(16, 18));
   }
 }
 

@@ -1,10 +1,15 @@
 // Splits a TCP byte stream into BGP frames, checking each header before its body arrives.
-import { checkHeader } from './messages.js';
+import { checkHeaderFields } from './messages.js';
 import { BGP_HEADER_LENGTH } from './types.js';
 
 export class MessageReader {
   private chunks: Buffer[] = [];
   private buffered = 0;
+
+  /** Bytes pushed and not yet returned as frames. */
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
 
   push(chunk: Uint8Array): void {
     this.chunks.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
@@ -18,7 +23,7 @@ export class MessageReader {
     const buf = this.chunks[0]!;
     const length = buf.readUInt16BE(16);
     // Check marker, type and length bounds now, so a bogus length never makes us wait for bytes.
-    checkHeader(Buffer.concat([buf.subarray(0, BGP_HEADER_LENGTH), Buffer.alloc(Math.max(0, length - BGP_HEADER_LENGTH))]));
+    checkHeaderFields(buf);
     if (buf.length < length) return undefined;
     const frame = buf.subarray(0, length);
     const rest = buf.subarray(length);

@@ -1,7 +1,7 @@
 // Import and export policy, pure: which prefixes we accept, and what we tell each peer about a route.
-import { parsePrefix } from '../codec/prefix.js';
-import { AsPathSegmentType, type PathAttributes, type Prefix } from '../codec/types.js';
-import { LOCAL, type Path, type PeerInfo } from '../rib/rib.js';
+import { parseIpv4Prefix, parsePrefix } from '../codec/prefix.js';
+import { AFI, AsPathSegmentType, type PathAttributes, type Prefix } from '../codec/types.js';
+import { LOCAL, type PeerInfo, type Route } from '../rib/rib.js';
 
 function bits(prefix: Prefix): { afi: number; value: bigint; length: number } {
   const { afi, bytes, length } = parsePrefix(prefix);
@@ -25,9 +25,42 @@ export interface ImportPolicy {
 
 /** Accepts a prefix inside importCIDRs (any, when empty), and a default route only when allowed. */
 export function importAllowed(prefix: Prefix, policy: ImportPolicy): boolean {
-  if (prefix.endsWith('/0') && !policy.allowDefaultRoute) return false;
-  if (policy.importCIDRs.length === 0) return true;
-  return policy.importCIDRs.some((cidr) => contains(cidr, prefix));
+  return new ImportFilter(policy).allows(prefix);
+}
+
+/** The top `length` bits of an IPv4 address (unsigned). */
+function ipv4Network(address: number, length: number): number {
+  return length === 0 ? 0 : (address & (-1 << (32 - length))) >>> 0;
+}
+
+/**
+ * An import policy prepared once for checking every prefix of a full table: the IPv4 CIDRs are
+ * parsed up front into numbers, so a check costs one scan of the prefix text and no BigInt.
+ */
+export class ImportFilter {
+  private readonly allowDefaultRoute: boolean;
+  /** No importCIDRs: every prefix is in range. */
+  private readonly anyRange: boolean;
+  private readonly v4: { network: number; length: number }[] = [];
+  private readonly v6: Prefix[] = [];
+
+  constructor(policy: ImportPolicy) {
+    this.allowDefaultRoute = policy.allowDefaultRoute;
+    this.anyRange = policy.importCIDRs.length === 0;
+    for (const cidr of policy.importCIDRs) {
+      const { afi, bytes, length } = parsePrefix(cidr);
+      if (afi !== AFI.IPv4) this.v6.push(cidr);
+      else this.v4.push({ network: ipv4Network(((bytes[0]! << 24) | (bytes[1]! << 16) | (bytes[2]! << 8) | bytes[3]!) >>> 0, length), length });
+    }
+  }
+
+  allows(prefix: Prefix): boolean {
+    if (!this.allowDefaultRoute && prefix.endsWith('/0')) return false;
+    if (this.anyRange) return true;
+    if (prefix.includes(':')) return this.v6.some((cidr) => contains(cidr, prefix));
+    const { address, length } = parseIpv4Prefix(prefix);
+    return this.v4.some((r) => length >= r.length && ipv4Network(address, r.length) === r.network);
+  }
 }
 
 export interface LocalSpeaker {
@@ -49,7 +82,7 @@ export function loopReason(attrs: PathAttributes, from: PeerInfo, local: LocalSp
  * What we advertise for `path` to `to`, or undefined for nothing. iBGP split horizon unless we
  * reflect; never back to where it came from; eBGP gets our AS prepended and next hop self.
  */
-export function exportAttributes(path: Path, to: PeerInfo, local: LocalSpeaker, nextHopSelf: string): { attrs: PathAttributes; nextHop: string } | undefined {
+export function exportAttributes(path: Route, to: PeerInfo, local: LocalSpeaker, nextHopSelf: string): { attrs: PathAttributes; nextHop: string } | undefined {
   const from = path.source;
   if (from !== LOCAL) {
     if (from.id === to.id) return undefined;

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AsPathSegmentType, Origin, type AsPathSegment, type PathAttributes, type Prefix } from '../codec/types.js';
-import { LOCAL, type Path, type PeerInfo, Rib, asPathLength, comparePaths } from './rib.js';
+import { LOCAL, type Path, type PeerInfo, Rib, type Route, asPathLength, comparePaths } from './rib.js';
 
 // ---- helpers ----
 
@@ -28,7 +28,7 @@ function path(source: PeerInfo | typeof LOCAL, attrs: PathAttributes = {}, over:
   };
 }
 
-const idOf = (p: Path | undefined): string | undefined => (p === undefined ? undefined : p.source === LOCAL ? LOCAL : p.source.id);
+const idOf = (p: Route | undefined): string | undefined => (p === undefined ? undefined : p.source === LOCAL ? LOCAL : p.source.id);
 
 /** Asserts `better` beats `worse` both ways round, and that a Rib picks it whichever comes first. */
 function expectPreferred(better: Path, worse: Path): void {
@@ -422,5 +422,32 @@ describe('Rib: order independence', () => {
     const c = path(peer(1), { asPath: [seq(65100)], med: 10 });
     const orders = [[a, b, c], [a, c, b], [b, a, c], [b, c, a], [c, a, b], [c, b, a]];
     expect(orders.map((o) => idOf(ribWith(...o).bestOf(PREFIX)?.best))).toEqual(['p2', 'p2', 'p2', 'p2', 'p2', 'p2']);
+  });
+});
+
+describe('Rib: one route shared by the prefixes of an UPDATE', () => {
+  const route = (source: PeerInfo, attrs: PathAttributes = {}): Route => ({ nextHop: source.address, source, attrs: { origin: Origin.IGP, asPath: [seq(source.asn)], ...attrs } });
+  const prefixes = ['10.1.0.0/24', '10.2.0.0/24', '10.3.0.0/24'];
+
+  it('each prefix gets its own best and change, and a later candidate for one leaves the others alone', () => {
+    const rib = new Rib();
+    const shared = route(peer(1));
+    expect(prefixes.map((p) => rib.announce(p, shared))).toEqual(prefixes.map((prefix) => ({ prefix, best: shared, multipath: [shared] })));
+    const better = route(peer(2), { localPref: 200 });
+    expect(rib.announce('10.2.0.0/24', better)).toEqual({ prefix: '10.2.0.0/24', best: better, multipath: [better] });
+    expect(prefixes.map((p) => idOf(rib.bestOf(p)?.best))).toEqual(['p1', 'p2', 'p1']);
+    expect(rib.bestOf('10.1.0.0/24')?.multipath).toEqual([shared]);
+    expect(rib.count('p1')).toBe(3);
+    expect(rib.withdraw('p2', '10.2.0.0/24')).toEqual({ prefix: '10.2.0.0/24', best: shared, multipath: [shared] });
+  });
+
+  it('graceful restart: a shared route goes stale for all its prefixes; those re-sent are fresh', () => {
+    const rib = new Rib();
+    const shared = route(peer(1));
+    for (const p of prefixes) rib.announce(p, shared);
+    rib.markStale('p1');
+    rib.announce('10.3.0.0/24', route(peer(1)));
+    expect(rib.sweepStale('p1').map((c) => c.prefix)).toEqual(['10.1.0.0/24', '10.2.0.0/24']);
+    expect(rib.count('p1')).toBe(1);
   });
 });

@@ -12,19 +12,36 @@ export interface PeerInfo {
 
 export const LOCAL = 'local';
 
-export interface Path {
-  prefix: Prefix;
+/**
+ * A route as one source gave it, for any number of prefixes: all the prefixes of one UPDATE share a
+ * single Route (its attributes were parsed once), so holding a full table costs a table entry per
+ * prefix rather than an object per prefix.
+ */
+export interface Route {
   attrs: PathAttributes;
   nextHop: string;
   /** The peer it came from, or LOCAL for our own prefixes. */
   source: PeerInfo | typeof LOCAL;
+  /** Graceful restart: kept from before the peer restarted, until it sends the route again. */
   stale?: boolean;
 }
 
+/** A route for one prefix (one source's candidate for it, as tests and our own prefixes give them). */
+export interface Path extends Route {
+  prefix: Prefix;
+}
+
+/** A prefix's best route and multipath as the decision process left them. */
+export interface Selection {
+  best: Route;
+  multipath: Route[];
+}
+
+/** A change of a prefix's selection; no best when the prefix is gone. */
 export interface BestChange {
   prefix: Prefix;
-  best?: Path;
-  multipath: Path[];
+  best?: Route;
+  multipath: Route[];
 }
 
 const DEFAULT_LOCAL_PREF = 100;
@@ -43,19 +60,19 @@ export function asPathLength(attrs: PathAttributes): number {
   return (attrs.asPath ?? []).reduce((n, s) => n + (s.type === 1 ? 1 : s.type === 2 ? s.asns.length : 0), 0);
 }
 
-function neighbourAs(p: Path): number | undefined {
+function neighbourAs(p: Route): number | undefined {
   const first = p.attrs.asPath?.find((s) => s.type === 2 && s.asns.length);
   return first?.asns[0];
 }
 
-const isLocal = (p: Path): boolean => p.source === LOCAL;
-const localPref = (p: Path): number => p.attrs.localPref ?? DEFAULT_LOCAL_PREF;
+const isLocal = (p: Route): boolean => p.source === LOCAL;
+const localPref = (p: Route): number => p.attrs.localPref ?? DEFAULT_LOCAL_PREF;
 
 /**
  * Decision steps up to (and including) eBGP over iBGP: the paths that tie here may share traffic
  * (multipath). Negative: a is better.
  */
-function compareForMultipath(a: Path, b: Path): number {
+function compareForMultipath(a: Route, b: Route): number {
   if (localPref(a) !== localPref(b)) return localPref(b) - localPref(a);
   if (isLocal(a) !== isLocal(b)) return isLocal(a) ? -1 : 1;
   const la = asPathLength(a.attrs);
@@ -76,7 +93,7 @@ function compareForMultipath(a: Path, b: Path): number {
 }
 
 /** The full decision process (RFC 4271 §9.1.2.2, RFC 4456 §9). Negative: a is better. */
-export function comparePaths(a: Path, b: Path): number {
+export function comparePaths(a: Route, b: Route): number {
   const c = compareForMultipath(a, b);
   if (c !== 0) return c;
   if (a.source === LOCAL || b.source === LOCAL) return 0;
@@ -91,11 +108,18 @@ export function comparePaths(a: Path, b: Path): number {
   return pa === pb ? 0 : pa < pb ? -1 : 1;
 }
 
-/** Keeps the paths with the lowest key. */
-function keepLowest(paths: Path[], key: (p: Path) => number): Path[] {
+/** Keeps the paths with the lowest key; the same array when all of them tie (the usual case). */
+function keepLowest<R extends Route>(paths: R[], key: (p: R) => number): R[] {
   let min = Infinity;
-  for (const p of paths) min = Math.min(min, key(p));
-  return paths.filter((p) => key(p) === min);
+  let ties = 0;
+  for (const p of paths) {
+    const k = key(p);
+    if (k < min) {
+      min = k;
+      ties = 1;
+    } else if (k === min) ties++;
+  }
+  return ties === paths.length ? paths : paths.filter((p) => key(p) === min);
 }
 
 /**
@@ -104,7 +128,9 @@ function keepLowest(paths: Path[], key: (p: Path) => number): Path[] {
  * makes "better than" intransitive (A beats C on MED, B beats A, C beats B) and the sort's result
  * order-dependent. `tied` are the survivors up to eBGP over iBGP: the multipath candidates.
  */
-export function decide(paths: Path[]): { best: Path; tied: Path[] } {
+export function decide<R extends Route>(paths: R[]): { best: R; tied: R[] } {
+  // A lone candidate survives every elimination: the usual case for a full table from one peer.
+  if (paths.length === 1) return { best: paths[0]!, tied: paths };
   let s = keepLowest(paths, (p) => -localPref(p));
   s = keepLowest(s, (p) => (isLocal(p) ? 0 : 1));
   s = keepLowest(s, (p) => asPathLength(p.attrs));
@@ -120,65 +146,128 @@ export function decide(paths: Path[]): { best: Path; tied: Path[] } {
   return { best: tied[0]!, tied };
 }
 
-function samePaths(a: Path[], b: Path[]): boolean {
+/** Whether tied[i] carries traffic: learned, not ours, and the first tied route with its next hop. */
+function inMultipath(tied: Route[], i: number): boolean {
+  const p = tied[i]!;
+  if (p.source === LOCAL) return false;
+  for (let j = 0; j < i; j++) if (tied[j]!.source !== LOCAL && tied[j]!.nextHop === p.nextHop) return false;
+  return true;
+}
+
+/**
+ * The tied routes that carry traffic, at most `maxPaths`. When that is all of `tied` (nearly always:
+ * one route), `tied` itself is the answer; the RIB never changes an array in place, so sharing is safe.
+ */
+function multipathOf(tied: Route[], maxPaths: number): Route[] {
+  let all = tied.length <= maxPaths;
+  for (let i = 0; all && i < tied.length; i++) all = inMultipath(tied, i);
+  if (all) return tied;
+  const out: Route[] = [];
+  for (let i = 0; i < tied.length && out.length < maxPaths; i++) if (inMultipath(tied, i)) out.push(tied[i]!);
+  return out;
+}
+
+function sameRoutes(a: Route[], b: Route[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
 }
 
+const sourceIdOf = (p: Route): string => (p.source === LOCAL ? LOCAL : p.source.id);
+
+/**
+ * One prefix's candidate routes (at most one per source: the Adj-RIBs-In after policy, and ours),
+ * ranked: the best first, then the rest of the multipath candidates, then the others. A prefix with
+ * a single candidate, as nearly every prefix of a full table from one peer, holds the route itself:
+ * an array per prefix would cost more memory than the shared route does.
+ */
+type Candidates = Route | Route[];
+
+const candidateList = (c: Candidates): Route[] => (Array.isArray(c) ? c : [c]);
+const bestOfCandidates = (c: Candidates): Route => (Array.isArray(c) ? c[0]! : c);
+
+/**
+ * Adj-RIBs-In and Loc-RIB in one table; announce, upsert and withdraw return the best-route change,
+ * if any. Arrays held are never changed in place, so they can be shared.
+ */
 export class Rib {
-  /** prefix → source id → path: the candidates for each prefix (Adj-RIBs-In after policy, and ours). */
-  private readonly candidates = new Map<Prefix, Map<string, Path>>();
-  private readonly best = new Map<Prefix, { best: Path; multipath: Path[] }>();
-  /** source id → its prefixes, for counting and dropping a peer. */
-  private readonly bySource = new Map<string, Set<Prefix>>();
+  private readonly table = new Map<Prefix, Candidates>();
+  /**
+   * The multipath of the few prefixes where it is not just the best route: ECMP, or our own best
+   * (which is never in a multipath). For every other prefix it is `[best]`, so not stored.
+   */
+  private readonly otherMultipath = new Map<Prefix, Route[]>();
+  /** source id → how many prefixes it has a route for (max-prefix checks, snapshots); updated in place. */
+  private readonly counts = new Map<string, { n: number }>();
+
+  private lastAlone?: Route[];
 
   constructor(private readonly maxPaths = 8) {}
 
-  private static sourceId(p: Path): string {
-    return p.source === LOCAL ? LOCAL : p.source.id;
+  /** `route` becomes its source's candidate for `prefix`, replacing the source's previous one. */
+  announce(prefix: Prefix, route: Route): BestChange | undefined {
+    const id = sourceIdOf(route);
+    const held = this.table.get(prefix);
+    if (held === undefined) {
+      this.addCount(id, 1);
+      return this.select(prefix, held, this.aloneList(route));
+    }
+    const routes = candidateList(held);
+    const at = routes.findIndex((p) => sourceIdOf(p) === id);
+    if (at < 0) this.addCount(id, 1);
+    return this.select(prefix, held, at < 0 ? [...routes, route] : routes.map((p, i) => (i === at ? route : p)));
+  }
+
+  /**
+   * `[route]`, as the candidate list of a prefix new to the table: the prefixes of one UPDATE come
+   * one after another with the same route, and share this one list (and multipath) rather than
+   * making one each. Safe because lists are never changed in place.
+   */
+  private aloneList(route: Route): Route[] {
+    if (this.lastAlone?.[0] !== route) this.lastAlone = [route];
+    return this.lastAlone;
   }
 
   upsert(path: Path): BestChange | undefined {
-    const id = Rib.sourceId(path);
-    let forPrefix = this.candidates.get(path.prefix);
-    if (!forPrefix) this.candidates.set(path.prefix, (forPrefix = new Map()));
-    forPrefix.set(id, path);
-    let prefixes = this.bySource.get(id);
-    if (!prefixes) this.bySource.set(id, (prefixes = new Set()));
-    prefixes.add(path.prefix);
-    return this.select(path.prefix);
+    return this.announce(path.prefix, path);
   }
 
   withdraw(sourceId: string, prefix: Prefix): BestChange | undefined {
-    const forPrefix = this.candidates.get(prefix);
-    if (!forPrefix?.delete(sourceId)) return undefined;
-    if (forPrefix.size === 0) this.candidates.delete(prefix);
-    this.bySource.get(sourceId)?.delete(prefix);
-    return this.select(prefix);
+    const held = this.table.get(prefix);
+    if (held === undefined) return undefined;
+    const routes = candidateList(held);
+    const at = routes.findIndex((p) => sourceIdOf(p) === sourceId);
+    if (at < 0) return undefined;
+    this.addCount(sourceId, -1);
+    return this.select(prefix, held, routes.filter((_, i) => i !== at));
   }
 
+  /** Walks the whole table: dropping a peer is rare, and a per-source index would cost memory per prefix. */
   dropSource(sourceId: string): BestChange[] {
     const changes: BestChange[] = [];
-    for (const prefix of [...(this.bySource.get(sourceId) ?? [])]) {
+    if (!this.counts.has(sourceId)) return changes;
+    for (const prefix of this.table.keys()) {
       const c = this.withdraw(sourceId, prefix);
       if (c) changes.push(c);
     }
-    this.bySource.delete(sourceId);
     return changes;
   }
 
-  /** Graceful restart: the peer's paths are kept but marked stale until it resends them. */
+  /**
+   * Graceful restart: the peer's routes are kept but marked stale until it resends them. A route
+   * shared by many prefixes is marked once for all: they all came from this peer.
+   */
   markStale(sourceId: string): void {
-    for (const prefix of this.bySource.get(sourceId) ?? []) {
-      const p = this.candidates.get(prefix)?.get(sourceId);
-      if (p) p.stale = true;
+    if (!this.counts.has(sourceId)) return;
+    for (const held of this.table.values()) {
+      for (const p of candidateList(held)) if (sourceIdOf(p) === sourceId) p.stale = true;
     }
   }
 
   sweepStale(sourceId: string, family?: 4 | 6): BestChange[] {
     const changes: BestChange[] = [];
-    for (const prefix of [...(this.bySource.get(sourceId) ?? [])]) {
+    if (!this.counts.has(sourceId)) return changes;
+    for (const [prefix, held] of this.table) {
       if (family && (prefix.includes(':') ? 6 : 4) !== family) continue;
-      if (this.candidates.get(prefix)?.get(sourceId)?.stale) {
+      if (candidateList(held).some((p) => p.stale && sourceIdOf(p) === sourceId)) {
         const c = this.withdraw(sourceId, prefix);
         if (c) changes.push(c);
       }
@@ -187,38 +276,48 @@ export class Rib {
   }
 
   count(sourceId: string): number {
-    return this.bySource.get(sourceId)?.size ?? 0;
+    return this.counts.get(sourceId)?.n ?? 0;
   }
 
   has(sourceId: string, prefix: Prefix): boolean {
-    return this.candidates.get(prefix)?.has(sourceId) ?? false;
+    const held = this.table.get(prefix);
+    return held !== undefined && candidateList(held).some((p) => sourceIdOf(p) === sourceId);
   }
 
-  bestOf(prefix: Prefix): { best: Path; multipath: Path[] } | undefined {
-    return this.best.get(prefix);
+  bestOf(prefix: Prefix): Selection | undefined {
+    const held = this.table.get(prefix);
+    return held && this.selection(prefix, held);
   }
 
-  bestPaths(): IterableIterator<[Prefix, { best: Path; multipath: Path[] }]> {
-    return this.best.entries();
+  *bestPaths(): IterableIterator<[Prefix, Selection]> {
+    for (const [prefix, held] of this.table) yield [prefix, this.selection(prefix, held)];
   }
 
-  private select(prefix: Prefix): BestChange | undefined {
-    const paths = [...(this.candidates.get(prefix)?.values() ?? [])];
-    const previous = this.best.get(prefix);
-    if (paths.length === 0) {
-      if (!previous) return undefined;
-      this.best.delete(prefix);
-      return { prefix, multipath: [] };
+  private selection(prefix: Prefix, held: Candidates): Selection {
+    const best = bestOfCandidates(held);
+    return { best, multipath: this.otherMultipath.get(prefix) ?? [best] };
+  }
+
+  private addCount(sourceId: string, delta: number): void {
+    const counter = this.counts.get(sourceId);
+    if (!counter) this.counts.set(sourceId, { n: delta });
+    else if ((counter.n += delta) === 0) this.counts.delete(sourceId);
+  }
+
+  /** Runs the decision process over the prefix's new candidates, stores them ranked, reports a change. */
+  private select(prefix: Prefix, held: Candidates | undefined, routes: Route[]): BestChange | undefined {
+    if (routes.length === 0) {
+      this.table.delete(prefix);
+      if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
+      return held === undefined ? undefined : { prefix, multipath: [] };
     }
-    const { best, tied } = decide(paths);
-    const seen = new Set<string>();
-    const multipath = tied.filter((p) => {
-      if (p.source === LOCAL || seen.has(p.nextHop)) return false;
-      seen.add(p.nextHop);
-      return true;
-    }).slice(0, this.maxPaths);
-    if (previous && previous.best === best && samePaths(previous.multipath, multipath)) return undefined;
-    this.best.set(prefix, { best, multipath });
-    return { prefix, best, multipath };
+    const { best, tied } = decide(routes);
+    const multipath = multipathOf(tied, this.maxPaths);
+    const unchanged = held !== undefined && bestOfCandidates(held) === best && sameRoutes(this.otherMultipath.get(prefix) ?? [best], multipath);
+    const ranked = tied.length === routes.length ? tied : [...tied, ...routes.filter((p) => !tied.includes(p))];
+    this.table.set(prefix, ranked.length === 1 ? ranked[0]! : ranked);
+    if (multipath.length !== 1 || multipath[0] !== best) this.otherMultipath.set(prefix, multipath);
+    else if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
+    return unchanged ? undefined : { prefix, best, multipath };
   }
 }

@@ -17,8 +17,8 @@ import {
   endOfRibFamily,
 } from '../codec/index.js';
 import type { State } from '../fsm/fsm.js';
-import { type BestChange, LOCAL, type Path, type PeerInfo, Rib } from '../rib/rib.js';
-import { exportAttributes, importAllowed, loopReason } from '../policy/policy.js';
+import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
+import { ImportFilter, exportAttributes, loopReason } from '../policy/policy.js';
 import { type Established, Session } from '../session/session.js';
 
 export interface SpeakerConfig {
@@ -60,7 +60,10 @@ export interface PeerSnapshot {
   info?: string;
 }
 
-/** A best-route change as the agent installs it: the ECMP next hops, none when gone or our own. */
+/**
+ * A best-route change as the agent installs it: the ECMP next hops, none when gone or our own.
+ * `nextHops` may be shared with other changes of the same event: read it, do not modify it.
+ */
 export interface RouteChange {
   prefix: Prefix;
   nextHops: string[];
@@ -80,6 +83,7 @@ const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI
 
 export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State] }> {
   private readonly rib: Rib;
+  private readonly importFilter: ImportFilter;
   private readonly peers = new Map<string, Peer>();
   private server?: Server;
   private originated = new Set<Prefix>();
@@ -88,6 +92,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   constructor(readonly config: SpeakerConfig) {
     super();
     this.rib = new Rib(config.maxPaths ?? 8);
+    this.importFilter = new ImportFilter(config);
   }
 
   async start(): Promise<void> {
@@ -188,21 +193,11 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       return;
     }
     const changes: BestChange[] = [];
-    const withdrawn = [...u.withdrawn, ...(u.mpUnreach?.withdrawn ?? [])];
-    for (const prefix of withdrawn) push(changes, this.rib.withdraw(peer.info.id, prefix));
-    const announced: [Prefix, string][] = [
-      ...u.nlri.map((p): [Prefix, string] => [p, u.attributes.nextHop ?? '']),
-      ...(u.mpReach?.family.safi === SAFI_UNICAST ? u.mpReach.nlri.map((p): [Prefix, string] => [p, u.mpReach!.nextHops[0] ?? '']) : []),
-    ];
-    const loop = loopReason(u.attributes, peer.info, this.config);
-    for (const [prefix, nextHop] of announced) {
-      const usable = !u.treatAsWithdraw && !loop && nextHop && importAllowed(prefix, this.config);
-      if (!usable) {
-        push(changes, this.rib.withdraw(peer.info.id, prefix));
-        continue;
-      }
-      push(changes, this.rib.upsert({ prefix, attrs: u.attributes, nextHop, source: peer.info }));
-    }
+    const source = peer.info.id;
+    for (const prefix of u.withdrawn) push(changes, this.rib.withdraw(source, prefix));
+    for (const prefix of u.mpUnreach?.withdrawn ?? []) push(changes, this.rib.withdraw(source, prefix));
+    this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
+    if (u.mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, u.mpReach.nlri, u.mpReach.nextHops[0] ?? '', changes);
     const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
     if (this.rib.count(peer.info.id) > limit) {
       // RFC 4486: Cease, maximum number of prefixes reached; the peer's routes go with the session.
@@ -210,6 +205,20 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       changes.push(...this.rib.dropSource(peer.info.id));
     }
     this.apply(changes);
+  }
+
+  /**
+   * Puts the prefixes one UPDATE announces with `nextHop` into the RIB (or takes them out, when
+   * unusable). All of them share one Route, holding the UPDATE's attributes as decoded once, and the
+   * checks that depend only on the attributes (loops, treat-as-withdraw) are made once per UPDATE.
+   */
+  private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], nextHop: string, changes: BestChange[]): void {
+    const usable = !u.treatAsWithdraw && nextHop !== '' && !loopReason(u.attributes, peer.info, this.config);
+    const route: Route = { attrs: u.attributes, nextHop, source: peer.info };
+    for (const prefix of prefixes) {
+      if (usable && this.importFilter.allows(prefix)) push(changes, this.rib.announce(prefix, route));
+      else push(changes, this.rib.withdraw(peer.info.id, prefix));
+    }
   }
 
   private onDown(peer: Peer, graceful: boolean, restartTime: number): void {
@@ -227,31 +236,30 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   private apply(changes: BestChange[]): void {
     if (changes.length === 0) return;
-    this.emit('routes', changes.map((c) => ({
-      prefix: c.prefix,
-      nextHops: c.best && c.best.source !== LOCAL ? [...new Set(c.multipath.map((p) => p.nextHop))] : [],
-    })));
+    this.emit('routes', routeChanges(changes));
     for (const peer of this.peers.values()) if (peer.established) this.advertise(peer, changes);
   }
 
   /** Sends `peer` what changed for it, grouping prefixes with the same attributes into few UPDATEs. */
   private advertise(peer: Peer, changes: BestChange[]): void {
     const e = peer.established!;
+    const speaksV4 = e.families.some((f) => f.afi === AFI.IPv4);
+    const speaksV6 = e.families.some((f) => f.afi === AFI.IPv6);
+    const exports = new ExportCache((route, afi) => this.exportFor(peer, route, afi));
     const withdraw: Prefix[] = [];
     const groups = new Map<string, { attrs: PathAttributes; nextHop: string; prefixes: Prefix[] }>();
     for (const c of changes) {
       const afi = familyOf(c.prefix);
-      if (!e.families.some((f) => f.afi === afi)) continue;
-      const out = c.best ? this.exportFor(peer, c.best) : undefined;
+      if (!(afi === AFI.IPv4 ? speaksV4 : speaksV6)) continue;
+      const out = c.best ? exports.get(c.best, afi) : undefined;
       if (!out) {
         if (peer.adjOut.delete(c.prefix)) withdraw.push(c.prefix);
         continue;
       }
-      const key = JSON.stringify([out.attrs, out.nextHop]);
-      if (peer.adjOut.get(c.prefix) === key) continue;
-      peer.adjOut.set(c.prefix, key);
-      let g = groups.get(key);
-      if (!g) groups.set(key, (g = { ...out, prefixes: [] }));
+      if (peer.adjOut.get(c.prefix) === out.key) continue;
+      peer.adjOut.set(c.prefix, out.key);
+      let g = groups.get(out.key);
+      if (!g) groups.set(out.key, (g = { attrs: out.attrs, nextHop: out.nextHop, prefixes: [] }));
       g.prefixes.push(c.prefix);
     }
     const send = (u: UpdateMessage): void => peer.session.sendRaw(encodeMessage(u, e.ctx));
@@ -267,14 +275,13 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
   }
 
-  private exportFor(peer: Peer, path: Path): { attrs: PathAttributes; nextHop: string } | undefined {
-    const afi = familyOf(path.prefix);
+  private exportFor(peer: Peer, route: Route, afi: Afi): Export | undefined {
     const local = peer.established!.localAddress;
     // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
     const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
-    const out = exportAttributes(path, peer.info, this.config, self);
+    const out = exportAttributes(route, peer.info, this.config, self);
     if (!out || !out.nextHop) return undefined;
-    return out;
+    return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
   }
 
   snapshot(): PeerSnapshot[] {
@@ -290,7 +297,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   /** Best routes now (for tests and the benchmark). */
   bestRoutes(): RouteChange[] {
-    return [...this.rib.bestPaths()].map(([prefix, b]) => ({ prefix, nextHops: b.best.source === LOCAL ? [] : [...new Set(b.multipath.map((p) => p.nextHop))] }));
+    return [...this.rib.bestPaths()].map(([prefix, b]) => ({ prefix, nextHops: b.best.source === LOCAL ? [] : nextHopsOf(b.multipath) }));
   }
 
   /**
@@ -306,6 +313,64 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
     this.peers.clear();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+/** The multipath's next hops: the RIB already keeps one route per next hop, so no de-duplication here. */
+function nextHopsOf(multipath: Route[]): string[] {
+  return multipath.map((p) => p.nextHop);
+}
+
+/**
+ * Best-route changes as the agent installs them. Consecutive prefixes with the same lone route (one
+ * UPDATE's worth) share one next-hop list rather than one each: listeners must not modify it.
+ */
+function routeChanges(changes: BestChange[]): RouteChange[] {
+  const out: RouteChange[] = new Array(changes.length);
+  let lastRoute: Route | undefined;
+  let lastNextHops: string[] = [];
+  for (let i = 0; i < changes.length; i++) {
+    const { prefix, best, multipath } = changes[i]!;
+    if (!best || best.source === LOCAL) out[i] = { prefix, nextHops: [] };
+    else if (multipath.length === 1 && multipath[0] === lastRoute) out[i] = { prefix, nextHops: lastNextHops };
+    else {
+      const nextHops = nextHopsOf(multipath);
+      if (multipath.length === 1) {
+        lastRoute = multipath[0];
+        lastNextHops = nextHops;
+      }
+      out[i] = { prefix, nextHops };
+    }
+  }
+  return out;
+}
+
+/** What we tell one peer about a route; `key` identifies it, for grouping and the Adj-RIB-Out. */
+interface Export {
+  attrs: PathAttributes;
+  nextHop: string;
+  key: string;
+}
+
+/**
+ * Export results for one advertise pass, remembered for the last route seen: the changes of one
+ * UPDATE come together and share one Route, so export policy and its key are worked out once for
+ * all of them rather than once per prefix, and the Adj-RIB-Out shares one key string.
+ */
+class ExportCache {
+  private route?: Route;
+  private afi?: Afi;
+  private out?: Export;
+
+  constructor(private readonly compute: (route: Route, afi: Afi) => Export | undefined) {}
+
+  get(route: Route, afi: Afi): Export | undefined {
+    if (route !== this.route || afi !== this.afi) {
+      this.route = route;
+      this.afi = afi;
+      this.out = this.compute(route, afi);
+    }
+    return this.out;
   }
 }
 
