@@ -437,3 +437,21 @@ describe('keepOurConnection (collision resolution, RFC 4271 §6.8)', () => {
     expect(keepOurConnection(local, remote)).toBe(keep);
   });
 });
+
+describe('ConnectionReplaced (the peer won a collision)', () => {
+  it.each(['OpenSent', 'OpenConfirm'] as const)('from %s: back to OpenSent, our OPEN on the new connection, the OPEN hold timer', (state) => {
+    const fsm = fsmIn(state);
+    const actions = fsm.handle({ type: 'ConnectionReplaced' });
+    expect(fsm.state).toBe('OpenSent');
+    expect(fsm.negotiated).toBeUndefined();
+    expect(actions).toContainEqual({ type: 'sendOpen' });
+    expect(timersSet(actions)).toEqual({ hold: OPEN_HOLD_SECONDS });
+    expect(notifications(actions)).toEqual([]);
+  });
+
+  it.each(['Idle', 'Connect', 'Active', 'Established'] as const)('ignored in %s', (state) => {
+    const fsm = fsmIn(state);
+    expect(fsm.handle({ type: 'ConnectionReplaced' })).toEqual([]);
+    expect(fsm.state).toBe(state);
+  });
+});

@@ -10,6 +10,8 @@ export type FsmEvent =
   | { type: 'TimerExpired'; timer: TimerName }
   | { type: 'TcpConnected' }
   | { type: 'TcpFailed' }
+  /** Connection collision resolved in the peer's favour: its connection replaces ours (RFC 4271 §6.8). */
+  | { type: 'ConnectionReplaced' }
   | { type: 'OpenReceived'; open: OpenMessage }
   | { type: 'KeepaliveReceived' }
   | { type: 'UpdateReceived' }
@@ -85,6 +87,13 @@ export class Fsm {
           return a;
         }
         if (this.state === 'OpenConfirm' || this.state === 'Established') return this.toIdle(a, 'connection lost', true, true);
+        return a;
+      case 'ConnectionReplaced':
+        if (this.state !== 'OpenSent' && this.state !== 'OpenConfirm') return a;
+        // Negotiation starts over on the new connection: our OPEN again, and the peer's to wait for.
+        this.negotiated = undefined;
+        this.state = 'OpenSent';
+        a.push({ type: 'clearTimer', timer: 'keepalive' }, { type: 'sendOpen' }, { type: 'setTimer', timer: 'hold', seconds: OPEN_HOLD_SECONDS });
         return a;
       case 'OpenReceived':
         return this.openReceived(event.open, a);

@@ -4,6 +4,7 @@ import { Socket, connect } from 'node:net';
 import {
   AFI,
   BgpError,
+  type BgpMessage,
   type Capability,
   CeaseSubcode,
   type CodecContext,
@@ -19,6 +20,11 @@ import {
   keepalive,
 } from '../codec/index.js';
 import { type Action, Fsm, type Negotiated, type State, type TimerName, keepOurConnection } from '../fsm/fsm.js';
+
+/** Frames handled per turn of the event loop, before the socket is read again (see onData). */
+const FRAMES_PER_TURN = 16;
+/** Unhandled bytes at which we stop reading the socket until we catch up. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 
 export interface SessionConfig {
   localAsn: number;
@@ -87,6 +93,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.timers.clear();
     this.socket?.destroy();
     this.socket = undefined;
+    this.dropPending();
   }
 
   snapshot(): { state: State; uptimeSeconds: number; lastError?: string } {
@@ -96,28 +103,99 @@ export class Session extends EventEmitter<SessionEvents> {
   /** An incoming connection from this peer, handed over by the speaker's listener. */
   acceptIncoming(socket: Socket): void {
     const s = this.fsm.state;
-    if (s === 'Idle' || s === 'OpenConfirm' || s === 'Established') {
+    if (s === 'Idle' || s === 'Established') {
       this.reject(socket);
       return;
     }
-    if ((s === 'Connect' || s === 'OpenSent') && this.socket && keepOurConnection(this.config.routerId, this.config.peerAddress)) {
-      // Collision (RFC 4271 §6.8): the side with the higher identifier keeps the connection it
-      // opened, and both sides apply the same rule, so exactly one connection survives. The peer's
-      // address stands for its identifier, which we only learn from its OPEN.
-      this.reject(socket);
+    if (s === 'OpenConfirm') {
+      // Collision (RFC 4271 §6.8) with the peer's identifier known from its OPEN: the side with the
+      // higher identifier keeps the connection it opened. Both sides apply the same rule.
+      const peerId = this.fsm.negotiated?.open.routerId;
+      if (!this.socketIsOurs || !peerId || keepOurConnection(this.config.routerId, peerId)) {
+        this.reject(socket);
+      } else {
+        this.pending = { socket, chunks: [] };
+        this.adoptPending();
+      }
+      return;
+    }
+    if ((s === 'Connect' || s === 'OpenSent') && this.socket) {
+      // Collision before the peer's identifier is known (ours is connecting, or waits for its OPEN):
+      // hold its connection until an OPEN, on either connection, tells who keeps which (RFC 4271 §6.8). Guessing from addresses is not enough: a
+      // router's identifier is often a loopback, and two sides guessing differently close both.
+      if (this.pending) this.reject(socket);
+      else this.holdPending(socket);
       return;
     }
     if (this.socket) {
       this.socket.removeAllListeners();
       this.socket.destroy();
     }
-    this.attach(socket);
-    if (s === 'OpenSent') {
-      // We already sent OPEN on the connection we gave up: send it again on this one.
-      this.write(encodeMessage(this.openMessage(), { fourOctetAs: false }));
-      return;
-    }
+    this.attach(socket, false);
     this.run({ type: 'TcpConnected' });
+  }
+
+  /** The peer's connection while ours is in OpenSent, with what it has sent so far. */
+  private pending?: { socket: Socket; chunks: Buffer[] };
+
+  private holdPending(socket: Socket): void {
+    const pending = { socket, chunks: [] as Buffer[] };
+    this.pending = pending;
+    const reader = new MessageReader();
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (this.pending === pending) this.pending = undefined;
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (this.pending !== pending) return;
+      pending.chunks.push(chunk);
+      reader.push(chunk);
+      try {
+        const frame = reader.nextFrame();
+        if (!frame) return;
+        const msg = decodeMessage(frame, { fourOctetAs: false });
+        if (msg.type === 1) this.resolveCollision(msg.routerId);
+        else this.dropPending();
+      } catch {
+        this.dropPending(); // not a usable OPEN: the connection we have stays
+      }
+    });
+  }
+
+  /** Closes the held connection: with Cease 7 when it lost a collision, silently when unusable. */
+  private dropPending(lostCollision = false): void {
+    const pending = this.pending;
+    this.pending = undefined;
+    if (!pending) return;
+    pending.socket.removeAllListeners();
+    if (lostCollision) this.reject(pending.socket);
+    else pending.socket.destroy();
+  }
+
+  /** Both connections are up and the peer's identifier is known: exactly one survives. */
+  private resolveCollision(peerId: string): void {
+    if (!this.pending) return;
+    if (this.socketIsOurs && keepOurConnection(this.config.routerId, peerId)) this.dropPending(true);
+    else this.adoptPending();
+  }
+
+  /** The peer's connection wins (or ours failed): ours closes, negotiation goes on over theirs. */
+  private adoptPending(): void {
+    const pending = this.pending!;
+    this.pending = undefined;
+    pending.socket.removeAllListeners();
+    const old = this.socket;
+    const connected = this.fsm.state !== 'Connect';
+    if (old) {
+      this.socket = undefined;
+      old.removeAllListeners();
+      if (connected) this.reject(old);
+      else old.destroy(); // still connecting: nothing to tell
+    }
+    this.attach(pending.socket, false);
+    // Connect: as if ours had connected. OpenSent/OpenConfirm: start over, our OPEN on theirs.
+    this.run(connected ? { type: 'ConnectionReplaced' } : { type: 'TcpConnected' });
+    for (const chunk of pending.chunks) this.onData(pending.socket, chunk); // the peer's OPEN, again
   }
 
   private reject(socket: Socket): void {
@@ -172,13 +250,14 @@ export class Session extends EventEmitter<SessionEvents> {
     switch (action.type) {
       case 'connect': {
         const socket = connect({ host: this.config.peerAddress, port: this.config.port, ...(this.config.localAddress ? { localAddress: this.config.localAddress } : {}) });
-        this.attach(socket);
+        this.attach(socket, true);
         socket.once('connect', () => {
           if (this.socket === socket) this.run({ type: 'TcpConnected' });
         });
         return;
       }
       case 'disconnect':
+        this.dropPending();
         if (this.socket) {
           const s = this.socket;
           this.socket = undefined;
@@ -236,8 +315,12 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private lastPeerGr?: Extract<Capability, { code: 64 }>;
 
-  private attach(socket: Socket): void {
+  /** Whether the current connection is the one we opened (collision resolution needs to know). */
+  private socketIsOurs = false;
+
+  private attach(socket: Socket, ours: boolean): void {
     this.socket = socket;
+    this.socketIsOurs = ours;
     this.reader = new MessageReader();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
@@ -245,47 +328,87 @@ export class Session extends EventEmitter<SessionEvents> {
       if (this.socket === socket) this.lastError = err.message;
     });
     socket.on('close', () => {
+      if (this.socket !== socket) return;
+      this.handleFrames(Infinity); // what arrived before the close still counts (a NOTIFICATION, say)
       if (this.socket === socket) {
         this.socket = undefined;
-        this.run({ type: 'TcpFailed' });
+        if (this.pending && (this.fsm.state === 'Connect' || this.fsm.state === 'OpenSent')) this.adoptPending(); // theirs is still there
+        else this.run({ type: 'TcpFailed' });
       }
     });
   }
 
+  /**
+   * Bytes are only buffered here; frames are handled a few at a time on later turns of the event
+   * loop. In between, Node reads whatever else the socket has, so a peer sending a full table does
+   * not find our TCP window closed while we work through it: a closed window stalls the sender for
+   * its zero-window probe back-off, hundreds of milliseconds. Timers and other peers get turns too.
+   */
   private onData(socket: Socket, chunk: Buffer): void {
     if (this.socket !== socket) return;
     this.reader.push(chunk);
+    // Past this, TCP flow control holds the peer back instead of our memory.
+    if (this.reader.bufferedBytes > MAX_BUFFERED_BYTES) socket.pause();
+    this.scheduleFrames();
+  }
+
+  private framesScheduled = false;
+
+  private scheduleFrames(): void {
+    if (this.framesScheduled) return;
+    this.framesScheduled = true;
+    setImmediate(() => {
+      this.framesScheduled = false;
+      this.handleFrames(FRAMES_PER_TURN);
+    });
+  }
+
+  /** Handles up to `budget` whole frames from the current connection; schedules the rest. */
+  private handleFrames(budget: number): void {
+    const socket = this.socket;
+    if (!socket) return;
     try {
-      for (let frame = this.reader.nextFrame(); frame && this.socket === socket; frame = this.reader.nextFrame()) {
-        const msg = decodeMessage(frame, this.ctx);
-        switch (msg.type) {
-          case 1: {
-            const caps = capabilitiesOf(msg);
-            // 4-octet AS paths once both sides said so (we always do).
-            this.ctx = { fourOctetAs: caps.fourOctetAs !== undefined, ebgp: msg.asn !== this.config.localAsn };
-            if (caps.gracefulRestart) this.lastPeerGr = caps.gracefulRestart;
-            this.run({ type: 'OpenReceived', open: msg });
-            break;
-          }
-          case 2:
-            this.run({ type: 'UpdateReceived' });
-            if (this.fsm.state === 'Established') this.emit('update', msg);
-            break;
-          case 3:
-            this.lastError = `received NOTIFICATION ${msg.code}/${msg.subcode}`;
-            this.run({ type: 'NotificationReceived', code: msg.code, subcode: msg.subcode });
-            break;
-          case 4:
-            this.run({ type: 'KeepaliveReceived' });
-            break;
-          case 5:
-            if (this.fsm.state === 'Established') this.emit('routeRefresh', msg.family);
-            break;
+      for (let handled = 0; this.socket === socket; handled++) {
+        if (handled === budget) {
+          this.scheduleFrames();
+          return;
         }
+        const frame = this.reader.nextFrame();
+        if (!frame) break;
+        this.handleMessage(decodeMessage(frame, this.ctx));
       }
     } catch (err) {
       if (err instanceof BgpError) this.run({ type: 'DecodeError', error: err });
       else throw err;
+    }
+    if (this.socket === socket && socket.isPaused()) socket.resume();
+  }
+
+  private handleMessage(msg: BgpMessage): void {
+    switch (msg.type) {
+      case 1: {
+        const caps = capabilitiesOf(msg);
+        // 4-octet AS paths once both sides said so (we always do).
+        this.ctx = { fourOctetAs: caps.fourOctetAs !== undefined, ebgp: msg.asn !== this.config.localAsn };
+        if (caps.gracefulRestart) this.lastPeerGr = caps.gracefulRestart;
+        this.run({ type: 'OpenReceived', open: msg });
+        if (this.pending) this.resolveCollision(msg.routerId);
+        break;
+      }
+      case 2:
+        this.run({ type: 'UpdateReceived' });
+        if (this.fsm.state === 'Established') this.emit('update', msg);
+        break;
+      case 3:
+        this.lastError = `received NOTIFICATION ${msg.code}/${msg.subcode}`;
+        this.run({ type: 'NotificationReceived', code: msg.code, subcode: msg.subcode });
+        break;
+      case 4:
+        this.run({ type: 'KeepaliveReceived' });
+        break;
+      case 5:
+        if (this.fsm.state === 'Established') this.emit('routeRefresh', msg.family);
+        break;
     }
   }
 }
