@@ -4,6 +4,7 @@ import { parseEnv } from './env.js';
 import { LATEST_VERSION, parseNetConf, requireSupportedVersion } from './spec.js';
 import * as verbs from './verbs.js';
 import { type IpRunner, SpawnIpRunner } from './ip-runner.js';
+import type { PodIpRunners } from './dataplane.js';
 
 /** The cniVersion to echo in an error: the config's when it can be read, else the newest. */
 function versionForErrors(stdin: string): string {
@@ -15,11 +16,15 @@ function versionForErrors(stdin: string): string {
   }
 }
 
-/** `hostIp` runs ip in our namespace: the CNI server passes its long-lived one, else a process per call. */
+/**
+ * `hostIp` runs ip in our namespace and `podIp` in a pod's: the CNI server passes its long-lived
+ * ones, else a process per call.
+ */
 export async function run(
   env: NodeJS.ProcessEnv,
   stdin: string,
   hostIp: IpRunner = new SpawnIpRunner(),
+  podIp?: PodIpRunners,
 ): Promise<{ stdout: string; exitCode: number }> {
   try {
     const cniEnv = parseEnv(env);
@@ -31,7 +36,7 @@ export async function run(
     const conf = parseNetConf(stdin);
     const version = requireSupportedVersion(conf.cniVersion);
     const handlers = { ADD: verbs.add, DEL: verbs.del, CHECK: verbs.check, GC: verbs.gc, STATUS: verbs.status };
-    const output = await handlers[cniEnv.command](conf, version, cniEnv, { hostIp });
+    const output = await handlers[cniEnv.command](conf, version, cniEnv, { hostIp, ...(podIp ? { podIp } : {}) });
     return { stdout: output ? JSON.stringify(output) : '', exitCode: 0 };
   } catch (err) {
     const cniError = asCniError(err);

@@ -114,6 +114,12 @@ export function ipIntoNetns(netnsPath: string): string[] {
   return named ? ['ip', '-n', named[1]!] : ['nsenter', `--net=${netnsPath}`, 'ip'];
 }
 
+/** Gives an IpRunner inside the pod namespace at this path. */
+export type PodIpRunners = (netnsPath: string) => IpRunner;
+
+/** A process per call, as the in-process plugin runs it. */
+export const spawnPodIp: PodIpRunners = (netnsPath) => new SpawnIpRunner(ipIntoNetns(netnsPath));
+
 export function requireNetns(netns: string): void {
   if (!existsSync(netns)) throw new CniError(CniCode.UNKNOWN_CONTAINER, `network namespace ${netns} does not exist`);
 }
@@ -123,10 +129,10 @@ export function requireNetns(netns: string): void {
  * through `hostIp`, which in the CNI server is a long-lived ip process. On any failure the host end
  * is deleted (which deletes its peer), so nothing half-made is left behind.
  */
-export async function setupPod(net: PodNetwork, hostIp: IpRunner): Promise<{ podMac: string }> {
+export async function setupPod(net: PodNetwork, hostIp: IpRunner, podIp: PodIpRunners = spawnPodIp): Promise<{ podMac: string }> {
   requireNetns(net.netns);
   const mac = podMac(net.hostVeth);
-  const inPod = new SpawnIpRunner(ipIntoNetns(net.netns));
+  const inPod = podIp(net.netns);
   // Our own namespace by pid: inside nsenter, /proc/self would be the pod's.
   const lines = podBatch(net, mac, `/proc/${process.pid}/ns/net`);
   const createInPod = async (): Promise<void> => {

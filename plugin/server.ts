@@ -13,6 +13,8 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { run } from './cni.js';
 import { PersistentIpRunner } from './ip-runner.js';
+import { ShellIpLauncher, launchedRunner } from './ip-launcher.js';
+import { type PodIpRunners, ipIntoNetns, spawnPodIp } from './dataplane.js';
 
 const MAX_REQUEST_BYTES = 1 << 20;
 const PASSED_ENV = /^CNI_[A-Z]+$/;
@@ -61,6 +63,12 @@ function sameToken(a: string, b: string): boolean {
 export async function startCniServer(addrFile: string): Promise<CniServer> {
   const token = randomBytes(18).toString('base64url');
   const hostIp = new PersistentIpRunner();
+  const launcher = new ShellIpLauncher();
+  const podIp: PodIpRunners = (netnsPath) => {
+    const args = ipIntoNetns(netnsPath);
+    // `ip -n NAME` through the shell; a namespace given by another path keeps nsenter, run directly.
+    return args[0] === 'ip' && ShellIpLauncher.accepts(args.slice(1), []) ? launchedRunner(launcher, args.slice(1)) : spawnPodIp(netnsPath);
+  };
   const server: Server = createServer((socket: Socket) => {
     let buf = Buffer.alloc(0);
     socket.setTimeout(30_000, () => socket.destroy());
@@ -82,7 +90,7 @@ export async function startCniServer(addrFile: string): Promise<CniServer> {
         return;
       }
       const env = { ...process.env, ...request.env };
-      void run(env, request.stdin, hostIp).then(({ stdout, exitCode }) => {
+      void run(env, request.stdin, hostIp, podIp).then(({ stdout, exitCode }) => {
         socket.end(`${exitCode}\n${stdout ? stdout + '\n' : ''}`);
       });
     });
@@ -102,6 +110,7 @@ export async function startCniServer(addrFile: string): Promise<CniServer> {
       new Promise<void>((resolve) => {
         rmSync(addrFile, { force: true });
         hostIp.close();
+        launcher.close();
         server.close(() => resolve());
       }),
   };

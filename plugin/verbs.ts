@@ -27,6 +27,7 @@ import {
   observePod,
   requireNetns,
   setupPod,
+  type PodIpRunners,
 } from './dataplane.js';
 import { fetchPodCidrs } from './agent-client.js';
 import type { IpRunner } from './ip-runner.js';
@@ -34,6 +35,8 @@ import type { IpRunner } from './ip-runner.js';
 /** What a verb may use besides its inputs: how to run ip in the host's namespace. */
 export interface VerbDeps {
   hostIp: IpRunner;
+  /** How to run ip inside a pod's namespace; a process per call when absent. */
+  podIp?: PodIpRunners;
 }
 
 export type VerbOutput = Record<string, unknown> | undefined;
@@ -89,7 +92,7 @@ export async function add(conf: NetConf, version: CniVersion, env: CniEnv, deps:
   const addresses = allocation.ips.map(({ address, range }) => ({ address, family: range.family }));
   const hostVeth = hostVethName(env.containerId, env.ifname);
   try {
-    const { podMac } = await setupPod({ netns: env.netns, ifname: env.ifname, hostVeth, mtu: conf.mtu, addresses, defaultRoute: conf.defaultRoute }, deps.hostIp);
+    const { podMac } = await setupPod({ netns: env.netns, ifname: env.ifname, hostVeth, mtu: conf.mtu, addresses, defaultRoute: conf.defaultRoute }, deps.hostIp, deps.podIp);
     return formatResult(buildResult(conf, env, hostVeth, podMac, addresses, prev), version);
   } catch (err) {
     store.release(attachment);
