@@ -2,7 +2,7 @@
 // server in the fabric namespace (real list/watch, resourceVersions, status patches). Peers and pod
 // CIDRs come from the Node objects only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -61,6 +61,7 @@ afterAll(async () => {
   await down(stateDir, prefix, () => undefined);
   api?.kill('SIGTERM');
   await api;
+  rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
 describe('lab in Kubernetes mode (fake API in the fabric)', () => {

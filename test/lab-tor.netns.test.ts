@@ -1,6 +1,6 @@
 // The lab with a BIRD 2 top-of-rack: every node peers over eBGP with BIRD instead of the mesh.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,14 +10,18 @@ import type { LabNode } from '../deploy/lab/topology.js';
 import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
 
 const prefix = `lt-${randomBytes(2).toString('hex')}-`;
-const stateDir = join(mkdtempSync(join(tmpdir(), 'lt-labtor-')), 'state');
+const labDir = mkdtempSync(join(tmpdir(), 'lt-labtor-'));
+const stateDir = join(labDir, 'state');
 let nodes: LabNode[] = [];
 
 beforeAll(async () => {
   await requireNetworkTools(['ip', 'nsenter', 'ping', 'bird', 'birdc']);
   nodes = (await up({ nodes: 3, pods: 2, prefix, stateDir, holdTime: 9, tor: 'bird' }, () => undefined)).plan.nodes;
 }, 120_000);
-afterAll(() => down(stateDir, prefix, () => undefined), 60_000);
+afterAll(async () => {
+  await down(stateDir, prefix, () => undefined);
+  rmSync(labDir, { recursive: true, force: true });
+}, 60_000);
 
 describe('lab --tor bird', () => {
   it('pods reach each other through routes learned from the BIRD top-of-rack over eBGP', async () => {

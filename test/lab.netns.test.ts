@@ -1,6 +1,6 @@
 // The whole product in a lab of namespaces: agents with our BGP speaker, the plugin, kernel routes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -10,7 +10,8 @@ import type { LabNode } from '../deploy/lab/topology.js';
 import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
 
 const prefix = `lt-${randomBytes(2).toString('hex')}-`;
-const stateDir = join(mkdtempSync(join(tmpdir(), 'lt-lab-')), 'state');
+const labDir = mkdtempSync(join(tmpdir(), 'lt-lab-'));
+const stateDir = join(labDir, 'state');
 const log = (): void => undefined;
 let nodes: LabNode[] = [];
 
@@ -37,6 +38,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await down(stateDir, prefix, log);
+  rmSync(labDir, { recursive: true, force: true });
 }, 60_000);
 
 describe('lab: 3 nodes × 2 pods, full mesh', () => {

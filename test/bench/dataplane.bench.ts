@@ -43,7 +43,8 @@ export async function benchDataplane(): Promise<string[]> {
     await pool.cleanup();
   }
   const prefix = `lt-${randomBytes(2).toString('hex')}-`;
-  const stateDir = join(mkdtempSync(join(tmpdir(), 'lt-bench-lab-')), 'state');
+  const labDir = mkdtempSync(join(tmpdir(), 'lt-bench-lab-'));
+  const stateDir = join(labDir, 'state');
   try {
     const state = await up({ nodes: 2, pods: 1, prefix, stateDir, holdTime: 9, tor: 'mesh' }, () => undefined);
     const [n1, n2] = state.plan.nodes;
@@ -53,9 +54,11 @@ export async function benchDataplane(): Promise<string[]> {
       '  ' + ratioLine('throughput, pods vs plain veth', pods, plain, '>= 0.95x'));
   } finally {
     await down(stateDir, prefix, () => undefined);
+    rmSync(labDir, { recursive: true, force: true });
   }
   const prefix10 = `lt-${randomBytes(2).toString('hex')}-`;
-  const stateDir10 = join(mkdtempSync(join(tmpdir(), 'lt-bench-lab10-')), 'state');
+  const labDir10 = mkdtempSync(join(tmpdir(), 'lt-bench-lab10-'));
+  const stateDir10 = join(labDir10, 'state');
   try {
     const state = await up({ nodes: 10, pods: 0, prefix: prefix10, stateDir: stateDir10, holdTime: 9, tor: 'mesh' }, () => undefined);
     await Promise.all(state.plan.nodes.slice(1).map((n) => waitRoutes(state.plan.nodes[0]!.netns, n.podCIDR, 60_000)));
@@ -67,6 +70,7 @@ export async function benchDataplane(): Promise<string[]> {
     lines.push(`Node join in a 10-node lab: routes to the new node's pods on all 10 nodes ${done - agentUp} ms after its agent was up (${done - t0} ms including creating the node and starting the agent; goal < 1000 ms)`);
   } finally {
     await down(stateDir10, prefix10, () => undefined);
+    rmSync(labDir10, { recursive: true, force: true });
   }
   return lines;
 }
