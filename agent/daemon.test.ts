@@ -18,6 +18,8 @@ class FakeSpeaker implements SpeakerPort {
   async start() {}
   setPeers(p: SpeakerPeer[]) { this.peers = p; }
   setOriginated(p: string[]) { this.originated = p; }
+  policy?: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>;
+  setImportPolicy(p: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>) { this.policy = p; }
   onBestRoutes(l: (c: BestRouteChange[]) => void) { this.listener = l; }
   peerStatus() { return this.peers.map((p) => ({ address: p.address, asn: p.asn, type: p.type, state: 'Established' as const, uptimeSeconds: 1, prefixesReceived: 0, prefixesAdvertised: 1 })); }
   async stop(o: { graceful: boolean }) { this.stopped = o; }
@@ -101,6 +103,9 @@ describe('AgentDaemon', () => {
     await daemon.reload({ ...config, peers: [...config.peers, { address: '192.0.2.3', asn: 64512, port: 179, passive: false, routeReflectorClient: false }] });
     expect(speakers).toHaveLength(1);
     expect(speakers[0]!.peers.map((p) => p.address)).toContain('192.0.2.3');
+    await daemon.reload({ ...config, importCIDRs: ['10.244.0.0/16'], maxPrefixes: 50 });
+    expect(speakers).toHaveLength(1);
+    expect(speakers[0]!.policy).toEqual({ importCIDRs: ['10.244.0.0/16'], allowDefaultRoute: false, maxPrefixes: 50 });
     await daemon.reload({ ...config, routerId: '192.0.2.100' });
     expect(speakers).toHaveLength(2);
     expect(speakers[0]!.stopped).toEqual({ graceful: false });

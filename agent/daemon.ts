@@ -143,6 +143,7 @@ export class AgentDaemon implements StatusSource {
       this.speaker.setPeers(this.speakerPeers());
       await this.speaker.start();
     } else {
+      this.speaker.setImportPolicy({ importCIDRs: next.importCIDRs, allowDefaultRoute: next.allowDefaultRoute, maxPrefixes: next.maxPrefixes });
       this.speaker.setOriginated(next.podCIDRs);
       this.speaker.setPeers(this.speakerPeers());
     }

@@ -34,6 +34,8 @@ export interface SpeakerPort {
   setPeers(peers: SpeakerPeer[]): void;
   /** The prefixes this node originates (its pod CIDRs). */
   setOriginated(prefixes: string[]): void;
+  /** Import CIDRs, default-route permission and prefix limit, applied live. */
+  setImportPolicy(policy: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>): void;
   onBestRoutes(listener: (changes: BestRouteChange[]) => void): void;
   peerStatus(): PeerStatus[];
   /** graceful: keep the kernel's routes and let peers hold ours (restart); else Cease 6/2 to all. */

@@ -21,6 +21,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
         ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}), ...(p.maxPrefixes !== undefined ? { maxPrefixes: p.maxPrefixes } : {}),
       }))),
     setOriginated: (prefixes) => speaker.setOriginated(prefixes),
+    setImportPolicy: (policy) => speaker.setImportPolicy(policy),
     onBestRoutes: (listener) => void speaker.on('routes', listener),
     peerStatus: (): PeerStatus[] =>
       speaker.snapshot().map((p) => ({

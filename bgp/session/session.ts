@@ -46,6 +46,8 @@ export interface Established {
   families: Family[];
   /** The peer's graceful restart capability, when it has one. */
   peerGracefulRestart?: Extract<Capability, { code: 64 }>;
+  /** The peer accepts ROUTE-REFRESH (RFC 2918). */
+  routeRefresh: boolean;
   localAddress: string;
 }
 
@@ -211,6 +213,11 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.fsm.state === 'Established') this.write(frame);
   }
 
+  /** Asks the peer to send its routes of these families again (RFC 2918). */
+  requestRefresh(families: Family[]): void {
+    for (const family of families) this.sendRaw(encodeMessage({ type: 5, family, subtype: 0 }, this.ctx));
+  }
+
   sendNotificationAndClose(code: number, subcode: number): void {
     this.run({ type: 'DecodeError', error: new BgpError(code, subcode, `NOTIFICATION ${code}/${subcode} sent`) });
   }
@@ -299,6 +306,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.established = {
           negotiated: action.negotiated, ctx: this.ctx, families,
           ...(caps.gracefulRestart ? { peerGracefulRestart: caps.gracefulRestart } : {}),
+          routeRefresh: caps.routeRefresh,
           localAddress: this.socket?.localAddress?.replace(/^::ffff:/, '') ?? this.config.localAddress ?? '',
         };
         this.emit('established', this.established);

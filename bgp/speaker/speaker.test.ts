@@ -98,3 +98,23 @@ describe('Speaker', () => {
     expect(a.snapshot()[0]!.info).toContain('6/2');
   });
 });
+
+describe('Speaker import policy, live', () => {
+  it('narrowing drops refused prefixes at once; widening asks the peer to resend (ROUTE-REFRESH)', async () => {
+    const a = speaker('127.0.0.1', 64512, { importCIDRs: ['10.244.0.0/16'] });
+    const b = speaker('127.0.0.2', 64512);
+    await a.start();
+    await b.start();
+    b.setOriginated(['10.244.2.0/24', '10.99.0.0/24']);
+    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port, type: 'node-mesh' }]);
+    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port, type: 'node-mesh' }]);
+    await until('the allowed prefix', () => routes(a)['10.244.2.0/24'] === '127.0.0.2');
+    expect(routes(a)['10.99.0.0/24']).toBeUndefined();
+    a.setImportPolicy({ importCIDRs: ['10.0.0.0/8'], allowDefaultRoute: false, maxPrefixes: 1000 });
+    await until('the newly allowed prefix, resent on request', () => routes(a)['10.99.0.0/24'] === '127.0.0.2');
+    a.setImportPolicy({ importCIDRs: ['10.99.0.0/16'], allowDefaultRoute: false, maxPrefixes: 1000 });
+    expect(routes(a)['10.244.2.0/24']).toBeUndefined();
+    expect(routes(a)['10.99.0.0/24']).toBe('127.0.0.2');
+    expect(a.snapshot()[0]).toMatchObject({ state: 'Established', prefixesReceived: 1 });
+  });
+});

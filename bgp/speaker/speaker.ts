@@ -83,7 +83,7 @@ const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI
 
 export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State] }> {
   private readonly rib: Rib;
-  private readonly importFilter: ImportFilter;
+  private importFilter: ImportFilter;
   private readonly peers = new Map<string, Peer>();
   private server?: Server;
   private originated = new Set<Prefix>();
@@ -142,7 +142,11 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     session.on('state', (from, to) => this.emit('peerState', settings.address, from, to));
     session.on('established', (e) => this.onEstablished(peer, e));
     session.on('update', (u) => this.onUpdate(peer, u));
-    session.on('routeRefresh', () => this.advertiseAll(peer, false));
+    session.on('routeRefresh', (family) => {
+      // Everything of that family again, even what the Adj-RIB-Out says the peer already has.
+      for (const prefix of [...peer.adjOut.keys()]) if (familyOf(prefix) === family.afi) peer.adjOut.delete(prefix);
+      this.advertiseAll(peer, false);
+    });
     session.on('down', (d) => this.onDown(peer, d.silent && !!d.peerGracefulRestart, d.peerGracefulRestart?.restartTime ?? 0));
     session.start();
   }
@@ -282,6 +286,27 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const out = exportAttributes(route, peer.info, this.config, self);
     if (!out || !out.nextHop) return undefined;
     return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
+  }
+
+  /**
+   * Import policy and prefix limit, applied live. Prefixes the new filter refuses go at once; ones it
+   * newly allows were dropped on arrival, so peers that support it are asked to send everything
+   * again (ROUTE-REFRESH, RFC 2918).
+   */
+  setImportPolicy(policy: Pick<SpeakerConfig, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>): void {
+    const before = JSON.stringify([this.config.importCIDRs, this.config.allowDefaultRoute]);
+    this.config.importCIDRs = policy.importCIDRs;
+    this.config.allowDefaultRoute = policy.allowDefaultRoute;
+    this.config.maxPrefixes = policy.maxPrefixes;
+    if (JSON.stringify([policy.importCIDRs, policy.allowDefaultRoute]) === before) return;
+    this.importFilter = new ImportFilter(policy);
+    const changes: BestChange[] = [];
+    for (const [prefix] of [...this.rib.bestPaths()]) {
+      if (this.importFilter.allows(prefix)) continue;
+      for (const peer of this.peers.values()) if (this.rib.has(peer.info.id, prefix)) push(changes, this.rib.withdraw(peer.info.id, prefix));
+    }
+    this.apply(changes);
+    for (const peer of this.peers.values()) if (peer.established?.routeRefresh) peer.session.requestRefresh(peer.established.families);
   }
 
   snapshot(): PeerSnapshot[] {
