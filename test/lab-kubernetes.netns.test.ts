@@ -10,7 +10,8 @@ import { type ResultPromise, execa } from 'execa';
 import { down, up } from '../deploy/lab/lab.js';
 import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
 import { BGP_CONFIGURATIONS, BGP_PEERS, NODES, fakeKubeRequest, nodeObject } from './support/fake-kube.js';
-import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
+import { requireNetworkTools } from './support/netns.js';
+import { expectMeshReachable, routesOf, until } from './support/lab.js';
 
 const prefix = `lt-${randomBytes(2).toString('hex')}-`;
 const dir = mkdtempSync(join(tmpdir(), 'lt-labk8s-'));
@@ -21,16 +22,6 @@ const API_PORT = 6443;
 let api: ResultPromise | undefined;
 let nodes: LabNode[] = [];
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const routesOf = (node: LabNode): Promise<string> => ipIn(node.netns, ['route', 'show', 'proto', '201']);
-const pingOnce = async (fromNetns: string, ip: string): Promise<boolean> => (await execIn(fromNetns, 'ping', ['-c', '1', '-W', '1', ip])).exitCode === 0;
 const kube = (method: string, path: string, body?: unknown) => fakeKubeRequest(control, method, path, body);
 
 /** Runs the fake API in the fabric namespace and registers the nodes, as kubelets would. */
@@ -66,14 +57,7 @@ afterAll(async () => {
 
 describe('lab in Kubernetes mode (fake API in the fabric)', () => {
   it('builds the mesh from Node objects: every pod reaches every other pod', async () => {
-    await until('routes to every other node', async () => (await Promise.all(nodes.map(routesOf))).every((r) => (r.match(/via 192\.0\.2\./g) ?? []).length === 2), 30_000);
-    for (const node of nodes) {
-      const routes = await routesOf(node);
-      expect(routes).toContain(`blackhole ${node.podCIDR}`);
-      for (const other of nodes.filter((n) => n !== node)) expect(routes).toContain(`${other.podCIDR} via ${other.address}`);
-    }
-    const pods = nodes.flatMap((n) => n.pods);
-    for (const from of pods) for (const to of pods.filter((p) => p !== from)) expect(await pingOnce(from.netns, to.ip!), `${from.name} → ${to.name}`).toBe(true);
+    await expectMeshReachable(nodes);
   });
 
   it('reports NetworkUnavailable=False (LightlyIsUp) on every Node, and created the default BGPConfiguration', async () => {

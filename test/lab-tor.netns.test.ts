@@ -7,7 +7,8 @@ import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
 import { addNode, down, up } from '../deploy/lab/lab.js';
 import type { LabNode } from '../deploy/lab/topology.js';
-import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
+import { requireNetworkTools } from './support/netns.js';
+import { expectMeshReachable, pingOnce, routesOf, until } from './support/lab.js';
 
 const prefix = `lt-${randomBytes(2).toString('hex')}-`;
 const labDir = mkdtempSync(join(tmpdir(), 'lt-labtor-'));
@@ -25,22 +26,8 @@ afterAll(async () => {
 
 describe('lab --tor bird', () => {
   it('pods reach each other through routes learned from the BIRD top-of-rack over eBGP', async () => {
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const routes = await Promise.all(nodes.map((n) => ipIn(n.netns, ['route', 'show', 'proto', '201'])));
-      if (routes.every((r) => (r.match(/ via 192\.0\.2\./g) ?? []).length === 2)) break;
-      if (Date.now() > deadline) throw new Error(`routes did not converge: ${routes.join('\n')}`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    for (const node of nodes) {
-      const routes = await ipIn(node.netns, ['route', 'show', 'proto', '201']);
-      // BIRD passes routes on with their next hop kept: traffic goes node to node across the fabric.
-      for (const other of nodes.filter((n) => n !== node)) expect(routes).toContain(`${other.podCIDR} via ${other.address} dev eth0`);
-    }
-    const pods = nodes.flatMap((n) => n.pods);
-    for (const from of pods) for (const to of pods.filter((p) => p !== from)) {
-      expect((await execIn(from.netns, 'ping', ['-c', '1', '-W', '1', to.ip!])).exitCode, `${from.name} → ${to.name}`).toBe(0);
-    }
+    // BIRD passes routes on with their next hop kept: traffic goes node to node across the fabric.
+    await expectMeshReachable(nodes);
     const status = JSON.parse((await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', nodes[0]!.statusSocket, 'bgp', 'status', '--json'])).stdout);
     expect(status.asn).toBe(64513);
     expect(status.peers).toEqual([expect.objectContaining({ address: '192.0.2.254', asn: 65000, type: 'global', state: 'Established', prefixesReceived: 2, prefixesAdvertised: 1 })]);
@@ -50,12 +37,8 @@ describe('lab --tor bird', () => {
 
   it('a node added later peers with the ToR (BIRD reconfigured live) and its pods are reachable', async () => {
     const joined = await addNode(stateDir, () => undefined);
-    const deadline = Date.now() + 30_000;
-    while (!(await ipIn(nodes[0]!.netns, ['route', 'show', joined.podCIDR])).includes(`via ${joined.address}`)) {
-      if (Date.now() > deadline) throw new Error(`no route to ${joined.podCIDR} on node-1`);
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    expect((await execIn(nodes[0]!.pods[0]!.netns, 'ping', ['-c', '1', '-W', '1', joined.pods[0]!.ip!])).exitCode).toBe(0);
+    await until(`a route to ${joined.podCIDR} on node-1`, async () => (await routesOf(nodes[0]!)).includes(`${joined.podCIDR} via ${joined.address}`), 30_000);
+    expect(await pingOnce(nodes[0]!.pods[0]!.netns, joined.pods[0]!.ip!)).toBe(true);
     const bird = await execa('birdc', ['-s', join(stateDir, 'bird.ctl'), 'show', 'protocols'], { reject: false });
     expect((String(bird.stdout).match(/Established/g) ?? []).length).toBe(4);
   }, 60_000);

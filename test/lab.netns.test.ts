@@ -8,24 +8,13 @@ import { execa } from 'execa';
 import { addNode, down, readState, restartAgent, stopAgent, up } from '../deploy/lab/lab.js';
 import type { LabNode } from '../deploy/lab/topology.js';
 import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
+import { expectMeshReachable, pingOnce, routesOf, until } from './support/lab.js';
 
 const prefix = `lt-${randomBytes(2).toString('hex')}-`;
 const labDir = mkdtempSync(join(tmpdir(), 'lt-lab-'));
 const stateDir = join(labDir, 'state');
 const log = (): void => undefined;
 let nodes: LabNode[] = [];
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return Date.now() - start;
-}
-
-const routesOf = (node: LabNode): Promise<string> => ipIn(node.netns, ['route', 'show', 'proto', '201']);
-const pingOnce = async (fromNetns: string, ip: string): Promise<boolean> => (await execIn(fromNetns, 'ping', ['-c', '1', '-W', '1', ip])).exitCode === 0;
 
 beforeAll(async () => {
   await requireNetworkTools(['ip', 'nsenter', 'ping']);
@@ -43,18 +32,7 @@ afterAll(async () => {
 
 describe('lab: 3 nodes × 2 pods, full mesh', () => {
   it('every pod reaches every other pod, over proto lightly routes, with a blackhole per node', async () => {
-    await until('all sessions and routes', async () => (await Promise.all(nodes.map(routesOf))).every((r) => (r.match(/via 192\.0\.2\./g) ?? []).length === 2), 30_000);
-    for (const node of nodes) {
-      const routes = await routesOf(node);
-      expect(routes).toContain(`blackhole ${node.podCIDR}`);
-      for (const other of nodes.filter((n) => n !== node)) expect(routes).toContain(`${other.podCIDR} via ${other.address} dev eth0`);
-    }
-    const pods = nodes.flatMap((n) => n.pods);
-    for (const from of pods) {
-      for (const to of pods.filter((p) => p !== from)) {
-        expect(await pingOnce(from.netns, to.ip!), `${from.name} → ${to.name} (${to.ip})`).toBe(true);
-      }
-    }
+    await expectMeshReachable(nodes);
     const status = await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', nodes[0]!.statusSocket, 'bgp', 'status', '--json']);
     const json = JSON.parse(status.stdout);
     expect(json).toMatchObject({ node: 'node-1', routerId: '192.0.2.1', asn: 64512 });

@@ -123,8 +123,9 @@ export class Session extends EventEmitter<SessionEvents> {
     }
     if ((s === 'Connect' || s === 'OpenSent') && this.socket) {
       // Collision before the peer's identifier is known (ours is connecting, or waits for its OPEN):
-      // hold its connection until an OPEN, on either connection, tells who keeps which (RFC 4271 §6.8). Guessing from addresses is not enough: a
-      // router's identifier is often a loopback, and two sides guessing differently close both.
+      // hold its connection until an OPEN, on either connection, tells who keeps which (RFC 4271 §6.8).
+      // Guessing from addresses is not enough: a router's identifier is often a loopback, and two
+      // sides guessing differently close both connections.
       if (this.pending) this.reject(socket);
       else this.holdPending(socket);
       return;
@@ -137,7 +138,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.run({ type: 'TcpConnected' });
   }
 
-  /** The peer's connection while ours is in OpenSent, with what it has sent so far. */
+  /** The peer's connection while ours connects or is in OpenSent, with what it has sent so far. */
   private pending?: { socket: Socket; chunks: Buffer[] };
 
   private holdPending(socket: Socket): void {

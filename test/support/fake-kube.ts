@@ -161,11 +161,8 @@ current-context: fake
         return;
       }
       if (req.method === 'PATCH') {
-        let body = '';
-        req.on('data', (c: Buffer) => (body += c));
-        req.on('end', () => {
+        readBody(req, (patch) => {
           const contentType = req.headers['content-type'] ?? '';
-          const patch = JSON.parse(body);
           this.patches.push({ path, contentType, body: patch });
           const updated = structuredClone(existing);
           if (patch.status?.conditions) {
