@@ -12,6 +12,8 @@ fi
 declare -A wanted=(
   [ip]=iproute2 [nft]=nftables [bird]=bird2 [gobgpd]=gobgpd [iperf3]=iperf3
   [ping]=iputils-ping [nsenter]=util-linux [iptables]=iptables [tc]=iproute2
+  # the image test (deploy/image.test.ts): scripts/build-image.sh without a container registry
+  [podman]=podman [runc]=runc [mmdebstrap]=mmdebstrap
 )
 missing=()
 for cmd in "${!wanted[@]}"; do command -v "$cmd" >/dev/null || missing+=("${wanted[$cmd]}"); done
