@@ -17,7 +17,7 @@ export interface InstallOptions {
   podCIDR?: string;
   mtu: number;
   confName: string;
-  /** The CNI plugins the image ships and their VERSION file (/opt/lightly/cni); default: `../cni` from sourceDir. */
+  /** The CNI plugins to ship and their VERSION file; default: see defaultPluginsDir. */
   pluginsDir?: string;
 }
 
@@ -65,6 +65,15 @@ function hostPlugin(path: string): HostPlugin {
   // Bounded: a host binary that hangs must not hold the init container.
   const run = execaSync(path, ['--version'], { env: {}, extendEnv: false, reject: false, timeout: 5000, all: true });
   return { kind: 'file', version: reportedPluginVersion(String(run.all ?? '')) };
+}
+
+/**
+ * The image's /opt/lightly/cni (beside the bundles), else Debian's containernetworking-plugins in
+ * /usr/lib/cni for a standalone install from a clone (no VERSION there: it only fills what is missing).
+ */
+function defaultPluginsDir(sourceDir: string): string {
+  const beside = join(sourceDir, '..', 'cni');
+  return existsSync(beside) ? beside : '/usr/lib/cni';
 }
 
 function installPlugins(pluginsDir: string, cniBinDir: string): string[] {
@@ -125,7 +134,7 @@ export function installCni(options: InstallOptions): string[] {
   ] as const;
   for (const [from, to, mode] of written) atomicCopy(from, to, mode);
   // Before the conflist: once it is there, runtimes chain portmap.
-  const plugins = installPlugins(options.pluginsDir ?? join(options.sourceDir, '..', 'cni'), options.cniBinDir);
+  const plugins = installPlugins(options.pluginsDir ?? defaultPluginsDir(options.sourceDir), options.cniBinDir);
   const confPath = join(options.cniConfDir, options.confName);
   atomicWrite(confPath, JSON.stringify(conflist(options), null, 2) + '\n');
   return [...written.map(([, to]) => to), ...plugins, confPath];

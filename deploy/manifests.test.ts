@@ -66,7 +66,7 @@ function applyJsonPatch(doc: any, ops: JsonPatchOp[]): void {
   }
 }
 
-type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string }; [k: string]: any };
+type Manifest = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; labels?: Record<string, string> }; [k: string]: any };
 
 function documents(file: string): Manifest[] {
   return parseAllDocuments(readFileSync(file, 'utf8')).map((d) => {
