@@ -13,7 +13,7 @@ import type { LabNode } from '../deploy/lab/topology.js';
 import { requireNetworkTools } from './support/netns.js';
 
 /** The blocks a reader can run on a node: ```sh lab … ``` in docs/*.md and README.md. */
-export function labBlocks(markdown: string): string[] {
+function labBlocks(markdown: string): string[] {
   return [...markdown.matchAll(/^```sh lab\n([\s\S]*?)^```$/gm)].map((m) => m[1]!);
 }
 
@@ -55,28 +55,30 @@ afterAll(async () => {
   rmSync(work, { recursive: true, force: true });
 }, 60_000);
 
+/** Runs a block on the lab node, in a fresh view of its files. */
+async function runOnNode(text: string) {
+  const script = join(work, `block-${randomBytes(3).toString('hex')}.sh`);
+  writeFileSync(script, NODE_VIEW + text);
+  const view = mkdtempSync(join(work, 'view-'));
+  return execa(
+    'ip', ['netns', 'exec', node.netns, 'unshare', '--mount', '--propagation', 'private', 'bash', script, view, node.statusSocket, join(work, 'bin')],
+    { reject: false, all: true, timeout: 60_000 },
+  );
+}
+
 describe('docs commands marked `sh lab`', () => {
   it('there are such blocks in install, operations and troubleshooting', () => {
     expect(new Set(blocks.map((b) => b.file))).toEqual(new Set(['docs/install.md', 'docs/operations.md', 'docs/troubleshooting.md']));
   });
 
   it.each(blocks.map((b) => [`${b.file} block ${b.index}`, b] as const))('%s runs as written on a lab node', async (_name, block) => {
-    const script = join(work, `block-${randomBytes(3).toString('hex')}.sh`);
-    const scratch = mkdtempSync(join(work, 'view-'));
-    writeFileSync(script, NODE_VIEW + block.text);
-    const run = await execa(
-      'ip', ['netns', 'exec', node.netns, 'unshare', '--mount', '--propagation', 'private', 'bash', script, scratch, node.statusSocket, join(work, 'bin')],
-      { reject: false, all: true, timeout: 60_000 },
-    );
+    const run = await runOnNode(block.text);
     expect(run.exitCode, `${block.text}\n---\n${run.all}`).toBe(0);
   });
 
   it('the harness can fail: a block that fails, or reaches for a missing command, is caught', async () => {
     for (const text of ['false\n', 'lightlyctl no-such-verb\n', 'no-such-command\n']) {
-      const script = join(work, `bad-${randomBytes(3).toString('hex')}.sh`);
-      writeFileSync(script, NODE_VIEW + text);
-      const run = await execa('ip', ['netns', 'exec', node.netns, 'unshare', '--mount', '--propagation', 'private', 'bash', script, mkdtempSync(join(work, 'view-')), node.statusSocket, join(work, 'bin')], { reject: false });
-      expect(run.exitCode, text).not.toBe(0);
+      expect((await runOnNode(text)).exitCode, text).not.toBe(0);
     }
   });
 });
