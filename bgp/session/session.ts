@@ -56,6 +56,8 @@ export interface SessionEvents {
   established: [Established];
   update: [UpdateMessage];
   routeRefresh: [Family];
+  /** A bug of ours while handling this peer (a listener threw, say): the session is reset for it. */
+  fault: [Error];
   down: [{ reason: string; silent: boolean; peerGracefulRestart?: Extract<Capability, { code: 64 }> }];
 }
 
@@ -246,7 +248,11 @@ export class Session extends EventEmitter<SessionEvents> {
   private run(event: Parameters<Fsm['handle']>[0]): void {
     const before = this.fsm.state;
     const actions = this.fsm.handle(event);
-    for (const action of actions) this.perform(action);
+    try {
+      for (const action of actions) this.perform(action);
+    } catch (err) {
+      this.fault(err);
+    }
     const after = this.fsm.state;
     if (after !== before) {
       if (after === 'Established' || before === 'Established') this.since = Date.now();
@@ -324,6 +330,21 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private lastPeerGr?: Extract<Capability, { code: 64 }>;
 
+  /**
+   * Something of ours threw while handling this peer. It ends this session (Cease), never the
+   * process: a fault for one peer must not take the others down with it.
+   */
+  private fault(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.lastError = `internal error: ${error.message}`;
+    try {
+      this.emit('fault', error);
+    } catch {
+      // a failing report must not stop the reset below
+    }
+    if (this.fsm.state !== 'Idle') this.run({ type: 'DecodeError', error: new BgpError(ErrorCode.CEASE, 0, this.lastError) });
+  }
+
   /** Whether the current connection is the one we opened (collision resolution needs to know). */
   private socketIsOurs = false;
 
@@ -388,7 +409,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     } catch (err) {
       if (err instanceof BgpError) this.run({ type: 'DecodeError', error: err });
-      else throw err;
+      else this.fault(err);
     }
     if (this.socket === socket && socket.isPaused()) socket.resume();
   }

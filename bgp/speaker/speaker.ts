@@ -6,6 +6,7 @@ import {
   type Afi,
   BGP_MAX_MESSAGE_LENGTH,
   CeaseSubcode,
+  type CodecContext,
   ErrorCode,
   type Family,
   type PathAttributes,
@@ -35,7 +36,17 @@ export interface SpeakerConfig {
   maxPrefixes: number;
   clusterId?: string;
   maxPaths?: number;
+  /** Where the speaker reports what it drops or resets (a pino logger fits); silent when absent. */
+  log?: SpeakerLog;
 }
+
+/** The part of a logger the speaker uses: events with fields. */
+export interface SpeakerLog {
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+const SILENT: SpeakerLog = { warn: () => undefined, error: () => undefined };
 
 export interface PeerSettings {
   address: string;
@@ -87,10 +98,12 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private readonly peers = new Map<string, Peer>();
   private server?: Server;
   private originated = new Set<Prefix>();
+  private readonly log: SpeakerLog;
   port = 0;
 
   constructor(readonly config: SpeakerConfig) {
     super();
+    this.log = config.log ?? SILENT;
     this.rib = new Rib(config.maxPaths ?? 8);
     this.importFilter = new ImportFilter(config);
   }
@@ -147,6 +160,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       for (const prefix of [...peer.adjOut.keys()]) if (familyOf(prefix) === family.afi) peer.adjOut.delete(prefix);
       this.advertiseAll(peer, false);
     });
+    session.on('fault', (err) => this.log.error({ peer: settings.address, err }, 'bgp session fault: this session is reset, the others go on'));
     session.on('down', (d) => this.onDown(peer, d.silent && !!d.peerGracefulRestart, d.peerGracefulRestart?.restartTime ?? 0));
     session.start();
   }
@@ -241,7 +255,17 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private apply(changes: BestChange[]): void {
     if (changes.length === 0) return;
     this.emit('routes', routeChanges(changes));
-    for (const peer of this.peers.values()) if (peer.established) this.advertise(peer, changes);
+    for (const peer of this.peers.values()) if (peer.established) this.advertiseContained(peer, changes);
+  }
+
+  /** One peer's fault (a bug of ours included) ends at most that peer's session, never the others'. */
+  private advertiseContained(peer: Peer, changes: BestChange[]): void {
+    try {
+      this.advertise(peer, changes);
+    } catch (err) {
+      this.log.error({ peer: peer.settings.address, err }, 'bgp advertise failed: this session is reset, the others go on');
+      peer.session.sendNotificationAndClose(ErrorCode.CEASE, 0);
+    }
   }
 
   /** Sends `peer` what changed for it, grouping prefixes with the same attributes into few UPDATEs. */
@@ -251,7 +275,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const speaksV6 = e.families.some((f) => f.afi === AFI.IPv6);
     const exports = new ExportCache((route, afi) => this.exportFor(peer, route, afi));
     const withdraw: Prefix[] = [];
-    const groups = new Map<string, { attrs: PathAttributes; nextHop: string; prefixes: Prefix[] }>();
+    const groups = new Map<string, Group>();
+    let tooLarge: Group | undefined;
     for (const c of changes) {
       const afi = familyOf(c.prefix);
       if (!(afi === AFI.IPv4 ? speaksV4 : speaksV6)) continue;
@@ -261,22 +286,28 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
         continue;
       }
       if (peer.adjOut.get(c.prefix) === out.key) continue;
-      peer.adjOut.set(c.prefix, out.key);
       let g = groups.get(out.key);
-      if (!g) groups.set(out.key, (g = { attrs: out.attrs, nextHop: out.nextHop, prefixes: [] }));
+      if (!g) groups.set(out.key, (g = group(out, afi, e.ctx, c.prefix)));
+      if (g.room < MAX_PREFIX_BYTES[afi]) {
+        // Cannot fit one UPDATE for this peer (RFC 4271 §4.3): not sent, and what it had is withdrawn.
+        if (peer.adjOut.delete(c.prefix)) withdraw.push(c.prefix);
+        tooLarge = g;
+        continue;
+      }
+      peer.adjOut.set(c.prefix, out.key);
       g.prefixes.push(c.prefix);
     }
-    const send = (u: UpdateMessage): void => peer.session.sendRaw(encodeMessage(u, e.ctx));
-    for (const chunk of chunks(withdraw.filter((p) => familyOf(p) === AFI.IPv4))) send({ type: 2, withdrawn: chunk, attributes: {}, nlri: [] });
-    for (const chunk of chunks(withdraw.filter((p) => familyOf(p) === AFI.IPv6))) send({ type: 2, withdrawn: [], attributes: {}, nlri: [], mpUnreach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, withdrawn: chunk } });
-    for (const g of groups.values()) {
-      const v4 = g.prefixes.filter((p) => familyOf(p) === AFI.IPv4);
-      const v6 = g.prefixes.filter((p) => familyOf(p) === AFI.IPv6);
-      for (const chunk of chunks(v4)) send({ type: 2, withdrawn: [], attributes: { ...g.attrs, nextHop: g.nextHop }, nlri: chunk });
-      if (v6.length && g.nextHop.includes(':')) {
-        for (const chunk of chunks(v6)) send({ type: 2, withdrawn: [], attributes: g.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: [g.nextHop], nlri: chunk } });
-      }
+    if (tooLarge) {
+      this.log.warn({ peer: peer.settings.address, prefix: tooLarge.first, bytes: BGP_MAX_MESSAGE_LENGTH - tooLarge.room }, 'route does not fit one UPDATE for this peer: not advertised to it');
     }
+    const send = (frame: Buffer): void => peer.session.sendRaw(frame);
+    const v4 = withdraw.filter((p) => familyOf(p) === AFI.IPv4);
+    const v6 = withdraw.filter((p) => familyOf(p) === AFI.IPv6);
+    const unreach4 = (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: chunk, attributes: {}, nlri: [] });
+    const unreach6 = (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: {}, nlri: [], mpUnreach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, withdrawn: chunk } });
+    if (v4.length) packUpdates(v4, unreach4, roomFor(unreach4, e.ctx), e.ctx, send);
+    if (v6.length) packUpdates(v6, unreach6, roomFor(unreach6, e.ctx), e.ctx, send);
+    for (const g of groups.values()) if (g.prefixes.length) packUpdates(g.prefixes, g.make, g.room, e.ctx, send);
   }
 
   private exportFor(peer: Peer, route: Route, afi: Afi): Export | undefined {
@@ -284,7 +315,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
     const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
     const out = exportAttributes(route, peer.info, this.config, self);
-    if (!out || !out.nextHop) return undefined;
+    // IPv6 goes in MP_REACH_NLRI, which needs an IPv6 next hop.
+    if (!out || !out.nextHop || (afi === AFI.IPv6 && !out.nextHop.includes(':'))) return undefined;
     return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
   }
 
@@ -403,10 +435,52 @@ function push(changes: BestChange[], c: BestChange | undefined): void {
   if (c) changes.push(c);
 }
 
-/** Splits prefixes so each UPDATE stays well under 4096 bytes (at most 17 bytes a prefix). */
-function chunks(prefixes: Prefix[]): Prefix[][] {
-  const per = Math.floor((BGP_MAX_MESSAGE_LENGTH - 400) / 17);
-  const out: Prefix[][] = [];
-  for (let i = 0; i < prefixes.length; i += per) out.push(prefixes.slice(i, i + per));
-  return out;
+/** Prefixes of one family sharing the attributes they are advertised with, and the room left for them. */
+interface Group {
+  make: (prefixes: Prefix[]) => UpdateMessage;
+  /** Bytes an UPDATE has for NLRI after everything else (negative: not even the rest fits). */
+  room: number;
+  first: Prefix;
+  prefixes: Prefix[];
+}
+
+/** The largest encoded prefix of each family: a length octet and the address. */
+const MAX_PREFIX_BYTES: Record<Afi, number> = { [AFI.IPv4]: 5, [AFI.IPv6]: 17 };
+
+function group(out: Export, afi: Afi, ctx: CodecContext, first: Prefix): Group {
+  const make = afi === AFI.IPv4
+    ? (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: { ...out.attrs, nextHop: out.nextHop }, nlri: chunk })
+    : (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: out.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: [out.nextHop], nlri: chunk } });
+  return { make, room: roomFor(make, ctx), first, prefixes: [] };
+}
+
+/**
+ * Bytes left for NLRI in an UPDATE built by `make`, measured on the real encoding (RFC 4271 §4.3:
+ * at most 4096 bytes). One byte is kept back: an MP attribute growing past 255 bytes takes an
+ * extended length.
+ */
+function roomFor(make: (prefixes: Prefix[]) => UpdateMessage, ctx: CodecContext): number {
+  try {
+    return BGP_MAX_MESSAGE_LENGTH - encodeMessage(make([]), ctx).length - 1;
+  } catch (err) {
+    if (err instanceof RangeError) return -1; // the attributes alone pass 4096 bytes
+    throw err;
+  }
+}
+
+/** Sends `prefixes` in as few UPDATEs as fit, each filled by the encoded size of its prefixes. */
+function packUpdates(prefixes: Prefix[], make: (prefixes: Prefix[]) => UpdateMessage, room: number, ctx: CodecContext, send: (frame: Buffer) => void): void {
+  let chunk: Prefix[] = [];
+  let used = 0;
+  for (const prefix of prefixes) {
+    const bytes = 1 + Math.ceil(Number(prefix.slice(prefix.indexOf('/') + 1)) / 8);
+    if (used + bytes > room && chunk.length) {
+      send(encodeMessage(make(chunk), ctx));
+      chunk = [];
+      used = 0;
+    }
+    chunk.push(prefix);
+    used += bytes;
+  }
+  if (chunk.length) send(encodeMessage(make(chunk), ctx));
 }
