@@ -106,3 +106,45 @@ describe('RFC 4271 §4.3: no UPDATE we send passes 4096 bytes, and nothing a pee
     expect(ibgp.notifications()).toEqual([]);
   });
 });
+
+/** What a peer holds from us now: every UPDATE replayed in order. */
+function view(p: RawPeer): Set<string> {
+  const held = new Set<string>();
+  for (const u of updates(p)) {
+    for (const w of [...u.withdrawn, ...(u.mpUnreach?.withdrawn ?? [])]) held.delete(w);
+    for (const a of [...u.nlri, ...(u.mpReach?.nlri ?? [])]) held.add(a);
+  }
+  return held;
+}
+
+/** What the agent would have installed: every `routes` event replayed in order. */
+function installed(s: Speaker): Map<string, string[]> {
+  const kernel = new Map<string, string[]>();
+  s.on('routes', (changes) => {
+    for (const c of changes) {
+      if (c.nextHops.length) kernel.set(c.prefix, c.nextHops);
+      else kernel.delete(c.prefix);
+    }
+  });
+  return kernel;
+}
+
+describe('RFC 4486 §4 max-prefix: a peer closed for too many prefixes leaves nothing behind', () => {
+  it('the UPDATE that passes the limit is not applied: nothing of the peer stays installed or advertised', async () => {
+    const s = await speaker({ maxPrefixes: 2 });
+    const kernel = installed(s);
+    s.setPeers([{ address: '127.0.0.2', asn: 65000, passive: true }, { address: '127.0.0.3', asn: 64512, passive: true }]);
+    const ibgp = await raw(s, '127.0.0.3', 64512);
+    const ebgp = await raw(s, '127.0.0.2', 65000);
+    ebgp.send(announce(['10.1.0.0/24'], '127.0.0.2'));
+    await until('the first prefix at the iBGP peer', () => view(ibgp).has('10.1.0.0/24'));
+    ebgp.send(announce(['10.2.0.0/24', '10.3.0.0/24'], '127.0.0.2'));
+    await until('Cease 6/1', () => ebgp.notifications().length > 0);
+    expect(ebgp.notifications()).toEqual(['6/1']);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(routes(s)).toEqual({});
+    expect([...kernel.keys()]).toEqual([]);
+    expect([...view(ibgp)]).toEqual([]);
+    expect(stateOf(s, '127.0.0.3')).toBe('Established');
+  });
+});

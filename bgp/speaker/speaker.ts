@@ -219,10 +219,20 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
     if (this.rib.count(peer.info.id) > limit) {
       // RFC 4486: Cease, maximum number of prefixes reached; the peer's routes go with the session.
+      // This UPDATE's changes were never reported, and the close may already have dropped the peer's
+      // routes: report where each prefix it touched stands now, never the announcements themselves.
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, CeaseSubcode.MAX_PREFIXES);
-      changes.push(...this.rib.dropSource(peer.info.id));
+      const dropped = this.rib.dropSource(peer.info.id);
+      this.apply([...changes.map((c) => this.current(c.prefix)), ...dropped]);
+      return;
     }
     this.apply(changes);
+  }
+
+  /** The prefix's best route now, as a change to report. */
+  private current(prefix: Prefix): BestChange {
+    const selection = this.rib.bestOf(prefix);
+    return selection ? { prefix, best: selection.best, multipath: selection.multipath } : { prefix, multipath: [] };
   }
 
   /**
