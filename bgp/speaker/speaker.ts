@@ -88,7 +88,18 @@ interface Peer {
   /** prefix → key of the attributes last sent, for minimal updates and the advertised count. */
   adjOut: Map<Prefix, string>;
   staleTimer?: NodeJS.Timeout;
+  /** Prefixes whose UPDATE the full queue refused (UNSENT in adjOut): sent as they stand on drain. */
+  unsent: Set<Prefix>;
+  /** Address families asked for again (ROUTE-REFRESH) and not yet answered: one answer for many asks. */
+  refresh: Set<Afi>;
+  refreshTimer?: NodeJS.Timeout;
+  lastRefresh: number;
 }
+
+/** The Adj-RIB-Out key of a prefix whose UPDATE was refused: the peer may hold anything for it. */
+const UNSENT = '';
+/** A peer's ROUTE-REFRESH requests are answered at most this often; more in between are merged. */
+const REFRESH_INTERVAL_MS = 1000;
 
 const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
 
@@ -132,7 +143,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const wanted = new Map(list.map((p) => [p.address, p]));
     for (const [address, peer] of this.peers) {
       const next = wanted.get(address);
-      if (!next || JSON.stringify(next) !== JSON.stringify(peer.settings)) this.removePeer(peer, CeaseSubcode.PEER_DECONFIGURED);
+      // RFC 4486: a peer gone from the configuration is 6/3, one whose settings changed 6/6.
+      if (!next) this.removePeer(peer, CeaseSubcode.PEER_DECONFIGURED);
+      else if (JSON.stringify(next) !== JSON.stringify(peer.settings)) this.removePeer(peer, CeaseSubcode.OTHER_CONFIG_CHANGE);
     }
     for (const settings of list) if (!this.peers.has(settings.address)) this.addPeer(settings);
   }
@@ -148,17 +161,18 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.config.gracefulRestart.restarting } } : {}),
     });
     const peer: Peer = {
-      settings, session, adjOut: new Map(),
+      settings, session, adjOut: new Map(), unsent: new Set(), refresh: new Set(), lastRefresh: 0,
       info: { id: settings.address, address: settings.address, asn: settings.asn, routerId: settings.address, ebgp, rrClient: settings.routeReflectorClient ?? false },
     };
     this.peers.set(settings.address, peer);
     session.on('state', (from, to) => this.emit('peerState', settings.address, from, to));
     session.on('established', (e) => this.onEstablished(peer, e));
     session.on('update', (u) => this.onUpdate(peer, u));
-    session.on('routeRefresh', (family) => {
-      // Everything of that family again, even what the Adj-RIB-Out says the peer already has.
-      for (const prefix of [...peer.adjOut.keys()]) if (familyOf(prefix) === family.afi) peer.adjOut.delete(prefix);
-      this.advertiseAll(peer, false);
+    session.on('routeRefresh', (family) => this.refreshRequested(peer, family.afi));
+    session.on('drain', () => this.drained(peer));
+    session.on('down', () => {
+      peer.unsent.clear();
+      peer.refresh.clear();
     });
     session.on('fault', (err) => this.log.error({ peer: settings.address, err }, 'bgp session fault: this session is reset, the others go on'));
     session.on('down', (d) => this.onDown(peer, d.silent && !!d.peerGracefulRestart, d.peerGracefulRestart?.restartTime ?? 0));
@@ -168,6 +182,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private removePeer(peer: Peer, subcode: number): void {
     this.peers.delete(peer.settings.address);
     clearTimeout(peer.staleTimer);
+    clearTimeout(peer.refreshTimer);
     peer.session.removeAllListeners();
     if (peer.session.state === 'Established' || peer.session.state === 'OpenConfirm' || peer.session.state === 'OpenSent') {
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, subcode);
@@ -265,13 +280,13 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private apply(changes: BestChange[]): void {
     if (changes.length === 0) return;
     this.emit('routes', routeChanges(changes));
-    for (const peer of this.peers.values()) if (peer.established) this.advertiseContained(peer, changes);
+    for (const peer of this.peers.values()) if (peer.established) this.contained(peer, () => this.advertise(peer, changes));
   }
 
-  /** One peer's fault (a bug of ours included) ends at most that peer's session, never the others'. */
-  private advertiseContained(peer: Peer, changes: BestChange[]): void {
+  /** Sending to one peer that fails (a bug of ours included) ends at most that peer's session, never the others'. */
+  private contained(peer: Peer, send: () => void): void {
     try {
-      this.advertise(peer, changes);
+      send();
     } catch (err) {
       this.log.error({ peer: peer.settings.address, err }, 'bgp advertise failed: this session is reset, the others go on');
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, 0);
@@ -310,7 +325,14 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     if (tooLarge) {
       this.log.warn({ peer: peer.settings.address, prefix: tooLarge.first, bytes: BGP_MAX_MESSAGE_LENGTH - tooLarge.room }, 'route does not fit one UPDATE for this peer: not advertised to it');
     }
-    const send = (frame: Buffer): void => peer.session.sendRaw(frame);
+    const send = (frame: Buffer, prefixes: Prefix[]): void => {
+      if (peer.session.sendUpdate(frame)) return;
+      // The queue to the peer is full: what it holds for these is unknown until we send them again.
+      for (const prefix of prefixes) {
+        peer.adjOut.set(prefix, UNSENT);
+        peer.unsent.add(prefix);
+      }
+    };
     const v4 = withdraw.filter((p) => familyOf(p) === AFI.IPv4);
     const v6 = withdraw.filter((p) => familyOf(p) === AFI.IPv6);
     const unreach4 = (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: chunk, attributes: {}, nlri: [] });
@@ -318,6 +340,40 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     if (v4.length) packUpdates(v4, unreach4, roomFor(unreach4, e.ctx), e.ctx, send);
     if (v6.length) packUpdates(v6, unreach6, roomFor(unreach6, e.ctx), e.ctx, send);
     for (const g of groups.values()) if (g.prefixes.length) packUpdates(g.prefixes, g.make, g.room, e.ctx, send);
+  }
+
+  /** The queue to the peer has room again: what it refused goes out as it stands now, then any refresh owed. */
+  private drained(peer: Peer): void {
+    if (!peer.established) return;
+    const owed = [...peer.unsent].map((prefix) => this.current(prefix));
+    peer.unsent.clear();
+    this.contained(peer, () => this.advertise(peer, owed));
+    if (peer.refresh.size && !peer.refreshTimer && !peer.session.congested) this.answerRefresh(peer);
+  }
+
+  /**
+   * RFC 2918: the peer asks for a family again. Requests are merged: at most one answer per
+   * REFRESH_INTERVAL_MS, none while the queue to the peer is full, so a flood of them costs one resend.
+   */
+  private refreshRequested(peer: Peer, afi: Afi): void {
+    peer.refresh.add(afi);
+    if (peer.refreshTimer || peer.session.congested) return; // an answer is already on its way, or waits for drain
+    const wait = Math.max(0, peer.lastRefresh + REFRESH_INTERVAL_MS - Date.now());
+    peer.refreshTimer = setTimeout(() => {
+      peer.refreshTimer = undefined;
+      if (this.peers.get(peer.settings.address) === peer && !peer.session.congested) this.answerRefresh(peer);
+    }, wait);
+    peer.refreshTimer.unref();
+  }
+
+  private answerRefresh(peer: Peer): void {
+    if (!peer.established) return;
+    peer.lastRefresh = Date.now();
+    // Everything of those families again, even what the Adj-RIB-Out says the peer already has
+    // (UNSENT entries stay: they are owed anyway, withdrawals among them).
+    for (const [prefix, key] of peer.adjOut) if (key !== UNSENT && peer.refresh.has(familyOf(prefix))) peer.adjOut.delete(prefix);
+    peer.refresh.clear();
+    this.contained(peer, () => this.advertiseAll(peer, false));
   }
 
   private exportFor(peer: Peer, route: Route, afi: Afi): Export | undefined {
@@ -479,18 +535,18 @@ function roomFor(make: (prefixes: Prefix[]) => UpdateMessage, ctx: CodecContext)
 }
 
 /** Sends `prefixes` in as few UPDATEs as fit, each filled by the encoded size of its prefixes. */
-function packUpdates(prefixes: Prefix[], make: (prefixes: Prefix[]) => UpdateMessage, room: number, ctx: CodecContext, send: (frame: Buffer) => void): void {
+function packUpdates(prefixes: Prefix[], make: (prefixes: Prefix[]) => UpdateMessage, room: number, ctx: CodecContext, send: (frame: Buffer, prefixes: Prefix[]) => void): void {
   let chunk: Prefix[] = [];
   let used = 0;
   for (const prefix of prefixes) {
     const bytes = 1 + Math.ceil(Number(prefix.slice(prefix.indexOf('/') + 1)) / 8);
     if (used + bytes > room && chunk.length) {
-      send(encodeMessage(make(chunk), ctx));
+      send(encodeMessage(make(chunk), ctx), chunk);
       chunk = [];
       used = 0;
     }
     chunk.push(prefix);
     used += bytes;
   }
-  if (chunk.length) send(encodeMessage(make(chunk), ctx));
+  if (chunk.length) send(encodeMessage(make(chunk), ctx), chunk);
 }
