@@ -4,7 +4,7 @@ import { spawn } from 'node:child_process';
 import { type AddressInfo, type Socket, connect as connectTcp, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BgpMessage, type UpdateMessage } from '../codec/index.js';
-import { RawPeer, type RawPeerOptions, rawUpdate } from '../../test/support/raw-peer.js';
+import { RawPeer, type RawPeerOptions, rawUpdate, update4095, v6With90Communities } from '../../test/support/raw-peer.js';
 import { Speaker, type SpeakerConfig } from './speaker.js';
 
 const speakers: Speaker[] = [];
@@ -60,10 +60,7 @@ describe('RFC 4271 §4.3: no UPDATE we send passes 4096 bytes, and nothing a pee
     s.setPeers([{ address: '127.0.0.2', asn: 65000, passive: true }, { address: '127.0.0.3', asn: 64512, passive: true }]);
     const ibgp = await raw(s, '127.0.0.3', 64512);
     const ebgp = await raw(s, '127.0.0.2', 65000);
-    // ORIGIN 4 + AS_PATH 9 + NEXT_HOP 7 + COMMUNITIES (4 + 4 × 1011) + NLRI 4, behind 23 bytes: 4095.
-    const communities = Array.from({ length: 1011 }, (_, i) => (65000 * 65536 + i) >>> 0);
-    const big = Buffer.concat([Buffer.from([0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe8, 0x40, 3, 4, 127, 0, 0, 2, 0xd0, 8, 0x0f, 0xcc]), ...communities.map((c) => Buffer.from([c >>> 24, (c >>> 16) & 255, (c >>> 8) & 255, c & 255]))]);
-    const frame = rawUpdate(big, Buffer.from([24, 10, 9, 0]));
+    const frame = update4095('127.0.0.2');
     expect(frame.length).toBe(4095);
     ebgp.sendBytes(frame);
     ebgp.send(announce(['10.8.0.0/24'], '127.0.0.2'));
@@ -80,11 +77,7 @@ describe('RFC 4271 §4.3: no UPDATE we send passes 4096 bytes, and nothing a pee
     const s = await speaker();
     s.setPeers([{ address: '127.0.0.2', asn: 65000, passive: true }, { address: '127.0.0.3', asn: 64512, passive: true }]);
     const ebgp = await raw(s, '127.0.0.2', 65000);
-    const communities = Array.from({ length: 90 }, (_, i) => (65000 * 65536 + i) >>> 0);
-    const prefixes = Array.from({ length: 300 }, (_, i) => `fd00:1::${(i + 1).toString(16)}/128`);
-    for (let i = 0; i < prefixes.length; i += 100) {
-      ebgp.send({ type: 2, withdrawn: [], nlri: [], attributes: attrs(65000, { communities }), mpReach: { family: { afi: 2, safi: 1 }, nextHops: ['fd00::2'], nlri: prefixes.slice(i, i + 100) } });
-    }
+    for (const u of v6With90Communities('fd00::2')) ebgp.send(u);
     await until('all 300 learned', () => Object.keys(routes(s)).length === 300);
     const ibgp = await raw(s, '127.0.0.3', 64512);
     await until('all 300 at the new peer', () => new Set(ibgp.announced()).size === 300);

@@ -114,6 +114,30 @@ export function rawUpdate(attributes: Buffer, nlri: Buffer, withdrawn: Buffer = 
   return Buffer.concat([head, body]);
 }
 
+/**
+ * A legal UPDATE of 4095 bytes from AS 65000 for 10.9.0.0/24 via `nextHop`: ORIGIN, AS_PATH, NEXT_HOP
+ * and 1011 communities. Re-encoded for an iBGP peer it gains LOCAL_PREF and passes 4096 bytes.
+ */
+export function update4095(nextHop: string): Buffer {
+  const communities = Array.from({ length: 1011 }, (_, i) => (65000 * 65536 + i) >>> 0);
+  const attributes = Buffer.concat([
+    Buffer.from([0x40, 1, 1, 0, 0x40, 2, 6, 2, 1, 0, 0, 0xfd, 0xe8, 0x40, 3, 4, ...nextHop.split('.').map(Number), 0xd0, 8, 0x0f, 0xcc]),
+    ...communities.map((c) => Buffer.from([c >>> 24, (c >>> 16) & 255, (c >>> 8) & 255, c & 255])),
+  ]);
+  return rawUpdate(attributes, Buffer.from([24, 10, 9, 0]));
+}
+
+/** 300 IPv6 /128s (fd00:1::1 on) with 90 communities from AS 65000, in UPDATEs of 100 that fit. */
+export function v6With90Communities(nextHop: string): BgpMessage[] {
+  const communities = Array.from({ length: 90 }, (_, i) => (65000 * 65536 + i) >>> 0);
+  const prefixes = Array.from({ length: 300 }, (_, i) => `fd00:1::${(i + 1).toString(16)}/128`);
+  const out: BgpMessage[] = [];
+  for (let i = 0; i < prefixes.length; i += 100) {
+    out.push({ type: 2, withdrawn: [], nlri: [], attributes: { origin: 0, asPath: [{ type: 2, asns: [65000] }], communities }, mpReach: { family: { afi: 2, safi: 1 }, nextHops: [nextHop], nlri: prefixes.slice(i, i + 100) } });
+  }
+  return out;
+}
+
 function u16(n: number): Buffer {
   const b = Buffer.alloc(2);
   b.writeUInt16BE(n);
