@@ -243,12 +243,12 @@ export class Session extends EventEmitter<SessionEvents> {
       this.write(frame);
       return true;
     }
-    if (!this.congested) {
-      this.congested = true;
+    if (!this.queueFull) {
+      this.queueFull = true;
       this.perform({ type: 'setTimer', timer: 'sendHold', seconds: this.fsm.negotiated?.holdTime || OPEN_HOLD_SECONDS });
       socket.once('drain', () => {
         if (this.socket !== socket) return;
-        this.congested = false;
+        this.queueFull = false;
         this.perform({ type: 'clearTimer', timer: 'sendHold' });
         this.emit('drain');
       });
@@ -256,8 +256,12 @@ export class Session extends EventEmitter<SessionEvents> {
     return false;
   }
 
+  private queueFull = false;
+
   /** UPDATEs are being refused until the queue to the peer drains. */
-  congested = false;
+  get congested(): boolean {
+    return this.queueFull;
+  }
 
   /** Asks the peer to send its routes of these families again (RFC 2918). */
   requestRefresh(families: Family[]): void {
@@ -394,7 +398,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private attach(socket: Socket, ours: boolean): void {
     this.socket = socket;
     this.socketIsOurs = ours;
-    this.congested = false;
+    this.queueFull = false;
     this.reader = new MessageReader();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));

@@ -224,6 +224,27 @@ describe('session start and collisions (RFC 4271 §6.8, §8)', () => {
     }
   });
 
+  it('a Cease on our connection while the peer\'s is held (it settled the collision first) goes on over the peer\'s', async () => {
+    let ours: Socket | undefined;
+    const server = createServer((sock) => void (ours = sock.on('error', () => undefined)));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.2', r));
+    try {
+      const s = await speaker({ connectRetrySeconds: 5 });
+      s.setPeers([{ address: '127.0.0.2', asn: 65000, port: (server.address() as AddressInfo).port }]);
+      await until('our connection, in OpenSent', () => ours !== undefined && stateOf(s, '127.0.0.2') === 'OpenSent');
+      // The peer's own connection, its OPEN not sent yet: we hold it until an OPEN settles the collision.
+      const theirs = connectTcp({ host: '127.0.0.1', port: s.port, localAddress: '127.0.0.2' }).on('error', () => undefined);
+      const got: Buffer[] = [];
+      theirs.on('data', (d: Buffer) => got.push(d));
+      await new Promise((r) => setTimeout(r, 200));
+      ours!.end(Buffer.from([...Array(16).fill(0xff), 0, 21, 3, 6, 7])); // Cease 6/7 on ours
+      await until('our OPEN on the peer\'s connection', () => Buffer.concat(got)[18] === 1, 3000);
+      theirs.destroy();
+    } finally {
+      server.close();
+    }
+  });
+
   it('while our SYN gets no answer (Connect), the peer connection is taken, not refused with 6/7', async () => {
     // A listener that never accepts, its small queue filled: further SYNs to it are dropped.
     const blocker = spawn(process.execPath, ['-e', `const s = require('net').createServer();

@@ -302,6 +302,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const withdraw: Prefix[] = [];
     const groups = new Map<string, Group>();
     let tooLarge: Group | undefined;
+    let notSent = 0;
     for (const c of changes) {
       const afi = familyOf(c.prefix);
       if (!(afi === AFI.IPv4 ? speaksV4 : speaksV6)) continue;
@@ -317,13 +318,14 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
         // Cannot fit one UPDATE for this peer (RFC 4271 §4.3): not sent, and what it had is withdrawn.
         if (peer.adjOut.delete(c.prefix)) withdraw.push(c.prefix);
         tooLarge = g;
+        notSent++;
         continue;
       }
       peer.adjOut.set(c.prefix, out.key);
       g.prefixes.push(c.prefix);
     }
     if (tooLarge) {
-      this.log.warn({ peer: peer.settings.address, prefix: tooLarge.first, bytes: BGP_MAX_MESSAGE_LENGTH - tooLarge.room }, 'route does not fit one UPDATE for this peer: not advertised to it');
+      this.log.warn({ peer: peer.settings.address, prefix: tooLarge.first, prefixes: notSent, bytes: BGP_MAX_MESSAGE_LENGTH - tooLarge.room }, 'route does not fit one UPDATE for this peer: not advertised to it');
     }
     const send = (frame: Buffer, prefixes: Prefix[]): void => {
       if (peer.session.sendUpdate(frame)) return;
@@ -381,8 +383,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
     const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
     const out = exportAttributes(route, peer.info, this.config, self);
-    // IPv6 goes in MP_REACH_NLRI, which needs an IPv6 next hop.
-    if (!out || !out.nextHop || (afi === AFI.IPv6 && !out.nextHop.includes(':'))) return undefined;
+    // A next hop of the prefix's own family: NEXT_HOP holds IPv4 only, and we do not speak RFC 8950.
+    if (!out || !out.nextHop || out.nextHop.includes(':') !== (afi === AFI.IPv6)) return undefined;
     return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
   }
 
