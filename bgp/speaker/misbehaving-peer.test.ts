@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import { type AddressInfo, type Socket, connect as connectTcp, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BgpMessage, type UpdateMessage } from '../codec/index.js';
+import { until as waitUntil } from '../../test/support/wait.js';
 import { RawPeer, type RawPeerOptions, rawUpdate, update4095, v6With90Communities } from '../../test/support/raw-peer.js';
 import { Speaker, type SpeakerConfig } from './speaker.js';
 
@@ -40,13 +41,7 @@ async function raw(s: Speaker, address: string, asn: number, extra: Partial<RawP
   return p;
 }
 
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, check: () => boolean, ms = 10_000) => waitUntil(what, async () => check(), ms);
 
 const stateOf = (s: Speaker, address: string) => s.snapshot().find((p) => p.address === address)?.state;
 const routes = (s: Speaker) => Object.fromEntries(s.bestRoutes().map((r) => [r.prefix, r.nextHops.join(',')]));

@@ -1,6 +1,7 @@
 // A raw BGP peer for tests: a bare TCP socket and hand-built or codec-encoded bytes, never our Session,
 // so it can misbehave (stop reading, flood, send what our encoder never would).
 import { type Socket, connect } from 'node:net';
+import { until } from './wait.js';
 import { type BgpMessage, type CodecContext, type Family, MessageReader, decodeMessage, encodeMessage, keepalive } from '../../bgp/codec/index.js';
 
 export interface RawPeerOptions {
@@ -76,13 +77,11 @@ export class RawPeer {
 
   /** Waits until a received message matches; fails with what was received instead. */
   async waitFor(what: string, match: (m: BgpMessage) => boolean, timeoutMs = 10_000): Promise<BgpMessage> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.received.find((m): m is BgpMessage => m.type !== 'error' && match(m));
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(this.summary())}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    const found = (): BgpMessage | undefined => this.received.find((m): m is BgpMessage => m.type !== 'error' && match(m));
+    await until(what, async () => found() !== undefined, timeoutMs).catch((err: Error) => {
+      throw new Error(`${err.message}; received ${JSON.stringify(this.summary())}`);
+    });
+    return found()!;
   }
 
   /** The NOTIFICATIONs received, as "code/subcode". */
