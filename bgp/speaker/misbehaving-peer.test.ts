@@ -140,7 +140,7 @@ describe('RFC 4486 §4 max-prefix: a peer closed for too many prefixes leaves no
   });
 });
 
-describe('RFC 4486 Cease subcodes', () => {
+describe('RFC 4486 §3, §4: Cease subcodes', () => {
   it('a connection refused while Idle gets 6/5 Connection Rejected', async () => {
     const s = await speaker({ connectRetrySeconds: 5 });
     s.setPeers([{ address: '127.0.0.2', asn: 65000, passive: true }]);
@@ -212,7 +212,7 @@ describe('session start and collisions (RFC 4271 §6.8, §8)', () => {
       await until('our connection refused', () => refused && stateOf(s, '127.0.0.2') !== 'Connect' && stateOf(s, '127.0.0.2') !== 'OpenSent');
       const started = Date.now();
       await raw(s, '127.0.0.2', 65000); // its own connection, well inside our 5 s connect retry
-      expect(Date.now() - started).toBeLessThan(2000);
+      expect(Date.now() - started).toBeLessThan(4000); // Idle would refuse it for 5 s
       expect(stateOf(s, '127.0.0.2')).toBe('Established');
     } finally {
       refuser.close();
@@ -266,7 +266,7 @@ describe('session start and collisions (RFC 4271 §6.8, §8)', () => {
   });
 });
 
-describe('a peer that stops reading or floods us', () => {
+describe('a peer that stops reading (RFC 9687) or floods us with ROUTE-REFRESH (RFC 2918 §4)', () => {
   it('the queue to a peer that stops reading stays bounded, and the session closes with 8/0 after the hold time (RFC 9687)', async () => {
     const s = await speaker();
     s.setPeers([{ address: '127.0.0.3', asn: 64512, passive: true }]);
@@ -302,6 +302,6 @@ describe('a peer that stops reading or floods us', () => {
     expect(answered).toBeLessThanOrEqual(4);
     const before = p.announced().length;
     s.setOriginated([...table, '10.250.0.0/24']);
-    await until('a new route, promptly', () => p.announced().slice(before).includes('10.250.0.0/24'), 2000);
+    await until('a new route, promptly', () => p.announced().slice(before).includes('10.250.0.0/24'), 5000);
   });
 });
