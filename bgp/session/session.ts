@@ -229,8 +229,14 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   sendRaw(frame: Buffer): void {
-    if (this.fsm.state === 'Established') this.write(frame);
+    if (this.fsm.state !== 'Established') return;
+    // Behind the UPDATEs the full queue refused: an End-of-RIB must not overtake the routes it closes.
+    if (this.queueFull) this.deferred.push(frame);
+    else this.write(frame);
   }
+
+  /** Frames sent while the queue was full, written once what the drain is owed has gone. */
+  private deferred: Buffer[] = [];
 
   /**
    * An UPDATE, unless the queue to the peer is full: then false, and a `drain` event follows when it
@@ -251,6 +257,7 @@ export class Session extends EventEmitter<SessionEvents> {
         this.queueFull = false;
         this.perform({ type: 'clearTimer', timer: 'sendHold' });
         this.emit('drain');
+        if (!this.queueFull) for (const frame of this.deferred.splice(0)) this.write(frame);
       });
     }
     return false;
@@ -399,6 +406,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.socket = socket;
     this.socketIsOurs = ours;
     this.queueFull = false;
+    this.deferred = [];
     this.reader = new MessageReader();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
