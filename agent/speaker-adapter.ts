@@ -10,7 +10,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     asn: settings.asn, routerId: settings.routerId, listenAddress: settings.listenAddress, listenPort: settings.listenPort,
     holdTime: settings.holdTime, connectRetrySeconds: settings.connectRetrySeconds, gracefulRestart: settings.gracefulRestart,
     importCIDRs: settings.importCIDRs, allowDefaultRoute: settings.allowDefaultRoute, maxPrefixes: settings.maxPrefixes,
-    ...(settings.clusterId ? { clusterId: settings.clusterId } : {}),
+    ...(settings.clusterId ? { clusterId: settings.clusterId } : {}), log,
   });
   speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
   return {

@@ -24,6 +24,8 @@ class Malformed extends Error {}
 
 interface Decoded {
   attrs: PathAttributes;
+  /** NEXT_HOP was present but malformed: fatal for classic NLRI only (RFC 4760 §3, RFC 7606 §7.3). */
+  badNextHop?: boolean;
   mpReach?: MpReach;
   mpUnreach?: MpUnreach;
   as4Path?: AsPathSegment[];
@@ -127,8 +129,8 @@ const DESCRIPTORS: Descriptor[] = [
     out.attrs.med = u32(v);
   } },
   { type: AttrType.LOCAL_PREF, optional: false, transitive: true, onError: 'withdraw', decode(v, out, ctx) {
-    const value = u32(v);
-    if (!ctx.ebgp) out.attrs.localPref = value; // RFC 4271 §5.1.5: ignored when received over eBGP
+    if (ctx.ebgp) return; // RFC 7606 §7.5: from an external peer, discarded whatever its length
+    out.attrs.localPref = u32(v);
   } },
   { type: AttrType.ATOMIC_AGGREGATE, optional: false, transitive: true, onError: 'discard', decode(v, out) {
     if (v.length !== 0) throw new Malformed('ATOMIC_AGGREGATE must be empty');
@@ -146,11 +148,13 @@ const DESCRIPTORS: Descriptor[] = [
     for (let i = 0; i < v.length; i += 4) list.push(v.readUInt32BE(i));
     out.attrs.communities = list;
   } },
-  { type: AttrType.ORIGINATOR_ID, optional: true, transitive: false, onError: 'withdraw', decode(v, out) {
+  { type: AttrType.ORIGINATOR_ID, optional: true, transitive: false, onError: 'withdraw', decode(v, out, ctx) {
+    if (ctx.ebgp) return; // RFC 7606 §7.9: from an external peer, discarded
     out.attrs.originatorId = ipv4(v);
   } },
-  { type: AttrType.CLUSTER_LIST, optional: true, transitive: false, onError: 'withdraw', decode(v, out) {
-    if (v.length % 4 !== 0) throw new Malformed('CLUSTER_LIST length not a multiple of 4');
+  { type: AttrType.CLUSTER_LIST, optional: true, transitive: false, onError: 'withdraw', decode(v, out, ctx) {
+    if (ctx.ebgp) return; // RFC 7606 §7.10: from an external peer, discarded
+    if (v.length === 0 || v.length % 4 !== 0) throw new Malformed('CLUSTER_LIST length not a non-zero multiple of 4');
     const list: string[] = [];
     for (let i = 0; i < v.length; i += 4) list.push(formatAddress(AFI.IPv4, v.subarray(i, i + 4)));
     out.attrs.clusterList = list;
@@ -197,6 +201,7 @@ export interface AttributeDecodeResult {
   mpReach?: MpReach;
   mpUnreach?: MpUnreach;
   treatAsWithdraw: boolean;
+  badNextHop: boolean;
 }
 
 export function decodeAttributes(data: Buffer, ctx: CodecContext): AttributeDecodeResult {
@@ -204,15 +209,21 @@ export function decodeAttributes(data: Buffer, ctx: CodecContext): AttributeDeco
   const seen = new Set<number>();
   let treatAsWithdraw = false;
   for (let i = 0; i < data.length; ) {
-    if (i + 3 > data.length) throw new BgpError(3, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, 'truncated attribute header');
     const flags = data[i]!;
-    const type = data[i + 1]!;
+    const type = i + 1 < data.length ? data[i + 1]! : -1;
     const extended = (flags & AttrFlag.EXTENDED_LENGTH) !== 0;
-    if (extended && i + 4 > data.length) throw new BgpError(3, UpdateSubcode.MALFORMED_ATTRIBUTE_LIST, 'truncated attribute header');
-    const length = extended ? data.readUInt16BE(i + 2) : data[i + 2]!;
     const start = i + (extended ? 4 : 3);
-    // RFC 7606 §4: an attribute overrunning the attribute list leaves the rest unparsable.
-    if (start + length > data.length) throw new BgpError(3, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, `attribute ${type} overruns the attribute list`);
+    const length = start > data.length ? 0 : extended ? data.readUInt16BE(i + 2) : data[i + 2]!;
+    if (start + length > data.length) {
+      // RFC 7606 §4: a truncated attribute header or an attribute overrunning the attribute list is
+      // treat-as-withdraw, the NLRI found through the total length. Not when the attribute cut short
+      // is MP_REACH/MP_UNREACH itself: its NLRI cannot be located then (§5.3), so the session resets.
+      if (type === AttrType.MP_REACH_NLRI || type === AttrType.MP_UNREACH_NLRI) {
+        throw new BgpError(3, UpdateSubcode.ATTRIBUTE_LENGTH_ERROR, `attribute ${type} overruns the attribute list`);
+      }
+      treatAsWithdraw = true;
+      break;
+    }
     const value = data.subarray(start, start + length);
     i = start + length;
     if (seen.has(type)) {
@@ -233,13 +244,15 @@ export function decodeAttributes(data: Buffer, ctx: CodecContext): AttributeDeco
     } catch (err) {
       if (!(err instanceof Malformed) && !(err instanceof BgpError)) throw err;
       if (d.onError === 'reset') throw new BgpError(3, UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR, `malformed attribute ${type}: ${(err as Error).message}`);
-      if (d.onError === 'withdraw') treatAsWithdraw = true;
+      // A bad NEXT_HOP withdraws classic NLRI only (RFC 7606 §7.3); the UPDATE decides (RFC 4760 §3).
+      if (d.type === AttrType.NEXT_HOP) out.badNextHop = true;
+      else if (d.onError === 'withdraw') treatAsWithdraw = true;
       // 'discard': as if the attribute had not been there
     }
   }
   if (!ctx.fourOctetAs && out.as4Path && out.attrs.asPath) out.attrs.asPath = mergeAs4Path(out.attrs.asPath, out.as4Path);
   if (!ctx.fourOctetAs && out.as4Aggregator && out.attrs.aggregator?.asn === AS_TRANS) out.attrs.aggregator = out.as4Aggregator;
-  return { attrs: out.attrs, mpReach: out.mpReach, mpUnreach: out.mpUnreach, treatAsWithdraw };
+  return { attrs: out.attrs, mpReach: out.mpReach, mpUnreach: out.mpUnreach, treatAsWithdraw, badNextHop: out.badNextHop ?? false };
 }
 
 function attr(flags: number, type: number, value: Uint8Array): Buffer {

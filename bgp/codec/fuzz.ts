@@ -16,6 +16,7 @@ const v6prefix = fc.tuple(fc.integer({ min: 0x2000, max: 0xfdff }), fc.nat(0xfff
 });
 const asn = fc.integer({ min: 1, max: 4_294_967_294 });
 
+/** NEXT_HOP only with classic NLRI: without, the decoder ignores it (RFC 4760 §3). */
 export const arbitraryMessage: fc.Arbitrary<BgpMessage> = fc.oneof(
   fc.constant<BgpMessage>({ type: 4 }),
   fc.record({ code: fc.integer({ min: 1, max: 7 }), subcode: fc.nat(10), data: fc.uint8Array({ maxLength: 20 }) }).map((n): BgpMessage => ({ type: 3, ...n })),
@@ -29,7 +30,7 @@ export const arbitraryMessage: fc.Arbitrary<BgpMessage> = fc.oneof(
     v6: fc.uniqueArray(v6prefix, { maxLength: 5 }),
   }).map((u): BgpMessage => ({
     type: 2, withdrawn: u.withdrawn, nlri: u.nlri,
-    attributes: { origin: 0, asPath: [{ type: 2, asns: u.path }], nextHop: u.nextHop, ...(u.med !== undefined ? { med: u.med } : {}), ...(u.communities ? { communities: u.communities } : {}) },
+    attributes: { origin: 0, asPath: [{ type: 2, asns: u.path }], ...(u.nlri.length ? { nextHop: u.nextHop } : {}), ...(u.med !== undefined ? { med: u.med } : {}), ...(u.communities ? { communities: u.communities } : {}) },
     ...(u.v6.length ? { mpReach: { family: { afi: 2 as const, safi: 1 }, nextHops: ['fd00::1'], nlri: u.v6 } } : {}),
   })),
 );

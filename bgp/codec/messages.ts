@@ -144,6 +144,9 @@ export function decodeUpdate(body: Buffer, ctx: CodecContext): UpdateMessage {
   const decoded = decodeAttributes(body.subarray(attrStart, attrStart + al), ctx);
   let treatAsWithdraw = decoded.treatAsWithdraw;
   const a = decoded.attrs;
+  // RFC 4760 §3: without classic NLRI, NEXT_HOP means nothing and is ignored, malformed or not.
+  if (nlri.length === 0) delete a.nextHop;
+  else if (decoded.badNextHop) treatAsWithdraw = true;
   // RFC 7606 §3(d): a missing well-known mandatory attribute is treat-as-withdraw.
   if (nlri.length && (a.origin === undefined || a.asPath === undefined || a.nextHop === undefined)) treatAsWithdraw = true;
   if (decoded.mpReach?.nlri.length && (a.origin === undefined || a.asPath === undefined)) treatAsWithdraw = true;

@@ -171,7 +171,7 @@ export function endOfRibFamily(msg: UpdateMessage): Family | undefined {
   return undefined;
 }
 
-// ---- NOTIFICATION codes (RFC 4271 §4.5, RFC 4486, RFC 7313) ----
+// ---- NOTIFICATION codes (RFC 4271 §4.5, RFC 4486, RFC 7313, RFC 9687) ----
 export const ErrorCode = {
   MESSAGE_HEADER: 1,
   OPEN_MESSAGE: 2,
@@ -180,6 +180,8 @@ export const ErrorCode = {
   FSM: 5,
   CEASE: 6,
   ROUTE_REFRESH: 7,
+  /** RFC 9687: the peer stopped reading what we send. */
+  SEND_HOLD_TIMER_EXPIRED: 8,
 } as const;
 
 export const HeaderSubcode = { CONNECTION_NOT_SYNCHRONIZED: 1, BAD_MESSAGE_LENGTH: 2, BAD_MESSAGE_TYPE: 3 } as const;

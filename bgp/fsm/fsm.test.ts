@@ -55,6 +55,7 @@ const TO_IDLE_CLEANUP: Action[] = [
   { type: 'clearTimer', timer: 'hold' },
   { type: 'clearTimer', timer: 'keepalive' },
   { type: 'clearTimer', timer: 'idleHold' },
+  { type: 'clearTimer', timer: 'sendHold' },
 ];
 
 // ---- tests ----
@@ -317,21 +318,47 @@ describe('keepalive timer', () => {
 });
 
 describe('NOTIFICATION received', () => {
-  it('in Established goes Idle without answering, reporting a non-silent down and backing off', () => {
+  it('an error code in Established goes Idle without answering, reporting a non-silent down and backing off', () => {
     const fsm = fsmIn('Established');
-    expect(fsm.handle(ev.notification(6, 2))).toEqual([
+    expect(fsm.handle(ev.notification(3, 1))).toEqual([
       ...TO_IDLE_CLEANUP,
-      { type: 'down', reason: 'NOTIFICATION 6/2 received', silent: false },
+      { type: 'down', reason: 'NOTIFICATION 3/1 received', silent: false },
       { type: 'setTimer', timer: 'idleHold', seconds: 5 },
     ]);
     expect(fsm.state).toBe('Idle');
   });
 
-  it.each(['OpenSent', 'OpenConfirm'] as const)('in %s also goes Idle', (state) => {
+  it.each(['OpenSent', 'OpenConfirm'] as const)('an error code in %s also goes Idle', (state) => {
     const fsm = fsmIn(state);
     const actions = fsm.handle(ev.notification(2, 2));
     expect(notifications(actions)).toEqual([]);
     expect(fsm.state).toBe('Idle');
+  });
+
+  // RFC 4486: a Cease closes that connection on purpose (the peer not ready: 6/5, a collision: 6/7,
+  // a reset). As BIRD does, we wait in Active, accepting the peer's next connection at once, and
+  // retry ours after the back-off; Idle would refuse the peer for the whole idle hold time.
+  it.each([
+    ['OpenSent', 5],
+    ['OpenSent', 7],
+    ['OpenConfirm', 5],
+    ['Established', 2],
+  ] as const)('Cease 6/%2$s in %1$s goes Active, retrying our connection after the back-off', (state, subcode) => {
+    const fsm = fsmIn(state);
+    const actions = fsm.handle(ev.notification(6, subcode));
+    expect(notifications(actions)).toEqual([]);
+    expect(fsm.state).toBe('Active');
+    expect(timersSet(actions)).toEqual({ connectRetry: 5 });
+    expect(fsm.handle(ev.tcpConnected).map((a) => a.type)).toContain('sendOpen'); // the peer's connection, accepted
+    expect(fsm.state).toBe('OpenSent');
+  });
+
+  it('Cease for a passive peer goes Active with no timer to connect', () => {
+    const fsm = new Fsm(config({ passive: true }));
+    fsm.handle(ev.start);
+    fsm.handle(ev.tcpConnected);
+    expect(timersSet(fsm.handle(ev.notification(6, 5)))).toEqual({});
+    expect(fsm.state).toBe('Active');
   });
 });
 
@@ -389,12 +416,12 @@ describe('idle hold back-off', () => {
   function failOnce(fsm: Fsm): number | undefined {
     fsm.handle(ev.timer('idleHold'));
     fsm.handle(ev.tcpConnected);
-    return timersSet(fsm.handle(ev.notification(6, 0))).idleHold;
+    return timersSet(fsm.handle(ev.notification(2, 0))).idleHold;
   }
 
   it('doubles from ConnectRetry with each consecutive failure, capped at 60 s', () => {
     const fsm = fsmIn('OpenSent');
-    const holds: (number | undefined)[] = [timersSet(fsm.handle(ev.notification(6, 0))).idleHold];
+    const holds: (number | undefined)[] = [timersSet(fsm.handle(ev.notification(2, 0))).idleHold];
     for (let i = 0; i < 5; i++) holds.push(failOnce(fsm));
     expect(holds).toEqual([5, 10, 20, 40, 60, 60]);
   });
@@ -408,7 +435,7 @@ describe('idle hold back-off', () => {
 
   it('restarts from ConnectRetry after the session reaches Established', () => {
     const fsm = fsmIn('OpenSent', { connectRetrySeconds: 3 });
-    fsm.handle(ev.notification(6, 0));
+    fsm.handle(ev.notification(2, 0));
     expect(failOnce(fsm)).toBe(6);
     fsm.handle(ev.timer('idleHold'));
     for (const e of PATH_TO.Established.slice(1)) fsm.handle(e);

@@ -2,7 +2,8 @@
 import { BgpError, CeaseSubcode, ErrorCode, type OpenMessage, OpenSubcode } from '../codec/types.js';
 
 export type State = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
-export type TimerName = 'connectRetry' | 'hold' | 'keepalive' | 'idleHold';
+/** sendHold: our queue to the peer stayed full (RFC 9687); the session sets and clears it. */
+export type TimerName = 'connectRetry' | 'hold' | 'keepalive' | 'idleHold' | 'sendHold';
 
 export type FsmEvent =
   | { type: 'Start' }
@@ -113,7 +114,11 @@ export class Fsm {
         else if (this.state === 'OpenSent' || this.state === 'OpenConfirm') return this.fail(a, ErrorCode.FSM, this.state === 'OpenSent' ? 1 : 2, 'UPDATE before Established');
         return a;
       case 'NotificationReceived':
-        return this.toIdle(a, `NOTIFICATION ${event.code}/${event.subcode} received`, true, false);
+        // A Cease (RFC 4486) is the peer closing this connection on purpose: not ready yet, a
+        // collision, a reset. As BIRD does, we wait in Active: the peer's next connection is accepted
+        // at once, ours is retried after the back-off. Any other code is an error: Idle, refusing
+        // connections for the idle hold time (RFC 4271 §8.1.1, DampPeerOscillations).
+        return this.toIdle(a, `NOTIFICATION ${event.code}/${event.subcode} received`, true, false, event.code === ErrorCode.CEASE ? 'Active' : 'Idle');
       case 'DecodeError':
         return this.fail(a, event.error.code, event.error.subcode, event.error.message, event.error.data);
     }
@@ -139,6 +144,10 @@ export class Fsm {
           a.push({ type: 'disconnect' }, { type: 'connect' }, { type: 'setTimer', timer: 'connectRetry', seconds: this.config.connectRetrySeconds });
           this.state = 'Connect';
         }
+        return a;
+      case 'sendHold':
+        // RFC 9687: the peer has not read what we sent for the hold time; it cannot be a live peer.
+        if (this.state === 'OpenConfirm' || this.state === 'Established') return this.fail(a, ErrorCode.SEND_HOLD_TIMER_EXPIRED, 0, 'send hold timer expired: the peer stopped reading');
         return a;
       case 'hold':
         if (this.state === 'OpenSent' || this.state === 'OpenConfirm' || this.state === 'Established') {
@@ -183,17 +192,19 @@ export class Fsm {
     return this.toIdle(a, reason, true, silentForGr);
   }
 
-  private toIdle(a: Action[], reason: string, error: boolean, silent: boolean): Action[] {
+  /** Closes the connection; `then` Active keeps accepting the peer's connections meanwhile. */
+  private toIdle(a: Action[], reason: string, error: boolean, silent: boolean, then: 'Idle' | 'Active' = 'Idle'): Action[] {
     const wasUp = this.state !== 'Idle';
     a.push({ type: 'disconnect' });
-    for (const timer of ['connectRetry', 'hold', 'keepalive', 'idleHold'] as const) a.push({ type: 'clearTimer', timer });
+    for (const timer of ['connectRetry', 'hold', 'keepalive', 'idleHold', 'sendHold'] as const) a.push({ type: 'clearTimer', timer });
     if (wasUp) a.push({ type: 'down', reason, silent });
-    this.state = 'Idle';
+    this.state = this.stopped ? 'Idle' : then;
     this.negotiated = undefined;
     if (error && !this.stopped) {
       this.failures++;
       const seconds = Math.min(MAX_IDLE_HOLD_SECONDS, this.config.connectRetrySeconds * 2 ** (this.failures - 1));
-      a.push({ type: 'setTimer', timer: 'idleHold', seconds });
+      if (this.state === 'Idle') a.push({ type: 'setTimer', timer: 'idleHold', seconds });
+      else if (!this.config.passive) a.push({ type: 'setTimer', timer: 'connectRetry', seconds });
     }
     return a;
   }

@@ -19,12 +19,17 @@ import {
   encodeMessage,
   keepalive,
 } from '../codec/index.js';
-import { type Action, Fsm, type Negotiated, type State, type TimerName, keepOurConnection } from '../fsm/fsm.js';
+import { type Action, Fsm, type Negotiated, OPEN_HOLD_SECONDS, type State, type TimerName, keepOurConnection } from '../fsm/fsm.js';
 
 /** Frames handled per turn of the event loop, before the socket is read again (see onData). */
 const FRAMES_PER_TURN = 16;
 /** Unhandled bytes at which we stop reading the socket until we catch up. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/**
+ * Bytes queued to a peer (beyond what the kernel holds) past which UPDATEs are refused until it
+ * drains: a peer that stops reading costs us this much memory at most, not a copy of every change.
+ */
+const MAX_QUEUED_BYTES = 1024 * 1024;
 
 export interface SessionConfig {
   localAsn: number;
@@ -56,6 +61,10 @@ export interface SessionEvents {
   established: [Established];
   update: [UpdateMessage];
   routeRefresh: [Family];
+  /** A bug of ours while handling this peer (a listener threw, say): the session is reset for it. */
+  fault: [Error];
+  /** The queue to the peer emptied after an UPDATE was refused (see sendUpdate): send what is owed. */
+  drain: [];
   down: [{ reason: string; silent: boolean; peerGracefulRestart?: Extract<Capability, { code: 64 }> }];
 }
 
@@ -106,7 +115,9 @@ export class Session extends EventEmitter<SessionEvents> {
   acceptIncoming(socket: Socket): void {
     const s = this.fsm.state;
     if (s === 'Idle' || s === 'Established') {
-      this.reject(socket);
+      // RFC 4486: Idle refuses (6/5 Connection Rejected); an Established session keeps its
+      // connection and the new one loses the collision (RFC 4271 §6.8, 6/7).
+      this.reject(socket, s === 'Idle' ? CeaseSubcode.CONNECTION_REJECTED : CeaseSubcode.CONNECTION_COLLISION);
       return;
     }
     if (s === 'OpenConfirm') {
@@ -175,10 +186,14 @@ export class Session extends EventEmitter<SessionEvents> {
     else pending.socket.destroy();
   }
 
-  /** Both connections are up and the peer's identifier is known: exactly one survives. */
+  /**
+   * The peer's identifier is known: exactly one connection survives. While ours is still in Connect
+   * there is no collision (RFC 4271 §6.8 compares connections past OpenSent): a SYN of ours that
+   * gets no answer must not make us refuse the peer's working connection, so theirs is taken.
+   */
   private resolveCollision(peerId: string): void {
     if (!this.pending) return;
-    if (this.socketIsOurs && keepOurConnection(this.config.routerId, peerId)) this.dropPending(true);
+    if (this.socketIsOurs && this.fsm.state !== 'Connect' && keepOurConnection(this.config.routerId, peerId)) this.dropPending(true);
     else this.adoptPending();
   }
 
@@ -201,9 +216,12 @@ export class Session extends EventEmitter<SessionEvents> {
     for (const chunk of pending.chunks) this.onData(pending.socket, chunk); // the peer's OPEN, again
   }
 
-  private reject(socket: Socket): void {
+  private reject(socket: Socket, subcode: number = CeaseSubcode.CONNECTION_COLLISION): void {
     socket.on('error', () => undefined);
-    socket.end(encodeMessage({ type: 3, code: ErrorCode.CEASE, subcode: CeaseSubcode.CONNECTION_COLLISION, data: new Uint8Array() }, this.ctx));
+    // What the peer still sends is read and dropped, so its close is seen and the socket goes.
+    socket.resume();
+    socket.end(encodeMessage({ type: 3, code: ErrorCode.CEASE, subcode, data: new Uint8Array() }, this.ctx));
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   send(update: UpdateMessage): void {
@@ -211,7 +229,45 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   sendRaw(frame: Buffer): void {
-    if (this.fsm.state === 'Established') this.write(frame);
+    if (this.fsm.state !== 'Established') return;
+    // Behind the UPDATEs the full queue refused: an End-of-RIB must not overtake the routes it closes.
+    if (this.queueFull) this.deferred.push(frame);
+    else this.write(frame);
+  }
+
+  /** Frames sent while the queue was full, written once what the drain is owed has gone. */
+  private deferred: Buffer[] = [];
+
+  /**
+   * An UPDATE, unless the queue to the peer is full: then false, and a `drain` event follows when it
+   * empties. A peer that stays full for the hold time is closed (RFC 9687 send hold timer).
+   */
+  sendUpdate(frame: Buffer): boolean {
+    const socket = this.socket;
+    if (this.fsm.state !== 'Established' || !socket) return true; // nothing owed to a session that is gone
+    if (socket.writableLength < MAX_QUEUED_BYTES) {
+      this.write(frame);
+      return true;
+    }
+    if (!this.queueFull) {
+      this.queueFull = true;
+      this.perform({ type: 'setTimer', timer: 'sendHold', seconds: this.fsm.negotiated?.holdTime || OPEN_HOLD_SECONDS });
+      socket.once('drain', () => {
+        if (this.socket !== socket) return;
+        this.queueFull = false;
+        this.perform({ type: 'clearTimer', timer: 'sendHold' });
+        this.emit('drain');
+        if (!this.queueFull) for (const frame of this.deferred.splice(0)) this.write(frame);
+      });
+    }
+    return false;
+  }
+
+  private queueFull = false;
+
+  /** UPDATEs are being refused until the queue to the peer drains. */
+  get congested(): boolean {
+    return this.queueFull;
   }
 
   /** Asks the peer to send its routes of these families again (RFC 2918). */
@@ -246,7 +302,11 @@ export class Session extends EventEmitter<SessionEvents> {
   private run(event: Parameters<Fsm['handle']>[0]): void {
     const before = this.fsm.state;
     const actions = this.fsm.handle(event);
-    for (const action of actions) this.perform(action);
+    try {
+      for (const action of actions) this.perform(action);
+    } catch (err) {
+      this.fault(err);
+    }
     const after = this.fsm.state;
     if (after !== before) {
       if (after === 'Established' || before === 'Established') this.since = Date.now();
@@ -324,12 +384,29 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private lastPeerGr?: Extract<Capability, { code: 64 }>;
 
+  /**
+   * Something of ours threw while handling this peer. It ends this session (Cease), never the
+   * process: a fault for one peer must not take the others down with it.
+   */
+  private fault(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    this.lastError = `internal error: ${error.message}`;
+    try {
+      this.emit('fault', error);
+    } catch {
+      // a failing report must not stop the reset below
+    }
+    if (this.fsm.state !== 'Idle') this.run({ type: 'DecodeError', error: new BgpError(ErrorCode.CEASE, 0, this.lastError) });
+  }
+
   /** Whether the current connection is the one we opened (collision resolution needs to know). */
   private socketIsOurs = false;
 
   private attach(socket: Socket, ours: boolean): void {
     this.socket = socket;
     this.socketIsOurs = ours;
+    this.queueFull = false;
+    this.deferred = [];
     this.reader = new MessageReader();
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
@@ -388,7 +465,7 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     } catch (err) {
       if (err instanceof BgpError) this.run({ type: 'DecodeError', error: err });
-      else throw err;
+      else this.fault(err);
     }
     if (this.socket === socket && socket.isPaused()) socket.resume();
   }
@@ -410,14 +487,25 @@ export class Session extends EventEmitter<SessionEvents> {
         break;
       case 3:
         this.lastError = `received NOTIFICATION ${msg.code}/${msg.subcode}`;
+        if (msg.code === ErrorCode.CEASE && this.pending && (this.fsm.state === 'OpenSent' || this.fsm.state === 'OpenConfirm')) {
+          // The peer closed ours in favour of the connection it opened (it settled the collision
+          // first, or refused ours): negotiation goes on over the one we hold.
+          this.adoptPending();
+          break;
+        }
         this.run({ type: 'NotificationReceived', code: msg.code, subcode: msg.subcode });
         break;
       case 4:
         this.run({ type: 'KeepaliveReceived' });
         break;
-      case 5:
-        if (this.fsm.state === 'Established') this.emit('routeRefresh', msg.family);
+      case 5: {
+        // RFC 2918 §4: a request for a family not negotiated is ignored; RFC 7313 §5: so is any
+        // subtype but a plain request (we do not negotiate enhanced route refresh).
+        const family = msg.family;
+        const negotiated = this.established?.families.some((f) => f.afi === family.afi && f.safi === family.safi);
+        if (this.fsm.state === 'Established' && negotiated && msg.subtype === 0) this.emit('routeRefresh', family);
         break;
+      }
     }
   }
 }

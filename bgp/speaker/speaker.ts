@@ -6,6 +6,7 @@ import {
   type Afi,
   BGP_MAX_MESSAGE_LENGTH,
   CeaseSubcode,
+  type CodecContext,
   ErrorCode,
   type Family,
   type PathAttributes,
@@ -35,7 +36,17 @@ export interface SpeakerConfig {
   maxPrefixes: number;
   clusterId?: string;
   maxPaths?: number;
+  /** Where the speaker reports what it drops or resets (a pino logger fits); silent when absent. */
+  log?: SpeakerLog;
 }
+
+/** The part of a logger the speaker uses: events with fields. */
+export interface SpeakerLog {
+  warn(fields: object, message: string): void;
+  error(fields: object, message: string): void;
+}
+
+const SILENT: SpeakerLog = { warn: () => undefined, error: () => undefined };
 
 export interface PeerSettings {
   address: string;
@@ -77,7 +88,18 @@ interface Peer {
   /** prefix → key of the attributes last sent, for minimal updates and the advertised count. */
   adjOut: Map<Prefix, string>;
   staleTimer?: NodeJS.Timeout;
+  /** Prefixes whose UPDATE the full queue refused (UNSENT in adjOut): sent as they stand on drain. */
+  unsent: Set<Prefix>;
+  /** Address families asked for again (ROUTE-REFRESH) and not yet answered: one answer for many asks. */
+  refresh: Set<Afi>;
+  refreshTimer?: NodeJS.Timeout;
+  lastRefresh: number;
 }
+
+/** The Adj-RIB-Out key of a prefix whose UPDATE was refused: the peer may hold anything for it. */
+const UNSENT = '';
+/** A peer's ROUTE-REFRESH requests are answered at most this often; more in between are merged. */
+const REFRESH_INTERVAL_MS = 1000;
 
 const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
 
@@ -87,10 +109,12 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private readonly peers = new Map<string, Peer>();
   private server?: Server;
   private originated = new Set<Prefix>();
+  private readonly log: SpeakerLog;
   port = 0;
 
   constructor(readonly config: SpeakerConfig) {
     super();
+    this.log = config.log ?? SILENT;
     this.rib = new Rib(config.maxPaths ?? 8);
     this.importFilter = new ImportFilter(config);
   }
@@ -119,7 +143,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const wanted = new Map(list.map((p) => [p.address, p]));
     for (const [address, peer] of this.peers) {
       const next = wanted.get(address);
-      if (!next || JSON.stringify(next) !== JSON.stringify(peer.settings)) this.removePeer(peer, CeaseSubcode.PEER_DECONFIGURED);
+      // RFC 4486: a peer gone from the configuration is 6/3, one whose settings changed 6/6.
+      if (!next) this.removePeer(peer, CeaseSubcode.PEER_DECONFIGURED);
+      else if (JSON.stringify(next) !== JSON.stringify(peer.settings)) this.removePeer(peer, CeaseSubcode.OTHER_CONFIG_CHANGE);
     }
     for (const settings of list) if (!this.peers.has(settings.address)) this.addPeer(settings);
   }
@@ -135,18 +161,20 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.config.gracefulRestart.restarting } } : {}),
     });
     const peer: Peer = {
-      settings, session, adjOut: new Map(),
+      settings, session, adjOut: new Map(), unsent: new Set(), refresh: new Set(), lastRefresh: 0,
       info: { id: settings.address, address: settings.address, asn: settings.asn, routerId: settings.address, ebgp, rrClient: settings.routeReflectorClient ?? false },
     };
     this.peers.set(settings.address, peer);
     session.on('state', (from, to) => this.emit('peerState', settings.address, from, to));
     session.on('established', (e) => this.onEstablished(peer, e));
     session.on('update', (u) => this.onUpdate(peer, u));
-    session.on('routeRefresh', (family) => {
-      // Everything of that family again, even what the Adj-RIB-Out says the peer already has.
-      for (const prefix of [...peer.adjOut.keys()]) if (familyOf(prefix) === family.afi) peer.adjOut.delete(prefix);
-      this.advertiseAll(peer, false);
+    session.on('routeRefresh', (family) => this.refreshRequested(peer, family.afi));
+    session.on('drain', () => this.drained(peer));
+    session.on('down', () => {
+      peer.unsent.clear();
+      peer.refresh.clear();
     });
+    session.on('fault', (err) => this.log.error({ peer: settings.address, err }, 'bgp session fault: this session is reset, the others go on'));
     session.on('down', (d) => this.onDown(peer, d.silent && !!d.peerGracefulRestart, d.peerGracefulRestart?.restartTime ?? 0));
     session.start();
   }
@@ -154,6 +182,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private removePeer(peer: Peer, subcode: number): void {
     this.peers.delete(peer.settings.address);
     clearTimeout(peer.staleTimer);
+    clearTimeout(peer.refreshTimer);
     peer.session.removeAllListeners();
     if (peer.session.state === 'Established' || peer.session.state === 'OpenConfirm' || peer.session.state === 'OpenSent') {
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, subcode);
@@ -205,10 +234,20 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
     if (this.rib.count(peer.info.id) > limit) {
       // RFC 4486: Cease, maximum number of prefixes reached; the peer's routes go with the session.
+      // This UPDATE's changes were never reported, and the close may already have dropped the peer's
+      // routes: report where each prefix it touched stands now, never the announcements themselves.
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, CeaseSubcode.MAX_PREFIXES);
-      changes.push(...this.rib.dropSource(peer.info.id));
+      const dropped = this.rib.dropSource(peer.info.id);
+      this.apply([...changes.map((c) => this.current(c.prefix)), ...dropped]);
+      return;
     }
     this.apply(changes);
+  }
+
+  /** The prefix's best route now, as a change to report. */
+  private current(prefix: Prefix): BestChange {
+    const selection = this.rib.bestOf(prefix);
+    return selection ? { prefix, best: selection.best, multipath: selection.multipath } : { prefix, multipath: [] };
   }
 
   /**
@@ -241,7 +280,17 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private apply(changes: BestChange[]): void {
     if (changes.length === 0) return;
     this.emit('routes', routeChanges(changes));
-    for (const peer of this.peers.values()) if (peer.established) this.advertise(peer, changes);
+    for (const peer of this.peers.values()) if (peer.established) this.contained(peer, () => this.advertise(peer, changes));
+  }
+
+  /** Sending to one peer that fails (a bug of ours included) ends at most that peer's session, never the others'. */
+  private contained(peer: Peer, send: () => void): void {
+    try {
+      send();
+    } catch (err) {
+      this.log.error({ peer: peer.settings.address, err }, 'bgp advertise failed: this session is reset, the others go on');
+      peer.session.sendNotificationAndClose(ErrorCode.CEASE, 0);
+    }
   }
 
   /** Sends `peer` what changed for it, grouping prefixes with the same attributes into few UPDATEs. */
@@ -251,7 +300,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const speaksV6 = e.families.some((f) => f.afi === AFI.IPv6);
     const exports = new ExportCache((route, afi) => this.exportFor(peer, route, afi));
     const withdraw: Prefix[] = [];
-    const groups = new Map<string, { attrs: PathAttributes; nextHop: string; prefixes: Prefix[] }>();
+    const groups = new Map<string, Group>();
+    let tooLarge: Group | undefined;
+    let notSent = 0;
     for (const c of changes) {
       const afi = familyOf(c.prefix);
       if (!(afi === AFI.IPv4 ? speaksV4 : speaksV6)) continue;
@@ -261,22 +312,70 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
         continue;
       }
       if (peer.adjOut.get(c.prefix) === out.key) continue;
-      peer.adjOut.set(c.prefix, out.key);
       let g = groups.get(out.key);
-      if (!g) groups.set(out.key, (g = { attrs: out.attrs, nextHop: out.nextHop, prefixes: [] }));
+      if (!g) groups.set(out.key, (g = group(out, afi, e.ctx, c.prefix)));
+      if (g.room < MAX_PREFIX_BYTES[afi]) {
+        // Cannot fit one UPDATE for this peer (RFC 4271 §4.3): not sent, and what it had is withdrawn.
+        if (peer.adjOut.delete(c.prefix)) withdraw.push(c.prefix);
+        tooLarge = g;
+        notSent++;
+        continue;
+      }
+      peer.adjOut.set(c.prefix, out.key);
       g.prefixes.push(c.prefix);
     }
-    const send = (u: UpdateMessage): void => peer.session.sendRaw(encodeMessage(u, e.ctx));
-    for (const chunk of chunks(withdraw.filter((p) => familyOf(p) === AFI.IPv4))) send({ type: 2, withdrawn: chunk, attributes: {}, nlri: [] });
-    for (const chunk of chunks(withdraw.filter((p) => familyOf(p) === AFI.IPv6))) send({ type: 2, withdrawn: [], attributes: {}, nlri: [], mpUnreach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, withdrawn: chunk } });
-    for (const g of groups.values()) {
-      const v4 = g.prefixes.filter((p) => familyOf(p) === AFI.IPv4);
-      const v6 = g.prefixes.filter((p) => familyOf(p) === AFI.IPv6);
-      for (const chunk of chunks(v4)) send({ type: 2, withdrawn: [], attributes: { ...g.attrs, nextHop: g.nextHop }, nlri: chunk });
-      if (v6.length && g.nextHop.includes(':')) {
-        for (const chunk of chunks(v6)) send({ type: 2, withdrawn: [], attributes: g.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: [g.nextHop], nlri: chunk } });
-      }
+    if (tooLarge) {
+      this.log.warn({ peer: peer.settings.address, prefix: tooLarge.first, prefixes: notSent, bytes: BGP_MAX_MESSAGE_LENGTH - tooLarge.room }, 'route does not fit one UPDATE for this peer: not advertised to it');
     }
+    const send = (frame: Buffer, prefixes: Prefix[]): void => {
+      if (peer.session.sendUpdate(frame)) return;
+      // The queue to the peer is full: what it holds for these is unknown until we send them again.
+      for (const prefix of prefixes) {
+        peer.adjOut.set(prefix, UNSENT);
+        peer.unsent.add(prefix);
+      }
+    };
+    const v4 = withdraw.filter((p) => familyOf(p) === AFI.IPv4);
+    const v6 = withdraw.filter((p) => familyOf(p) === AFI.IPv6);
+    const unreach4 = (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: chunk, attributes: {}, nlri: [] });
+    const unreach6 = (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: {}, nlri: [], mpUnreach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, withdrawn: chunk } });
+    if (v4.length) packUpdates(v4, unreach4, roomFor(unreach4, e.ctx), e.ctx, send);
+    if (v6.length) packUpdates(v6, unreach6, roomFor(unreach6, e.ctx), e.ctx, send);
+    for (const g of groups.values()) if (g.prefixes.length) packUpdates(g.prefixes, g.make, g.room, e.ctx, send);
+  }
+
+  /** The queue to the peer has room again: what it refused goes out as it stands now, then any refresh owed. */
+  private drained(peer: Peer): void {
+    if (!peer.established) return;
+    const owed = [...peer.unsent].map((prefix) => this.current(prefix));
+    peer.unsent.clear();
+    this.contained(peer, () => this.advertise(peer, owed));
+    if (peer.refresh.size && !peer.refreshTimer && !peer.session.congested) this.answerRefresh(peer);
+  }
+
+  /**
+   * RFC 2918: the peer asks for a family again. Requests are merged: at most one answer per
+   * REFRESH_INTERVAL_MS, none while the queue to the peer is full, so a flood of them costs one resend.
+   */
+  private refreshRequested(peer: Peer, afi: Afi): void {
+    peer.refresh.add(afi);
+    if (peer.refreshTimer || peer.session.congested) return; // an answer is already on its way, or waits for drain
+    const wait = Math.max(0, peer.lastRefresh + REFRESH_INTERVAL_MS - Date.now());
+    peer.refreshTimer = setTimeout(() => {
+      peer.refreshTimer = undefined;
+      if (this.peers.get(peer.settings.address) === peer && !peer.session.congested) this.answerRefresh(peer);
+    }, wait);
+    peer.refreshTimer.unref();
+  }
+
+  private answerRefresh(peer: Peer): void {
+    if (!peer.established) return;
+    peer.lastRefresh = Date.now();
+    // Everything of those families again, even what the Adj-RIB-Out says the peer already has
+    // (UNSENT entries stay: they are owed anyway, withdrawals among them).
+    for (const [prefix, key] of peer.adjOut) if (key !== UNSENT && peer.refresh.has(familyOf(prefix))) peer.adjOut.delete(prefix);
+    peer.refresh.clear();
+    this.contained(peer, () => this.advertiseAll(peer, false));
   }
 
   private exportFor(peer: Peer, route: Route, afi: Afi): Export | undefined {
@@ -284,7 +383,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
     const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
     const out = exportAttributes(route, peer.info, this.config, self);
-    if (!out || !out.nextHop) return undefined;
+    // A next hop of the prefix's own family: NEXT_HOP holds IPv4 only, and we do not speak RFC 8950.
+    if (!out || !out.nextHop || out.nextHop.includes(':') !== (afi === AFI.IPv6)) return undefined;
     return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
   }
 
@@ -403,10 +503,52 @@ function push(changes: BestChange[], c: BestChange | undefined): void {
   if (c) changes.push(c);
 }
 
-/** Splits prefixes so each UPDATE stays well under 4096 bytes (at most 17 bytes a prefix). */
-function chunks(prefixes: Prefix[]): Prefix[][] {
-  const per = Math.floor((BGP_MAX_MESSAGE_LENGTH - 400) / 17);
-  const out: Prefix[][] = [];
-  for (let i = 0; i < prefixes.length; i += per) out.push(prefixes.slice(i, i + per));
-  return out;
+/** Prefixes of one family sharing the attributes they are advertised with, and the room left for them. */
+interface Group {
+  make: (prefixes: Prefix[]) => UpdateMessage;
+  /** Bytes an UPDATE has for NLRI after everything else (negative: not even the rest fits). */
+  room: number;
+  first: Prefix;
+  prefixes: Prefix[];
+}
+
+/** The largest encoded prefix of each family: a length octet and the address. */
+const MAX_PREFIX_BYTES: Record<Afi, number> = { [AFI.IPv4]: 5, [AFI.IPv6]: 17 };
+
+function group(out: Export, afi: Afi, ctx: CodecContext, first: Prefix): Group {
+  const make = afi === AFI.IPv4
+    ? (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: { ...out.attrs, nextHop: out.nextHop }, nlri: chunk })
+    : (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: out.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: [out.nextHop], nlri: chunk } });
+  return { make, room: roomFor(make, ctx), first, prefixes: [] };
+}
+
+/**
+ * Bytes left for NLRI in an UPDATE built by `make`, measured on the real encoding (RFC 4271 §4.3:
+ * at most 4096 bytes). One byte is kept back: an MP attribute growing past 255 bytes takes an
+ * extended length.
+ */
+function roomFor(make: (prefixes: Prefix[]) => UpdateMessage, ctx: CodecContext): number {
+  try {
+    return BGP_MAX_MESSAGE_LENGTH - encodeMessage(make([]), ctx).length - 1;
+  } catch (err) {
+    if (err instanceof RangeError) return -1; // the attributes alone pass 4096 bytes
+    throw err;
+  }
+}
+
+/** Sends `prefixes` in as few UPDATEs as fit, each filled by the encoded size of its prefixes. */
+function packUpdates(prefixes: Prefix[], make: (prefixes: Prefix[]) => UpdateMessage, room: number, ctx: CodecContext, send: (frame: Buffer, prefixes: Prefix[]) => void): void {
+  let chunk: Prefix[] = [];
+  let used = 0;
+  for (const prefix of prefixes) {
+    const bytes = 1 + Math.ceil(Number(prefix.slice(prefix.indexOf('/') + 1)) / 8);
+    if (used + bytes > room && chunk.length) {
+      send(encodeMessage(make(chunk), ctx), chunk);
+      chunk = [];
+      used = 0;
+    }
+    chunk.push(prefix);
+    used += bytes;
+  }
+  if (chunk.length) send(encodeMessage(make(chunk), ctx), chunk);
 }

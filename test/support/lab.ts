@@ -2,16 +2,9 @@
 import { expect } from 'vitest';
 import type { LabNode } from '../../deploy/lab/topology.js';
 import { execIn, ipIn } from './netns.js';
+import { until } from './wait.js';
 
-/** Polls `check` every 100 ms until it holds; returns how long that took, throws past `timeoutMs`. */
-export async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<number> {
-  const start = Date.now();
-  while (!(await check())) {
-    if (Date.now() - start > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return Date.now() - start;
-}
+export { until };
 
 /** A node's routes with protocol lightly, as `ip route` prints them. */
 export const routesOf = (node: LabNode): Promise<string> => ipIn(node.netns, ['route', 'show', 'proto', '201']);
