@@ -213,7 +213,9 @@ async function ipJson<T>(args: string[], netns?: string): Promise<T | undefined>
   const [cmd, full] = netns ? ['nsenter', [`--net=${netns}`, 'ip', '-json', ...args]] : ['ip', ['-json', ...args]];
   const out = await execa(cmd, full, { reject: false });
   if (out.exitCode !== 0) return undefined;
-  return out.stdout.trim() ? (JSON.parse(out.stdout) as T) : undefined;
+  // ip prints control characters of names (the kernel allows them) raw, which JSON does not.
+  const text = out.stdout.trim().replace(/[\u0000-\u001f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text ? (JSON.parse(text) as T) : undefined;
 }
 
 /** Reads back what the pod's namespace holds, for CHECK. */

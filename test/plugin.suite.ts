@@ -1,12 +1,11 @@
 // The `lightly` plugin end to end, inside throwaway namespaces: every verb, version and error code.
 // Run twice: through the CNI server (how nodes run it) and in-process (the shim's fallback).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
 import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsPool, createHost, ipIn, ping, requireNetworkTools } from './support/netns.js';
-import { LIGHTLY_BIN, LIGHTLY_BUNDLE, type Invocation, invoke } from './support/cni.js';
+import { LIGHTLY_BIN, type Invocation, type RunningCniServer, invoke, startCniServerIn } from './support/cni.js';
 import { hostVethName } from '../plugin/dataplane.js';
 
 export function pluginSuite(mode: 'server' | 'in-process'): void {
@@ -15,7 +14,7 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
   let dataDir = '';
 
   let addrFile = '';
-  let server: ResultPromise | undefined;
+  let server: RunningCniServer | undefined;
 
   function conf(version: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
     return { cniVersion: version, name: 'lt-net', type: 'lightly', ipam: { subnet: '10.244.1.0/24' }, dataDir, cniServer: addrFile, ...extra };
@@ -44,16 +43,11 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
     dataDir = mkdtempSync(join(tmpdir(), 'lt-plugin-data-'));
     ({ host } = await createHost(pool));
     addrFile = join(dataDir, 'cni.addr'); // in-process mode: never written, so the shim falls back
-    if (mode === 'server') {
-      server = execa('ip', ['netns', 'exec', host, process.execPath, LIGHTLY_BUNDLE, 'serve', '--addr-file', addrFile], { reject: false });
-      for (let i = 0; i < 100 && !existsSync(addrFile); i++) await new Promise((r) => setTimeout(r, 50));
-      if (!existsSync(addrFile)) throw new Error('the CNI server did not start');
-    }
+    if (mode === 'server') server = await startCniServerIn(host, addrFile);
   });
 
   afterAll(async () => {
-    server?.kill();
-    await server;
+    await server?.stop();
     await pool.cleanup();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
