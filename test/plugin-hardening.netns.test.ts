@@ -322,11 +322,12 @@ describe('9: lifecycle', () => {
     const config = { nodeName: 'lt-agent', routerId: '192.0.2.1', listen: { address: '127.0.0.1', port: 0 }, statusSocket: join(dir, 'agent.sock'), cniServer: { addrFile: agentAddr }, iprouteDir: dir };
     writeFileSync(join(dir, 'agent.json'), JSON.stringify(config));
     const agent = execa('ip', ['netns', 'exec', host, process.execPath, LIGHTLY_BUNDLE.replace(/lightly\.js$/, 'lightly-agent.js'), '--config', join(dir, 'agent.json')], { reject: false });
+    let serverPid: number | undefined;
     try {
       for (let i = 0; i < 200 && !existsSync(agentAddr); i++) await new Promise((r) => setTimeout(r, 50));
       expect(existsSync(agentAddr)).toBe(true);
       const children = readdirSync(`/proc/${agent.pid}/task`).flatMap((t) => readFileSync(`/proc/${agent.pid}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean));
-      const serverPid = children.map(Number).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('serve'));
+      serverPid = children.map(Number).find((p) => readFileSync(`/proc/${p}/cmdline`, 'utf8').includes('serve'));
       expect(serverPid).toBeDefined();
       agent.kill('SIGKILL');
       await agent;
@@ -338,6 +339,7 @@ describe('9: lifecycle', () => {
       expect(alive).toBe(false);
     } finally {
       agent.kill('SIGKILL');
+      if (serverPid && existsSync(`/proc/${serverPid}`)) process.kill(serverPid, 'SIGKILL'); // a survivor holds the agent's output open
       await agent;
       rmSync(dir, { recursive: true, force: true });
     }
