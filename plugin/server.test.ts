@@ -80,7 +80,7 @@ const utf8 = (s: string): string => Buffer.from(s, 'utf8').toString('utf8');
 async function stillServes(): Promise<void> {
   const before = seen.length;
   const reply = await exchange([encodeRequest(token, { CNI_COMMAND: 'VERSION', CNI_CONTAINERID: 'probe' }, '{}')]);
-  expect(reply.toString()).toBe(`${PROTOCOL} ${secret} 0 13\nhandled probe`);
+  expect(reply.toString()).toBe(`${PROTOCOL} ${secret} 0 0000013\nhandled probe`);
   expect(seen.length).toBe(before + 1);
 }
 
@@ -125,7 +125,7 @@ describe('CNI server protocol (property)', () => {
         expect(got.env).toEqual(Object.fromEntries(Object.entries(e).map(([k, v]) => [k, utf8(v)])));
         expect(got.stdin).toBe(utf8(input));
         const body = `handled ${utf8(e.CNI_CONTAINERID ?? '')}`;
-        expect(reply.toString()).toBe(`${PROTOCOL} ${secret} 0 ${Buffer.byteLength(body)}\n${body}`);
+        expect(reply.toString()).toBe(`${PROTOCOL} ${secret} 0 ${String(Buffer.byteLength(body)).padStart(7, '0')}\n${body}`);
       }),
       { numRuns: Number(process.env.CNI_SERVER_FUZZ_RUNS ?? 150) },
     );

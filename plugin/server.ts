@@ -88,7 +88,8 @@ export async function startCniServer(addrFile: string, handler?: Handler): Promi
   const handle = handler ?? plugin!.handle;
   const connections = new Set<Connection>();
 
-  const admit = (conn: Connection): boolean => {
+  /** Makes room for one more connection, dropping the oldest unauthenticated one if need be. */
+  const admit = (): boolean => {
     if (connections.size < MAX_CONNECTIONS) return true;
     const victim = [...connections].find((c) => !c.authenticated);
     if (!victim) return false;
@@ -99,7 +100,7 @@ export async function startCniServer(addrFile: string, handler?: Handler): Promi
 
   const serve = (socket: Socket): void => {
     const conn: Connection = { socket, authenticated: false, buffered: 0 };
-    if (!admit(conn)) {
+    if (!admit()) {
       socket.destroy();
       return;
     }

@@ -4,7 +4,9 @@
 //   request  "LIGHTLY-CNI 2 <token>\n"                               (checked before anything else)
 //            "<len|-> ×6 <stdin len>\n"  for CNI_COMMAND … CNI_PATH, "-" when unset
 //            the six values' bytes, then stdin's bytes, back to back
-//   reply    "LIGHTLY-CNI 2 <server secret> <0|1|fallback> <len>\n" then len bytes of stdout
+//   reply    "LIGHTLY-CNI 2 <server secret> <0|1|F> <len as 7 digits>\n" then len bytes of stdout
+//            (F: run the in-process plugin instead). The header has a fixed size (REPLY_HEADER_BYTES)
+//            so that bash reads it in one read(2) with `read -N`, not a byte at a time.
 // The token proves the client read the root-only address file; the server secret, from the same
 // file and rotated on every server start, proves the answer came from the server and not from a
 // process that bound the port after the server died. Lengths count bytes; values are UTF-8.
@@ -81,10 +83,15 @@ export function encodeRequest(token: string, env: Request['env'], stdin: Buffer 
 
 export type Outcome = { exitCode: 0 | 1; stdout: string } | 'fallback';
 
+export const REPLY_HEADER_BYTES = PROTOCOL.length + 1 + 32 + 3 + 7 + 1;
+const MAX_REPLY_BYTES = 9_999_999;
+
 export function encodeReply(secret: string, outcome: Outcome): Buffer {
-  if (outcome === 'fallback') return Buffer.from(`${PROTOCOL} ${secret} fallback 0\n`);
-  const body = Buffer.from(outcome.stdout, 'utf8');
-  return Buffer.concat([Buffer.from(`${PROTOCOL} ${secret} ${outcome.exitCode} ${body.length}\n`), body]);
+  const code = outcome === 'fallback' ? 'F' : String(outcome.exitCode);
+  let body = Buffer.from(outcome === 'fallback' ? '' : outcome.stdout, 'utf8');
+  if (body.length > MAX_REPLY_BYTES) return encodeReply(secret, 'fallback');
+  const header = `${PROTOCOL} ${secret} ${code} ${String(body.length).padStart(7, '0')}\n`;
+  return Buffer.concat([Buffer.from(header), body]);
 }
 
 export function newSecret(random: (n: number) => Buffer): string {

@@ -35,7 +35,7 @@ if (mode === 'flood') {
     if (mode === 'silent') return;
     setTimeout(() => {
       fs.appendFileSync(log, got + '\\n');
-      const reply = mode === 'forge-old' ? '0\\n' + forged + '\\n' : 'LIGHTLY-CNI 2 ' + 'A'.repeat(32) + ' 0 ' + forged.length + '\\n' + forged;
+      const reply = mode === 'forge-old' ? '0\\n' + forged + '\\n' : 'LIGHTLY-CNI 2 ' + 'A'.repeat(32) + ' 0 ' + String(forged.length).padStart(7, '0') + '\\n' + forged;
       s.end(reply);
     }, 200);
   });
@@ -220,7 +220,7 @@ describe('5: exit codes and framing', () => {
     const addr = join(dataDir, 'code.addr');
     const secret = 'S'.repeat(32);
     const fake = execa('ip', ['netns', 'exec', host, process.execPath, '-e',
-      `const s=require('net').createServer((c)=>{c.on('data',()=>{});c.end('LIGHTLY-CNI 2 ${secret} 7 2\\n{}')}).listen(0,'127.0.0.1',()=>console.log('ready '+s.address().port));setTimeout(()=>process.exit(0),20000)`], { reject: false });
+      `const s=require('net').createServer((c)=>{c.on('data',()=>{});c.end('LIGHTLY-CNI 2 ${secret} 7 0000002\\n{}')}).listen(0,'127.0.0.1',()=>console.log('ready '+s.address().port));setTimeout(()=>process.exit(0),20000)`], { reject: false });
     try {
       const port = await new Promise<number>((resolve) => fake.stdout!.on('data', (d: Buffer) => resolve(Number(/ready (\d+)/.exec(d.toString())![1]))));
       writeFileSync(addr, `${port} ${'T'.repeat(32)} ${secret}\n`, { mode: 0o600 });

@@ -111,13 +111,8 @@ export async function withAttachmentLock<T>(dir: string, key: string, fn: () => 
 }
 
 async function acquire(path: string): Promise<void> {
-  try {
-    mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
-  } catch (err) {
-    throw new CniError(CniCode.IO_FAILURE, `cannot create ${join(path, '..')}`, String(err));
-  }
   const deadline = Date.now() + WAIT_MS;
-  for (;;) {
+  for (let madeDir = false; ; ) {
     try {
       const fd = openSync(path, 'wx', 0o600);
       try {
@@ -127,7 +122,18 @@ async function acquire(path: string): Promise<void> {
       }
       return;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw new CniError(CniCode.IO_FAILURE, `cannot lock ${path}`, String(err));
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && !madeDir) {
+        // The directory is made on first use only: the hot path is one open.
+        madeDir = true;
+        try {
+          mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
+        } catch (mkdirErr) {
+          throw new CniError(CniCode.IO_FAILURE, `cannot create ${join(path, '..')}`, String(mkdirErr));
+        }
+        continue;
+      }
+      if (code !== 'EEXIST') throw new CniError(CniCode.IO_FAILURE, `cannot lock ${path}`, String(err));
     }
     const content = readQuiet(path);
     if (content !== undefined && isStale(path, content)) {
