@@ -21,15 +21,16 @@ if [[ -z $addr_file && $conf =~ \"cniServer\"[[:space:]]*:[[:space:]]*\"([^\"]+)
 fi
 addr_file=${addr_file:-/run/lightly/cni.addr}
 timeout=${LIGHTLY_CNI_TIMEOUT:-60}
-secret_re='[A-Za-z0-9_-]{32}'
-reply_re="^LIGHTLY-CNI 2 ($secret_re) ([01]) ([0-9]{7})"$'\n$'
+digit='[0-9]'
+# Checks are globs and fixed offsets, not =~: glibc compiles a regex on every match (~20 µs each).
+is_secret() { [[ ${#1} == 32 && $1 != *[!A-Za-z0-9_-]* ]]; }
 
 # Prints the server's answer and exits with its code, or returns so that the fallback runs.
 through_server() {
   local port token secret lengths='' body='' name value header reply=''
   [[ $nul != 0 && -r $addr_file && -O $addr_file ]] || return
   read -r port token secret < "$addr_file" || return
-  [[ $port =~ ^[0-9]{1,5}$ && $token =~ ^$secret_re$ && $secret =~ ^$secret_re$ ]] || return
+  [[ $port == [1-9]* && ${#port} -le 5 && $port != *[!0-9]* ]] && is_secret "$token" && is_secret "$secret" || return
   for name in CNI_COMMAND CNI_CONTAINERID CNI_NETNS CNI_IFNAME CNI_ARGS CNI_PATH; do
     if [[ -v $name ]]; then
       value=${!name}
@@ -45,11 +46,12 @@ through_server() {
   { exec 3<>"/dev/tcp/127.0.0.1/$port"; } 2>/dev/null || return
   # One string, so one write: the request arrives whole, with no small segment waiting on an ACK.
   printf '%s' "LIGHTLY-CNI 2 $token"$'\n'"$lengths${#conf}"$'\n'"$body$conf" 2>/dev/null >&3 || return
-  # A fixed-size header, so read -N takes it in one read(2).
+  # A fixed-size header, so read -N takes it in one read(2):
+  # "LIGHTLY-CNI 2 " secret(32) " " code(1) " " length(7 digits) "\n".
   IFS= read -r -t "$timeout" -N 57 header <&3 || return
   # Only the server knows the secret: a process that took the port of a dead server cannot answer.
-  [[ $header =~ $reply_re && ${BASH_REMATCH[1]} == "$secret" ]] || return
-  local code=${BASH_REMATCH[2]} length=$((10#${BASH_REMATCH[3]}))
+  [[ ${header:0:14} == 'LIGHTLY-CNI 2 ' && ${header:14:32} == "$secret" && ${header:46} == \ [01]\ $digit$digit$digit$digit$digit$digit$digit$'\n' ]] || return
+  local code=${header:47:1} length=$((10#${header:49:7}))
   # The server writes header and body with one write(2), so a body of up to 16 KiB is already queued
   # on this socket once the header is here (or the socket is closed, if the server died): read -t,
   # which costs two syscalls per byte (~0.5 ms for an ADD's reply), bounds only bigger ones.
