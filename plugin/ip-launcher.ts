@@ -30,8 +30,12 @@ interface Job {
   resolve: () => void;
   reject: (err: Error) => void;
   timer: NodeJS.Timeout;
+  deadline: number;
   shell?: Shell;
 }
+
+/** A job with less time left than this is not started: it could only be killed midway. */
+const MIN_START_MS = 50;
 
 /** One /bin/sh that runs one job at a time, in its own process group so a stuck job can be killed. */
 class Shell {
@@ -111,7 +115,7 @@ export class ShellIpLauncher {
     if (this.closed) return Promise.reject(new Error('ip launcher closed'));
     if (!ShellIpLauncher.accepts(args, lines)) return Promise.reject(new Error(`unsafe ip arguments for the shell: ${args.join(' ')}`));
     return new Promise((resolve, reject) => {
-      const job: Job = { args, lines, resolve, reject, timer: setTimeout(() => this.expire(job), this.deadlineMs) };
+      const job: Job = { args, lines, resolve, reject, deadline: Date.now() + this.deadlineMs, timer: setTimeout(() => this.expire(job), this.deadlineMs) };
       this.queue.push(job);
       this.pump();
     });
@@ -155,6 +159,13 @@ export class ShellIpLauncher {
   private pump(): void {
     while (this.queue.length > 0 && (this.idle.length > 0 || this.busy.size < this.shells)) {
       const job = this.queue.shift()!;
+      if (job.deadline - Date.now() < MIN_START_MS) {
+        // Its timer is due about now (timers of one moment fire one by one): it never starts.
+        clearTimeout(job.timer);
+        this.queue.unshift(job);
+        this.expire(job);
+        return;
+      }
       let shell = this.idle.pop();
       while (shell && (shell.child.exitCode !== null || shell.child.signalCode !== null)) shell = this.idle.pop();
       shell ??= new Shell(this.settled);

@@ -99,7 +99,11 @@ interface Pending {
   resolve: () => void;
   reject: (err: Error) => void;
   timer?: NodeJS.Timeout;
+  deadline: number;
 }
+
+/** A batch with less time left than this is not started: it could only be killed midway. */
+const MIN_START_MS = 50;
 
 /**
  * A long-lived `ip -force -batch -`; requests run one after another. Each has a deadline from when
@@ -112,12 +116,16 @@ export class PersistentIpRunner implements IpRunner {
   private inFlight?: Pending;
   private seq = 0;
 
-  constructor(private readonly deadlineMs = 10_000) {}
+  /** `ip` is the binary (tests put a fake one here). */
+  constructor(
+    private readonly deadlineMs = 10_000,
+    private readonly ip = 'ip',
+  ) {}
 
   batch(lines: string[]): Promise<void> {
     return new Promise((resolve, reject) => {
       this.seq = (this.seq + 1) % 100_000_000;
-      const pending: Pending = { lines, marker: `lt-ack-${this.seq}`, retried: false, resolve, reject };
+      const pending: Pending = { lines, marker: `lt-ack-${this.seq}`, retried: false, resolve, reject, deadline: Date.now() + this.deadlineMs };
       pending.timer = setTimeout(() => this.expire(pending), this.deadlineMs);
       pending.resolve = () => (clearTimeout(pending.timer), resolve());
       pending.reject = (err) => (clearTimeout(pending.timer), reject(err));
@@ -141,7 +149,7 @@ export class PersistentIpRunner implements IpRunner {
 
   private ensureChild(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const child = spawn('ip', ['-force', '-batch', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(this.ip, ['-force', '-batch', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdout.resume(); // our commands print nothing on success
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => {
@@ -166,6 +174,11 @@ export class PersistentIpRunner implements IpRunner {
     if (this.inFlight) return;
     const next = this.queue.shift();
     if (!next) return;
+    if (next.deadline - Date.now() < MIN_START_MS) {
+      this.queue.unshift(next);
+      this.expire(next);
+      return;
+    }
     this.inFlight = next;
     this.stderr = '';
     this.ensureChild().stdin.write([...next.lines, `link show dev ${next.marker}`].join('\n') + '\n');
