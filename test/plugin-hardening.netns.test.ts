@@ -248,12 +248,14 @@ describe('6: one container, concurrently or twice', () => {
   }, 60_000);
 
   it('ADD racing DEL leaves all (interface, host veth, IPAM record) or nothing', async () => {
-    for (let round = 0; round < 4; round++) {
+    for (let round = 0; round < 8; round++) {
       const pod = await pool.create('pod');
       const inv = { containerId: `ctr-race-${round}`, netns: pool.path(pod), ifname: 'eth0' };
+      // Both through the server, or both in-process, so that they really overlap; DEL a little later each round.
+      const mode: Mode = round % 2 ? 'in-process' : 'server';
       await Promise.all([
-        run(round % 2 ? 'in-process' : 'server', { ...inv, command: 'ADD' }, conf()),
-        new Promise((r) => setTimeout(r, round * 15)).then(() => run(round % 2 ? 'server' : 'in-process', { ...inv, command: 'DEL' }, conf())),
+        run(mode, { ...inv, command: 'ADD' }, conf()),
+        new Promise((r) => setTimeout(r, round * 2)).then(() => run(mode, { ...inv, command: 'DEL' }, conf())),
       ]);
       const parts = [
         (await podLinks(pod)).some((l) => l.ifname === 'eth0'),
