@@ -33,7 +33,8 @@ async function startCniServer(addrFile: string): Promise<{ close(): Promise<void
   let closing = false;
   let delay = 500;
   const launch = (): void => {
-    child = spawn(process.execPath, [bundle, 'serve', '--addr-file', addrFile], { stdio: ['ignore', 'inherit', 'inherit'] });
+    // Its stdin is a pipe from us: however we exit, the pipe closes and the server exits with us.
+    child = spawn(process.execPath, [bundle, 'serve', '--addr-file', addrFile, '--exit-with-stdin'], { stdio: ['pipe', 'inherit', 'inherit'] });
     const started = Date.now();
     child.on('exit', (code) => {
       if (closing) return;

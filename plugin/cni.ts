@@ -3,8 +3,9 @@ import { CniCode, CniError, asCniError } from './errors.js';
 import { parseEnv } from './env.js';
 import { LATEST_VERSION, parseNetConf, requireSupportedVersion } from './spec.js';
 import * as verbs from './verbs.js';
-import { type IpRunner, SpawnIpRunner } from './ip-runner.js';
-import type { PodIpRunners } from './dataplane.js';
+import { SpawnIpRunner } from './ip-runner.js';
+import type { VerbDeps } from './verbs.js';
+import { NetnsElsewhere } from './dataplane.js';
 
 /** The cniVersion to echo in an error: the config's when it can be read, else the newest. */
 function versionForErrors(stdin: string): string {
@@ -17,15 +18,15 @@ function versionForErrors(stdin: string): string {
 }
 
 /**
- * `hostIp` runs ip in our namespace and `podIp` in a pod's: the CNI server passes its long-lived
- * ones, else a process per call.
+ * `deps` says how to run ip in our namespace and in a pod's: the CNI server passes its long-lived
+ * runners, else a process per call. `elsewhere` means the pod's namespace is not one this process
+ * can enter: nothing was done, and the plugin must run where the runtime is.
  */
 export async function run(
   env: NodeJS.ProcessEnv,
   stdin: string,
-  hostIp: IpRunner = new SpawnIpRunner(),
-  podIp?: PodIpRunners,
-): Promise<{ stdout: string; exitCode: number }> {
+  deps: VerbDeps = { hostIp: new SpawnIpRunner() },
+): Promise<{ stdout: string; exitCode: number; elsewhere?: true }> {
   try {
     const cniEnv = parseEnv(env);
     if (cniEnv.command === 'VERSION') {
@@ -36,9 +37,10 @@ export async function run(
     const conf = parseNetConf(stdin);
     const version = requireSupportedVersion(conf.cniVersion);
     const handlers = { ADD: verbs.add, DEL: verbs.del, CHECK: verbs.check, GC: verbs.gc, STATUS: verbs.status };
-    const output = await handlers[cniEnv.command](conf, version, cniEnv, { hostIp, ...(podIp ? { podIp } : {}) });
+    const output = await handlers[cniEnv.command](conf, version, cniEnv, deps);
     return { stdout: output ? JSON.stringify(output) : '', exitCode: 0 };
   } catch (err) {
+    if (err instanceof NetnsElsewhere) return { stdout: '', exitCode: 1, elsewhere: true };
     const cniError = asCniError(err);
     return { stdout: JSON.stringify(cniError.toJSON(versionForErrors(stdin))), exitCode: 1 };
   }

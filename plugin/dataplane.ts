@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { CniCode, CniError } from './errors.js';
-import { type IpRunner, IpBatchError, SpawnIpRunner } from './ip-runner.js';
+import { type IpRunner, IpBatchError, SpawnIpRunner, batchLines } from './ip-runner.js';
 import { ROUTE_PROTOCOL } from '../routes/protocol-number.js';
 
 /** The gateway every IPv4 pod routes through; the host end answers ARP for it by proxy. */
@@ -44,27 +44,31 @@ export function hostLength(family: 4 | 6): number {
 }
 
 /**
- * Lines for `ip -batch` run inside the pod's namespace. The first creates the veth from the pod's
- * side with the host end placed straight into the host's namespace, so there is no move and no
- * window with a stray interface in the wrong place; the kernel will not bring the far end up, so
- * the host batch does that.
+ * The `ip` commands run inside the pod's namespace, as argument vectors. The first creates the veth
+ * from the pod's side with the host end placed straight into the host's namespace, so there is no
+ * move and no window with a stray interface in the wrong place; the kernel will not bring the far
+ * end up, so the host batch does that. The pod's interface name (any the kernel takes) always
+ * follows `name` or `dev`, so ip never reads it as a keyword.
  */
-export function podBatch(net: PodNetwork, podMacAddress: string, hostNetnsPath: string): string[] {
-  const lines = [
-    `link add ${net.ifname} mtu ${net.mtu} address ${podMacAddress} up type veth peer name ${net.hostVeth} mtu ${net.mtu} address ${HOST_VETH_MAC} netns ${hostNetnsPath}`,
-    'link set lo up',
+export function podCommands(net: PodNetwork, podMacAddress: string, hostNetnsPath: string): string[][] {
+  const mtu = String(net.mtu);
+  const dev = ['dev', net.ifname];
+  const commands = [
+    ['link', 'add', 'name', net.ifname, 'mtu', mtu, 'address', podMacAddress, 'up', 'type', 'veth',
+      'peer', 'name', net.hostVeth, 'mtu', mtu, 'address', HOST_VETH_MAC, 'netns', hostNetnsPath],
+    ['link', 'set', 'dev', 'lo', 'up'],
   ];
   for (const { address, family } of net.addresses) {
-    lines.push(`addr add ${address}/${hostLength(family)} dev ${net.ifname}${family === 6 ? ' nodad' : ''}`);
+    commands.push(['addr', 'add', `${address}/${hostLength(family)}`, ...dev, ...(family === 6 ? ['nodad'] : [])]);
   }
   const families = new Set(net.addresses.map((a) => a.family));
   if (families.has(4)) {
     // A secondary attachment appends its own gateway route beside the primary's identical one.
-    lines.push(`route ${net.defaultRoute ? 'add' : 'append'} ${POD_GATEWAY_V4} dev ${net.ifname} scope link`);
-    if (net.defaultRoute) lines.push(`route add default via ${POD_GATEWAY_V4} dev ${net.ifname}`);
+    commands.push(['route', net.defaultRoute ? 'add' : 'append', POD_GATEWAY_V4, ...dev, 'scope', 'link']);
+    if (net.defaultRoute) commands.push(['route', 'add', 'default', 'via', POD_GATEWAY_V4, ...dev]);
   }
-  if (families.has(6) && net.defaultRoute) lines.push(`route add ::/0 via ${POD_GATEWAY_V6} dev ${net.ifname}`);
-  return lines;
+  if (families.has(6) && net.defaultRoute) commands.push(['route', 'add', '::/0', 'via', POD_GATEWAY_V6, ...dev]);
+  return commands;
 }
 
 /** Lines for `ip -batch` in the host's namespace, once the veth exists: host end up, the /32 routes. */
@@ -110,8 +114,14 @@ function tuneHostVeth(name: string): void {
  * (/var/run/netns/cni-…): `ip -n NAME` enters it itself, one exec instead of nsenter's two.
  */
 export function ipIntoNetns(netnsPath: string): string[] {
-  const named = /^\/(?:var\/)?run\/netns\/([^/]+)$/.exec(netnsPath);
-  return named ? ['ip', '-n', named[1]!] : ['nsenter', `--net=${netnsPath}`, 'ip'];
+  const name = namedNetns(netnsPath);
+  return name ? ['ip', '-n', name] : ['nsenter', `--net=${netnsPath}`, 'ip'];
+}
+
+/** The name of a namespace that `ip netns` manages (/run/netns/NAME), when the path is one and the name a plain token. */
+export function namedNetns(netnsPath: string): string | undefined {
+  const name = /^\/(?:var\/)?run\/netns\/([A-Za-z0-9_.-]+)$/.exec(netnsPath)?.[1];
+  return name && name !== '.' && name !== '..' ? name : undefined;
 }
 
 /** Gives an IpRunner inside the pod namespace at this path. */
@@ -120,7 +130,14 @@ export type PodIpRunners = (netnsPath: string) => IpRunner;
 /** A process per call, as the in-process plugin runs it. */
 export const spawnPodIp: PodIpRunners = (netnsPath) => new SpawnIpRunner(ipIntoNetns(netnsPath));
 
-export function requireNetns(netns: string): void {
+/** The namespace is not one this process can enter as the runtime means it: run the plugin where the runtime is. */
+export class NetnsElsewhere extends Error {
+  override name = 'NetnsElsewhere';
+}
+
+/** `reachable` is the CNI server's test of which namespace paths it sees as the runtime does. */
+export function requireNetns(netns: string, reachable?: (path: string) => boolean): void {
+  if (reachable && !reachable(netns)) throw new NetnsElsewhere(`network namespace ${netns} is not reachable from here`);
   if (!existsSync(netns)) throw new CniError(CniCode.UNKNOWN_CONTAINER, `network namespace ${netns} does not exist`);
 }
 
@@ -130,14 +147,16 @@ export function requireNetns(netns: string): void {
  * is deleted (which deletes its peer), so nothing half-made is left behind.
  */
 export async function setupPod(net: PodNetwork, hostIp: IpRunner, podIp: PodIpRunners = spawnPodIp): Promise<{ podMac: string }> {
-  requireNetns(net.netns);
   const mac = podMac(net.hostVeth);
   const inPod = podIp(net.netns);
   // Our own namespace by pid: inside nsenter, /proc/self would be the pod's.
-  const lines = podBatch(net, mac, `/proc/${process.pid}/ns/net`);
+  const commands = podCommands(net, mac, `/proc/${process.pid}/ns/net`);
+  const lines = batchLines(commands);
+  // A name ip's batch reader would split or cut ('#' starts a comment there) goes as arguments.
+  const runInPod = (): Promise<void> => (lines ? inPod.batch(lines) : new SpawnIpRunner(ipIntoNetns(net.netns)).each(commands));
   const createInPod = async (): Promise<void> => {
     try {
-      await inPod.batch(lines);
+      await runInPod();
     } catch (err) {
       await deleteLink(net.hostVeth, hostIp); // the batch may have failed after creating the veth
       throw dataplaneError(`cannot set up ${net.ifname} in ${net.netns}`, err);
@@ -194,7 +213,9 @@ async function ipJson<T>(args: string[], netns?: string): Promise<T | undefined>
   const [cmd, full] = netns ? ['nsenter', [`--net=${netns}`, 'ip', '-json', ...args]] : ['ip', ['-json', ...args]];
   const out = await execa(cmd, full, { reject: false });
   if (out.exitCode !== 0) return undefined;
-  return out.stdout.trim() ? (JSON.parse(out.stdout) as T) : undefined;
+  // ip prints control characters of names (the kernel allows them) raw, which JSON does not.
+  const text = out.stdout.trim().replace(/[\u0000-\u001f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return text ? (JSON.parse(text) as T) : undefined;
 }
 
 /** Reads back what the pod's namespace holds, for CHECK. */

@@ -14,8 +14,15 @@ export interface CniEnv {
 }
 
 const CONTAINER_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-// Linux interface names: at most 15 bytes, not . or .., no slash, colon or white space.
-const IFNAME = /^(?!\.{1,2}$)[^/:\s]{1,15}$/;
+/**
+ * Exactly the names the kernel takes (dev_valid_name in net/core/dev.c), and so ptp: 1 to 15 bytes,
+ * not . or .., no '/', ':' or byte that the kernel's isspace() takes (\t \n \v \f \r, space, 0xa0).
+ */
+export function validIfname(name: string): boolean {
+  const bytes = Buffer.from(name, 'utf8');
+  if (bytes.length === 0 || bytes.length > 15 || name === '.' || name === '..') return false;
+  return !bytes.some((b) => b === 0x2f || b === 0x3a || b === 0x20 || b === 0xa0 || (b >= 0x09 && b <= 0x0d));
+}
 
 function invalid(msg: string): CniError {
   return new CniError(CniCode.INVALID_ENV, msg);
@@ -42,7 +49,7 @@ export function parseEnv(env: NodeJS.ProcessEnv): CniEnv {
   const containerId = env.CNI_CONTAINERID ?? '';
   if (containerId && !CONTAINER_ID.test(containerId)) throw invalid(`invalid CNI_CONTAINERID ${JSON.stringify(containerId)}`);
   const ifname = env.CNI_IFNAME ?? '';
-  if (ifname && !IFNAME.test(ifname)) throw invalid(`invalid CNI_IFNAME ${JSON.stringify(ifname)}`);
+  if (ifname && !validIfname(ifname)) throw invalid(`invalid CNI_IFNAME ${JSON.stringify(ifname)}`);
   const args: Record<string, string> = {};
   for (const pair of (env.CNI_ARGS ?? '').split(';').filter(Boolean)) {
     const eq = pair.indexOf('=');

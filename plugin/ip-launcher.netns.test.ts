@@ -1,6 +1,8 @@
 // The CNI server's shell launcher against real ip, in a throwaway namespace only.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { NetnsPool, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import { ShellIpLauncher } from './ip-launcher.js';
 
@@ -53,4 +55,49 @@ describe('ShellIpLauncher', () => {
     await expect(launcher.run(['-n', 'lt-no-such-namespace'], ['link set lo up'])).rejects.toThrow(/lt-no-such-namespace|No such file/);
     await expect(launcher.run(['-n', ns], ['link set lo up'])).resolves.toBeUndefined();
   });
+});
+
+describe('ShellIpLauncher deadlines (a fake ip that can hang)', () => {
+  let dir = '';
+  let fakeIp = '';
+  const log = (): string => (existsSync(join(dir, 'log')) ? readFileSync(join(dir, 'log'), 'utf8') : '');
+
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), 'lt-fakeip-'));
+    fakeIp = join(dir, 'ip');
+    // Called as `ip -n NAME -batch -`: namespaces named stuck* hang for 3 s, then would write "late".
+    writeFileSync(fakeIp, `#!/bin/sh\necho "start $2" >> ${dir}/log\ncat > /dev/null\ncase "$2" in stuck*) sleep 3; echo "late $2" >> ${dir}/log;; esac\n`, { mode: 0o755 });
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('one stuck ip does not hold up the jobs behind it', async () => {
+    const l = new ShellIpLauncher({ ip: fakeIp, shells: 2, deadlineMs: 1_500 });
+    try {
+      const stuck = l.run(['-n', 'stuck-1'], ['link set lo up']);
+      const t = performance.now();
+      await l.run(['-n', 'ok-1'], ['link set lo up']);
+      expect(performance.now() - t).toBeLessThan(1_000);
+      await expect(stuck).rejects.toThrow(/did not finish within 1500 ms/);
+    } finally {
+      l.close();
+    }
+  });
+
+  it('a timed-out job is killed, one that timed out in the queue never runs, and the launcher goes on', async () => {
+    const l = new ShellIpLauncher({ ip: fakeIp, shells: 1, deadlineMs: 500 });
+    try {
+      const stuck = l.run(['-n', 'stuck-2'], ['link set lo up']);
+      const queued = l.run(['-n', 'queued-2'], ['link del eth0']);
+      await expect(stuck).rejects.toThrow(/did not finish/);
+      await expect(queued).rejects.toThrow(/did not finish/);
+      await new Promise((r) => setTimeout(r, 3_500)); // past the fake's sleep
+      expect(log()).toContain('start stuck-2');
+      expect(log()).not.toContain('late stuck-2'); // killed with its process group
+      expect(log()).not.toContain('queued-2'); // never ran
+      await l.run(['-n', 'ok-2'], ['link set lo up']);
+      expect(log()).toContain('start ok-2');
+    } finally {
+      l.close();
+    }
+  }, 15_000);
 });

@@ -19,6 +19,29 @@ export class IpBatchError extends Error {
   }
 }
 
+/**
+ * A command as a line for `ip -batch`, or undefined when the line reader cannot carry it. That
+ * reader cuts the line at '#', joins a line ending in a backslash with the next, splits words at
+ * white space, and takes a word starting with a quote up to the same quote.
+ */
+export function batchLine(argv: string[]): string | undefined {
+  const words: string[] = [];
+  for (const word of argv) {
+    if (word === '' || /[#\n\0]/.test(word)) return undefined;
+    if (!/^['"]|[\s\\]/.test(word)) words.push(word);
+    else if (!word.includes('"')) words.push(`"${word}"`);
+    else if (!word.includes("'")) words.push(`'${word}'`);
+    else return undefined;
+  }
+  return words.join(' ');
+}
+
+/** Every command as a batch line, or undefined when any cannot be one. */
+export function batchLines(commands: string[][]): string[] | undefined {
+  const lines = commands.map(batchLine);
+  return lines.every((l): l is string => l !== undefined) ? lines : undefined;
+}
+
 export interface IpRunner {
   /** Runs the lines in order; rejects with the first error ip reported, after running all of them. */
   batch(lines: string[]): Promise<void>;
@@ -51,6 +74,21 @@ export class SpawnIpRunner implements IpRunner {
     });
   }
 
+  /** Runs each command as its own `ip` with these arguments, stopping at the first that fails. */
+  async each(commands: string[][]): Promise<void> {
+    const [cmd, ...prefix] = this.command;
+    for (const argv of commands) {
+      await new Promise<void>((resolve, reject) => {
+        const child = spawn(cmd!, [...prefix, ...argv], { stdio: ['ignore', 'ignore', 'pipe'] });
+        let stderr = '';
+        child.stderr.setEncoding('utf8');
+        child.stderr.on('data', (chunk: string) => (stderr += chunk));
+        child.on('error', (err) => reject(new IpBatchError(`cannot run ${cmd}: ${err.message}`, [argv.join(' ')])));
+        child.on('close', (code) => (code === 0 ? resolve() : reject(new IpBatchError(stderr.trim() || `${cmd} exited with ${code}`, [argv.join(' ')]))));
+      });
+    }
+  }
+
   close(): void {}
 }
 
@@ -60,9 +98,17 @@ interface Pending {
   retried: boolean;
   resolve: () => void;
   reject: (err: Error) => void;
+  timer?: NodeJS.Timeout;
+  deadline: number;
 }
 
-/** A long-lived `ip -force -batch -`; requests run one after another. */
+/** A batch with less time left than this is not started: it could only be killed midway. */
+const MIN_START_MS = 50;
+
+/**
+ * A long-lived `ip -force -batch -`; requests run one after another. Each has a deadline from when
+ * it was asked for: queued past it, it is dropped unrun; running past it, the process is killed.
+ */
 export class PersistentIpRunner implements IpRunner {
   private child?: ChildProcessWithoutNullStreams;
   private stderr = '';
@@ -70,17 +116,40 @@ export class PersistentIpRunner implements IpRunner {
   private inFlight?: Pending;
   private seq = 0;
 
+  /** `ip` is the binary (tests put a fake one here). */
+  constructor(
+    private readonly deadlineMs = 10_000,
+    private readonly ip = 'ip',
+  ) {}
+
   batch(lines: string[]): Promise<void> {
     return new Promise((resolve, reject) => {
       this.seq = (this.seq + 1) % 100_000_000;
-      this.queue.push({ lines, marker: `lt-ack-${this.seq}`, retried: false, resolve, reject });
+      const pending: Pending = { lines, marker: `lt-ack-${this.seq}`, retried: false, resolve, reject, deadline: Date.now() + this.deadlineMs };
+      pending.timer = setTimeout(() => this.expire(pending), this.deadlineMs);
+      pending.resolve = () => (clearTimeout(pending.timer), resolve());
+      pending.reject = (err) => (clearTimeout(pending.timer), reject(err));
+      this.queue.push(pending);
       this.pump();
     });
   }
 
+  private expire(pending: Pending): void {
+    const queued = this.queue.findIndex((p) => p.marker === pending.marker);
+    if (queued >= 0) this.queue.splice(queued, 1);
+    if (this.inFlight?.marker === pending.marker) {
+      this.inFlight = undefined;
+      const child = this.child;
+      this.replaceChild();
+      child?.kill('SIGKILL');
+    }
+    pending.reject(new IpBatchError(`ip -batch did not finish within ${this.deadlineMs} ms`, pending.lines));
+    this.pump();
+  }
+
   private ensureChild(): ChildProcessWithoutNullStreams {
     if (this.child) return this.child;
-    const child = spawn('ip', ['-force', '-batch', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(this.ip, ['-force', '-batch', '-'], { stdio: ['pipe', 'pipe', 'pipe'] });
     child.stdout.resume(); // our commands print nothing on success
     child.stderr.setEncoding('utf8');
     child.stderr.on('data', (chunk: string) => {
@@ -105,6 +174,11 @@ export class PersistentIpRunner implements IpRunner {
     if (this.inFlight) return;
     const next = this.queue.shift();
     if (!next) return;
+    if (next.deadline - Date.now() < MIN_START_MS) {
+      this.queue.unshift(next);
+      this.expire(next);
+      return;
+    }
     this.inFlight = next;
     this.stderr = '';
     this.ensureChild().stdin.write([...next.lines, `link show dev ${next.marker}`].join('\n') + '\n');

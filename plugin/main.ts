@@ -1,5 +1,7 @@
-// The `lightly` CNI plugin's entry: one CNI invocation (CNI_* + stdin), or `serve --addr-file F`,
-// the long-lived CNI server that the bash shim hands invocations to.
+// The `lightly` CNI plugin's entry: one CNI invocation (CNI_* + stdin), or
+// `serve [--addr-file F] [--exit-with-stdin]`, the long-lived CNI server the bash shim hands
+// invocations to. With --exit-with-stdin the server's stdin is a pipe from its parent (the agent)
+// and it exits when that closes: the parent exiting in any way, SIGKILL included, closes it.
 import { run } from './cni.js';
 import { startCniServer } from './server.js';
 
@@ -20,6 +22,11 @@ async function serve(args: string[]): Promise<void> {
   const stop = (): void => void server.close().then(() => process.exit(0));
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+  if (args.includes('--exit-with-stdin')) {
+    process.stdin.on('end', stop);
+    process.stdin.on('error', stop);
+    process.stdin.resume();
+  }
 }
 
 if (process.argv[2] === 'serve') {

@@ -1,100 +1,178 @@
 // The CNI server: runs plugin invocations in one long-lived process, so an ADD costs no Node start-up.
 //
 // Why loopback TCP and not a unix socket: the `lightly` shim is plain bash, which reaches TCP through
-// /dev/tcp with builtins only (no extra process), but cannot open a unix socket. Only root can read
-// the address file, and a request without its token is refused, so other local users gain nothing
-// from the port being open.
-//
-// Wire format, request:  "LIGHTLY-CNI 1 <token>\n" then "KEY=VALUE\n" lines for CNI_* and a blank
-// line, then "<n>\n" and n bytes of stdin. Reply: "<exit code>\n" then the plugin's stdout; close.
+// /dev/tcp with builtins only (no extra process), but cannot open a unix socket. Any local process
+// may connect to the port, and may bind it once we are gone, so both sides authenticate with secrets
+// from the root-only address file (see wire.ts), and nothing is buffered beyond a short hello line
+// before the token is checked. Connections are capped, and every stage of one has a deadline.
 import { createServer, type Server, type Socket } from 'node:net';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { run } from './cni.js';
 import { PersistentIpRunner } from './ip-runner.js';
 import { ShellIpLauncher, launchedRunner } from './ip-launcher.js';
-import { type PodIpRunners, ipIntoNetns, spawnPodIp } from './dataplane.js';
+import { type PodIpRunners, namedNetns } from './dataplane.js';
+import {
+  MAX_LINE_BYTES,
+  type Frame,
+  type Outcome,
+  type Request,
+  ProtocolError,
+  encodeReply,
+  newSecret,
+  parseFrame,
+  parseHello,
+  splitBody,
+} from './wire.js';
 
-const MAX_REQUEST_BYTES = 1 << 20;
-const PASSED_ENV = /^CNI_[A-Z]+$/;
+/** Connections at once; past this the oldest one still unauthenticated is dropped to make room. */
+export const MAX_CONNECTIONS = 64;
+/** From connect to a complete request; the shim writes all of it at once. */
+const REQUEST_DEADLINE_MS = 5_000;
+
+export type Handler = (request: Request) => Promise<Outcome>;
 
 export interface CniServer {
   port: number;
+  /** Open connections and the bytes buffered for them, for tests of the bounds. */
+  load(): { connections: number; bufferedBytes: number };
   close(): Promise<void>;
 }
 
-interface ParsedRequest {
-  token: string;
-  env: Record<string, string>;
-  stdin: string;
-}
-
-/** Returns the request once complete, undefined while bytes are missing; throws on a malformed one. */
-export function parseRequest(buf: Buffer): ParsedRequest | undefined {
-  const text = buf.toString('latin1');
-  const headerEnd = text.indexOf('\n\n');
-  if (headerEnd < 0) return undefined;
-  const lines = text.slice(0, headerEnd).split('\n');
-  const hello = /^LIGHTLY-CNI 1 (\S+)$/.exec(lines[0] ?? '');
-  if (!hello) throw new Error('not a lightly CNI request');
-  const env: Record<string, string> = {};
-  for (const line of lines.slice(1)) {
-    const eq = line.indexOf('=');
-    const key = line.slice(0, eq);
-    if (eq > 0 && PASSED_ENV.test(key)) env[key] = line.slice(eq + 1);
-  }
-  const lengthEnd = text.indexOf('\n', headerEnd + 2);
-  if (lengthEnd < 0) return undefined;
-  const length = Number(text.slice(headerEnd + 2, lengthEnd));
-  if (!Number.isInteger(length) || length < 0 || length > MAX_REQUEST_BYTES) throw new Error('bad stdin length');
-  const body = buf.subarray(lengthEnd + 1);
-  if (body.length < length) return undefined;
-  return { token: hello[1]!, env, stdin: body.subarray(0, length).toString('utf8') };
-}
-
-function sameToken(a: string, b: string): boolean {
+function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-/** Serves on 127.0.0.1 (of the current network namespace) and writes "port token" to addrFile (0600). */
-export async function startCniServer(addrFile: string): Promise<CniServer> {
-  const token = randomBytes(18).toString('base64url');
+/**
+ * The plugin in this process. A pod namespace this process cannot see as the runtime does (any
+ * path but a named one under /run/netns, which the DaemonSet shares; /proc/PID/… would name
+ * another process here) is handed back to the shim, which runs the plugin where the runtime is.
+ */
+function pluginHandler(): { handle: Handler; close(): void } {
   const hostIp = new PersistentIpRunner();
   const launcher = new ShellIpLauncher();
-  const podIp: PodIpRunners = (netnsPath) => {
-    const args = ipIntoNetns(netnsPath);
-    // `ip -n NAME` through the shell; a namespace given by another path keeps nsenter, run directly.
-    return args[0] === 'ip' && ShellIpLauncher.accepts(args.slice(1), []) ? launchedRunner(launcher, args.slice(1)) : spawnPodIp(netnsPath);
+  const podIp: PodIpRunners = (netnsPath) => launchedRunner(launcher, ['-n', namedNetns(netnsPath)!]);
+  const netnsReachable = (path: string): boolean => namedNetns(path) !== undefined && existsSync(path);
+  // Read once: every access to process.env crosses into C++, tens of µs for a whole copy.
+  const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_')));
+  const handle: Handler = async ({ env, stdin }) => {
+    const { stdout, exitCode, elsewhere } = await run({ ...inherited, ...env }, stdin, { hostIp, podIp, netnsReachable });
+    if (elsewhere) return 'fallback';
+    return { exitCode: exitCode === 0 ? 0 : 1, stdout: stdout ? `${stdout}\n` : '' };
   };
-  const server: Server = createServer((socket: Socket) => {
-    let buf = Buffer.alloc(0);
-    socket.setTimeout(30_000, () => socket.destroy());
-    socket.on('error', () => socket.destroy());
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk]);
-      let request: ParsedRequest | undefined;
+  return {
+    handle,
+    close: () => {
+      hostIp.close();
+      launcher.close();
+    },
+  };
+}
+
+interface Connection {
+  socket: Socket;
+  authenticated: boolean;
+  buffered: number;
+}
+
+/**
+ * Serves on 127.0.0.1 (of the current network namespace) and writes "port token secret" to
+ * addrFile (0600), both secrets new on every start. `handler` replaces the plugin in tests.
+ */
+export async function startCniServer(addrFile: string, handler?: Handler): Promise<CniServer> {
+  const token = newSecret(randomBytes);
+  const secret = newSecret(randomBytes);
+  const plugin = handler ? undefined : pluginHandler();
+  const handle = handler ?? plugin!.handle;
+  const connections = new Set<Connection>();
+
+  /** Makes room for one more connection, dropping the oldest unauthenticated one if need be. */
+  const admit = (): boolean => {
+    if (connections.size < MAX_CONNECTIONS) return true;
+    const victim = [...connections].find((c) => !c.authenticated);
+    if (!victim) return false;
+    victim.socket.destroy();
+    connections.delete(victim);
+    return true;
+  };
+
+  const serve = (socket: Socket): void => {
+    const conn: Connection = { socket, authenticated: false, buffered: 0 };
+    if (!admit()) {
+      socket.destroy();
+      return;
+    }
+    connections.add(conn);
+    const drop = (): void => {
+      connections.delete(conn);
+      socket.destroy();
+    };
+    socket.on('error', drop);
+    socket.on('close', () => connections.delete(conn));
+    const deadline = setTimeout(drop, REQUEST_DEADLINE_MS);
+    socket.on('close', () => clearTimeout(deadline));
+
+    let pending = Buffer.alloc(0);
+    let frame: Frame | undefined;
+    const body: Buffer[] = [];
+    let bodyBytes = 0;
+
+    /** Takes one header line from `pending`; undefined until it is complete. */
+    const takeLine = (): string | undefined => {
+      const end = pending.indexOf(0x0a);
+      if (end < 0) {
+        if (pending.length > MAX_LINE_BYTES) throw new ProtocolError('header line too long');
+        return undefined;
+      }
+      if (end > MAX_LINE_BYTES) throw new ProtocolError('header line too long');
+      const line = pending.subarray(0, end).toString('latin1');
+      pending = pending.subarray(end + 1);
+      return line;
+    };
+
+    const onData = (chunk: Buffer): void => {
       try {
-        if (buf.length > MAX_REQUEST_BYTES + 4096) throw new Error('request too large');
-        request = parseRequest(buf);
+        if (!frame) {
+          pending = Buffer.concat([pending, chunk]);
+          if (!conn.authenticated) {
+            const hello = takeLine();
+            if (hello === undefined) return void (conn.buffered = pending.length);
+            if (!sameSecret(parseHello(hello), token)) throw new ProtocolError('wrong token');
+            conn.authenticated = true;
+          }
+          const lengths = takeLine();
+          if (lengths === undefined) return void (conn.buffered = pending.length);
+          frame = parseFrame(lengths);
+          chunk = pending;
+          pending = Buffer.alloc(0);
+        }
+        bodyBytes += chunk.length;
+        if (bodyBytes > frame.total) throw new ProtocolError('more bytes than the frame announced');
+        body.push(chunk);
+        conn.buffered = bodyBytes;
+        if (bodyBytes < frame.total) return;
       } catch {
-        socket.destroy();
+        drop();
         return;
       }
-      if (!request) return;
-      socket.removeAllListeners('data');
-      if (!sameToken(request.token, token)) {
-        socket.destroy();
-        return;
-      }
-      const env = { ...process.env, ...request.env };
-      void run(env, request.stdin, hostIp, podIp).then(({ stdout, exitCode }) => {
-        socket.end(`${exitCode}\n${stdout ? stdout + '\n' : ''}`);
-      });
-    });
-  });
+      socket.off('data', onData);
+      clearTimeout(deadline);
+      const request = splitBody(frame, Buffer.concat(body));
+      void handle(request)
+        .catch((err: unknown) => {
+          // The plugin turns its own failures into CNI errors; anything escaping is ours: let the shim decide.
+          process.stderr.write(JSON.stringify({ level: 50, msg: 'cni server handler failed', err: String(err) }) + '\n');
+          return 'fallback' as const;
+        })
+        .then((outcome) => socket.end(encodeReply(secret, outcome)));
+    };
+    socket.on('data', onData);
+  };
+
+  const server: Server = createServer(serve);
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -102,15 +180,16 @@ export async function startCniServer(addrFile: string): Promise<CniServer> {
   const port = (server.address() as { port: number }).port;
   mkdirSync(dirname(addrFile), { recursive: true, mode: 0o700 });
   const tmp = `${addrFile}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${port} ${token}\n`, { mode: 0o600 });
+  writeFileSync(tmp, `${port} ${token} ${secret}\n`, { mode: 0o600 });
   renameSync(tmp, addrFile);
   return {
     port,
+    load: () => ({ connections: connections.size, bufferedBytes: [...connections].reduce((n, c) => n + c.buffered, 0) }),
     close: () =>
       new Promise<void>((resolve) => {
         rmSync(addrFile, { force: true });
-        hostIp.close();
-        launcher.close();
+        plugin?.close();
+        for (const c of connections) c.socket.destroy();
         server.close(() => resolve());
       }),
   };

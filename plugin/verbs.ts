@@ -6,6 +6,7 @@ import type { CniEnv } from './env.js';
 import {
   type CniResult,
   type CniVersion,
+  type ResultRoute,
   type NetConf,
   LATEST_VERSION,
   SUPPORTED_VERSIONS,
@@ -14,7 +15,8 @@ import {
   parsePrevResult,
 } from './spec.js';
 import { type RangeSet, parseRangeSets } from './ipam/pool.js';
-import { IpamStore } from './ipam/store.js';
+import { IpamStore, attachmentKey } from './ipam/store.js';
+import { withAttachmentLock } from './ipam/lock.js';
 import {
   HOST_VETH_MAC,
   POD_GATEWAY_V4,
@@ -25,6 +27,7 @@ import {
   hostVethName,
   observeHostRoutes,
   observePod,
+  podMac,
   requireNetns,
   setupPod,
   type PodIpRunners,
@@ -37,6 +40,8 @@ export interface VerbDeps {
   hostIp: IpRunner;
   /** How to run ip inside a pod's namespace; a process per call when absent. */
   podIp?: PodIpRunners;
+  /** Which namespace paths podIp can enter (the CNI server's view); all when absent. */
+  netnsReachable?: (path: string) => boolean;
 }
 
 export type VerbOutput = Record<string, unknown> | undefined;
@@ -84,66 +89,89 @@ function buildResult(conf: NetConf, env: CniEnv, hostVeth: string, podMac: strin
 
 export async function add(conf: NetConf, version: CniVersion, env: CniEnv, deps: VerbDeps): Promise<VerbOutput> {
   const rangeSets = await rangeSetsOf(conf);
-  requireNetns(env.netns);
+  requireNetns(env.netns, deps.netnsReachable);
   const prev = parsePrevResult(conf.prevResult);
   const store = storeOf(conf, rangeSets);
   const attachment = { containerId: env.containerId, ifname: env.ifname };
-  const allocation = store.allocate(attachment);
-  const addresses = allocation.ips.map(({ address, range }) => ({ address, family: range.family }));
-  const hostVeth = hostVethName(env.containerId, env.ifname);
-  try {
-    const { podMac } = await setupPod({ netns: env.netns, ifname: env.ifname, hostVeth, mtu: conf.mtu, addresses, defaultRoute: conf.defaultRoute }, deps.hostIp, deps.podIp);
-    return formatResult(buildResult(conf, env, hostVeth, podMac, addresses, prev), version);
-  } catch (err) {
-    store.release(attachment);
-    throw err;
-  }
+  return withAttachmentLock(store.dir, attachmentKey(attachment), async () => {
+    const allocation = store.allocate(attachment);
+    const addresses = allocation.ips.map(({ address, range }) => ({ address, family: range.family }));
+    const hostVeth = hostVethName(env.containerId, env.ifname);
+    const mac = podMac(hostVeth);
+    if (!allocation.created) {
+      // A repeated ADD: a healthy attachment is answered as it is, never rebuilt (that would drop
+      // whatever was added to the interface since, e.g. by a later plugin of the chain).
+      const ours = buildResult(conf, env, hostVeth, mac, addresses);
+      if ((await problemsOf(conf, env, ours.ips.map((ip) => ip.address), ours.routes, mac)).length === 0) {
+        return formatResult(buildResult(conf, env, hostVeth, mac, addresses, prev), version);
+      }
+    }
+    try {
+      await setupPod({ netns: env.netns, ifname: env.ifname, hostVeth, mtu: conf.mtu, addresses, defaultRoute: conf.defaultRoute }, deps.hostIp, deps.podIp);
+      return formatResult(buildResult(conf, env, hostVeth, mac, addresses, prev), version);
+    } catch (err) {
+      // Only what this call allocated: addresses of an earlier ADD may be in use on its interface.
+      if (allocation.created) store.release(attachment);
+      throw err;
+    }
+  });
 }
 
 /** Idempotent: a missing netns, interface or allocation is not an error. */
 export async function del(conf: NetConf, _version: CniVersion, env: CniEnv, deps: VerbDeps): Promise<VerbOutput> {
-  await deleteLink(hostVethName(env.containerId, env.ifname), deps.hostIp);
-  storeOf(conf, []).release({ containerId: env.containerId, ifname: env.ifname });
+  const store = storeOf(conf, []);
+  const attachment = { containerId: env.containerId, ifname: env.ifname };
+  await withAttachmentLock(store.dir, attachmentKey(attachment), async () => {
+    await deleteLink(hostVethName(env.containerId, env.ifname), deps.hostIp);
+    store.release(attachment);
+  });
   return undefined;
 }
 
-export async function check(conf: NetConf, version: CniVersion, env: CniEnv): Promise<VerbOutput> {
+/**
+ * What differs from what this plugin set up: the pod interface with its MAC, addresses and routes,
+ * the host routes, the IPAM record. Other plugins of a chain may change the rest (tuning sets the
+ * MTU, for one), so as ptp does we judge only what we made, against the result we reported.
+ */
+async function problemsOf(conf: NetConf, env: CniEnv, addresses: string[], routes: ResultRoute[], mac: string | undefined): Promise<string[]> {
+  const problems: string[] = [];
+  const observed = await observePod(env.netns, env.ifname);
+  if (!observed.linkExists) problems.push(`interface ${env.ifname} is missing in ${env.netns}`);
+  if (observed.linkExists && mac && observed.mac !== mac) problems.push(`${env.ifname} has mac ${observed.mac}, expected ${mac}`);
+  for (const address of addresses) {
+    if (!observed.addresses.includes(address)) problems.push(`address ${address} is missing on ${env.ifname}`);
+  }
+  const families = new Set(addresses.map(familyOf));
+  const hasRoute = (dst: string, gateway?: string): boolean => observed.routes.some((r) => r.dst === dst && r.gateway === gateway);
+  if (families.has(4) && !hasRoute(POD_GATEWAY_V4)) problems.push(`route ${POD_GATEWAY_V4} dev ${env.ifname} scope link is missing`);
+  for (const route of routes) {
+    const dst = route.dst === '0.0.0.0/0' || route.dst === '::/0' ? 'default' : route.dst;
+    if (!hasRoute(dst, route.gw)) problems.push(`route ${route.dst}${route.gw ? ` via ${route.gw}` : ''} is missing in the pod`);
+  }
+  const hostVeth = hostVethName(env.containerId, env.ifname);
+  const hostRoutes = await observeHostRoutes(hostVeth);
+  for (const address of addresses) {
+    if (!hostRoutes.includes(address)) problems.push(`host route ${address} dev ${hostVeth} proto lightly is missing`);
+  }
+  const allocated = storeOf(conf, []).lookup({ containerId: env.containerId, ifname: env.ifname }) ?? [];
+  for (const address of addresses) {
+    if (!allocated.includes(address.split('/')[0]!)) problems.push(`address ${address} is not allocated to this container in IPAM`);
+  }
+  return problems;
+}
+
+export async function check(conf: NetConf, version: CniVersion, env: CniEnv, deps: VerbDeps): Promise<VerbOutput> {
   if (compareVersions(version, '0.4.0') < 0) {
     throw new CniError(CniCode.INCOMPATIBLE_VERSION, `CHECK is not defined for CNI version ${version}`);
   }
   const prev = parsePrevResult(conf.prevResult);
   if (!prev) throw new CniError(CniCode.INVALID_CONFIG, 'CHECK needs prevResult');
-  requireNetns(env.netns);
+  requireNetns(env.netns, deps.netnsReachable);
   const podIndex = prev.interfaces.findIndex((i) => i.name === env.ifname && i.sandbox);
   const expected = prev.ips.filter((ip) => ip.interface === podIndex || (ip.interface === undefined && podIndex >= 0));
   const problems: string[] = [];
   if (podIndex < 0) problems.push(`prevResult has no interface ${env.ifname} in a sandbox`);
-
-  const observed = await observePod(env.netns, env.ifname);
-  if (!observed.linkExists) problems.push(`interface ${env.ifname} is missing in ${env.netns}`);
-  if (observed.mtu !== undefined && observed.mtu !== conf.mtu) problems.push(`${env.ifname} has mtu ${observed.mtu}, expected ${conf.mtu}`);
-  const podMacWanted = prev.interfaces[podIndex]?.mac;
-  if (observed.linkExists && podMacWanted && observed.mac !== podMacWanted) problems.push(`${env.ifname} has mac ${observed.mac}, expected ${podMacWanted}`);
-  for (const ip of expected) {
-    if (!observed.addresses.includes(ip.address)) problems.push(`address ${ip.address} is missing on ${env.ifname}`);
-  }
-  const families = new Set(expected.map((ip) => familyOf(ip.address)));
-  const hasRoute = (dst: string, gateway?: string): boolean => observed.routes.some((r) => r.dst === dst && r.gateway === gateway);
-  if (families.has(4) && !hasRoute(POD_GATEWAY_V4)) problems.push(`route ${POD_GATEWAY_V4} dev ${env.ifname} scope link is missing`);
-  for (const route of prev.routes) {
-    const dst = route.dst === '0.0.0.0/0' || route.dst === '::/0' ? 'default' : route.dst;
-    if (!hasRoute(dst, route.gw)) problems.push(`route ${route.dst}${route.gw ? ` via ${route.gw}` : ''} is missing in the pod`);
-  }
-
-  const hostVeth = hostVethName(env.containerId, env.ifname);
-  const hostRoutes = await observeHostRoutes(hostVeth);
-  for (const ip of expected) {
-    if (!hostRoutes.includes(ip.address)) problems.push(`host route ${ip.address} dev ${hostVeth} proto lightly is missing`);
-  }
-  const allocated = storeOf(conf, []).lookup({ containerId: env.containerId, ifname: env.ifname }) ?? [];
-  for (const ip of expected) {
-    if (!allocated.includes(ip.address.split('/')[0]!)) problems.push(`address ${ip.address} is not allocated to this container in IPAM`);
-  }
+  problems.push(...(await problemsOf(conf, env, expected.map((ip) => ip.address), prev.routes, prev.interfaces[podIndex]?.mac)));
   if (problems.length > 0) throw new CniError(CniCode.CHECK_FAILED, `CHECK failed: ${problems[0]}`, problems.join('; '));
   return undefined;
 }
@@ -157,13 +185,18 @@ function requireVersion(version: CniVersion, minimum: CniVersion, verb: string):
 /** Releases every allocation (and its host veth) that the runtime no longer lists as valid. */
 export async function gc(conf: NetConf, version: CniVersion, _env: CniEnv, deps: VerbDeps): Promise<VerbOutput> {
   requireVersion(version, '1.1.0', 'GC');
-  const valid = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'] ?? [];
-  const keep = new Set(valid.map((a) => `${a.containerID}:${a.ifname}`));
+  // Without the list we cannot know what is valid; removing everything would cut every pod off.
+  const valid = conf['cni.dev/valid-attachments'] ?? conf['cni.dev/attachments'];
+  if (!valid) return undefined;
+  const keep = new Set(valid.map((a) => attachmentKey({ containerId: a.containerID, ifname: a.ifname })));
   const store = storeOf(conf, []);
   for (const attachment of store.listAttachments()) {
-    if (keep.has(`${attachment.containerId}:${attachment.ifname}`)) continue;
-    await deleteLink(hostVethName(attachment.containerId, attachment.ifname), deps.hostIp);
-    store.release(attachment);
+    const key = attachmentKey(attachment);
+    if (keep.has(key)) continue;
+    await withAttachmentLock(store.dir, key, async () => {
+      await deleteLink(hostVethName(attachment.containerId, attachment.ifname), deps.hostIp);
+      store.release(attachment);
+    });
   }
   return undefined;
 }
@@ -192,6 +225,8 @@ export async function status(conf: NetConf, version: CniVersion): Promise<VerbOu
   return undefined;
 }
 
+/** The versions we support, whatever the caller asked: its own when we have it, else the newest. */
 export function version(requested: string | undefined): VerbOutput {
-  return { cniVersion: requested ?? LATEST_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };
+  const known = (SUPPORTED_VERSIONS as readonly (string | undefined)[]).includes(requested);
+  return { cniVersion: known ? requested : LATEST_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };
 }

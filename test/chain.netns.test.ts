@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { NetnsPool, createHost, execIn, ipIn, requireNetworkTools } from './support/netns.js';
-import { ChainRunner, LIGHTLY_BIN, REFERENCE_PLUGINS, makeCniPath } from './support/cni.js';
+import { ChainRunner, LIGHTLY_BIN, REFERENCE_PLUGINS, makeCniPath, startCniServerIn } from './support/cni.js';
 
 const pool = new NetnsPool();
 let host = '';
@@ -86,5 +86,35 @@ describe('conflist lightly → portmap → bandwidth', () => {
     expect(String((await execIn(host, 'iptables', ['-t', 'nat', '-S'])).stdout)).not.toContain(`${podIp}:80`);
     expect(await ipIn(host, ['-br', 'link', 'show'])).not.toContain(hostVeth);
     expect(existsSync(join(dataDir, 'lt-chain', 'attachments', 'ctr-chain:eth0'))).toBe(false);
+  });
+});
+
+describe.each(['in-process', 'server'])('conflist lightly → tuning (%s)', (mode) => {
+  it('CHECK passes after tuning changed the MTU: it judges what lightly set, against prevResult, as ptp does', async () => {
+    const addrFile = join(dataDir, `cni-${mode}.addr`);
+    const server = mode === 'server' ? await startCniServerIn(host, addrFile) : undefined;
+    // Server mode: a fallback to in-process Node would fail loudly, so the server must answer.
+    const env = { LIGHTLY_CNI_ADDR: addrFile, ...(server ? { LIGHTLY_NODE: '/nonexistent/node' } : {}) };
+    const conflist = {
+      cniVersion: '1.0.0',
+      name: `lt-tuning-${mode}`,
+      plugins: [
+        { type: 'lightly', ipam: { subnet: '10.244.8.0/24' }, mtu: 1400, dataDir },
+        { type: 'tuning', mtu: 9000 },
+      ],
+    };
+    const chain = new ChainRunner(conflist, cniPath);
+    const pod = await pool.create('pod');
+    const inv = { containerId: 'ctr-tuning', netns: pool.path(pod), ifname: 'eth0', hostNetns: host, env };
+    const added = await chain.add(inv);
+    expect(added.exitCode, added.stdout + added.stderr).toBe(0);
+    expect(await ipIn(pod, ['link', 'show', 'eth0'])).toContain('mtu 9000');
+    const checked = await chain.check(inv);
+    expect(checked.exitCode, checked.stdout).toBe(0);
+    // What lightly set still counts: its address gone is a failure.
+    await ipIn(pod, ['addr', 'del', added.json!.ips[0].address, 'dev', 'eth0']);
+    expect((await chain.check(inv)).json).toMatchObject({ code: 102 });
+    expect((await chain.del(inv)).exitCode).toBe(0);
+    await server?.stop();
   });
 });

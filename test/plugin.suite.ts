@@ -1,12 +1,11 @@
 // The `lightly` plugin end to end, inside throwaway namespaces: every verb, version and error code.
 // Run twice: through the CNI server (how nodes run it) and in-process (the shim's fallback).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execa, type ResultPromise } from 'execa';
-import { existsSync, mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsPool, createHost, ipIn, ping, requireNetworkTools } from './support/netns.js';
-import { LIGHTLY_BIN, LIGHTLY_BUNDLE, type Invocation, invoke } from './support/cni.js';
+import { LIGHTLY_BIN, type Invocation, type RunningCniServer, invoke, startCniServerIn } from './support/cni.js';
 import { hostVethName } from '../plugin/dataplane.js';
 
 export function pluginSuite(mode: 'server' | 'in-process'): void {
@@ -15,15 +14,17 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
   let dataDir = '';
 
   let addrFile = '';
-  let server: ResultPromise | undefined;
+  let server: RunningCniServer | undefined;
 
   function conf(version: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
     return { cniVersion: version, name: 'lt-net', type: 'lightly', ipam: { subnet: '10.244.1.0/24' }, dataDir, cniServer: addrFile, ...extra };
   }
 
-  function run(inv: Invocation, stdin: unknown) {
+  /** `fallback`: the server may hand this one back to the in-process plugin (a namespace it cannot see). */
+  function run(inv: Invocation, stdin: unknown, fallback = false) {
     // In server mode a fallback to in-process Node would fail loudly: the server must answer.
-    const env = mode === 'server' ? { LIGHTLY_NODE: '/nonexistent/node', LIGHTLY_CNI_ADDR: addrFile } : undefined;
+    const node = fallback ? process.execPath : '/nonexistent/node';
+    const env = mode === 'server' ? { LIGHTLY_NODE: node, LIGHTLY_CNI_ADDR: addrFile } : undefined;
     return invoke(LIGHTLY_BIN, { hostNetns: host, env, ...inv }, stdin);
   }
 
@@ -42,16 +43,11 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
     dataDir = mkdtempSync(join(tmpdir(), 'lt-plugin-data-'));
     ({ host } = await createHost(pool));
     addrFile = join(dataDir, 'cni.addr'); // in-process mode: never written, so the shim falls back
-    if (mode === 'server') {
-      server = execa('ip', ['netns', 'exec', host, process.execPath, LIGHTLY_BUNDLE, 'serve', '--addr-file', addrFile], { reject: false });
-      for (let i = 0; i < 100 && !existsSync(addrFile); i++) await new Promise((r) => setTimeout(r, 50));
-      if (!existsSync(addrFile)) throw new Error('the CNI server did not start');
-    }
+    if (mode === 'server') server = await startCniServerIn(host, addrFile);
   });
 
   afterAll(async () => {
-    server?.kill();
-    await server;
+    await server?.stop();
     await pool.cleanup();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
   });
@@ -215,7 +211,9 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
       expect((await run({ ...inv, command: 'ADD' }, { cniVersion: '1.0.0', type: 'lightly', ipam: { subnet: '10.0.0.0/24' } })).json).toMatchObject({ code: 7, msg: expect.stringContaining('name') });
     });
     it('3: the pod namespace does not exist, and nothing is allocated', async () => {
-      const out = await run({ ...inv, command: 'ADD' }, conf('1.0.0'));
+      // The server cannot tell a missing namespace from one outside its mount namespace: it hands
+      // the call back, and the plugin where the runtime is says 3.
+      const out = await run({ ...inv, command: 'ADD' }, conf('1.0.0'), true);
       expect(out.json).toMatchObject({ code: 3, msg: expect.stringContaining('lt-does-not-exist') });
       expect(existsSync(join(dataDir, 'lt-net', 'attachments', 'ctr-err:eth0'))).toBe(false);
     });
@@ -246,12 +244,16 @@ export function pluginSuite(mode: 'server' | 'in-process'): void {
     });
     it('11: the attachment is held by another operation', async () => {
       const pod = await pool.create('pod');
-      mkdirSync(join(dataDir, 'lt-net', 'attachments'), { recursive: true });
-      writeFileSync(join(dataDir, 'lt-net', 'attachments', 'ctr-busy:eth0'), '');
+      // A lock held by a live process (this one) in the same pid namespace.
+      const lock = join(dataDir, 'lt-net', 'locks', 'ctr-busy:eth0');
+      mkdirSync(join(lock, '..'), { recursive: true });
+      const start = readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[19];
+      writeFileSync(lock, JSON.stringify({ pidns: readlinkSync('/proc/self/ns/pid'), pid: process.pid, start }));
       const out = await run({ command: 'ADD', containerId: 'ctr-busy', netns: pool.path(pod), ifname: 'eth0' }, conf('1.0.0'));
       expect(out.json).toMatchObject({ code: 11 });
-      rmSync(join(dataDir, 'lt-net', 'attachments', 'ctr-busy:eth0'));
-    });
+      expect(existsSync(join(dataDir, 'lt-net', 'attachments', 'ctr-busy:eth0'))).toBe(false);
+      rmSync(lock);
+    }, 30_000);
   });
 
   describe('GC and STATUS (1.1.0)', () => {

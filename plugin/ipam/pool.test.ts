@@ -11,8 +11,8 @@ describe('parseRange', () => {
     expect(r.gateway).toBe('10.244.1.1');
     expect([...candidates(r, undefined, parseAddress('10.244.1.1').value)].length).toBe(253);
   });
-  it('normalises host bits of the subnet', () => {
-    expect(parseRange({ subnet: '10.244.1.7/24' }).subnet).toBe('10.244.1.0/24');
+  it('writes the subnet canonically', () => {
+    expect(parseRange({ subnet: 'fd00:0:0:0::/64' }).subnet).toBe('fd00::/64');
   });
   it('uses the whole of a /31 and a /32', () => {
     const r31 = parseRange({ subnet: '10.0.0.0/31' });
@@ -36,6 +36,17 @@ describe('parseRange', () => {
     [{ subnet: '10.0.0.0/24', rangeStart: '10.0.1.1' }, /not inside/],
     [{ subnet: '10.0.0.0/24', rangeStart: '10.0.0.9', rangeEnd: '10.0.0.3' }, /empty/],
     [{ subnet: '10.0.0.0/24', gateway: 'fd00::1' }, /not inside/],
+    // As host-local: a subnet with host bits set is refused, not silently rounded down.
+    [{ subnet: '10.244.1.7/24' }, /host bits set.*10\.244\.1\.0/],
+    [{ subnet: 'fd00::1/64' }, /host bits set/],
+    [{ subnet: '0.0.0.0/0' }, /every address/],
+    [{ subnet: '::/0' }, /every address/],
+    [{ subnet: '224.0.0.0/24' }, /multicast/],
+    [{ subnet: '192.0.0.0/2' }, /multicast/],
+    [{ subnet: 'ff02::/120' }, /multicast/],
+    [{ subnet: '169.254.0.0/24' }, /link-local/],
+    [{ subnet: 'fe80::/64' }, /link-local/],
+    [{ subnet: '::ffff:10.0.0.0/120' }, /IPv4-mapped/],
   ])('rejects %j with code 7', (range, message) => {
     try {
       parseRange(range);

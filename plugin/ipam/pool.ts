@@ -58,6 +58,7 @@ export function parseRange(range: IpamRange): AddressRange {
   } else {
     throw invalid(`invalid ipam subnet ${JSON.stringify(subnet)}`);
   }
+  rejectUnusable(subnet, family, prefixLength, network, broadcast);
   const reservesEnds = family === 6 ? prefixLength < 127 : prefixLength < 31;
   let first = reservesEnds ? network + 1n : network;
   let last = family === 4 && reservesEnds ? broadcast - 1n : broadcast;
@@ -76,6 +77,30 @@ export function parseRange(range: IpamRange): AddressRange {
   if (first > last) throw invalid(`ipam range of ${subnet} is empty`);
   const canonical = `${formatAddress(family, network)}/${prefixLength}`;
   return { family, subnet: canonical, prefixLength, first, last, gateway };
+}
+
+/** Blocks no pod address may come from: [family, first, last, why]. */
+const UNUSABLE: [4 | 6, bigint, bigint, string][] = [
+  [4, 0xe0000000n, 0xefffffffn, 'multicast (224.0.0.0/4)'],
+  [4, 0xa9fe0000n, 0xa9feffffn, 'link-local (169.254.0.0/16)'],
+  [6, 0xffn << 120n, (1n << 128n) - 1n, 'multicast (ff00::/8)'],
+  [6, 0xfe80n << 112n, (0xfec0n << 112n) - 1n, 'link-local (fe80::/10)'],
+  [6, 0xffffn << 32n, (0xffffn << 32n) + 0xffffffffn, 'IPv4-mapped (::ffff:0:0/96)'],
+];
+
+/**
+ * host-local's checks and more: the subnet must be its own network address (no host bits set),
+ * not everything (/0), and share no address with multicast, link-local or IPv4-mapped blocks.
+ */
+function rejectUnusable(subnet: string, family: 4 | 6, prefixLength: number, network: bigint, broadcast: bigint): void {
+  const written = parseAddress(subnet.slice(0, subnet.indexOf('/'))).value;
+  if (written !== network) {
+    throw invalid(`ipam subnet ${subnet} has host bits set: for a /${prefixLength} the network address is ${formatAddress(family, network)}`);
+  }
+  if (prefixLength === 0) throw invalid(`ipam subnet ${subnet} is every address`);
+  for (const [f, first, last, why] of UNUSABLE) {
+    if (f === family && network <= last && first <= broadcast) throw invalid(`ipam subnet ${subnet} overlaps ${why}`);
+  }
 }
 
 /** `ipam.subnet` is shorthand for a single range set with one range. */

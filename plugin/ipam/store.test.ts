@@ -73,17 +73,32 @@ describe('IpamStore', () => {
     expect(s.allocate({ containerId: 'a', ifname: 'eth0' }).ips.map((i) => i.address)).toEqual(['10.0.0.2', 'fd00::2']);
   });
 
-  it('takes over a claim left empty by a crashed ADD once it is stale, and waits (code 11) while it is fresh', () => {
+  it('takes over at once a claim a crashed ADD left without addresses, freeing what it took (callers hold the lock)', () => {
     const dir = freshDir();
     const s = store('10.244.1.0/24', dir);
     s.allocate({ containerId: 'x', ifname: 'eth0' }); // creates the directories
-    writeFileSync(join(dir, 'attachments', 'busy:eth0'), '');
-    try {
-      s.allocate({ containerId: 'busy', ifname: 'eth0' });
-      expect.unreachable();
-    } catch (err) {
-      expect((err as CniError).code).toBe(11);
-    }
+    writeFileSync(join(dir, 'attachments', 'busy:eth0'), JSON.stringify({ key: 'busy:eth0' }));
+    writeFileSync(join(dir, 'ips', '10.244.1.200'), 'busy:eth0');
+    const got = s.allocate({ containerId: 'busy', ifname: 'eth0' });
+    expect(got.created).toBe(true);
+    expect(s.listAddresses()).not.toContain('10.244.1.200');
+    expect(s.lookup({ containerId: 'busy', ifname: 'eth0' })).toEqual([got.ips[0]!.address]);
+  });
+
+  it('says whether the call allocated: only then may a failing ADD release', () => {
+    const s = store();
+    expect(s.allocate({ containerId: 'a', ifname: 'eth0' }).created).toBe(true);
+    expect(s.allocate({ containerId: 'a', ifname: 'eth0' }).created).toBe(false);
+  });
+
+  it('takes container ids longer than a file name (the spec sets no limit)', () => {
+    const s = store();
+    const long = { containerId: 'c'.repeat(4096), ifname: 'eth0' };
+    const ip = s.allocate(long).ips[0]!.address;
+    expect(s.lookup(long)).toEqual([ip]);
+    expect(s.listAttachments()).toEqual([long]);
+    expect(s.release(long)).toEqual([ip]);
+    expect(s.listAddresses()).toEqual([]);
   });
 
   it('releases addresses whose attachment file was lost', () => {

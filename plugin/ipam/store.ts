@@ -1,14 +1,18 @@
 // On-disk IPAM store: one file per address and one per attachment, claimed with O_EXCL.
 //
-// Why no lock file: creating a file with O_EXCL is atomic across processes, so two concurrent ADDs
-// can never both own an address, and a crashed ADD blocks nothing but its own attachment. Layout:
+// Creating a file with O_EXCL is atomic across processes, so two ADDs can never both own an
+// address. Operations on one attachment run under its lock (lock.ts), so a claim without addresses
+// is always one a crashed ADD left. Layout:
 //   <dataDir>/<network>/ips/<address>             owner "<containerId>:<ifname>"
-//   <dataDir>/<network>/attachments/<cid>:<if>    JSON {"ips": [...]}; empty while being allocated
+//   <dataDir>/<network>/attachments/<name>        JSON {"key", "ips": [...]}; no ips while being allocated
+//   <dataDir>/<network>/locks/<name>              the attachment's lock
 //   <dataDir>/<network>/last-reserved-<set>       where the next search starts (host-local style)
-import { mkdirSync, openSync, closeSync, writeSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+// <name> is "<cid>:<if>", or its hash when that is too long for a file name (fileNameOf).
+import { mkdirSync, openSync, closeSync, writeSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CniCode, CniError } from '../errors.js';
 import { type AddressRange, type RangeSet, candidates, formatAddress, parseAddress, rangeSize } from './pool.js';
+import { fileNameOf } from './lock.js';
 
 export interface Attachment {
   containerId: string;
@@ -18,22 +22,16 @@ export interface Attachment {
 export interface Allocation extends Attachment {
   /** Bare addresses (no prefix length), one per range set, each with the range it came from. */
   ips: { address: string; range: AddressRange }[];
+  /** Whether this call allocated them (else an earlier ADD did): only then may a failing ADD free them. */
+  created: boolean;
 }
 
-/** How long an unfinished attachment claim is respected before it is taken to be a crashed ADD's. */
-const STALE_CLAIM_MS = 10_000;
-const CLAIM_WAIT_MS = 2_000;
-
-function attachmentKey(a: Attachment): string {
+export function attachmentKey(a: Attachment): string {
   return `${a.containerId}:${a.ifname}`;
 }
 
 function errno(err: unknown): string | undefined {
   return (err as NodeJS.ErrnoException)?.code;
-}
-
-function sleepSync(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 }
 
 export class IpamStore {
@@ -57,15 +55,20 @@ export class IpamStore {
     }
   }
 
+  private claimPathOf(attachment: Attachment): string {
+    return join(this.attachmentsDir, fileNameOf(attachmentKey(attachment)));
+  }
+
   /**
    * Returns the attachment's addresses, allocating them on first call. Idempotent: a repeated ADD
-   * for the same container and interface gets the same addresses back.
+   * for the same container and interface gets the same addresses back. Call under the lock.
    */
   allocate(attachment: Attachment): Allocation {
     this.ensureDirs();
-    const claimPath = join(this.attachmentsDir, attachmentKey(attachment));
-    const existing = this.claim(claimPath);
-    if (existing) return this.toAllocation(attachment, existing);
+    const claimPath = this.claimPathOf(attachment);
+    const key = attachmentKey(attachment);
+    const existing = this.claim(claimPath, key);
+    if (existing) return this.toAllocation(attachment, existing, false);
 
     const taken: string[] = [];
     try {
@@ -78,9 +81,9 @@ export class IpamStore {
         taken.push(address);
       }
       const tmp = `${claimPath}.tmp-${process.pid}`;
-      writeFileSync(tmp, JSON.stringify({ ips: taken }));
+      writeFileSync(tmp, JSON.stringify({ key, ips: taken }));
       renameSync(tmp, claimPath);
-      return this.toAllocation(attachment, taken);
+      return this.toAllocation(attachment, taken, true);
     } catch (err) {
       for (const address of taken) this.unlinkOwned(address, attachment);
       rmQuiet(claimPath);
@@ -88,28 +91,30 @@ export class IpamStore {
     }
   }
 
-  /** Creates the attachment claim, or returns the addresses of one that already exists. */
-  private claim(claimPath: string): string[] | undefined {
-    const deadline = Date.now() + CLAIM_WAIT_MS;
-    for (;;) {
+  /**
+   * Creates the attachment claim, or returns the addresses of one that already exists. A claim with
+   * no addresses was left by an ADD that crashed while allocating (we hold the lock), before any
+   * interface used them: what it took is freed and the claim made again.
+   */
+  private claim(claimPath: string, key: string): string[] | undefined {
+    for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        closeSync(openSync(claimPath, 'wx', 0o600));
+        const fd = openSync(claimPath, 'wx', 0o600);
+        try {
+          writeSync(fd, JSON.stringify({ key }));
+        } finally {
+          closeSync(fd);
+        }
         return undefined;
       } catch (err) {
         if (errno(err) !== 'EEXIST') throw new CniError(CniCode.IO_FAILURE, `cannot write ${claimPath}`, String(err));
       }
-      const ips = readAttachmentFile(claimPath);
+      const ips = readAttachmentFile(claimPath)?.ips;
       if (ips) return ips;
-      // Empty claim: another ADD for this attachment is allocating right now, or crashed doing so.
-      if (claimAgeMs(claimPath) > STALE_CLAIM_MS) {
-        rmQuiet(claimPath);
-        continue;
-      }
-      if (Date.now() > deadline) {
-        throw new CniError(CniCode.TRY_AGAIN_LATER, `another operation holds the allocation for ${claimPath}`);
-      }
-      sleepSync(20);
+      for (const address of this.listAddresses()) if (this.ownerOf(address) === key) rmQuiet(join(this.ipsDir, address));
+      rmQuiet(claimPath);
     }
+    throw new CniError(CniCode.TRY_AGAIN_LATER, `the allocation for ${key} keeps changing`);
   }
 
   private allocateFromSet(setIndex: number, set: RangeSet, attachment: Attachment): string | undefined {
@@ -149,8 +154,8 @@ export class IpamStore {
 
   /** Frees the attachment's addresses. Releasing what is not allocated is not an error. */
   release(attachment: Attachment): string[] {
-    const claimPath = join(this.attachmentsDir, attachmentKey(attachment));
-    const ips = readAttachmentFile(claimPath) ?? [];
+    const claimPath = this.claimPathOf(attachment);
+    const ips = readAttachmentFile(claimPath)?.ips ?? [];
     for (const address of ips) this.unlinkOwned(address, attachment);
     // Addresses whose attachment file was lost (crash between the two writes) are found by owner.
     for (const address of this.listAddresses()) {
@@ -162,7 +167,7 @@ export class IpamStore {
 
   /** The attachment's addresses, or undefined when it has none. */
   lookup(attachment: Attachment): string[] | undefined {
-    return readAttachmentFile(join(this.attachmentsDir, attachmentKey(attachment)));
+    return readAttachmentFile(this.claimPathOf(attachment))?.ips;
   }
 
   /** Every attachment that owns at least one address (by the address files, the source of truth). */
@@ -172,7 +177,11 @@ export class IpamStore {
       const owner = this.ownerOf(address);
       if (owner) owners.add(owner);
     }
-    for (const key of safeReaddir(this.attachmentsDir)) if (!key.includes('.tmp-')) owners.add(key);
+    for (const name of safeReaddir(this.attachmentsDir)) {
+      if (name.includes('.tmp-')) continue;
+      const key = readAttachmentFile(join(this.attachmentsDir, name))?.key ?? (name.startsWith('#') ? undefined : name);
+      if (key) owners.add(key);
+    }
     return [...owners].map((key) => {
       const at = key.lastIndexOf(':');
       return { containerId: key.slice(0, at), ifname: key.slice(at + 1) };
@@ -208,9 +217,10 @@ export class IpamStore {
     if (this.ownerOf(address) === attachmentKey(attachment)) rmQuiet(join(this.ipsDir, address));
   }
 
-  private toAllocation(attachment: Attachment, ips: string[]): Allocation {
+  private toAllocation(attachment: Attachment, ips: string[], created: boolean): Allocation {
     return {
       ...attachment,
+      created,
       ips: ips.map((address) => {
         const { family, value } = parseAddress(address);
         const range = this.rangeSets.flat().find((r) => r.family === family && value >= r.first && value <= r.last);
@@ -221,27 +231,21 @@ export class IpamStore {
   }
 }
 
-function readAttachmentFile(path: string): string[] | undefined {
+function readAttachmentFile(path: string): { key?: string; ips?: string[] } | undefined {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch {
     return undefined;
   }
-  if (!text) return undefined;
   try {
-    const parsed = JSON.parse(text) as { ips?: unknown };
-    return Array.isArray(parsed.ips) ? parsed.ips.filter((x): x is string => typeof x === 'string') : undefined;
+    const parsed = JSON.parse(text) as { key?: unknown; ips?: unknown };
+    return {
+      ...(typeof parsed.key === 'string' ? { key: parsed.key } : {}),
+      ...(Array.isArray(parsed.ips) ? { ips: parsed.ips.filter((x): x is string => typeof x === 'string') } : {}),
+    };
   } catch {
-    return undefined;
-  }
-}
-
-function claimAgeMs(path: string): number {
-  try {
-    return Date.now() - statSync(path).mtimeMs;
-  } catch {
-    return 0;
+    return {};
   }
 }
 

@@ -1,10 +1,9 @@
 // CNI ADD/DEL latency: the lightly plugin against the reference ptp + host-local, interleaved in one run.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { execa } from 'execa';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsPool, createHost } from '../support/netns.js';
-import { LIGHTLY_BUNDLE, invoke, makeCniPath } from '../support/cni.js';
+import { type RunningCniServer, invoke, makeCniPath, startCniServerIn } from '../support/cni.js';
 import { ratioLine, summary } from './stats.js';
 
 export async function benchCni(pods = Number(process.env.BENCH_PODS ?? 30)): Promise<string[]> {
@@ -16,12 +15,10 @@ export async function benchCni(pods = Number(process.env.BENCH_PODS ?? 30)): Pro
     refAdd: [] as number[], refDel: [] as number[],
   };
   const addrFile = join(dataDir, 'cni.addr');
-  let server: ReturnType<typeof execa> | undefined;
+  let server: RunningCniServer | undefined;
   try {
     const { host } = await createHost(pool, 'bhost');
-    server = execa('ip', ['netns', 'exec', host, process.execPath, LIGHTLY_BUNDLE, 'serve', '--addr-file', addrFile], { reject: false });
-    for (let i = 0; i < 100 && !existsSync(addrFile); i++) await new Promise((r) => setTimeout(r, 50));
-    if (!existsSync(addrFile)) throw new Error('the CNI server did not start');
+    server = await startCniServerIn(host, addrFile);
     const ours = { cniVersion: '1.0.0', name: 'lt-bench', type: 'lightly', ipam: { subnet: '10.244.0.0/16' }, dataDir, cniServer: addrFile };
     const oursInProcess = { ...ours, name: 'lt-bench-inproc', ipam: { subnet: '10.246.0.0/16' }, cniServer: join(dataDir, 'no-server') };
     const reference = {
@@ -49,8 +46,7 @@ export async function benchCni(pods = Number(process.env.BENCH_PODS ?? 30)): Pro
       }
     }
   } finally {
-    server?.kill();
-    await server;
+    await server?.stop();
     await pool.cleanup();
     rmSync(dataDir, { recursive: true, force: true });
     rmSync(cniPath, { recursive: true, force: true });

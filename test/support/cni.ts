@@ -1,13 +1,47 @@
 // Runs CNI plugins the way libcni does: one exec per plugin, CNI_* env, config on stdin, chains with prevResult.
-import { existsSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { execa } from 'execa';
+import { execa, type ResultPromise } from 'execa';
 
 /** The plugin as runtimes call it: the shim, which uses a CNI server when one runs, else Node in-process. */
 export const LIGHTLY_BIN = resolve('dist/bin/lightly');
 export const LIGHTLY_BUNDLE = resolve('dist/bin/lightly.js');
 export const REFERENCE_PLUGINS = '/usr/lib/cni';
+
+export interface RunningCniServer {
+  process: ResultPromise;
+  port: number;
+  token: string;
+  secret: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `lightly.js serve` inside a namespace (the node's host) and waits for its address file.
+ * `wrap` runs it under another command first (e.g. `unshare -m …`, whose last word runs the rest).
+ */
+export async function startCniServerIn(host: string, addrFile: string, wrap: string[] = []): Promise<RunningCniServer> {
+  rmSync(addrFile, { force: true });
+  const argv = [...wrap, 'ip', 'netns', 'exec', host, process.execPath, LIGHTLY_BUNDLE, 'serve', '--addr-file', addrFile];
+  const proc = execa(argv[0]!, argv.slice(1), { reject: false });
+  for (let i = 0; i < 200 && !existsSync(addrFile); i++) await new Promise((r) => setTimeout(r, 50));
+  if (!existsSync(addrFile)) {
+    proc.kill('SIGKILL');
+    throw new Error(`the CNI server did not start: ${(await proc).stderr}`);
+  }
+  const [port, token, secret] = readFileSync(addrFile, 'utf8').trim().split(' ');
+  return {
+    process: proc,
+    port: Number(port),
+    token: token!,
+    secret: secret!,
+    stop: async () => {
+      proc.kill();
+      await proc;
+    },
+  };
+}
 
 export interface Invocation {
   command: 'ADD' | 'DEL' | 'CHECK' | 'GC' | 'STATUS' | 'VERSION';
