@@ -171,6 +171,8 @@ function sameRoutes(a: Route[], b: Route[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
 }
 
+const familyOfPrefix = (prefix: Prefix): 4 | 6 => (prefix.includes(':') ? 6 : 4);
+
 const sourceIdOf = (p: Route): string => (p.source === LOCAL ? LOCAL : p.source.id);
 
 /**
@@ -240,11 +242,15 @@ export class Rib {
     return this.select(prefix, held, routes.filter((_, i) => i !== at));
   }
 
-  /** Walks the whole table: dropping a peer is rare, and a per-source index would cost memory per prefix. */
-  dropSource(sourceId: string): BestChange[] {
+  /**
+   * Withdraws everything the source gave (of one family, when given). Walks the whole table:
+   * dropping a peer is rare, and a per-source index would cost memory per prefix.
+   */
+  dropSource(sourceId: string, family?: 4 | 6): BestChange[] {
     const changes: BestChange[] = [];
     if (!this.counts.has(sourceId)) return changes;
     for (const prefix of this.table.keys()) {
+      if (family && familyOfPrefix(prefix) !== family) continue;
       const c = this.withdraw(sourceId, prefix);
       if (c) changes.push(c);
     }
@@ -255,9 +261,10 @@ export class Rib {
    * Graceful restart: the peer's routes are kept but marked stale until it resends them. A route
    * shared by many prefixes is marked once for all: they all came from this peer.
    */
-  markStale(sourceId: string): void {
+  markStale(sourceId: string, families?: ReadonlySet<4 | 6>): void {
     if (!this.counts.has(sourceId)) return;
-    for (const held of this.table.values()) {
+    for (const [prefix, held] of this.table) {
+      if (families && !families.has(familyOfPrefix(prefix))) continue;
       for (const p of candidateList(held)) if (sourceIdOf(p) === sourceId) p.stale = true;
     }
   }
@@ -266,7 +273,7 @@ export class Rib {
     const changes: BestChange[] = [];
     if (!this.counts.has(sourceId)) return changes;
     for (const [prefix, held] of this.table) {
-      if (family && (prefix.includes(':') ? 6 : 4) !== family) continue;
+      if (family && familyOfPrefix(prefix) !== family) continue;
       if (candidateList(held).some((p) => p.stale && sourceIdOf(p) === sourceId)) {
         const c = this.withdraw(sourceId, prefix);
         if (c) changes.push(c);

@@ -76,10 +76,13 @@ interface Peer {
   established?: Established;
   /** prefix → key of the attributes last sent, for minimal updates and the advertised count. */
   adjOut: Map<Prefix, string>;
-  staleTimer?: NodeJS.Timeout;
+  /** Graceful restart, receiving side: the families whose routes we hold stale, and until when. */
+  stale?: { families: Set<4 | 6>; timer: NodeJS.Timeout };
 }
 
 const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
+/** The RIB's family number of an AFI. */
+const ribFamily = (afi: number): 4 | 6 => (afi === AFI.IPv6 ? 6 : 4);
 
 export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State] }> {
   private readonly rib: Rib;
@@ -147,13 +150,13 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       for (const prefix of [...peer.adjOut.keys()]) if (familyOf(prefix) === family.afi) peer.adjOut.delete(prefix);
       this.advertiseAll(peer, false);
     });
-    session.on('down', (d) => this.onDown(peer, d.silent && !!d.peerGracefulRestart, d.peerGracefulRestart?.restartTime ?? 0));
+    session.on('down', (d) => this.onDown(peer, d.silent));
     session.start();
   }
 
   private removePeer(peer: Peer, subcode: number): void {
     this.peers.delete(peer.settings.address);
-    clearTimeout(peer.staleTimer);
+    clearTimeout(peer.stale?.timer);
     peer.session.removeAllListeners();
     if (peer.session.state === 'Established' || peer.session.state === 'OpenConfirm' || peer.session.state === 'OpenSent') {
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, subcode);
@@ -176,7 +179,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private onEstablished(peer: Peer, e: Established): void {
     peer.established = e;
     peer.info = { ...peer.info, routerId: e.negotiated.open.routerId };
-    clearTimeout(peer.staleTimer);
+    this.keepStaleOnReturn(peer, e);
     peer.adjOut.clear();
     this.advertiseAll(peer, true);
   }
@@ -193,7 +196,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private onUpdate(peer: Peer, u: UpdateMessage): void {
     const eor = endOfRibFamily(u);
     if (eor) {
-      this.apply(this.rib.sweepStale(peer.info.id, eor.afi === AFI.IPv6 ? 6 : 4));
+      // RFC 4724 §4.2: the peer has resent all it has of this family (AFI and SAFI: only unicast is ours).
+      if (eor.safi === SAFI_UNICAST) this.sweepStale(peer, ribFamily(eor.afi));
       return;
     }
     const changes: BestChange[] = [];
@@ -225,17 +229,60 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
   }
 
-  private onDown(peer: Peer, graceful: boolean, restartTime: number): void {
+  /**
+   * The session ended. `silent`: the TCP connection was lost without a NOTIFICATION, the only way a
+   * restarting peer leaves (RFC 4724 §4.2). Its routes are then kept, stale, for the restart time
+   * it announced, but only when this session negotiated graceful restart (both sides sent the
+   * capability) and only for the families it listed; everything else goes at once.
+   */
+  private onDown(peer: Peer, silent: boolean): void {
+    const ended = peer.established;
     peer.established = undefined;
     peer.adjOut.clear();
-    if (graceful && this.config.gracefulRestart.enabled && restartTime > 0) {
-      // RFC 4724 receiving speaker: keep the peer's routes (stale) while it restarts.
-      this.rib.markStale(peer.info.id);
-      clearTimeout(peer.staleTimer);
-      peer.staleTimer = setTimeout(() => this.apply(this.rib.sweepStale(peer.info.id)), restartTime * 1000);
+    // Not established (lost in OpenSent/OpenConfirm): no routes came over it; a restart timer
+    // already running keeps running (the peer has not come back yet).
+    if (!ended) return;
+    const gr = this.config.gracefulRestart.enabled && silent ? ended.peerGracefulRestart : undefined;
+    const families = new Set((gr?.families ?? []).filter((f) => f.safi === SAFI_UNICAST).map((f) => ribFamily(f.afi)));
+    if (!gr || gr.restartTime === 0 || families.size === 0) {
+      clearTimeout(peer.stale?.timer);
+      peer.stale = undefined;
+      this.apply(this.rib.dropSource(peer.info.id));
       return;
     }
-    this.apply(this.rib.dropSource(peer.info.id));
+    const changes: BestChange[] = [];
+    for (const family of [4, 6] as const) if (!families.has(family)) changes.push(...this.rib.dropSource(peer.info.id, family));
+    this.rib.markStale(peer.info.id, families);
+    clearTimeout(peer.stale?.timer);
+    // Counted from the session loss; coming back does not stop it, only End-of-RIB does (per family).
+    peer.stale = { families, timer: setTimeout(() => this.sweepStale(peer), gr.restartTime * 1000) };
+    this.apply(changes);
+  }
+
+  /**
+   * The peer is back (RFC 4724 §4.2): stale routes of a family go at once when its new OPEN has no
+   * graceful restart capability, does not list the family, or lists it without the F bit
+   * (forwarding state not preserved). The others wait for End-of-RIB or the restart timer.
+   */
+  private keepStaleOnReturn(peer: Peer, e: Established): void {
+    if (!peer.stale) return;
+    const gr = this.config.gracefulRestart.enabled ? e.peerGracefulRestart : undefined;
+    for (const family of [...peer.stale.families]) {
+      const preserved = gr?.families.some((f) => ribFamily(f.afi) === family && f.safi === SAFI_UNICAST && f.forwardingPreserved);
+      if (!preserved) this.sweepStale(peer, family);
+    }
+  }
+
+  /** Drops the peer's stale routes of one family (or all), and forgets the family's restart. */
+  private sweepStale(peer: Peer, family?: 4 | 6): void {
+    if (!peer.stale) return;
+    const changes = this.rib.sweepStale(peer.info.id, family);
+    if (family) peer.stale.families.delete(family);
+    if (!family || peer.stale.families.size === 0) {
+      clearTimeout(peer.stale.timer);
+      peer.stale = undefined;
+    }
+    this.apply(changes);
   }
 
   private apply(changes: BestChange[]): void {
@@ -331,7 +378,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    */
   async stop(options: { graceful: boolean }): Promise<void> {
     for (const peer of this.peers.values()) {
-      clearTimeout(peer.staleTimer);
+      clearTimeout(peer.stale?.timer);
       peer.session.removeAllListeners();
       if (options.graceful) peer.session.drop();
       else peer.session.stop();

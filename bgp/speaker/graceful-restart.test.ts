@@ -1,0 +1,147 @@
+// Graceful restart (RFC 4724) and hard failures, against our Speaker with scripted raw peers on loopback.
+import { afterEach, describe, expect, it } from 'vitest';
+import { Speaker, type SpeakerConfig } from './speaker.js';
+import { RawPeer, type RawPeerOptions, grCapability, unicast } from '../../test/support/raw-peer.js';
+
+const speakers: Speaker[] = [];
+const peers: RawPeer[] = [];
+afterEach(async () => {
+  for (const p of peers.splice(0)) p.drop();
+  for (const s of speakers.splice(0)) await s.stop({ graceful: false });
+});
+
+const US = '127.0.0.1';
+const PEER = '127.0.0.2';
+const ASN = 64512;
+
+async function speaker(extra: Partial<SpeakerConfig> = {}): Promise<Speaker> {
+  const s = new Speaker({
+    asn: ASN, routerId: US, listenAddress: US, listenPort: 0, holdTime: 9, connectRetrySeconds: 0.1,
+    gracefulRestart: { enabled: true, restartTime: 5, restarting: false }, importCIDRs: [], allowDefaultRoute: false, maxPrefixes: 1000, ...extra,
+  });
+  speakers.push(s);
+  await s.start();
+  s.setPeers([{ address: PEER, asn: ASN, passive: true }]);
+  return s;
+}
+
+async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * Connects a raw peer once the speaker waits for it (Active): while Idle after a loss it refuses
+ * connections, and a refused connection it never reads stays half-open on its side.
+ */
+async function rawPeer(s: Speaker, options: Partial<RawPeerOptions> = {}): Promise<RawPeer> {
+  await until('the speaker waiting for the peer', () => s.snapshot()[0]?.state === 'Active');
+  const p = await RawPeer.connect({ host: US, port: s.port, localAddress: PEER, asn: ASN, ...options }, 5_000);
+  peers.push(p);
+  return p;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const routes = (s: Speaker) => Object.fromEntries(s.bestRoutes().filter((r) => r.nextHops.length).map((r) => [r.prefix, r.nextHops.join(',')]));
+const V4 = '10.1.0.0/24';
+const V6 = 'fd00:1::/64';
+const bothFamilies = [{ afi: 1 as const }, { afi: 2 as const }];
+
+/** A session with graceful restart, routes of both families learned, then lost without a NOTIFICATION. */
+async function learnThenDrop(s: Speaker, restartTime: number, families: { afi: 1 | 2; forwarding?: boolean }[] = bothFamilies): Promise<void> {
+  const p = await rawPeer(s, { capabilities: [{ code: 1, family: unicast(1) }, { code: 1, family: unicast(2) }, { code: 65, asn: ASN }, grCapability(restartTime, families)] });
+  p.announce([V4], PEER);
+  p.announce([V6], 'fd00::2');
+  await until('both routes learned', () => routes(s)[V4] === PEER && routes(s)[V6] === 'fd00::2');
+  p.drop();
+  await until('the session down', () => s.snapshot()[0]!.state !== 'Established');
+}
+
+const withGr = (restartTime: number, families: { afi: 1 | 2; safi?: number; forwarding?: boolean }[] = bothFamilies) => ({
+  capabilities: [{ code: 1 as const, family: unicast(1) }, { code: 1 as const, family: unicast(2) }, { code: 65 as const, asn: ASN }, grCapability(restartTime, families)],
+});
+
+describe('graceful restart, receiving speaker (RFC 4724 §4.2)', () => {
+  it('keeps stale routes across the loss, and drops them at once when the peer comes back without the capability', async () => {
+    const s = await speaker();
+    await learnThenDrop(s, 60);
+    await sleep(200);
+    expect(routes(s)[V4]).toBe(PEER); // held, stale
+    await rawPeer(s); // no graceful restart capability this time
+    await until('stale routes gone at once', () => routes(s)[V4] === undefined && routes(s)[V6] === undefined, 3_000);
+  });
+
+  it('drops a family at once when the peer comes back without its F bit; keeps the other until End-of-RIB', async () => {
+    const s = await speaker();
+    await learnThenDrop(s, 60);
+    const p = await rawPeer(s, withGr(60, [{ afi: 1, forwarding: false }, { afi: 2, forwarding: true }]));
+    await until('IPv4 stale routes gone (no F bit)', () => routes(s)[V4] === undefined, 3_000);
+    expect(routes(s)[V6]).toBe('fd00::2');
+    // End-of-RIB is matched on AFI and SAFI: IPv6 multicast (SAFI 2) is not IPv6 unicast.
+    p.endOfRib({ afi: 2, safi: 2 });
+    await sleep(300);
+    expect(routes(s)[V6]).toBe('fd00::2');
+    p.endOfRib(unicast(2));
+    await until('IPv6 stale routes gone at End-of-RIB', () => routes(s)[V6] === undefined, 3_000);
+  });
+
+  it('stale routes go when the restart time (counted from the loss) runs out, even though the session came back', async () => {
+    const s = await speaker();
+    await learnThenDrop(s, 2);
+    const lostAt = Date.now();
+    await rawPeer(s, withGr(60)); // back, with the capability and F bits, but no End-of-RIB ever
+    await until('stale routes swept by the restart timer', () => routes(s)[V4] === undefined && routes(s)[V6] === undefined, 6_000);
+    expect(Date.now() - lostAt).toBeGreaterThan(1_500);
+  });
+
+  it('a route resent before End-of-RIB is fresh and stays; the rest goes at End-of-RIB', async () => {
+    const s = await speaker();
+    await learnThenDrop(s, 60);
+    const p = await rawPeer(s, withGr(60));
+    p.announce(['10.2.0.0/24'], PEER);
+    p.announce([V6], 'fd00::2');
+    p.endOfRib(unicast(1));
+    p.endOfRib(unicast(2));
+    await until('only the resent routes', () => routes(s)[V4] === undefined && routes(s)['10.2.0.0/24'] === PEER && routes(s)[V6] === 'fd00::2', 3_000);
+  });
+
+  it('retains only the families the peer listed in its capability', async () => {
+    const s = await speaker();
+    await learnThenDrop(s, 60, [{ afi: 1 }]);
+    await until('IPv6 routes gone at once (family not listed)', () => routes(s)[V6] === undefined, 3_000);
+    expect(routes(s)[V4]).toBe(PEER);
+  });
+
+  it('a session that did not negotiate graceful restart is never graceful, whatever an earlier session had', async () => {
+    const s = await speaker();
+    await learnThenDrop(s, 60);
+    const p = await rawPeer(s); // no capability: the stale routes go, and this session is not graceful
+    await until('stale routes gone', () => routes(s)[V4] === undefined, 3_000);
+    p.announce([V4], PEER);
+    await until('learned again', () => routes(s)[V4] === PEER);
+    p.drop();
+    await until('dropped at once on the loss', () => routes(s)[V4] === undefined, 3_000);
+  });
+
+  it('is not graceful when we do not do graceful restart ourselves', async () => {
+    const s = await speaker({ gracefulRestart: { enabled: false, restartTime: 5, restarting: false } });
+    const p = await rawPeer(s, withGr(60));
+    p.announce([V4], PEER);
+    await until('learned', () => routes(s)[V4] === PEER);
+    p.drop();
+    await until('dropped at once', () => routes(s)[V4] === undefined, 3_000);
+  });
+
+  it('a hold timer expiry we detect is a hard failure: routes go at once (RFC 4724 §4.2, no RFC 8538 N bit)', async () => {
+    const s = await speaker({ holdTime: 3 });
+    const p = await rawPeer(s, { ...withGr(60), holdTime: 3, keepalives: false });
+    p.announce([V4], PEER);
+    await until('learned', () => routes(s)[V4] === PEER);
+    await until('hold timer expired', () => s.snapshot()[0]!.state !== 'Established', 8_000);
+    await sleep(200);
+    expect(routes(s)[V4]).toBeUndefined();
+  });
+});
