@@ -35,6 +35,19 @@ export interface SpeakerConfig {
   maxPrefixes: number;
   clusterId?: string;
   maxPaths?: number;
+  /** Whether next hops resolve through the kernel's routing table; without it every one does. */
+  nextHops?: NextHopResolver;
+}
+
+/**
+ * How a next hop resolves (RFC 4271 §9.1.2.1): reachable on a connected subnet or by a route other
+ * than a default route, unreachable, or one of our own addresses (semantically incorrect, §6.3).
+ */
+export type NextHopState = 'reachable' | 'unreachable' | 'local';
+
+/** The narrow port the agent gives: resolve one next hop now. Changes are signalled with `nextHopsChanged`. */
+export interface NextHopResolver {
+  resolve(nextHop: string): NextHopState;
 }
 
 export interface PeerSettings {
@@ -90,11 +103,15 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private readonly peers = new Map<string, Peer>();
   private server?: Server;
   private originated = new Set<Prefix>();
+  /** Next hop → how it resolved when last asked; the routes' eligibility follows it. */
+  private readonly nextHopStates = new Map<string, NextHopState>();
   port = 0;
 
   constructor(readonly config: SpeakerConfig) {
     super();
-    this.rib = new Rib(config.maxPaths ?? 8);
+    const resolver = config.nextHops;
+    // Without a resolver every next hop is eligible: no check at all on the hot path.
+    this.rib = new Rib(config.maxPaths ?? 8, resolver && ((r) => r.source === LOCAL || this.nextHopState(r.nextHop) === 'reachable'));
     this.importFilter = new ImportFilter(config);
   }
 
@@ -221,7 +238,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * checks that depend only on the attributes (loops, treat-as-withdraw) are made once per UPDATE.
    */
   private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], nextHop: string, changes: BestChange[]): void {
-    const usable = !u.treatAsWithdraw && nextHop !== '' && !loopReason(u.attributes, peer.info, this.config);
+    if (prefixes.length === 0) return;
+    const usable = !u.treatAsWithdraw && nextHop !== '' && !this.isOwnAddress(peer, nextHop) && !loopReason(u.attributes, peer.info, this.config);
     const route: Route = { attrs: u.attributes, nextHop, source: peer.info };
     for (const prefix of prefixes) {
       if (usable && this.importFilter.allows(prefix)) push(changes, this.rib.announce(prefix, route));
@@ -235,6 +253,37 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * it announced, but only when this session negotiated graceful restart (both sides sent the
    * capability) and only for the families it listed; everything else goes at once.
    */
+  /** RFC 4271 §6.3: a NEXT_HOP that is one of our own addresses is semantically incorrect; the path is ignored. */
+  private isOwnAddress(peer: Peer, nextHop: string): boolean {
+    return nextHop === peer.established?.localAddress || (this.config.nextHops !== undefined && this.nextHopState(nextHop) === 'local');
+  }
+
+  private nextHopState(nextHop: string): NextHopState {
+    let state = this.nextHopStates.get(nextHop);
+    if (state === undefined) {
+      state = this.config.nextHops?.resolve(nextHop) ?? 'reachable';
+      this.nextHopStates.set(nextHop, state);
+    }
+    return state;
+  }
+
+  /**
+   * The kernel's routing table or addresses changed: next hops are resolved again, and the
+   * prefixes using one that flipped go through the decision again (RFC 4271 §9.1.2.1).
+   */
+  nextHopsChanged(): void {
+    const resolver = this.config.nextHops;
+    if (!resolver) return;
+    const flipped = new Set<string>();
+    for (const [nextHop, before] of this.nextHopStates) {
+      const now = resolver.resolve(nextHop);
+      if (now === before) continue;
+      this.nextHopStates.set(nextHop, now);
+      flipped.add(nextHop);
+    }
+    this.apply(this.rib.revalidate(flipped));
+  }
+
   private onDown(peer: Peer, silent: boolean): void {
     const ended = peer.established;
     peer.established = undefined;
