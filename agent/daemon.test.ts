@@ -21,6 +21,7 @@ class FakeSpeaker implements SpeakerPort {
   policy?: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>;
   setImportPolicy(p: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>) { this.policy = p; }
   onBestRoutes(l: (c: BestRouteChange[]) => void) { this.listener = l; }
+  nextHopsChanged() {}
   peerStatus() { return this.peers.map((p) => ({ address: p.address, asn: p.asn, type: p.type, state: 'Established' as const, uptimeSeconds: 1, prefixesReceived: 0, prefixesAdvertised: 1 })); }
   async stop(o: { graceful: boolean }) { this.stopped = o; }
 }

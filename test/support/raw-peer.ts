@@ -42,6 +42,10 @@ export class RawPeer {
   private readonly reader = new MessageReader();
   private waiters: (() => void)[] = [];
   closed = false;
+  /** A message from the speaker that did not decode. */
+  error?: Error;
+  /** Keep what the speaker sends in `received` (a long fuzz turns it off). */
+  keep = true;
 
   private constructor(
     private readonly socket: Socket,
@@ -88,10 +92,15 @@ export class RawPeer {
 
   private onData(chunk: Buffer): void {
     this.reader.push(chunk);
-    for (let frame = this.reader.nextFrame(); frame; frame = this.reader.nextFrame()) {
-      const msg = decodeMessage(frame, this.peerOpen ? this.ctx : { fourOctetAs: false });
-      if (msg.type === 1) this.peerOpen = msg;
-      this.received.push(msg);
+    try {
+      for (let frame = this.reader.nextFrame(); frame; frame = this.reader.nextFrame()) {
+        const msg = decodeMessage(frame, this.peerOpen ? this.ctx : { fourOctetAs: false });
+        if (msg.type === 1) this.peerOpen = msg;
+        if (this.keep) this.received.push(msg);
+      }
+    } catch (err) {
+      this.error = err as Error; // what the speaker sent did not decode: the test reads this
+      this.socket.destroy();
     }
     this.wake();
   }
@@ -122,6 +131,23 @@ export class RawPeer {
 
   sendRaw(bytes: Uint8Array): void {
     this.socket.write(bytes);
+  }
+
+  /** Writes, then waits while the socket's buffer is full (back-pressure); false once the connection is closed. */
+  async write(bytes: Uint8Array): Promise<boolean> {
+    if (this.closed) return false;
+    if (!this.socket.write(bytes)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          resolve();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    }
+    return !this.closed;
   }
 
   endOfRib(family: Family): void {
