@@ -14,6 +14,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
   });
   speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
+  speaker.on('deferralEnded', (reason) => log.info({ reason }, 'graceful restart: route selection no longer deferred'));
   return {
     start: () => speaker.start(),
     setPeers: (peers) =>

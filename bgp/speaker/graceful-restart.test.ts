@@ -1,6 +1,7 @@
 // Graceful restart (RFC 4724) and hard failures, against our Speaker with scripted raw peers on loopback.
 import { afterEach, describe, expect, it } from 'vitest';
 import { Speaker, type SpeakerConfig } from './speaker.js';
+import { endOfRibFamily } from '../codec/index.js';
 import { RawPeer, type RawPeerOptions, grCapability, unicast } from '../../test/support/raw-peer.js';
 
 const speakers: Speaker[] = [];
@@ -60,8 +61,8 @@ async function learnThenDrop(s: Speaker, restartTime: number, families: { afi: 1
   await until('the session down', () => s.snapshot()[0]!.state !== 'Established');
 }
 
-const withGr = (restartTime: number, families: { afi: 1 | 2; safi?: number; forwarding?: boolean }[] = bothFamilies) => ({
-  capabilities: [{ code: 1 as const, family: unicast(1) }, { code: 1 as const, family: unicast(2) }, { code: 65 as const, asn: ASN }, grCapability(restartTime, families)],
+const withGr = (restartTime: number, families: { afi: 1 | 2; safi?: number; forwarding?: boolean }[] = bothFamilies, asn = ASN) => ({
+  capabilities: [{ code: 1 as const, family: unicast(1) }, { code: 1 as const, family: unicast(2) }, { code: 65 as const, asn }, grCapability(restartTime, families)],
 });
 
 describe('graceful restart, receiving speaker (RFC 4724 §4.2)', () => {
@@ -143,5 +144,74 @@ describe('graceful restart, receiving speaker (RFC 4724 §4.2)', () => {
     await until('hold timer expired', () => s.snapshot()[0]!.state !== 'Established', 8_000);
     await sleep(200);
     expect(routes(s)[V4]).toBeUndefined();
+  });
+});
+
+describe('graceful restart, restarting speaker (RFC 4724 §4.1)', () => {
+  const EBGP = '127.0.0.3';
+  const restarting = async (extra: Partial<SpeakerConfig['gracefulRestart']> = {}) => {
+    const s = new Speaker({
+      asn: ASN, routerId: US, listenAddress: US, listenPort: 0, holdTime: 9, connectRetrySeconds: 0.1,
+      gracefulRestart: { enabled: true, restartTime: 60, restarting: true, ...extra }, importCIDRs: [], allowDefaultRoute: false, maxPrefixes: 1000,
+    });
+    speakers.push(s);
+    const emitted: string[] = [];
+    s.on('routes', (changes) => emitted.push(...changes.map((c) => c.prefix)));
+    await s.start();
+    s.setOriginated(['10.244.1.0/24']);
+    s.setPeers([{ address: PEER, asn: ASN, passive: true }, { address: EBGP, asn: 65003, passive: true }]);
+    return { s, emitted };
+  };
+  const connectAs = async (address: string, asn: number, options: Partial<RawPeerOptions> = {}) => {
+    const p = await RawPeer.connect({ host: US, port: speakers.at(-1)!.port, localAddress: address, asn, ...options });
+    peers.push(p);
+    return p;
+  };
+  const nlriOf = (p: RawPeer) => p.received.flatMap((m) => (m.type === 2 ? m.nlri : []));
+  const endOfRibAt = (p: RawPeer) => p.received.findIndex((m) => m.type === 2 && endOfRibFamily(m)?.afi === 1);
+  const restartBit = (p: RawPeer) => p.peerOpen?.capabilities.find((c): c is Extract<typeof c, { code: 64 }> => c.code === 64)?.restarting;
+
+  it('defers selection and our End-of-RIB until every graceful restart peer has sent its End-of-RIB', async () => {
+    const { emitted } = await restarting();
+    const a = await connectAs(PEER, ASN, withGr(60));
+    expect(restartBit(a)).toBe(true);
+    a.announce([V4], PEER);
+    a.endOfRib(unicast(1));
+    a.endOfRib(unicast(2));
+    await sleep(400);
+    expect(emitted).toEqual([]); // nothing to the kernel yet
+    expect(a.received.filter((m) => m.type === 2)).toEqual([]); // nor to the peer: no routes, no End-of-RIB
+    const b = await connectAs(EBGP, 65003, withGr(60, bothFamilies, 65003));
+    b.announce(['10.3.0.0/24'], EBGP);
+    b.endOfRib(unicast(1));
+    b.endOfRib(unicast(2));
+    await until('selection done: the kernel gets both peers\' routes', () => emitted.includes(V4) && emitted.includes('10.3.0.0/24'));
+    await a.waitFor('our End-of-RIB to the client', () => endOfRibAt(a) >= 0);
+    // Everything we know first, then "that is all".
+    const carrying = a.received.map((m, i) => (m.type === 2 && (m.nlri.includes('10.3.0.0/24') || m.nlri.includes('10.244.1.0/24')) ? i : -1));
+    const last = Math.max(...carrying);
+    expect(nlriOf(a)).toEqual(expect.arrayContaining(['10.3.0.0/24', '10.244.1.0/24']));
+    expect(last).toBeLessThan(endOfRibAt(a));
+  });
+
+  it('the Restart State bit is set only on the first session after the restart', async () => {
+    await restarting({ selectionDeferralTime: 1 });
+    const a = await connectAs(PEER, ASN, withGr(60));
+    expect(restartBit(a)).toBe(true);
+    await a.waitFor('End-of-RIB after the deferral timer', () => endOfRibAt(a) >= 0, 5_000);
+    a.drop();
+    await until('the speaker waiting again', () => speakers.at(-1)!.snapshot()[0]!.state === 'Active');
+    const again = await connectAs(PEER, ASN, withGr(60));
+    expect(restartBit(again)).toBe(false);
+  });
+
+  it('the selection deferral timer ends the wait for a peer that never sends End-of-RIB', async () => {
+    const { emitted } = await restarting({ selectionDeferralTime: 1 });
+    const a = await connectAs(PEER, ASN, withGr(60));
+    const started = Date.now();
+    a.announce([V4], PEER);
+    await a.waitFor('our routes and End-of-RIB', () => endOfRibAt(a) >= 0 && nlriOf(a).includes('10.244.1.0/24'), 5_000);
+    expect(Date.now() - started).toBeGreaterThan(500);
+    expect(emitted).toContain(V4);
   });
 });

@@ -29,7 +29,17 @@ export interface SpeakerConfig {
   listenPort?: number;
   holdTime: number;
   connectRetrySeconds: number;
-  gracefulRestart: { enabled: boolean; restartTime: number; restarting: boolean };
+  gracefulRestart: {
+    enabled: boolean;
+    restartTime: number;
+    /** We are coming back from a restart (RFC 4724 §4.1): selection waits for the peers' End-of-RIB. */
+    restarting: boolean;
+    /**
+     * How long selection waits at most. Default: 120 s, or our restart time when shorter, since
+     * peers keep our routes only that long.
+     */
+    selectionDeferralTime?: number;
+  };
   importCIDRs: Prefix[];
   allowDefaultRoute: boolean;
   maxPrefixes: number;
@@ -91,13 +101,17 @@ interface Peer {
   adjOut: Map<Prefix, string>;
   /** Graceful restart, receiving side: the families whose routes we hold stale, and until when. */
   stale?: { families: Set<4 | 6>; timer: NodeJS.Timeout };
+  /** After our restart: the families this peer has yet to send End-of-RIB for; undefined when none is awaited. */
+  awaitedEndOfRib?: Set<4 | 6>;
+  /** Established at least once: later OPENs to it no longer carry the Restart State bit. */
+  wasEstablished?: boolean;
 }
 
 const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
 /** The RIB's family number of an AFI. */
 const ribFamily = (afi: number): 4 | 6 => (afi === AFI.IPv6 ? 6 : 4);
 
-export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State] }> {
+export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State]; deferralEnded: [string] }> {
   private readonly rib: Rib;
   private importFilter: ImportFilter;
   private readonly peers = new Map<string, Peer>();
@@ -105,6 +119,11 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private originated = new Set<Prefix>();
   /** Next hop → how it resolved when last asked; the routes' eligibility follows it. */
   private readonly nextHopStates = new Map<string, NextHopState>();
+  /**
+   * RFC 4724 §4.1, restarting speaker: set while best-path results are held back (from the kernel
+   * and from peers, End-of-RIB included) until every peer has sent its End-of-RIB or the timer ends.
+   */
+  private deferral?: { timer?: NodeJS.Timeout };
   port = 0;
 
   constructor(readonly config: SpeakerConfig) {
@@ -113,9 +132,15 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     // Without a resolver every next hop is eligible: no check at all on the hot path.
     this.rib = new Rib(config.maxPaths ?? 8, resolver && ((r) => r.source === LOCAL || this.nextHopState(r.nextHop) === 'reachable'));
     this.importFilter = new ImportFilter(config);
+    if (config.gracefulRestart.enabled && config.gracefulRestart.restarting) this.deferral = {};
   }
 
   async start(): Promise<void> {
+    if (this.deferral && !this.deferral.timer) {
+      const gr = this.config.gracefulRestart;
+      const seconds = gr.selectionDeferralTime ?? Math.min(120, gr.restartTime);
+      this.deferral.timer = setTimeout(() => this.endDeferral('selection deferral timer expired'), seconds * 1000);
+    }
     if (this.config.listenPort === undefined) return;
     this.server = createServer((socket) => this.onIncoming(socket));
     await new Promise<void>((resolve, reject) => {
@@ -142,6 +167,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       if (!next || JSON.stringify(next) !== JSON.stringify(peer.settings)) this.removePeer(peer, CeaseSubcode.PEER_DECONFIGURED);
     }
     for (const settings of list) if (!this.peers.has(settings.address)) this.addPeer(settings);
+    this.checkDeferral();
   }
 
   private addPeer(settings: PeerSettings): void {
@@ -152,7 +178,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
       connectRetrySeconds: this.config.connectRetrySeconds, passive: settings.passive ?? false, families,
       ...(this.config.listenAddress && this.config.listenAddress !== '0.0.0.0' && this.config.listenAddress !== '::' ? { localAddress: this.config.listenAddress } : {}),
-      ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.config.gracefulRestart.restarting } } : {}),
+      // The Restart State bit only while we still defer selection (RFC 4724 §4.1); see onEstablished.
+      ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.deferral !== undefined } } : {}),
     });
     const peer: Peer = {
       settings, session, adjOut: new Map(),
@@ -163,6 +190,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     session.on('established', (e) => this.onEstablished(peer, e));
     session.on('update', (u) => this.onUpdate(peer, u));
     session.on('routeRefresh', (family) => {
+      if (this.deferral) return; // everything goes to it when the deferral ends
       // Everything of that family again, even what the Adj-RIB-Out says the peer already has.
       for (const prefix of [...peer.adjOut.keys()]) if (familyOf(prefix) === family.afi) peer.adjOut.delete(prefix);
       this.advertiseAll(peer, false);
@@ -180,6 +208,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
     peer.session.stop();
     this.apply(this.rib.dropSource(peer.info.id));
+    this.checkDeferral();
   }
 
   setOriginated(prefixes: Prefix[]): void {
@@ -198,7 +227,43 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     peer.info = { ...peer.info, routerId: e.negotiated.open.routerId };
     this.keepStaleOnReturn(peer, e);
     peer.adjOut.clear();
+    if (!peer.wasEstablished) {
+      peer.wasEstablished = true;
+      peer.session.restartDone();
+    }
+    if (this.deferral) {
+      // RFC 4724 §4.1: wait for this peer's End-of-RIB only if it does graceful restart and is
+      // not restarting itself; our routes and End-of-RIB go to it when the deferral ends.
+      const gr = e.peerGracefulRestart;
+      peer.awaitedEndOfRib = gr && !gr.restarting ? new Set(e.families.filter((f) => f.safi === SAFI_UNICAST).map((f) => ribFamily(f.afi))) : undefined;
+      this.checkDeferral();
+      return;
+    }
     this.advertiseAll(peer, true);
+  }
+
+  /** Ends the deferral once no configured peer is still awaited (down, or its End-of-RIB to come). */
+  private checkDeferral(): void {
+    if (!this.deferral) return;
+    for (const peer of this.peers.values()) if (!peer.established || (peer.awaitedEndOfRib?.size ?? 0) > 0) return;
+    this.endDeferral('End-of-RIB from every peer');
+  }
+
+  /** Selection is no longer deferred: the kernel gets every best route, each peer all it should have and End-of-RIB. */
+  private endDeferral(reason: string): void {
+    if (!this.deferral) return;
+    clearTimeout(this.deferral.timer);
+    this.deferral = undefined;
+    this.emit('deferralEnded', reason);
+    for (const peer of this.peers.values()) peer.session.restartDone();
+    const all: BestChange[] = [];
+    for (const [prefix, b] of this.rib.bestPaths()) all.push({ prefix, best: b.best, multipath: b.multipath });
+    if (all.length) this.emit('routes', routeChanges(all));
+    for (const peer of this.peers.values()) {
+      if (!peer.established) continue;
+      peer.adjOut.clear();
+      this.advertiseAll(peer, true);
+    }
   }
 
   private advertiseAll(peer: Peer, withEndOfRib: boolean): void {
@@ -214,7 +279,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const eor = endOfRibFamily(u);
     if (eor) {
       // RFC 4724 §4.2: the peer has resent all it has of this family (AFI and SAFI: only unicast is ours).
-      if (eor.safi === SAFI_UNICAST) this.sweepStale(peer, ribFamily(eor.afi));
+      if (eor.safi !== SAFI_UNICAST) return;
+      this.sweepStale(peer, ribFamily(eor.afi));
+      if (peer.awaitedEndOfRib?.delete(ribFamily(eor.afi))) this.checkDeferral();
       return;
     }
     const changes: BestChange[] = [];
@@ -335,7 +402,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   }
 
   private apply(changes: BestChange[]): void {
-    if (changes.length === 0) return;
+    if (changes.length === 0 || this.deferral) return;
     this.emit('routes', routeChanges(changes));
     for (const peer of this.peers.values()) if (peer.established) this.advertise(peer, changes);
   }
@@ -426,6 +493,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * while we restart; else a Cease (admin shutdown) to every peer.
    */
   async stop(options: { graceful: boolean }): Promise<void> {
+    clearTimeout(this.deferral?.timer);
     for (const peer of this.peers.values()) {
       clearTimeout(peer.stale?.timer);
       peer.session.removeAllListeners();
