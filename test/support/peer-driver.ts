@@ -6,58 +6,70 @@ import { type StreamShape, nextItem, random } from './update-stream.js';
 export type DriverCommand =
   | { id: number; op: 'connect'; name: string; options: RawPeerOptions; timeoutMs: number }
   | { id: number; op: 'announce'; name: string; prefixes: string[]; nextHop: string; localPref?: number }
-  | { id: number; op: 'fuzz'; name: string; seed: number; count: number; shape: StreamShape }
+  /** Sends `count` stream items, connecting again (with `options`) whenever the agent closes the session. */
+  | { id: number; op: 'fuzz'; name: string; seed: number; count: number; shape: StreamShape; options: RawPeerOptions; timeoutMs: number }
   | { id: number; op: 'close'; name: string; how: 'notify' | 'drop' };
 
 export interface DriverReply {
   id: number;
   error?: string;
   sent?: number;
+  /** Sessions the agent ended during a fuzz run. */
+  resets?: number;
   closed?: boolean;
   kinds?: Record<string, number>;
 }
 
 const peers = new Map<string, RawPeer>();
+const BAD_PAUSE_MS = 40;
 const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
 
-async function connect(c: Extract<DriverCommand, { op: 'connect' }>): Promise<DriverReply> {
-  peers.get(c.name)?.drop();
-  const deadline = Date.now() + c.timeoutMs;
+/** Connects `name`, retrying while the agent refuses (it sits Idle for a moment after a failure); bounded. */
+async function open(name: string, options: RawPeerOptions, timeoutMs: number): Promise<RawPeer> {
+  peers.get(name)?.drop();
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const peer = await RawPeer.connect(c.options, 3_000);
+      const peer = await RawPeer.connect(options, 3_000);
       peer.keep = false;
-      peers.set(c.name, peer);
-      return { id: c.id };
+      peers.set(name, peer);
+      return peer;
     } catch (err) {
-      // Refused while the agent sits Idle after the last failure: bounded retries.
-      if (Date.now() > deadline) return { id: c.id, error: (err as Error).message };
+      if (Date.now() > deadline) throw err;
       await new Promise((r) => setTimeout(r, 150));
     }
   }
 }
 
-/** Sends `count` stream items; stops early when the agent closes the session. */
 async function fuzz(c: Extract<DriverCommand, { op: 'fuzz' }>): Promise<DriverReply> {
-  const peer = peers.get(c.name);
-  if (!peer) return { id: c.id, error: `no peer ${c.name}` };
   const rnd = random(c.seed);
   const kinds: Record<string, number> = {};
   let sent = 0;
+  let resets = 0;
+  let peer = peers.get(c.name) ?? (await open(c.name, c.options, c.timeoutMs));
   while (sent < c.count) {
+    if (peer.closed) {
+      resets++;
+      peer = await open(c.name, c.options, c.timeoutMs);
+    }
     const item = nextItem(rnd, c.shape, peer.ctx);
-    if (!(await peer.write(item.bytes))) break;
+    if (!(await peer.write(item.bytes))) continue;
     kinds[item.kind] = (kinds[item.kind] ?? 0) + 1;
     sent++;
-    if (sent % 64 === 0) await yieldTurn();
+    if (item.kind === 'mutated' || item.kind === 'garbage') {
+      // Most of these end the session: give the agent time to say so before writing more, so
+      // the count is of messages it read, not of ones it threw away with the connection.
+      await peer.waitFor('a close', () => peer.closed, BAD_PAUSE_MS).catch(() => undefined);
+    } else if (sent % 64 === 0) await yieldTurn();
   }
-  return { id: c.id, sent, closed: peer.closed, kinds };
+  return { id: c.id, sent, resets, closed: peer.closed, kinds };
 }
 
 async function handle(c: DriverCommand): Promise<DriverReply> {
   switch (c.op) {
     case 'connect':
-      return connect(c);
+      await open(c.name, c.options, c.timeoutMs);
+      return { id: c.id };
     case 'announce': {
       const peer = peers.get(c.name);
       if (!peer) return { id: c.id, error: `no peer ${c.name}` };

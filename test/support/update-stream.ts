@@ -22,6 +22,8 @@ export interface StreamShape {
   /** Prefixes to announce and withdraw (a small pool, so withdrawals meet announcements). */
   prefixes: string[];
   prefixes6: string[];
+  /** The share of mutated and garbage messages (most of them end the session). */
+  badRate: number;
 }
 
 export type StreamItem = { kind: 'valid' | 'withdraw' | 'mutated' | 'garbage'; bytes: Buffer };
@@ -33,7 +35,9 @@ export function nextItem(rnd: () => number, shape: StreamShape, ctx: CodecContex
     const n = 1 + Math.floor(rnd() * max);
     return [...new Set(Array.from({ length: n }, () => pick(list)))];
   };
-  const roll = rnd();
+  // Valid announcements and withdrawals share what is left after the bad ones, 3 to 1.
+  const bad = rnd() < shape.badRate;
+  const roll = bad ? 0.8 + rnd() * 0.2 : rnd() * 0.8;
   const announce = (): BgpMessage => {
     const asPath = [{ type: 2, asns: [shape.asn, ...Array.from({ length: Math.floor(rnd() * 4) }, () => 64600 + Math.floor(rnd() * 50))] }];
     const attributes = {
