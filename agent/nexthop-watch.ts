@@ -12,7 +12,8 @@ const POLL_MS = 30_000;
 const READ_TIMEOUT_MS = 10_000;
 
 export class NextHopWatch implements NextHopWatchPort {
-  private table = new ReachabilityTable([], []);
+  /** Undefined until the kernel has been read once: until then every next hop counts as reachable, as before. */
+  private table?: ReachabilityTable;
   private readonly listeners: (() => void)[] = [];
   private monitor?: ResultPromise;
   private poll?: NodeJS.Timeout;
@@ -24,7 +25,7 @@ export class NextHopWatch implements NextHopWatchPort {
   constructor(private readonly log: Logger) {}
 
   async start(): Promise<void> {
-    await this.read();
+    await this.read().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot read routes for next-hop reachability; retrying every 30 s'));
     this.poll = setInterval(() => this.refresh(), POLL_MS);
     this.poll.unref();
     const monitor = execa('ip', ['monitor', 'route', 'address'], { buffer: false, reject: false, cleanup: true });
@@ -41,7 +42,7 @@ export class NextHopWatch implements NextHopWatchPort {
   }
 
   resolve(nextHop: string): Reachability {
-    return this.table.resolve(nextHop);
+    return this.table?.resolve(nextHop) ?? 'reachable';
   }
 
   onChange(listener: () => void): void {
@@ -84,7 +85,7 @@ export class NextHopWatch implements NextHopWatchPort {
     const ip = (args: string[]) => execa('ip', ['-json', ...args], { timeout: READ_TIMEOUT_MS, maxBuffer: 1024 * 1024 * 1024 });
     const [v4, v6, addresses] = await Promise.all([ip(['-4', 'route', 'show', 'table', 'main']), ip(['-6', 'route', 'show', 'table', 'main']), ip(['addr', 'show'])]);
     const next = ReachabilityTable.fromIpJson([v4.stdout, v6.stdout], addresses.stdout);
-    if (next.key === this.table.key) return;
+    if (next.key === this.table?.key) return;
     this.table = next;
     if (this.stopped) return;
     this.log.info({}, 'kernel routes or addresses changed: resolving next hops again');

@@ -310,13 +310,16 @@ export class Rib {
     for (const [prefix, held] of this.table) if (!skip || !this.unresolved.has(prefix)) yield [prefix, this.selection(prefix, held)];
   }
 
-  /** Runs the decision again for every prefix with a candidate via one of `nextHops` (their eligibility changed). */
-  revalidate(nextHops: ReadonlySet<string>): BestChange[] {
+  /**
+   * Runs the decision again for every prefix with a candidate via one of `nextHops` (their
+   * eligibility changed), or for every prefix when none are given.
+   */
+  revalidate(nextHops?: ReadonlySet<string>): BestChange[] {
     const changes: BestChange[] = [];
-    if (nextHops.size === 0) return changes;
+    if (nextHops?.size === 0) return changes;
     for (const [prefix, held] of this.table) {
       const routes = candidateList(held);
-      if (!routes.some((p) => nextHops.has(p.nextHop))) continue;
+      if (nextHops && !routes.some((p) => nextHops.has(p.nextHop))) continue;
       const c = this.select(prefix, held, routes);
       if (c) changes.push(c);
     }

@@ -107,6 +107,9 @@ interface Peer {
   wasEstablished?: boolean;
 }
 
+/** Distinct next hops remembered at most (a few MB), whatever peers send. */
+const MAX_CACHED_NEXT_HOPS = 65_536;
+
 const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
 /** The RIB's family number of an AFI. */
 const ribFamily = (afi: number): 4 | 6 => (afi === AFI.IPv6 ? 6 : 4);
@@ -119,6 +122,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private originated = new Set<Prefix>();
   /** Next hop → how it resolved when last asked; the routes' eligibility follows it. */
   private readonly nextHopStates = new Map<string, NextHopState>();
+  /** The cache was emptied (a peer sent too many distinct next hops): the next change re-decides everything. */
+  private nextHopsForgotten = false;
   /**
    * RFC 4724 §4.1, restarting speaker: set while best-path results are held back (from the kernel
    * and from peers, End-of-RIB included) until every peer has sent its End-of-RIB or the timer ends.
@@ -328,6 +333,11 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private nextHopState(nextHop: string): NextHopState {
     let state = this.nextHopStates.get(nextHop);
     if (state === undefined) {
+      if (this.nextHopStates.size >= MAX_CACHED_NEXT_HOPS) {
+        // Bounded whatever peers send; what was forgotten is simply asked again.
+        this.nextHopStates.clear();
+        this.nextHopsForgotten = true;
+      }
       state = this.config.nextHops?.resolve(nextHop) ?? 'reachable';
       this.nextHopStates.set(nextHop, state);
     }
@@ -341,6 +351,13 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   nextHopsChanged(): void {
     const resolver = this.config.nextHops;
     if (!resolver) return;
+    if (this.nextHopsForgotten) {
+      // Which answers changed is unknown: every prefix is decided again, with fresh answers.
+      this.nextHopsForgotten = false;
+      this.nextHopStates.clear();
+      this.apply(this.rib.revalidate());
+      return;
+    }
     const flipped = new Set<string>();
     for (const [nextHop, before] of this.nextHopStates) {
       const now = resolver.resolve(nextHop);
