@@ -2,6 +2,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetnsPool, ipIn, requireNetworkTools } from './support/netns.js';
 import { type AgentUnderTest, AGENT, startAgent } from './support/agent-harness.js';
+import { until } from './support/lab.js';
 
 const pool = new NetnsPool();
 let t: AgentUnderTest;
@@ -9,13 +10,11 @@ const IBGP = '10.0.1.2';
 const EBGP = '10.0.1.3';
 const PREFIX = '10.5.0.0/24';
 
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; kernel has:\n${(await t.routes()).join('\n')}\n${t.log().slice(-3000)}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
+/** Waits (bounded); on a time-out, says what the kernel and the agent had. */
+const waitFor = (what: string, check: () => Promise<boolean>): Promise<unknown> =>
+  until(what, check, 20_000).catch(async (err: Error) => {
+    throw new Error(`${err.message}; kernel has:\n${(await t.routes()).join('\n')}\n${t.log().slice(-3000)}`);
+  });
 const routeOf = async (prefix: string) => (await t.routes()).find((l) => l.startsWith(`${prefix} `));
 
 beforeAll(async () => {
@@ -35,7 +34,7 @@ describe('NEXT_HOP resolvability in the kernel (RFC 4271 §9.1.2.1)', () => {
     // The iBGP path is preferred by LOCAL_PREF, but 10.9.9.9 is on no connected subnet of the agent.
     await t.driver.run({ op: 'announce', name: 'ibgp', prefixes: [PREFIX], nextHop: '10.9.9.9', localPref: 500 });
     await t.driver.run({ op: 'announce', name: 'ebgp', prefixes: [PREFIX], nextHop: EBGP });
-    await until('the eBGP route in the kernel', async () => (await routeOf(PREFIX))?.includes(`via ${EBGP}`) ?? false);
+    await waitFor('the eBGP route in the kernel', async () => (await routeOf(PREFIX))?.includes(`via ${EBGP}`) ?? false);
   }, 60_000);
 
   it('a route to the next hop appearing re-evaluates: the iBGP path wins; the link going down brings the eBGP path back', async () => {
@@ -44,15 +43,15 @@ describe('NEXT_HOP resolvability in the kernel (RFC 4271 §9.1.2.1)', () => {
     await ipIn(t.ns, ['addr', 'add', '10.9.9.1/24', 'dev', 'nh0']);
     await ipIn(t.ns, ['link', 'set', 'nh1', 'up']);
     await ipIn(t.ns, ['link', 'set', 'nh0', 'up']);
-    await until('the iBGP route in the kernel', async () => (await routeOf(PREFIX))?.includes('via 10.9.9.9') ?? false);
+    await waitFor('the iBGP route in the kernel', async () => (await routeOf(PREFIX))?.includes('via 10.9.9.9') ?? false);
     await ipIn(t.ns, ['link', 'set', 'nh0', 'down']);
-    await until('the eBGP route back', async () => (await routeOf(PREFIX))?.includes(`via ${EBGP}`) ?? false);
+    await waitFor('the eBGP route back', async () => (await routeOf(PREFIX))?.includes(`via ${EBGP}`) ?? false);
   }, 60_000);
 
   it('a NEXT_HOP that is one of our own addresses is ignored (RFC 4271 §6.3)', async () => {
     await t.driver.run({ op: 'announce', name: 'ibgp', prefixes: ['10.6.0.0/24'], nextHop: AGENT });
     await t.driver.run({ op: 'announce', name: 'ibgp', prefixes: ['10.7.0.0/24'], nextHop: IBGP });
-    await until('the valid route', async () => (await routeOf('10.7.0.0/24')) !== undefined);
+    await waitFor('the valid route', async () => (await routeOf('10.7.0.0/24')) !== undefined);
     expect(await routeOf('10.6.0.0/24')).toBeUndefined();
     const status = await t.status();
     expect(status.peers.find((p) => p.address === IBGP)?.state).toBe('Established');

@@ -2,51 +2,16 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Speaker, type SpeakerConfig } from './speaker.js';
 import { endOfRibFamily } from '../codec/index.js';
-import { RawPeer, type RawPeerOptions, grCapability, unicast } from '../../test/support/raw-peer.js';
+import { type RawPeer, type RawPeerOptions, grCapability, unicast } from '../../test/support/raw-peer.js';
+import { ASN, Loopback, routesOf, sleep, until } from '../../test/support/speaker-loopback.js';
 
-const speakers: Speaker[] = [];
-const peers: RawPeer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) p.drop();
-  for (const s of speakers.splice(0)) await s.stop({ graceful: false });
-});
+const loopback = new Loopback();
+afterEach(() => loopback.cleanup());
 
-const US = '127.0.0.1';
 const PEER = '127.0.0.2';
-const ASN = 64512;
-
-async function speaker(extra: Partial<SpeakerConfig> = {}): Promise<Speaker> {
-  const s = new Speaker({
-    asn: ASN, routerId: US, listenAddress: US, listenPort: 0, holdTime: 9, connectRetrySeconds: 0.1,
-    gracefulRestart: { enabled: true, restartTime: 5, restarting: false }, importCIDRs: [], allowDefaultRoute: false, maxPrefixes: 1000, ...extra,
-  });
-  speakers.push(s);
-  await s.start();
-  s.setPeers([{ address: PEER, asn: ASN, passive: true }]);
-  return s;
-}
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/**
- * Connects a raw peer once the speaker waits for it (Active): while Idle after a loss it refuses
- * connections, and a refused connection it never reads stays half-open on its side.
- */
-async function rawPeer(s: Speaker, options: Partial<RawPeerOptions> = {}): Promise<RawPeer> {
-  await until('the speaker waiting for the peer', () => s.snapshot()[0]?.state === 'Active');
-  const p = await RawPeer.connect({ host: US, port: s.port, localAddress: PEER, asn: ASN, ...options }, 5_000);
-  peers.push(p);
-  return p;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const routes = (s: Speaker) => Object.fromEntries(s.bestRoutes().filter((r) => r.nextHops.length).map((r) => [r.prefix, r.nextHops.join(',')]));
+const speaker = (extra: Partial<SpeakerConfig> = {}): Promise<Speaker> => loopback.speaker(extra, [{ address: PEER, asn: ASN }]);
+const rawPeer = (_s: Speaker, options: Partial<RawPeerOptions> = {}): Promise<RawPeer> => loopback.connect(_s, { localAddress: PEER, asn: ASN, ...options });
+const routes = routesOf;
 const V4 = '10.1.0.0/24';
 const V6 = 'fd00:1::/64';
 const bothFamilies = [{ afi: 1 as const }, { afi: 2 as const }];
@@ -149,24 +114,16 @@ describe('graceful restart, receiving speaker (RFC 4724 §4.2)', () => {
 
 describe('graceful restart, restarting speaker (RFC 4724 §4.1)', () => {
   const EBGP = '127.0.0.3';
+  let current: Speaker;
   const restarting = async (extra: Partial<SpeakerConfig['gracefulRestart']> = {}) => {
-    const s = new Speaker({
-      asn: ASN, routerId: US, listenAddress: US, listenPort: 0, holdTime: 9, connectRetrySeconds: 0.1,
-      gracefulRestart: { enabled: true, restartTime: 60, restarting: true, ...extra }, importCIDRs: [], allowDefaultRoute: false, maxPrefixes: 1000,
-    });
-    speakers.push(s);
+    const s = await loopback.speaker({ gracefulRestart: { enabled: true, restartTime: 60, restarting: true, ...extra } }, [{ address: PEER, asn: ASN }, { address: EBGP, asn: 65003 }]);
     const emitted: string[] = [];
     s.on('routes', (changes) => emitted.push(...changes.map((c) => c.prefix)));
-    await s.start();
     s.setOriginated(['10.244.1.0/24']);
-    s.setPeers([{ address: PEER, asn: ASN, passive: true }, { address: EBGP, asn: 65003, passive: true }]);
+    current = s;
     return { s, emitted };
   };
-  const connectAs = async (address: string, asn: number, options: Partial<RawPeerOptions> = {}) => {
-    const p = await RawPeer.connect({ host: US, port: speakers.at(-1)!.port, localAddress: address, asn, ...options });
-    peers.push(p);
-    return p;
-  };
+  const connectAs = (address: string, asn: number, options: Partial<RawPeerOptions> = {}) => loopback.connect(current, { localAddress: address, asn, ...options });
   const nlriOf = (p: RawPeer) => p.received.flatMap((m) => (m.type === 2 ? m.nlri : []));
   const endOfRibAt = (p: RawPeer) => p.received.findIndex((m) => m.type === 2 && endOfRibFamily(m)?.afi === 1);
   const restartBit = (p: RawPeer) => p.peerOpen?.capabilities.find((c): c is Extract<typeof c, { code: 64 }> => c.code === 64)?.restarting;
@@ -200,7 +157,6 @@ describe('graceful restart, restarting speaker (RFC 4724 §4.1)', () => {
     expect(restartBit(a)).toBe(true);
     await a.waitFor('End-of-RIB after the deferral timer', () => endOfRibAt(a) >= 0, 5_000);
     a.drop();
-    await until('the speaker waiting again', () => speakers.at(-1)!.snapshot()[0]!.state === 'Active');
     const again = await connectAs(PEER, ASN, withGr(60));
     expect(restartBit(again)).toBe(false);
   });

@@ -1,48 +1,20 @@
 // NEXT_HOP resolvability (RFC 4271 §9.1.2.1, §6.3) and no transit (RFC 8212), against our Speaker with raw peers.
 import { afterEach, describe, expect, it } from 'vitest';
 import { type NextHopState, Speaker, type SpeakerConfig } from './speaker.js';
-import { RawPeer } from '../../test/support/raw-peer.js';
+import type { RawPeer } from '../../test/support/raw-peer.js';
+import { ASN, Loopback, US, routesOf, sleep, until } from '../../test/support/speaker-loopback.js';
 
-const speakers: Speaker[] = [];
-const peers: RawPeer[] = [];
-afterEach(async () => {
-  for (const p of peers.splice(0)) p.drop();
-  for (const s of speakers.splice(0)) await s.stop({ graceful: false });
-});
+const loopback = new Loopback();
+afterEach(() => loopback.cleanup());
 
-const US = '127.0.0.1';
 const IBGP = '127.0.0.2';
 const EBGP = '127.0.0.3';
 const EBGP2 = '127.0.0.4';
-const ASN = 64512;
 const PREFIX = '10.5.0.0/24';
-
-async function until(what: string, check: () => boolean, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const routes = (s: Speaker) => Object.fromEntries(s.bestRoutes().filter((r) => r.nextHops.length).map((r) => [r.prefix, r.nextHops.join(',')]));
-
-async function speakerWith(extra: Partial<SpeakerConfig>, peerList: { address: string; asn: number }[]): Promise<Speaker> {
-  const s = new Speaker({
-    asn: ASN, routerId: US, listenAddress: US, listenPort: 0, holdTime: 9, connectRetrySeconds: 0.1,
-    gracefulRestart: { enabled: false, restartTime: 5, restarting: false }, importCIDRs: [], allowDefaultRoute: false, maxPrefixes: 1000, ...extra,
-  });
-  speakers.push(s);
-  await s.start();
-  s.setPeers(peerList.map((p) => ({ ...p, passive: true })));
-  return s;
-}
-
-async function connect(s: Speaker, address: string, asn: number): Promise<RawPeer> {
-  const p = await RawPeer.connect({ host: US, port: s.port, localAddress: address, asn });
-  peers.push(p);
-  return p;
-}
+const routes = routesOf;
+const speakerWith = (extra: Partial<SpeakerConfig>, peerList: { address: string; asn: number }[]) =>
+  loopback.speaker({ gracefulRestart: { enabled: false, restartTime: 5, restarting: false }, ...extra }, peerList);
+const connect = (s: Speaker, address: string, asn: number) => loopback.connect(s, { localAddress: address, asn });
 
 describe('NEXT_HOP resolvability (RFC 4271 §9.1.2.1)', () => {
   it('an unreachable iBGP next hop does not beat a valid eBGP path; when it becomes reachable it wins', async () => {
