@@ -64,6 +64,8 @@ export class AgentDaemon implements StatusSource {
     this.deps.nextHops?.onChange(() => this.speaker?.nextHopsChanged());
     this.speaker = this.deps.makeSpeaker(this.speakerSettings(restarting));
     this.speaker.onBestRoutes((changes) => this.onBestRoutes(changes));
+    // Kernel routes from before the restart that selection did not confirm are stale: they go.
+    this.speaker.onSelectionDone(() => this.dropKept('selection after the restart is done'));
     this.speaker.setOriginated(this.config.podCIDRs);
     this.speaker.setPeers(this.speakerPeers());
     await this.speaker.start();

@@ -51,6 +51,8 @@ export interface SpeakerPort {
   /** Import CIDRs, default-route permission and prefix limit, applied live. */
   setImportPolicy(policy: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>): void;
   onBestRoutes(listener: (changes: BestRouteChange[]) => void): void;
+  /** After our restart: selection is done (RFC 4724 §4.1), every best route has been reported. */
+  onSelectionDone(listener: () => void): void;
   /** The kernel's routes or addresses changed: next hops are resolved again. */
   nextHopsChanged(): void;
   peerStatus(): PeerStatus[];

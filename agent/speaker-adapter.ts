@@ -26,6 +26,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     setImportPolicy: (policy) => speaker.setImportPolicy(policy),
     onBestRoutes: (listener) => void speaker.on('routes', listener),
     nextHopsChanged: () => speaker.nextHopsChanged(),
+    onSelectionDone: (listener) => void speaker.on('deferralEnded', () => listener()),
     peerStatus: (): PeerStatus[] =>
       speaker.snapshot().map((p) => ({
         address: p.address, asn: p.asn, type: (p.type ?? (p.asn === settings.asn ? 'node-mesh' : 'global')) as PeerType,

@@ -259,7 +259,6 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     if (!this.deferral) return;
     clearTimeout(this.deferral.timer);
     this.deferral = undefined;
-    this.emit('deferralEnded', reason);
     for (const peer of this.peers.values()) peer.session.restartDone();
     const all: BestChange[] = [];
     for (const [prefix, b] of this.rib.bestPaths()) all.push({ prefix, best: b.best, multipath: b.multipath });
@@ -269,6 +268,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       peer.adjOut.clear();
       this.advertiseAll(peer, true);
     }
+    // After the routes: a listener may now drop forwarding state from before the restart that
+    // selection did not confirm.
+    this.emit('deferralEnded', reason);
   }
 
   private advertiseAll(peer: Peer, withEndOfRib: boolean): void {
@@ -319,12 +321,6 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
   }
 
-  /**
-   * The session ended. `silent`: the TCP connection was lost without a NOTIFICATION, the only way a
-   * restarting peer leaves (RFC 4724 §4.2). Its routes are then kept, stale, for the restart time
-   * it announced, but only when this session negotiated graceful restart (both sides sent the
-   * capability) and only for the families it listed; everything else goes at once.
-   */
   /** RFC 4271 §6.3: a NEXT_HOP that is one of our own addresses is semantically incorrect; the path is ignored. */
   private isOwnAddress(peer: Peer, nextHop: string): boolean {
     return nextHop === peer.established?.localAddress || (this.config.nextHops !== undefined && this.nextHopState(nextHop) === 'local');
@@ -368,6 +364,12 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     this.apply(this.rib.revalidate(flipped));
   }
 
+  /**
+   * The session ended. `silent`: the TCP connection was lost without a NOTIFICATION, the only way a
+   * restarting peer leaves (RFC 4724 §4.2). Its routes are then kept, stale, for the restart time
+   * it announced, but only when this session negotiated graceful restart (both sides sent the
+   * capability) and only for the families it listed; everything else goes at once.
+   */
   private onDown(peer: Peer, silent: boolean): void {
     const ended = peer.established;
     peer.established = undefined;
