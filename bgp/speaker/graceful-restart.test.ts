@@ -2,8 +2,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { Speaker, type SpeakerConfig } from './speaker.js';
 import { endOfRibFamily } from '../codec/index.js';
-import { type RawPeer, type RawPeerOptions, grCapability, unicast } from '../../test/support/raw-peer.js';
-import { ASN, Loopback, routesOf, sleep, until } from '../../test/support/speaker-loopback.js';
+import { type RawPeer, type RawPeerOptions, grCapability, unicast } from './raw-peer.js';
+import { ASN, Loopback, routesOf, sleep, until } from './loopback.js';
 
 const loopback = new Loopback();
 afterEach(() => loopback.cleanup());

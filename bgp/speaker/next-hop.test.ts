@@ -1,8 +1,8 @@
 // NEXT_HOP resolvability (RFC 4271 §9.1.2.1, §6.3) and no transit (RFC 8212), against our Speaker with raw peers.
 import { afterEach, describe, expect, it } from 'vitest';
 import { type NextHopState, Speaker, type SpeakerConfig } from './speaker.js';
-import type { RawPeer } from '../../test/support/raw-peer.js';
-import { ASN, Loopback, US, routesOf, sleep, until } from '../../test/support/speaker-loopback.js';
+import type { RawPeer } from './raw-peer.js';
+import { ASN, Loopback, US, routesOf, sleep, until } from './loopback.js';
 
 const loopback = new Loopback();
 afterEach(() => loopback.cleanup());

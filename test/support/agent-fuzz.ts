@@ -4,7 +4,7 @@ import { Address4, Address6 } from 'ip-address';
 import type { NetnsPool } from './netns.js';
 import { ipIn } from './netns.js';
 import { AGENT, AGENT6, type AgentUnderTest, startAgent } from './agent-harness.js';
-import { grCapability, unicast } from './raw-peer.js';
+import { grCapability, unicast } from '../../bgp/speaker/raw-peer.js';
 import type { StreamShape } from './update-stream.js';
 
 const OWN_CIDR = '10.244.1.0/24';

@@ -1,6 +1,6 @@
 // Raw BGP peers in a child process (run inside a namespace): newline JSON commands on stdin, replies on stdout.
 import { createInterface } from 'node:readline';
-import { RawPeer, type RawPeerOptions } from './raw-peer.js';
+import { RawPeer, type RawPeerOptions } from '../../bgp/speaker/raw-peer.js';
 import { type StreamShape, nextItem, random } from './update-stream.js';
 
 export type DriverCommand =

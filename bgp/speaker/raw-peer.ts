@@ -1,4 +1,4 @@
-// A scripted BGP peer for tests: opens a session to our speaker over TCP and sends exactly what a test says.
+// A scripted BGP peer, test support: opens a session to our speaker over TCP and sends exactly what a test says.
 import { type Socket, connect } from 'node:net';
 import {
   type BgpMessage,
@@ -11,7 +11,7 @@ import {
   encodeMessage,
   endOfRib,
   keepalive,
-} from '../../bgp/codec/index.js';
+} from '../codec/index.js';
 
 export interface RawPeerOptions {
   /** Where our speaker listens. */

@@ -1,5 +1,5 @@
-// Our Speaker on loopback with scripted raw peers (sessions it waits for), for the speaker's own tests.
-import { Speaker, type SpeakerConfig } from '../../bgp/speaker/speaker.js';
+// Our Speaker on loopback with scripted raw peers (sessions it waits for): test support for the speaker's own tests.
+import { Speaker, type SpeakerConfig } from './speaker.js';
 import { RawPeer, type RawPeerOptions } from './raw-peer.js';
 
 export const US = '127.0.0.1';
