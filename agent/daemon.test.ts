@@ -21,6 +21,9 @@ class FakeSpeaker implements SpeakerPort {
   policy?: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>;
   setImportPolicy(p: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>) { this.policy = p; }
   onBestRoutes(l: (c: BestRouteChange[]) => void) { this.listener = l; }
+  nextHopsChanged() {}
+  selectionDone: () => void = () => undefined;
+  onSelectionDone(l: () => void) { this.selectionDone = l; }
   peerStatus() { return this.peers.map((p) => ({ address: p.address, asn: p.asn, type: p.type, state: 'Established' as const, uptimeSeconds: 1, prefixesReceived: 0, prefixesAdvertised: 1 })); }
   async stop(o: { graceful: boolean }) { this.stopped = o; }
 }
@@ -93,6 +96,18 @@ describe('AgentDaemon', () => {
     speakers[0]!.listener([{ prefix: '10.244.2.0/24', nextHops: ['192.0.2.2'] }]);
     expect(routes.desired.map((r) => r.prefix)).toEqual(['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24']);
     vi.advanceTimersByTime(30_000);
+    expect(routes.desired.map((r) => r.prefix)).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
+    await daemon.stop(true);
+  });
+
+  it('after a restart drops the kernel routes that selection did not confirm once it is done (RFC 4724 §4.1)', async () => {
+    const { daemon, routes, speakers } = setup([
+      { prefix: '10.244.2.0/24', type: 'unicast', nextHops: ['192.0.2.2'] },
+      { prefix: '10.244.3.0/24', type: 'unicast', nextHops: ['192.0.2.3'] },
+    ]);
+    await daemon.start();
+    speakers[0]!.listener([{ prefix: '10.244.2.0/24', nextHops: ['192.0.2.2'] }]);
+    speakers[0]!.selectionDone();
     expect(routes.desired.map((r) => r.prefix)).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
     await daemon.stop(true);
   });

@@ -1,7 +1,7 @@
 // The node daemon's wiring: config → speaker → best routes → kernel, plus status, metrics, NAT and the CNI server.
 import type { Logger } from 'pino';
 import { type AgentConfig, peerType } from './config.js';
-import type { BestRouteChange, DesiredRoute, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
+import type { BestRouteChange, DesiredRoute, NextHopWatchPort, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
 import type { BgpStatus, InstalledRoute, NodeInfo, StatusSource } from './status.js';
 import { startStatusServer, type StatusServer } from './status-server.js';
 import { startMetricsServer } from './metrics.js';
@@ -11,6 +11,8 @@ export interface DaemonDeps {
   log: Logger;
   makeSpeaker(settings: SpeakerSettings): SpeakerPort;
   routes: RouteSinkPort;
+  /** The kernel's view of BGP next hops; without it every next hop counts as resolvable. */
+  nextHops?: NextHopWatchPort;
   /** Starts the CNI server the plugin shim talks to; returns how to stop it. */
   startCniServer?(addrFile: string): Promise<{ close(): Promise<void> }>;
 }
@@ -58,8 +60,12 @@ export class AgentDaemon implements StatusSource {
     }
     this.pushRoutes();
 
+    await this.deps.nextHops?.start();
+    this.deps.nextHops?.onChange(() => this.speaker?.nextHopsChanged());
     this.speaker = this.deps.makeSpeaker(this.speakerSettings(restarting));
     this.speaker.onBestRoutes((changes) => this.onBestRoutes(changes));
+    // Kernel routes from before the restart that selection did not confirm are stale: they go.
+    this.speaker.onSelectionDone(() => this.dropKept('selection after the restart is done'));
     this.speaker.setOriginated(this.config.podCIDRs);
     this.speaker.setPeers(this.speakerPeers());
     await this.speaker.start();
@@ -90,6 +96,7 @@ export class AgentDaemon implements StatusSource {
       allowDefaultRoute: c.allowDefaultRoute,
       maxPrefixes: c.maxPrefixes,
       ...(c.clusterId ? { clusterId: c.clusterId } : {}),
+      ...(this.deps.nextHops ? { nextHops: this.deps.nextHops } : {}),
     };
   }
 
@@ -160,6 +167,7 @@ export class AgentDaemon implements StatusSource {
   async stop(graceful: boolean): Promise<void> {
     clearTimeout(this.keptTimer);
     await this.speaker?.stop({ graceful });
+    this.deps.nextHops?.stop();
     await this.deps.routes.stop();
     await this.statusServer?.close();
     await this.metrics?.close();

@@ -13,6 +13,7 @@ import { ClusterWatch } from './kube/cluster.js';
 import type { DesiredBgp } from './kube/desired.js';
 import { createSpeaker } from './speaker-adapter.js';
 import { createRouteSink } from './route-adapter.js';
+import { NextHopWatch } from './nexthop-watch.js';
 
 const log = pino({ base: { component: 'lightly-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
 const here = dirname(fileURLToPath(import.meta.url));
@@ -89,6 +90,7 @@ async function runDaemon(config: AgentConfig): Promise<AgentDaemon> {
     log,
     makeSpeaker: (settings) => createSpeaker(settings, log),
     routes: createRouteSink(config, log),
+    nextHops: new NextHopWatch(log),
     startCniServer,
   });
   await daemon.start();

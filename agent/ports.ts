@@ -15,6 +15,20 @@ export interface SpeakerSettings {
   allowDefaultRoute: boolean;
   maxPrefixes: number;
   clusterId?: string;
+  /** Resolves BGP next hops through the kernel's routing table (RFC 4271 §9.1.2.1). */
+  nextHops?: NextHopResolverPort;
+}
+
+/** Whether a next hop resolves: by a connected subnet or a route other than a default, not, or it is ours. */
+export interface NextHopResolverPort {
+  resolve(nextHop: string): 'reachable' | 'unreachable' | 'local';
+}
+
+/** The kernel's view of next hops, kept current: the speaker asks it, and hears when it changes. */
+export interface NextHopWatchPort extends NextHopResolverPort {
+  start(): Promise<void>;
+  onChange(listener: () => void): void;
+  stop(): void;
 }
 
 /** A peer as the agent configures it: the config entry with its resolved type. */
@@ -37,6 +51,10 @@ export interface SpeakerPort {
   /** Import CIDRs, default-route permission and prefix limit, applied live. */
   setImportPolicy(policy: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>): void;
   onBestRoutes(listener: (changes: BestRouteChange[]) => void): void;
+  /** After our restart: selection is done (RFC 4724 §4.1), every best route has been reported. */
+  onSelectionDone(listener: () => void): void;
+  /** The kernel's routes or addresses changed: next hops are resolved again. */
+  nextHopsChanged(): void;
   peerStatus(): PeerStatus[];
   /** graceful: keep the kernel's routes and let peers hold ours (restart); else Cease 6/2 to all. */
   stop(options: { graceful: boolean }): Promise<void>;

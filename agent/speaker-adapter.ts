@@ -11,8 +11,10 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     holdTime: settings.holdTime, connectRetrySeconds: settings.connectRetrySeconds, gracefulRestart: settings.gracefulRestart,
     importCIDRs: settings.importCIDRs, allowDefaultRoute: settings.allowDefaultRoute, maxPrefixes: settings.maxPrefixes,
     ...(settings.clusterId ? { clusterId: settings.clusterId } : {}), log,
+    ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
   });
   speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
+  speaker.on('deferralEnded', (reason) => log.info({ reason }, 'graceful restart: route selection no longer deferred'));
   return {
     start: () => speaker.start(),
     setPeers: (peers) =>
@@ -23,6 +25,8 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     setOriginated: (prefixes) => speaker.setOriginated(prefixes),
     setImportPolicy: (policy) => speaker.setImportPolicy(policy),
     onBestRoutes: (listener) => void speaker.on('routes', listener),
+    nextHopsChanged: () => speaker.nextHopsChanged(),
+    onSelectionDone: (listener) => void speaker.on('deferralEnded', () => listener()),
     peerStatus: (): PeerStatus[] =>
       speaker.snapshot().map((p) => ({
         address: p.address, asn: p.asn, type: (p.type ?? (p.asn === settings.asn ? 'node-mesh' : 'global')) as PeerType,

@@ -274,12 +274,12 @@ describe('OpenConfirm → Established', () => {
 });
 
 describe('hold timer', () => {
-  it('expiry in Established sends NOTIFICATION 4/0, tears down silently (for graceful restart) and goes Idle', () => {
+  it('expiry in Established sends NOTIFICATION 4/0, a hard (not silent) down: no graceful restart without RFC 8538, and goes Idle', () => {
     const fsm = fsmIn('Established');
     expect(fsm.handle(ev.timer('hold'))).toEqual([
       { type: 'sendNotification', code: ErrorCode.HOLD_TIMER_EXPIRED, subcode: 0 },
       ...TO_IDLE_CLEANUP,
-      { type: 'down', reason: 'hold timer expired', silent: true },
+      { type: 'down', reason: 'hold timer expired', silent: false },
       { type: 'setTimer', timer: 'idleHold', seconds: 5 },
     ]);
     expect(fsm.state).toBe('Idle');

@@ -151,7 +151,9 @@ export class Fsm {
         return a;
       case 'hold':
         if (this.state === 'OpenSent' || this.state === 'OpenConfirm' || this.state === 'Established') {
-          return this.fail(a, ErrorCode.HOLD_TIMER_EXPIRED, 0, 'hold timer expired', undefined, true);
+          // A hard failure, not a restart: the peer's routes go at once (RFC 4724 §4.2; only RFC 8538,
+          // which we do not negotiate, would make it graceful).
+          return this.fail(a, ErrorCode.HOLD_TIMER_EXPIRED, 0, 'hold timer expired');
         }
         return a;
       case 'keepalive':
@@ -186,10 +188,9 @@ export class Fsm {
     else a.push({ type: 'clearTimer', timer: 'hold' });
   }
 
-  private fail(a: Action[], code: number, subcode: number, reason: string, data?: Uint8Array, silentForGr = false): Action[] {
+  private fail(a: Action[], code: number, subcode: number, reason: string, data?: Uint8Array): Action[] {
     a.push({ type: 'sendNotification', code, subcode, ...(data ? { data } : {}) });
-    // A hold timer expiry counts as a lost connection for graceful restart (RFC 4724 §4.2 with 8538 in mind).
-    return this.toIdle(a, reason, true, silentForGr);
+    return this.toIdle(a, reason, true, false);
   }
 
   /** Closes the connection; `then` Active keeps accepting the peer's connections meanwhile. */

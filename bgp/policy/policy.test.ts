@@ -138,6 +138,11 @@ describe('exportAttributes: iBGP split horizon and route reflection rules', () =
     expect(exportAttributes(path(from), to, reflector, NEXT_HOP_SELF) !== undefined).toBe(sent);
   });
 
+  it('RFC 8212: an eBGP-learned path never goes to another eBGP peer (no transit between top-of-rack routers)', () => {
+    expect(exportAttributes(path(ebgpPeer(2), { asPath: [seq(65002)] }), ebgpPeer(1), speaker(), NEXT_HOP_SELF)).toBeUndefined();
+    expect(exportAttributes(path(ebgpPeer(2), { asPath: [seq(65002)] }), ebgpPeer(1), reflector, NEXT_HOP_SELF)).toBeUndefined();
+  });
+
   it('eBGP-learned paths go to iBGP peers, and iBGP-learned ones to eBGP peers', () => {
     expect(exportAttributes(path(ebgpPeer(1), { asPath: [seq(65001)] }), ibgpPeer(2), speaker(), NEXT_HOP_SELF)).toBeDefined();
     expect(exportAttributes(path(ibgpPeer(1)), ebgpPeer(2), speaker(), NEXT_HOP_SELF)).toBeDefined();
@@ -201,19 +206,19 @@ describe('exportAttributes: to an eBGP peer', () => {
   });
 
   it('a path starting with an AS_SET gets a new AS_SEQUENCE in front', () => {
-    const out = exportAttributes(path(ebgpPeer(2), { asPath: [set(65010, 65011), seq(65012)] }), ebgpPeer(1), speaker(), NEXT_HOP_SELF);
+    const out = exportAttributes(path(ibgpPeer(2), { asPath: [set(65010, 65011), seq(65012)] }), ebgpPeer(1), speaker(), NEXT_HOP_SELF);
     expect(out?.attrs.asPath).toEqual([seq(OUR_ASN), set(65010, 65011), seq(65012)]);
   });
 
   it('a full (255 AS) leading AS_SEQUENCE gets a new segment in front', () => {
     const full = seq(...Array.from({ length: 255 }, (_, i) => 65100 + i));
-    const out = exportAttributes(path(ebgpPeer(2), { asPath: [full] }), ebgpPeer(1), speaker(), NEXT_HOP_SELF);
+    const out = exportAttributes(path(ibgpPeer(2), { asPath: [full] }), ebgpPeer(1), speaker(), NEXT_HOP_SELF);
     expect(out?.attrs.asPath).toEqual([seq(OUR_ASN), full]);
   });
 
   it('a 254 AS leading AS_SEQUENCE is extended in place', () => {
     const asns = Array.from({ length: 254 }, (_, i) => 65100 + i);
-    const out = exportAttributes(path(ebgpPeer(2), { asPath: [seq(...asns)] }), ebgpPeer(1), speaker(), NEXT_HOP_SELF);
+    const out = exportAttributes(path(ibgpPeer(2), { asPath: [seq(...asns)] }), ebgpPeer(1), speaker(), NEXT_HOP_SELF);
     expect(out?.attrs.asPath).toEqual([seq(OUR_ASN, ...asns)]);
   });
 });

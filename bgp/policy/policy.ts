@@ -80,12 +80,14 @@ export function loopReason(attrs: PathAttributes, from: PeerInfo, local: LocalSp
 
 /**
  * What we advertise for `path` to `to`, or undefined for nothing. iBGP split horizon unless we
- * reflect; never back to where it came from; eBGP gets our AS prepended and next hop self.
+ * reflect; never back to where it came from; never from one eBGP peer to another (RFC 8212: a node
+ * is not transit between its top-of-rack routers); eBGP gets our AS prepended and next hop self.
  */
 export function exportAttributes(path: Route, to: PeerInfo, local: LocalSpeaker, nextHopSelf: string): { attrs: PathAttributes; nextHop: string } | undefined {
   const from = path.source;
   if (from !== LOCAL) {
     if (from.id === to.id) return undefined;
+    if (from.ebgp && to.ebgp) return undefined;
     if (!from.ebgp && !to.ebgp) {
       // iBGP to iBGP only as a route reflector: client routes to all, non-client routes to clients.
       if (!local.clusterId || (!from.rrClient && !to.rrClient)) return undefined;

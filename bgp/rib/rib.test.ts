@@ -451,3 +451,48 @@ describe('Rib: one route shared by the prefixes of an UPDATE', () => {
     expect(rib.count('p1')).toBe(1);
   });
 });
+
+describe('Rib: NEXT_HOP resolvability (RFC 4271 §9.1.2.1)', () => {
+  const unreachable = new Set<string>();
+  const eligible = (r: Route): boolean => !unreachable.has(r.nextHop);
+  const ibgp = peer(1, { ebgp: false, asn: 64512 });
+
+  it('an iBGP path with an unreachable next hop does not beat a valid eBGP path, however preferred', () => {
+    unreachable.clear();
+    unreachable.add('198.18.9.9');
+    const rib = new Rib(8, eligible);
+    rib.upsert(path(ibgp, { localPref: 500 }, { nextHop: '198.18.9.9' }));
+    rib.upsert(path(peer(2)));
+    expect(idOf(rib.bestOf(PREFIX)?.best)).toBe('p2');
+    expect(rib.count('p1')).toBe(1); // still held in its Adj-RIB-In
+  });
+
+  it('a prefix whose only path is unresolvable has no best route, and gets one when the next hop becomes reachable', () => {
+    unreachable.clear();
+    unreachable.add('192.0.2.1');
+    const rib = new Rib(8, eligible);
+    expect(rib.upsert(path(peer(1)))).toBeUndefined();
+    expect(rib.bestOf(PREFIX)).toBeUndefined();
+    expect([...rib.bestPaths()]).toEqual([]);
+    unreachable.clear();
+    const changes = rib.revalidate(new Set(['192.0.2.1']));
+    expect(changes.map((c) => [c.prefix, idOf(c.best)])).toEqual([[PREFIX, 'p1']]);
+    unreachable.add('192.0.2.1');
+    expect(rib.revalidate(new Set(['192.0.2.1']))).toEqual([{ prefix: PREFIX, multipath: [] }]);
+    expect(rib.revalidate(new Set(['192.0.2.77']))).toEqual([]); // no route uses it
+  });
+
+  it('an ECMP group drops only the unreachable member', () => {
+    unreachable.clear();
+    const rib = new Rib(8, eligible);
+    const a = peer(1, { asn: 65000 });
+    const b = peer(2, { asn: 65000 });
+    rib.upsert(path(a, { asPath: [seq(65000)] }));
+    rib.upsert(path(b, { asPath: [seq(65000)] }));
+    expect(multipathIds(rib)).toEqual(['p1', 'p2']);
+    unreachable.add('192.0.2.1');
+    const [change] = rib.revalidate(new Set(['192.0.2.1']));
+    expect(change?.multipath.map(idOf)).toEqual(['p2']);
+    expect(multipathIds(rib)).toEqual(['p2']);
+  });
+});

@@ -171,6 +171,8 @@ function sameRoutes(a: Route[], b: Route[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
 }
 
+const familyOfPrefix = (prefix: Prefix): 4 | 6 => (prefix.includes(':') ? 6 : 4);
+
 const sourceIdOf = (p: Route): string => (p.source === LOCAL ? LOCAL : p.source.id);
 
 /**
@@ -187,9 +189,15 @@ const bestOfCandidates = (c: Candidates): Route => (Array.isArray(c) ? c[0]! : c
 /**
  * Adj-RIBs-In and Loc-RIB in one table; announce, upsert and withdraw return the best-route change,
  * if any. Arrays held are never changed in place, so they can be shared.
+ *
+ * `eligible` says whether a route may be selected at all: RFC 4271 §9.1.2.1, a route whose NEXT_HOP
+ * cannot be resolved is kept in its Adj-RIB-In but takes no part in the decision (nor in ECMP).
+ * When it changes, `revalidate` re-runs the decision for the prefixes using the next hops concerned.
  */
 export class Rib {
   private readonly table = new Map<Prefix, Candidates>();
+  /** Prefixes with candidates but none eligible: no best route. */
+  private readonly unresolved = new Set<Prefix>();
   /**
    * The multipath of the few prefixes where it is not just the best route: ECMP, or our own best
    * (which is never in a multipath). For every other prefix it is `[best]`, so not stored.
@@ -200,7 +208,10 @@ export class Rib {
 
   private lastAlone?: Route[];
 
-  constructor(private readonly maxPaths = 8) {}
+  constructor(
+    private readonly maxPaths = 8,
+    private readonly eligible?: (route: Route) => boolean,
+  ) {}
 
   /** `route` becomes its source's candidate for `prefix`, replacing the source's previous one. */
   announce(prefix: Prefix, route: Route): BestChange | undefined {
@@ -240,11 +251,15 @@ export class Rib {
     return this.select(prefix, held, routes.filter((_, i) => i !== at));
   }
 
-  /** Walks the whole table: dropping a peer is rare, and a per-source index would cost memory per prefix. */
-  dropSource(sourceId: string): BestChange[] {
+  /**
+   * Withdraws everything the source gave (of one family, when given). Walks the whole table:
+   * dropping a peer is rare, and a per-source index would cost memory per prefix.
+   */
+  dropSource(sourceId: string, family?: 4 | 6): BestChange[] {
     const changes: BestChange[] = [];
     if (!this.counts.has(sourceId)) return changes;
     for (const prefix of this.table.keys()) {
+      if (family && familyOfPrefix(prefix) !== family) continue;
       const c = this.withdraw(sourceId, prefix);
       if (c) changes.push(c);
     }
@@ -255,9 +270,10 @@ export class Rib {
    * Graceful restart: the peer's routes are kept but marked stale until it resends them. A route
    * shared by many prefixes is marked once for all: they all came from this peer.
    */
-  markStale(sourceId: string): void {
+  markStale(sourceId: string, families?: ReadonlySet<4 | 6>): void {
     if (!this.counts.has(sourceId)) return;
-    for (const held of this.table.values()) {
+    for (const [prefix, held] of this.table) {
+      if (families && !families.has(familyOfPrefix(prefix))) continue;
       for (const p of candidateList(held)) if (sourceIdOf(p) === sourceId) p.stale = true;
     }
   }
@@ -266,7 +282,7 @@ export class Rib {
     const changes: BestChange[] = [];
     if (!this.counts.has(sourceId)) return changes;
     for (const [prefix, held] of this.table) {
-      if (family && (prefix.includes(':') ? 6 : 4) !== family) continue;
+      if (family && familyOfPrefix(prefix) !== family) continue;
       if (candidateList(held).some((p) => p.stale && sourceIdOf(p) === sourceId)) {
         const c = this.withdraw(sourceId, prefix);
         if (c) changes.push(c);
@@ -286,11 +302,28 @@ export class Rib {
 
   bestOf(prefix: Prefix): Selection | undefined {
     const held = this.table.get(prefix);
-    return held && this.selection(prefix, held);
+    return held && !this.unresolved.has(prefix) ? this.selection(prefix, held) : undefined;
   }
 
   *bestPaths(): IterableIterator<[Prefix, Selection]> {
-    for (const [prefix, held] of this.table) yield [prefix, this.selection(prefix, held)];
+    const skip = this.unresolved.size > 0;
+    for (const [prefix, held] of this.table) if (!skip || !this.unresolved.has(prefix)) yield [prefix, this.selection(prefix, held)];
+  }
+
+  /**
+   * Runs the decision again for every prefix with a candidate via one of `nextHops` (their
+   * eligibility changed), or for every prefix when none are given.
+   */
+  revalidate(nextHops?: ReadonlySet<string>): BestChange[] {
+    const changes: BestChange[] = [];
+    if (nextHops?.size === 0) return changes;
+    for (const [prefix, held] of this.table) {
+      const routes = candidateList(held);
+      if (nextHops && !routes.some((p) => nextHops.has(p.nextHop))) continue;
+      const c = this.select(prefix, held, routes);
+      if (c) changes.push(c);
+    }
+    return changes;
   }
 
   private selection(prefix: Prefix, held: Candidates): Selection {
@@ -306,14 +339,20 @@ export class Rib {
 
   /** Runs the decision process over the prefix's new candidates, stores them ranked, reports a change. */
   private select(prefix: Prefix, held: Candidates | undefined, routes: Route[]): BestChange | undefined {
-    if (routes.length === 0) {
-      this.table.delete(prefix);
+    const hadBest = held !== undefined && (this.unresolved.size === 0 || !this.unresolved.has(prefix));
+    const usable = this.eligible === undefined || routes.every(this.eligible) ? routes : routes.filter(this.eligible);
+    if (usable.length === 0) {
+      if (routes.length === 0) this.table.delete(prefix);
+      else this.table.set(prefix, routes.length === 1 ? routes[0]! : routes);
+      if (routes.length === 0) this.unresolved.delete(prefix);
+      else this.unresolved.add(prefix);
       if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-      return held === undefined ? undefined : { prefix, multipath: [] };
+      return hadBest ? { prefix, multipath: [] } : undefined;
     }
-    const { best, tied } = decide(routes);
+    if (this.unresolved.size > 0) this.unresolved.delete(prefix);
+    const { best, tied } = decide(usable);
     const multipath = multipathOf(tied, this.maxPaths);
-    const unchanged = held !== undefined && bestOfCandidates(held) === best && sameRoutes(this.otherMultipath.get(prefix) ?? [best], multipath);
+    const unchanged = hadBest && bestOfCandidates(held!) === best && sameRoutes(this.otherMultipath.get(prefix) ?? [best], multipath);
     const ranked = tied.length === routes.length ? tied : [...tied, ...routes.filter((p) => !tied.includes(p))];
     this.table.set(prefix, ranked.length === 1 ? ranked[0]! : ranked);
     if (multipath.length !== 1 || multipath[0] !== best) this.otherMultipath.set(prefix, multipath);

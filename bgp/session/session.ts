@@ -107,6 +107,11 @@ export class Session extends EventEmitter<SessionEvents> {
     this.dropPending();
   }
 
+  /** RFC 4724 §4.1: the Restart State bit belongs to the first OPEN after our restart; later ones go without it. */
+  restartDone(): void {
+    if (this.config.gracefulRestart) this.config.gracefulRestart = { ...this.config.gracefulRestart, restarting: false };
+  }
+
   snapshot(): { state: State; uptimeSeconds: number; lastError?: string } {
     return { state: this.fsm.state, uptimeSeconds: this.fsm.state === 'Established' ? Math.floor((Date.now() - this.since) / 1000) : 0, lastError: this.lastError };
   }

@@ -30,7 +30,17 @@ export interface SpeakerConfig {
   listenPort?: number;
   holdTime: number;
   connectRetrySeconds: number;
-  gracefulRestart: { enabled: boolean; restartTime: number; restarting: boolean };
+  gracefulRestart: {
+    enabled: boolean;
+    restartTime: number;
+    /** We are coming back from a restart (RFC 4724 §4.1): selection waits for the peers' End-of-RIB. */
+    restarting: boolean;
+    /**
+     * How long selection waits at most. Default: 120 s, or our restart time when shorter, since
+     * peers keep our routes only that long.
+     */
+    selectionDeferralTime?: number;
+  };
   importCIDRs: Prefix[];
   allowDefaultRoute: boolean;
   maxPrefixes: number;
@@ -38,6 +48,19 @@ export interface SpeakerConfig {
   maxPaths?: number;
   /** Where the speaker reports what it drops or resets (a pino logger fits); silent when absent. */
   log?: SpeakerLog;
+  /** Whether next hops resolve through the kernel's routing table; without it every one does. */
+  nextHops?: NextHopResolver;
+}
+
+/**
+ * How a next hop resolves (RFC 4271 §9.1.2.1): reachable on a connected subnet or by a route other
+ * than a default route, unreachable, or one of our own addresses (semantically incorrect, §6.3).
+ */
+export type NextHopState = 'reachable' | 'unreachable' | 'local';
+
+/** The narrow port the agent gives: resolve one next hop now. Changes are signalled with `nextHopsChanged`. */
+export interface NextHopResolver {
+  resolve(nextHop: string): NextHopState;
 }
 
 /** The part of a logger the speaker uses: events with fields. */
@@ -87,13 +110,18 @@ interface Peer {
   established?: Established;
   /** prefix → key of the attributes last sent, for minimal updates and the advertised count. */
   adjOut: Map<Prefix, string>;
-  staleTimer?: NodeJS.Timeout;
   /** Prefixes whose UPDATE the full queue refused (UNSENT in adjOut): sent as they stand on drain. */
   unsent: Set<Prefix>;
   /** Address families asked for again (ROUTE-REFRESH) and not yet answered: one answer for many asks. */
   refresh: Set<Afi>;
   refreshTimer?: NodeJS.Timeout;
   lastRefresh: number;
+  /** Graceful restart, receiving side: the families whose routes we hold stale, and until when. */
+  stale?: { families: Set<4 | 6>; timer: NodeJS.Timeout };
+  /** After our restart: the families this peer has yet to send End-of-RIB for; undefined when none is awaited. */
+  awaitedEndOfRib?: Set<4 | 6>;
+  /** Established at least once: later OPENs to it no longer carry the Restart State bit. */
+  wasEstablished?: boolean;
 }
 
 /** The Adj-RIB-Out key of a prefix whose UPDATE was refused: the peer may hold anything for it. */
@@ -101,25 +129,47 @@ const UNSENT = '';
 /** A peer's ROUTE-REFRESH requests are answered at most this often; more in between are merged. */
 const REFRESH_INTERVAL_MS = 1000;
 
-const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
+/** Distinct next hops remembered at most (a few MB), whatever peers send. */
+const MAX_CACHED_NEXT_HOPS = 65_536;
 
-export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State] }> {
+const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
+/** The RIB's family number of an AFI. */
+const ribFamily = (afi: number): 4 | 6 => (afi === AFI.IPv6 ? 6 : 4);
+
+export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: [string, State, State]; deferralEnded: [string] }> {
   private readonly rib: Rib;
   private importFilter: ImportFilter;
   private readonly peers = new Map<string, Peer>();
   private server?: Server;
   private originated = new Set<Prefix>();
   private readonly log: SpeakerLog;
+  /** Next hop → how it resolved when last asked; the routes' eligibility follows it. */
+  private readonly nextHopStates = new Map<string, NextHopState>();
+  /** The cache was emptied (a peer sent too many distinct next hops): the next change re-decides everything. */
+  private nextHopsForgotten = false;
+  /**
+   * RFC 4724 §4.1, restarting speaker: set while best-path results are held back (from the kernel
+   * and from peers, End-of-RIB included) until every peer has sent its End-of-RIB or the timer ends.
+   */
+  private deferral?: { timer?: NodeJS.Timeout };
   port = 0;
 
   constructor(readonly config: SpeakerConfig) {
     super();
     this.log = config.log ?? SILENT;
-    this.rib = new Rib(config.maxPaths ?? 8);
+    const resolver = config.nextHops;
+    // Without a resolver every next hop is eligible: no check at all on the hot path.
+    this.rib = new Rib(config.maxPaths ?? 8, resolver && ((r) => r.source === LOCAL || this.nextHopState(r.nextHop) === 'reachable'));
     this.importFilter = new ImportFilter(config);
+    if (config.gracefulRestart.enabled && config.gracefulRestart.restarting) this.deferral = {};
   }
 
   async start(): Promise<void> {
+    if (this.deferral && !this.deferral.timer) {
+      const gr = this.config.gracefulRestart;
+      const seconds = gr.selectionDeferralTime ?? Math.min(120, gr.restartTime);
+      this.deferral.timer = setTimeout(() => this.endDeferral('selection deferral timer expired'), seconds * 1000);
+    }
     if (this.config.listenPort === undefined) return;
     this.server = createServer((socket) => this.onIncoming(socket));
     await new Promise<void>((resolve, reject) => {
@@ -148,6 +198,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       else if (JSON.stringify(next) !== JSON.stringify(peer.settings)) this.removePeer(peer, CeaseSubcode.OTHER_CONFIG_CHANGE);
     }
     for (const settings of list) if (!this.peers.has(settings.address)) this.addPeer(settings);
+    this.checkDeferral();
   }
 
   private addPeer(settings: PeerSettings): void {
@@ -158,7 +209,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
       connectRetrySeconds: this.config.connectRetrySeconds, passive: settings.passive ?? false, families,
       ...(this.config.listenAddress && this.config.listenAddress !== '0.0.0.0' && this.config.listenAddress !== '::' ? { localAddress: this.config.listenAddress } : {}),
-      ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.config.gracefulRestart.restarting } } : {}),
+      // The Restart State bit only while we still defer selection (RFC 4724 §4.1); see onEstablished.
+      ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.deferral !== undefined } } : {}),
     });
     const peer: Peer = {
       settings, session, adjOut: new Map(), unsent: new Set(), refresh: new Set(), lastRefresh: 0,
@@ -175,20 +227,21 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       peer.refresh.clear();
     });
     session.on('fault', (err) => this.log.error({ peer: settings.address, err }, 'bgp session fault: this session is reset, the others go on'));
-    session.on('down', (d) => this.onDown(peer, d.silent && !!d.peerGracefulRestart, d.peerGracefulRestart?.restartTime ?? 0));
+    session.on('down', (d) => this.onDown(peer, d.silent));
     session.start();
   }
 
   private removePeer(peer: Peer, subcode: number): void {
     this.peers.delete(peer.settings.address);
-    clearTimeout(peer.staleTimer);
     clearTimeout(peer.refreshTimer);
+    clearTimeout(peer.stale?.timer);
     peer.session.removeAllListeners();
     if (peer.session.state === 'Established' || peer.session.state === 'OpenConfirm' || peer.session.state === 'OpenSent') {
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, subcode);
     }
     peer.session.stop();
     this.apply(this.rib.dropSource(peer.info.id));
+    this.checkDeferral();
   }
 
   setOriginated(prefixes: Prefix[]): void {
@@ -205,9 +258,47 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private onEstablished(peer: Peer, e: Established): void {
     peer.established = e;
     peer.info = { ...peer.info, routerId: e.negotiated.open.routerId };
-    clearTimeout(peer.staleTimer);
+    this.keepStaleOnReturn(peer, e);
     peer.adjOut.clear();
+    if (!peer.wasEstablished) {
+      peer.wasEstablished = true;
+      peer.session.restartDone();
+    }
+    if (this.deferral) {
+      // RFC 4724 §4.1: wait for this peer's End-of-RIB only if it does graceful restart and is
+      // not restarting itself; our routes and End-of-RIB go to it when the deferral ends.
+      const gr = e.peerGracefulRestart;
+      peer.awaitedEndOfRib = gr && !gr.restarting ? new Set(e.families.filter((f) => f.safi === SAFI_UNICAST).map((f) => ribFamily(f.afi))) : undefined;
+      this.checkDeferral();
+      return;
+    }
     this.advertiseAll(peer, true);
+  }
+
+  /** Ends the deferral once no configured peer is still awaited (down, or its End-of-RIB to come). */
+  private checkDeferral(): void {
+    if (!this.deferral) return;
+    for (const peer of this.peers.values()) if (!peer.established || (peer.awaitedEndOfRib?.size ?? 0) > 0) return;
+    this.endDeferral('End-of-RIB from every peer');
+  }
+
+  /** Selection is no longer deferred: the kernel gets every best route, each peer all it should have and End-of-RIB. */
+  private endDeferral(reason: string): void {
+    if (!this.deferral) return;
+    clearTimeout(this.deferral.timer);
+    this.deferral = undefined;
+    for (const peer of this.peers.values()) peer.session.restartDone();
+    const all: BestChange[] = [];
+    for (const [prefix, b] of this.rib.bestPaths()) all.push({ prefix, best: b.best, multipath: b.multipath });
+    if (all.length) this.emit('routes', routeChanges(all));
+    for (const peer of this.peers.values()) {
+      if (!peer.established) continue;
+      peer.adjOut.clear();
+      this.contained(peer, () => this.advertiseAll(peer, true));
+    }
+    // After the routes: a listener may now drop forwarding state from before the restart that
+    // selection did not confirm.
+    this.emit('deferralEnded', reason);
   }
 
   private advertiseAll(peer: Peer, withEndOfRib: boolean): void {
@@ -222,7 +313,10 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   private onUpdate(peer: Peer, u: UpdateMessage): void {
     const eor = endOfRibFamily(u);
     if (eor) {
-      this.apply(this.rib.sweepStale(peer.info.id, eor.afi === AFI.IPv6 ? 6 : 4));
+      // RFC 4724 §4.2: the peer has resent all it has of this family (AFI and SAFI: only unicast is ours).
+      if (eor.safi !== SAFI_UNICAST) return;
+      this.sweepStale(peer, ribFamily(eor.afi));
+      if (peer.awaitedEndOfRib?.delete(ribFamily(eor.afi))) this.checkDeferral();
       return;
     }
     const changes: BestChange[] = [];
@@ -256,7 +350,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * checks that depend only on the attributes (loops, treat-as-withdraw) are made once per UPDATE.
    */
   private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], nextHop: string, changes: BestChange[]): void {
-    const usable = !u.treatAsWithdraw && nextHop !== '' && !loopReason(u.attributes, peer.info, this.config);
+    if (prefixes.length === 0) return;
+    const usable = !u.treatAsWithdraw && nextHop !== '' && !this.isOwnAddress(peer, nextHop) && !loopReason(u.attributes, peer.info, this.config);
     const route: Route = { attrs: u.attributes, nextHop, source: peer.info };
     for (const prefix of prefixes) {
       if (usable && this.importFilter.allows(prefix)) push(changes, this.rib.announce(prefix, route));
@@ -264,21 +359,107 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
   }
 
-  private onDown(peer: Peer, graceful: boolean, restartTime: number): void {
-    peer.established = undefined;
-    peer.adjOut.clear();
-    if (graceful && this.config.gracefulRestart.enabled && restartTime > 0) {
-      // RFC 4724 receiving speaker: keep the peer's routes (stale) while it restarts.
-      this.rib.markStale(peer.info.id);
-      clearTimeout(peer.staleTimer);
-      peer.staleTimer = setTimeout(() => this.apply(this.rib.sweepStale(peer.info.id)), restartTime * 1000);
+  /** RFC 4271 §6.3: a NEXT_HOP that is one of our own addresses is semantically incorrect; the path is ignored. */
+  private isOwnAddress(peer: Peer, nextHop: string): boolean {
+    return nextHop === peer.established?.localAddress || (this.config.nextHops !== undefined && this.nextHopState(nextHop) === 'local');
+  }
+
+  private nextHopState(nextHop: string): NextHopState {
+    let state = this.nextHopStates.get(nextHop);
+    if (state === undefined) {
+      if (this.nextHopStates.size >= MAX_CACHED_NEXT_HOPS) {
+        // Bounded whatever peers send; what was forgotten is simply asked again.
+        this.nextHopStates.clear();
+        this.nextHopsForgotten = true;
+      }
+      state = this.config.nextHops?.resolve(nextHop) ?? 'reachable';
+      this.nextHopStates.set(nextHop, state);
+    }
+    return state;
+  }
+
+  /**
+   * The kernel's routing table or addresses changed: next hops are resolved again, and the
+   * prefixes using one that flipped go through the decision again (RFC 4271 §9.1.2.1).
+   */
+  nextHopsChanged(): void {
+    const resolver = this.config.nextHops;
+    if (!resolver) return;
+    if (this.nextHopsForgotten) {
+      // Which answers changed is unknown: every prefix is decided again, with fresh answers.
+      this.nextHopsForgotten = false;
+      this.nextHopStates.clear();
+      this.apply(this.rib.revalidate());
       return;
     }
-    this.apply(this.rib.dropSource(peer.info.id));
+    const flipped = new Set<string>();
+    for (const [nextHop, before] of this.nextHopStates) {
+      const now = resolver.resolve(nextHop);
+      if (now === before) continue;
+      this.nextHopStates.set(nextHop, now);
+      flipped.add(nextHop);
+    }
+    this.apply(this.rib.revalidate(flipped));
+  }
+
+  /**
+   * The session ended. `silent`: the TCP connection was lost without a NOTIFICATION, the only way a
+   * restarting peer leaves (RFC 4724 §4.2). Its routes are then kept, stale, for the restart time
+   * it announced, but only when this session negotiated graceful restart (both sides sent the
+   * capability) and only for the families it listed; everything else goes at once.
+   */
+  private onDown(peer: Peer, silent: boolean): void {
+    const ended = peer.established;
+    peer.established = undefined;
+    peer.adjOut.clear();
+    // Not established (lost in OpenSent/OpenConfirm): no routes came over it; a restart timer
+    // already running keeps running (the peer has not come back yet).
+    if (!ended) return;
+    const gr = this.config.gracefulRestart.enabled && silent ? ended.peerGracefulRestart : undefined;
+    const families = new Set((gr?.families ?? []).filter((f) => f.safi === SAFI_UNICAST).map((f) => ribFamily(f.afi)));
+    if (!gr || gr.restartTime === 0 || families.size === 0) {
+      clearTimeout(peer.stale?.timer);
+      peer.stale = undefined;
+      this.apply(this.rib.dropSource(peer.info.id));
+      return;
+    }
+    const changes: BestChange[] = [];
+    for (const family of [4, 6] as const) if (!families.has(family)) changes.push(...this.rib.dropSource(peer.info.id, family));
+    this.rib.markStale(peer.info.id, families);
+    clearTimeout(peer.stale?.timer);
+    // Counted from the session loss; coming back does not stop it, only End-of-RIB does (per family).
+    peer.stale = { families, timer: setTimeout(() => this.sweepStale(peer), gr.restartTime * 1000) };
+    this.apply(changes);
+  }
+
+  /**
+   * The peer is back (RFC 4724 §4.2): stale routes of a family go at once when its new OPEN has no
+   * graceful restart capability, does not list the family, or lists it without the F bit
+   * (forwarding state not preserved). The others wait for End-of-RIB or the restart timer.
+   */
+  private keepStaleOnReturn(peer: Peer, e: Established): void {
+    if (!peer.stale) return;
+    const gr = this.config.gracefulRestart.enabled ? e.peerGracefulRestart : undefined;
+    for (const family of [...peer.stale.families]) {
+      const preserved = gr?.families.some((f) => ribFamily(f.afi) === family && f.safi === SAFI_UNICAST && f.forwardingPreserved);
+      if (!preserved) this.sweepStale(peer, family);
+    }
+  }
+
+  /** Drops the peer's stale routes of one family (or all), and forgets the family's restart. */
+  private sweepStale(peer: Peer, family?: 4 | 6): void {
+    if (!peer.stale) return;
+    const changes = this.rib.sweepStale(peer.info.id, family);
+    if (family) peer.stale.families.delete(family);
+    if (!family || peer.stale.families.size === 0) {
+      clearTimeout(peer.stale.timer);
+      peer.stale = undefined;
+    }
+    this.apply(changes);
   }
 
   private apply(changes: BestChange[]): void {
-    if (changes.length === 0) return;
+    if (changes.length === 0 || this.deferral) return;
     this.emit('routes', routeChanges(changes));
     for (const peer of this.peers.values()) if (peer.established) this.contained(peer, () => this.advertise(peer, changes));
   }
@@ -358,6 +539,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * REFRESH_INTERVAL_MS, none while the queue to the peer is full, so a flood of them costs one resend.
    */
   private refreshRequested(peer: Peer, afi: Afi): void {
+    if (this.deferral) return; // everything goes to it when the deferral ends
     peer.refresh.add(afi);
     if (peer.refreshTimer || peer.session.congested) return; // an answer is already on its way, or waits for drain
     const wait = Math.max(0, peer.lastRefresh + REFRESH_INTERVAL_MS - Date.now());
@@ -430,8 +612,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * while we restart; else a Cease (admin shutdown) to every peer.
    */
   async stop(options: { graceful: boolean }): Promise<void> {
+    clearTimeout(this.deferral?.timer);
     for (const peer of this.peers.values()) {
-      clearTimeout(peer.staleTimer);
+      clearTimeout(peer.stale?.timer);
       peer.session.removeAllListeners();
       if (options.graceful) peer.session.drop();
       else peer.session.stop();

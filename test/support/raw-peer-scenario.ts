@@ -16,9 +16,9 @@ const report = (p: RawPeer) => ({ announced: new Set(p.announced()).size, notifi
 
 const ibgp = await peer('127.0.0.3', 64512);
 const ebgp = await peer('127.0.0.2', 65000);
-ebgp.sendBytes(update4095('127.0.0.2'));
+ebgp.sendBytes(update4095('192.0.2.2'));
 for (const u of v6With90Communities('fd00::2')) ebgp.send(u);
-ebgp.send({ type: 2, withdrawn: [], nlri: ['10.8.0.0/24'], attributes: { origin: 0, asPath: [{ type: 2, asns: [65000] }], nextHop: '127.0.0.2' } });
+ebgp.send({ type: 2, withdrawn: [], nlri: ['10.8.0.0/24'], attributes: { origin: 0, asPath: [{ type: 2, asns: [65000] }], nextHop: '192.0.2.2' } });
 await settle(() => new Set(ibgp.announced()).size >= 301, 10_000);
 // A peer that comes up now gets the whole table grouped at once.
 const late = await peer('127.0.0.4', 64512);

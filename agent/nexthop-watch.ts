@@ -1,0 +1,94 @@
+// Keeps the kernel's view of BGP next hops current: `ip -json` reads, re-read when `ip monitor` reports a change.
+import { execa, type ResultPromise } from 'execa';
+import type { Logger } from 'pino';
+import { ReachabilityTable, type Reachability } from '../routes/reachability.js';
+import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from '../routes/protocol-number.js';
+import type { NextHopWatchPort } from './ports.js';
+
+/** Changes come in bursts (a link going down takes its routes with it): one re-read for a burst. */
+const SETTLE_MS = 100;
+/** The slow safety net, should the monitor miss something or die. */
+const POLL_MS = 30_000;
+const READ_TIMEOUT_MS = 10_000;
+
+export class NextHopWatch implements NextHopWatchPort {
+  /** Undefined until the kernel has been read once: until then every next hop counts as reachable, as before. */
+  private table?: ReachabilityTable;
+  private readonly listeners: (() => void)[] = [];
+  private monitor?: ResultPromise;
+  private poll?: NodeJS.Timeout;
+  private settle?: NodeJS.Timeout;
+  private reading?: Promise<void>;
+  private again = false;
+  private stopped = false;
+
+  constructor(private readonly log: Logger) {}
+
+  async start(): Promise<void> {
+    await this.read().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot read routes for next-hop reachability; retrying every 30 s'));
+    this.poll = setInterval(() => this.refresh(), POLL_MS);
+    this.poll.unref();
+    const monitor = execa('ip', ['monitor', 'route', 'address'], { buffer: false, reject: false, cleanup: true });
+    this.monitor = monitor;
+    monitor.stdout?.setEncoding('utf8');
+    monitor.stdout?.on('data', (chunk: string) => {
+      // Our own routes (every learned prefix) never decide reachability: not worth a re-read.
+      const relevant = chunk.split('\n').some((line) => line.trim() && !line.includes(`proto ${ROUTE_PROTOCOL_NAME}`) && !line.includes(`proto ${ROUTE_PROTOCOL}`));
+      if (relevant) this.refreshSoon();
+    });
+    void monitor.then((r) => {
+      if (!this.stopped) this.log.warn({ exitCode: r.exitCode }, 'ip monitor ended; next hops are re-read every 30 s only');
+    });
+  }
+
+  resolve(nextHop: string): Reachability {
+    return this.table?.resolve(nextHop) ?? 'reachable';
+  }
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearInterval(this.poll);
+    clearTimeout(this.settle);
+    this.monitor?.kill();
+  }
+
+  private refreshSoon(): void {
+    if (this.settle || this.stopped) return;
+    this.settle = setTimeout(() => {
+      this.settle = undefined;
+      this.refresh();
+    }, SETTLE_MS);
+  }
+
+  /** Re-reads, one read at a time; a change seen during a read causes one more. */
+  private refresh(): void {
+    if (this.reading) {
+      this.again = true;
+      return;
+    }
+    this.reading = this.read()
+      .catch((err: Error) => this.log.warn({ err: err.message }, 'cannot read routes for next-hop reachability'))
+      .finally(() => {
+        this.reading = undefined;
+        if (this.again && !this.stopped) {
+          this.again = false;
+          this.refresh();
+        }
+      });
+  }
+
+  private async read(): Promise<void> {
+    const ip = (args: string[]) => execa('ip', ['-json', ...args], { timeout: READ_TIMEOUT_MS, maxBuffer: 1024 * 1024 * 1024 });
+    const [v4, v6, addresses] = await Promise.all([ip(['-4', 'route', 'show', 'table', 'main']), ip(['-6', 'route', 'show', 'table', 'main']), ip(['addr', 'show'])]);
+    const next = ReachabilityTable.fromIpJson([v4.stdout, v6.stdout], addresses.stdout);
+    if (next.key === this.table?.key) return;
+    this.table = next;
+    if (this.stopped) return;
+    this.log.info({}, 'kernel routes or addresses changed: resolving next hops again');
+    for (const listener of this.listeners) listener();
+  }
+}

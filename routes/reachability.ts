@@ -1,0 +1,86 @@
+// Next-hop reachability as the kernel sees it (RFC 4271 §9.1.2.1): pure, built from `ip -json` output.
+import { Address4, Address6 } from 'ip-address';
+import { isLightlyProtocol } from './protocol-number.js';
+
+/** How a BGP next hop resolves: by a connected subnet or a specific route, not at all, or it is ours. */
+export type Reachability = 'reachable' | 'unreachable' | 'local';
+
+/** The fields of an `ip -json route show` row that matter here. */
+export interface IpRouteRow {
+  dst: string;
+  type?: string;
+  protocol?: string;
+  flags?: string[];
+}
+
+/** The fields of an `ip -json addr show` row that matter here. */
+export interface IpAddressRow {
+  addr_info?: { local?: string }[];
+}
+
+interface Net {
+  v6: boolean;
+  value: bigint;
+  length: number;
+}
+
+function addressValue(address: string): { v6: boolean; value: bigint } | undefined {
+  if (Address4.isValid(address) && !address.includes('/')) return { v6: false, value: new Address4(address).bigInt() };
+  if (Address6.isValid(address) && !address.includes('/')) return { v6: true, value: new Address6(address).bigInt() };
+  return undefined;
+}
+
+function net(dst: string): Net | undefined {
+  const [address = '', lengthText] = dst.split('/');
+  const a = addressValue(address);
+  if (!a) return undefined;
+  const length = lengthText === undefined ? (a.v6 ? 128 : 32) : Number(lengthText);
+  return { ...a, length };
+}
+
+const width = (v6: boolean): bigint => (v6 ? 128n : 32n);
+
+/**
+ * Which routes make a next hop resolvable: unicast routes of the main table other than a default
+ * route, a route of ours (a next hop resolved through a BGP route would be recursive, and could
+ * resolve through itself), or one whose link is down. Connected subnets are routes of the table
+ * (proto kernel, scope link), so they count like any other.
+ */
+export function resolvingRoute(row: IpRouteRow): boolean {
+  if (row.dst === 'default' || row.dst.endsWith('/0')) return false;
+  if (row.type !== undefined && row.type !== 'unicast') return false;
+  if (row.protocol !== undefined && isLightlyProtocol(row.protocol)) return false;
+  return !(row.flags ?? []).includes('linkdown');
+}
+
+export class ReachabilityTable {
+  private readonly nets: Net[];
+  private readonly locals: Set<string>;
+  /** Identifies what the table decides from, to tell whether a re-read changed anything. */
+  readonly key: string;
+
+  constructor(routePrefixes: string[], localAddresses: string[]) {
+    this.nets = routePrefixes.map(net).filter((n): n is Net => n !== undefined);
+    this.locals = new Set(localAddresses.map((a) => addressValue(a)).filter((a) => a !== undefined).map((a) => `${a.v6}:${a.value}`));
+    this.key = JSON.stringify([[...routePrefixes].sort(), [...this.locals].sort()]);
+  }
+
+  /** From `ip -json route show table main` (each family's text) and `ip -json addr show`. */
+  static fromIpJson(routeTexts: string[], addressText: string): ReachabilityTable {
+    const rows = routeTexts.flatMap((t) => (t.trim() ? (JSON.parse(t) as IpRouteRow[]) : []));
+    const addresses = (addressText.trim() ? (JSON.parse(addressText) as IpAddressRow[]) : []).flatMap((l) => (l.addr_info ?? []).map((i) => i.local ?? ''));
+    return new ReachabilityTable(rows.filter(resolvingRoute).map((r) => r.dst), addresses.filter(Boolean));
+  }
+
+  resolve(address: string): Reachability {
+    const a = addressValue(address);
+    if (!a) return 'unreachable';
+    if (this.locals.has(`${a.v6}:${a.value}`)) return 'local';
+    for (const n of this.nets) {
+      if (n.v6 !== a.v6 || n.length === 0) continue;
+      const shift = width(n.v6) - BigInt(n.length);
+      if (a.value >> shift === n.value >> shift) return 'reachable';
+    }
+    return 'unreachable';
+  }
+}
