@@ -103,8 +103,9 @@ afterAll(async () => {
   for (const dir of [work, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('1: a process that takes the port of a dead server cannot answer in its place', () => {
-  it('after SIGKILL, a forged reply on the freed port is refused and the in-process plugin does the ADD; a new server has new secrets', async () => {
+describe('1: a process that holds the port the address file names cannot answer in the server\'s place', () => {
+  // The server's own port is one nobody can bind (1b); the secret is checked all the same.
+  it('after SIGKILL, a forged reply from that port is refused and the in-process plugin does the ADD; a new server has new secrets', async () => {
     await server.stop();
     const dead = await startCniServerIn(host, addrFile);
     const old = { token: dead.token, secret: dead.secret };
@@ -112,10 +113,12 @@ describe('1: a process that takes the port of a dead server cannot answer in its
     await dead.process;
     expect(existsSync(addrFile)).toBe(true); // a SIGKILL leaves the file behind
     for (const mode of ['forge-old', 'forge-new']) {
-      const evil = await attacker(mode, dead.port);
+      const evil = await attacker(mode, 0);
       try {
+        const addr = join(dataDir, `${mode}.addr`);
+        writeFileSync(addr, readFileSync(addrFile, 'utf8').replace(/^\d+/, String(evil.port)), { mode: 0o600 });
         const pod = await pool.create('pod');
-        const out = await run('server', { command: 'ADD', containerId: `ctr-${mode}`, netns: pool.path(pod), ifname: 'eth0' }, conf(), { fallback: true });
+        const out = await run('server', { command: 'ADD', containerId: `ctr-${mode}`, netns: pool.path(pod), ifname: 'eth0' }, conf(), { fallback: true, addr });
         expect(out.exitCode, out.stdout + out.stderr).toBe(0);
         expect(readFileSync(evil.log, 'utf8')).toContain(`LIGHTLY-CNI 2 ${old.token}`); // it was reached…
         expect(out.json!.ips[0].address).not.toBe('6.6.6.6/32'); // …and not believed
@@ -129,6 +132,46 @@ describe('1: a process that takes the port of a dead server cannot answer in its
     server = await startCniServerIn(host, addrFile);
     expect(server.token).not.toBe(old.token);
     expect(server.secret).not.toBe(old.secret);
+  }, 60_000);
+});
+
+// Run as nobody: listens on PORT with a backlog of 1 (0 would be Node's default) and never accepts (its only thread blocked), while
+// a child fills the accept queue; a connect to PORT then waits on SYN retries (~2 min). Prints
+// "refused CODE" when it cannot bind PORT.
+const SQUATTER = `
+const net = require('node:net'), { spawn } = require('node:child_process');
+const port = Number(process.argv[1]);
+const s = net.createServer();
+s.on('error', (e) => { console.log('refused ' + e.code); process.exit(0); });
+s.listen({ port, host: '127.0.0.1', backlog: 1 }, () => {
+  spawn(process.execPath, ['-e', "for (let i = 0; i < 6; i++) require('net').connect(" + port + ", '127.0.0.1').on('error', () => {}); setTimeout(() => process.exit(0), 40000)"], { stdio: 'ignore' });
+  console.log('squatting');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 40000);
+  process.exit(0);
+});
+`;
+
+describe('1b: the port of a dead server is one only root can bind', () => {
+  it('after SIGKILL nobody cannot take it, so it neither learns the token nor stalls the connect past LIGHTLY_CNI_TIMEOUT', async () => {
+    await server.stop();
+    const dead = await startCniServerIn(host, addrFile);
+    dead.process.kill('SIGKILL');
+    await dead.process;
+    const squat = execa('ip', ['netns', 'exec', host, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', SQUATTER, String(dead.port)], { reject: false });
+    try {
+      const said = await new Promise<string>((resolve) => squat.stdout!.on('data', (d: Buffer) => resolve(d.toString().trim())));
+      await new Promise((r) => setTimeout(r, 500)); // the queue fills
+      const pod = await pool.create('pod');
+      const t = performance.now();
+      const out = await run('server', { command: 'ADD', containerId: 'ctr-squat', netns: pool.path(pod), ifname: 'eth0' }, conf(), { fallback: true, env: { LIGHTLY_CNI_TIMEOUT: '2' } });
+      expect(out.exitCode, out.stdout + out.stderr).toBe(0);
+      expect(performance.now() - t).toBeLessThan(20_000);
+      expect(said).toBe('refused EACCES');
+    } finally {
+      squat.kill('SIGKILL');
+      await squat;
+      server = await startCniServerIn(host, addrFile);
+    }
   }, 60_000);
 });
 
