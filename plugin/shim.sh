@@ -28,8 +28,10 @@ is_secret() { [[ ${#1} == 32 && $1 != *[!A-Za-z0-9_-]* ]]; }
 # Prints the server's answer and exits with its code, or returns so that the fallback runs.
 through_server() {
   local port token secret lengths='' body='' name value header reply=''
-  [[ $nul != 0 && -r $addr_file && -O $addr_file ]] || return
-  read -r port token secret < "$addr_file" || return
+  # A regular file, read with a bound: the path may come from a config key a pod author chose, and
+  # root's /dev/zero never ends a line, a FIFO's open waits for a writer, /proc/kmsg for a message.
+  [[ $nul != 0 && -f $addr_file && -r $addr_file && -O $addr_file ]] || return
+  read -r -t 1 port token secret < "$addr_file" || return
   # A port below 1024, which only root can bind (the server listens on no other): a file that
   # another user made root's (/proc/PID/cmdline of a set-uid program is root's, with the first line
   # its caller chose) then names no port where that user could answer with the secret it wrote.

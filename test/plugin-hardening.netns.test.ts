@@ -212,6 +212,21 @@ describe('1c: an address file nobody but root can have written still names a por
   }, 60_000);
 });
 
+describe('1d: an address file that never ends or never opens', () => {
+  // Same way in (a "cniServer" key a pod author chose): root's /dev/zero has no newline to end the
+  // read, and a FIFO of root's (like /run/initctl) blocks the open until someone writes to it.
+  it('/dev/zero or a FIFO as the address file costs no wait: the in-process plugin answers', async () => {
+    const fifo = join(dataDir, 'fifo');
+    await execa('mkfifo', ['-m', '0600', fifo]);
+    const t = performance.now();
+    const outs = await Promise.all(
+      ['/dev/zero', fifo].map((cniServer) => run('server', { command: 'VERSION' }, { cniVersion: '1.0.0', args: { cni: { cniServer } } }, { fallback: true, env: { LIGHTLY_CNI_ADDR: '' } })),
+    );
+    for (const out of outs) expect(out.json?.supportedVersions, `exit ${out.exitCode} ${out.stderr}`).toEqual([...SUPPORTED_VERSIONS]);
+    expect(performance.now() - t).toBeLessThan(20_000);
+  }, 60_000);
+});
+
 describe.each(['server', 'in-process'] as Mode[])('2: the request is the one sent (%s)', (mode) => {
   it('a newline in CNI_ARGS cannot turn an ADD into a DEL of another container', async () => {
     const victimPod = await pool.create('pod');
