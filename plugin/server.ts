@@ -109,8 +109,9 @@ interface Connection {
 }
 
 /**
- * Serves on 127.0.0.1 (of the current network namespace), at a port only root may bind, and writes "port token secret" to
- * addrFile (0600), both secrets new on every start. `handler` replaces the plugin in tests.
+ * Serves on 127.0.0.1 (of the current network namespace) at a port only root may bind, and writes
+ * "port token secret" to addrFile (0600), both secrets new on every start. `handler` replaces the
+ * plugin in tests.
  */
 export async function startCniServer(addrFile: string, handler?: Handler): Promise<CniServer> {
   const token = newSecret(randomBytes);
