@@ -6,8 +6,8 @@
 // from the root-only address file (see wire.ts), and nothing is buffered beyond a short hello line
 // before the token is checked. Connections are capped, and every stage of one has a deadline.
 import { createServer, type Server, type Socket } from 'node:net';
-import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { run } from './cni.js';
 import { PersistentIpRunner } from './ip-runner.js';
@@ -72,6 +72,36 @@ function pluginHandler(): { handle: Handler; close(): void } {
   };
 }
 
+/** Ports tried, at random: below 1024, in a stretch few services use. */
+const PORT_RANGE = [700, 1024] as const;
+const PORT_TRIES = 64;
+
+/**
+ * Listens on 127.0.0.1 at a port only root may bind (below ip_unprivileged_port_start). Why: after a
+ * SIGKILL the address file still names the port, and a process that bound a free one could take
+ * every shim's request (token and pod included) and never accept or read it; bash's connect and
+ * write have no timeout, so the shim would wait for the kernel's SYN retries (~2 min). On a port
+ * it cannot bind, nothing but the next server ever listens.
+ */
+async function listenPrivileged(server: Server): Promise<number> {
+  const unprivileged = Number(readFileSync('/proc/sys/net/ipv4/ip_unprivileged_port_start', 'utf8'));
+  const [low, high] = [PORT_RANGE[0], Math.min(PORT_RANGE[1], unprivileged)];
+  if (!(high > low)) throw new Error(`ip_unprivileged_port_start is ${unprivileged}: no port here that only root can bind`);
+  for (let i = 0; i < PORT_TRIES; i++) {
+    const port = low + randomInt(high - low);
+    const bound = await new Promise<boolean>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => (err.code === 'EADDRINUSE' ? resolve(false) : reject(err));
+      server.once('error', onError);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', onError);
+        resolve(true);
+      });
+    });
+    if (bound) return port;
+  }
+  throw new Error(`no free port in ${PORT_RANGE.join('-')} after ${PORT_TRIES} tries`);
+}
+
 interface Connection {
   socket: Socket;
   authenticated: boolean;
@@ -79,8 +109,9 @@ interface Connection {
 }
 
 /**
- * Serves on 127.0.0.1 (of the current network namespace) and writes "port token secret" to
- * addrFile (0600), both secrets new on every start. `handler` replaces the plugin in tests.
+ * Serves on 127.0.0.1 (of the current network namespace) at a port only root may bind, and writes
+ * "port token secret" to addrFile (0600), both secrets new on every start. `handler` replaces the
+ * plugin in tests.
  */
 export async function startCniServer(addrFile: string, handler?: Handler): Promise<CniServer> {
   const token = newSecret(randomBytes);
@@ -173,11 +204,7 @@ export async function startCniServer(addrFile: string, handler?: Handler): Promi
   };
 
   const server: Server = createServer(serve);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const port = (server.address() as { port: number }).port;
+  const port = await listenPrivileged(server);
   mkdirSync(dirname(addrFile), { recursive: true, mode: 0o700 });
   const tmp = `${addrFile}.tmp-${process.pid}`;
   writeFileSync(tmp, `${port} ${token} ${secret}\n`, { mode: 0o600 });

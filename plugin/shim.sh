@@ -3,7 +3,7 @@
 # when no server answers as one must, runs the plugin in-process with Node. Bash builtins only on
 # the fast path. The protocol (lengths, not separators; both sides authenticated) is plugin/wire.ts.
 #
-# Server address file ("port token secret", root only): $LIGHTLY_CNI_ADDR, else the conf's
+# Server address file ("port token secret", root only, port below 1024): $LIGHTLY_CNI_ADDR, else the conf's
 # "cniServer" field, else /run/lightly/cni.addr. Every read from the server is bounded by
 # $LIGHTLY_CNI_TIMEOUT seconds (default 60, longer than any server-side deadline).
 # Node for the fallback: $LIGHTLY_NODE, $LIGHTLY_HOME/bin/node, node. The in-process plugin is
@@ -28,9 +28,14 @@ is_secret() { [[ ${#1} == 32 && $1 != *[!A-Za-z0-9_-]* ]]; }
 # Prints the server's answer and exits with its code, or returns so that the fallback runs.
 through_server() {
   local port token secret lengths='' body='' name value header reply=''
-  [[ $nul != 0 && -r $addr_file && -O $addr_file ]] || return
-  read -r port token secret < "$addr_file" || return
-  [[ $port == [1-9]* && ${#port} -le 5 && $port != *[!0-9]* ]] && is_secret "$token" && is_secret "$secret" || return
+  # A regular file, read with a bound: the path may come from a config key a pod author chose, and
+  # root's /dev/zero never ends a line, a FIFO's open waits for a writer, /proc/kmsg for a message.
+  [[ $nul != 0 && -f $addr_file && -r $addr_file && -O $addr_file ]] || return
+  read -r -t 1 port token secret < "$addr_file" || return
+  # A port below 1024, which only root can bind (the server listens on no other): a file that
+  # another user made root's (/proc/PID/cmdline of a set-uid program is root's, with the first line
+  # its caller chose) then names no port where that user could answer with the secret it wrote.
+  [[ $port == [1-9]* && ${#port} -le 4 && $port != *[!0-9]* ]] && (( port < 1024 )) && is_secret "$token" && is_secret "$secret" || return
   for name in CNI_COMMAND CNI_CONTAINERID CNI_NETNS CNI_IFNAME CNI_ARGS CNI_PATH; do
     if [[ -v $name ]]; then
       value=${!name}

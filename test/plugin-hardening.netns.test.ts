@@ -44,10 +44,18 @@ if (mode === 'flood') {
 setTimeout(() => process.exit(0), 60000);
 `;
 
-/** Starts the attacker as nobody in the node namespace; resolves once it listens (or at once for flood). */
-async function attacker(mode: string, port: number): Promise<{ proc: ResultPromise; port: number; log: string }> {
-  const log = join(work, 'logs', `${mode}-${port}.log`);
-  const proc = execa('ip', ['netns', 'exec', host, 'setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '-e', ATTACKER, mode, String(port), log], { reject: false });
+const NOBODY = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups'];
+
+/** A port below 1024 for a fake server run as root (the real one takes 700-1023; the namespace is the test's). */
+const privilegedPort = (): number => 600 + Math.floor(Math.random() * 100);
+
+/**
+ * Starts the attacker as nobody in the node namespace (as root: a stand-in for a server that went
+ * wrong, on a port only root can bind); resolves once it listens (or at once for flood).
+ */
+async function attacker(mode: string, port: number, user: 'nobody' | 'root' = 'nobody'): Promise<{ proc: ResultPromise; port: number; log: string }> {
+  const log = join(work, 'logs', `${mode}-${port}-${user}.log`);
+  const proc = execa('ip', ['netns', 'exec', host, ...(user === 'nobody' ? NOBODY : []), process.execPath, '-e', ATTACKER, mode, String(port), log], { reject: false });
   if (mode === 'flood') return { proc, port, log };
   const bound = await new Promise<number>((resolve, reject) => {
     proc.stdout!.on('data', (d: Buffer) => {
@@ -103,8 +111,10 @@ afterAll(async () => {
   for (const dir of [work, dataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-describe('1: a process that takes the port of a dead server cannot answer in its place', () => {
-  it('after SIGKILL, a forged reply on the freed port is refused and the in-process plugin does the ADD; a new server has new secrets', async () => {
+describe('1: a process that holds the port the address file names cannot answer in the server\'s place', () => {
+  // The server's own port is one nobody can bind (1b), a file naming another is not used (1c), and
+  // the secret is checked all the same: here a root listener on a port below 1024 that is not the server.
+  it('after SIGKILL, a forged reply from that port is refused and the in-process plugin does the ADD; a new server has new secrets', async () => {
     await server.stop();
     const dead = await startCniServerIn(host, addrFile);
     const old = { token: dead.token, secret: dead.secret };
@@ -112,10 +122,12 @@ describe('1: a process that takes the port of a dead server cannot answer in its
     await dead.process;
     expect(existsSync(addrFile)).toBe(true); // a SIGKILL leaves the file behind
     for (const mode of ['forge-old', 'forge-new']) {
-      const evil = await attacker(mode, dead.port);
+      const evil = await attacker(mode, privilegedPort(), 'root');
       try {
+        const addr = join(dataDir, `${mode}.addr`);
+        writeFileSync(addr, readFileSync(addrFile, 'utf8').replace(/^\d+/, String(evil.port)), { mode: 0o600 });
         const pod = await pool.create('pod');
-        const out = await run('server', { command: 'ADD', containerId: `ctr-${mode}`, netns: pool.path(pod), ifname: 'eth0' }, conf(), { fallback: true });
+        const out = await run('server', { command: 'ADD', containerId: `ctr-${mode}`, netns: pool.path(pod), ifname: 'eth0' }, conf(), { fallback: true, addr });
         expect(out.exitCode, out.stdout + out.stderr).toBe(0);
         expect(readFileSync(evil.log, 'utf8')).toContain(`LIGHTLY-CNI 2 ${old.token}`); // it was reached…
         expect(out.json!.ips[0].address).not.toBe('6.6.6.6/32'); // …and not believed
@@ -129,6 +141,89 @@ describe('1: a process that takes the port of a dead server cannot answer in its
     server = await startCniServerIn(host, addrFile);
     expect(server.token).not.toBe(old.token);
     expect(server.secret).not.toBe(old.secret);
+  }, 60_000);
+});
+
+// Run as nobody: listens on PORT with a backlog of 1 (0 would be Node's default) and never accepts (its only thread blocked), while
+// a child fills the accept queue; a connect to PORT then waits on SYN retries (~2 min). Prints
+// "refused CODE" when it cannot bind PORT.
+const SQUATTER = `
+const net = require('node:net'), { spawn } = require('node:child_process');
+const port = Number(process.argv[1]);
+const s = net.createServer();
+s.on('error', (e) => { console.log('refused ' + e.code); process.exit(0); });
+s.listen({ port, host: '127.0.0.1', backlog: 1 }, () => {
+  spawn(process.execPath, ['-e', "for (let i = 0; i < 6; i++) require('net').connect(" + port + ", '127.0.0.1').on('error', () => {}); setTimeout(() => process.exit(0), 40000)"], { stdio: 'ignore' });
+  console.log('squatting');
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 40000);
+  process.exit(0);
+});
+`;
+
+describe('1b: the port of a dead server is one only root can bind', () => {
+  it('after SIGKILL nobody cannot take it, so it neither learns the token nor stalls the connect past LIGHTLY_CNI_TIMEOUT', async () => {
+    await server.stop();
+    const dead = await startCniServerIn(host, addrFile);
+    dead.process.kill('SIGKILL');
+    await dead.process;
+    const squat = execa('ip', ['netns', 'exec', host, ...NOBODY, process.execPath, '-e', SQUATTER, String(dead.port)], { reject: false });
+    try {
+      const said = await new Promise<string>((resolve) => squat.stdout!.on('data', (d: Buffer) => resolve(d.toString().trim())));
+      await new Promise((r) => setTimeout(r, 500)); // the queue fills
+      const pod = await pool.create('pod');
+      const t = performance.now();
+      const out = await run('server', { command: 'ADD', containerId: 'ctr-squat', netns: pool.path(pod), ifname: 'eth0' }, conf(), { fallback: true, env: { LIGHTLY_CNI_TIMEOUT: '2' } });
+      expect(out.exitCode, out.stdout + out.stderr).toBe(0);
+      expect(performance.now() - t).toBeLessThan(20_000);
+      expect(said).toBe('refused EACCES');
+    } finally {
+      squat.kill('SIGKILL');
+      await squat;
+      server = await startCniServerIn(host, addrFile);
+    }
+  }, 60_000);
+});
+
+describe('1c: an address file nobody but root can have written still names a port only root can bind', () => {
+  // The shim takes the first "cniServer" key anywhere in the config, and a runtime may put keys a pod
+  // author chose in it (Multus cni-args go to args.cni). /proc/PID/cmdline of a set-uid program is
+  // owned by root, and its first line is whatever argv[0] the caller chose: "PORT TOKEN SECRET\n".
+  it('a forged address file in /proc/PID/cmdline of passwd, naming a nobody port and its own secret, is not believed', async () => {
+    if (!existsSync('/usr/bin/passwd')) throw new Error('this test needs the set-uid /usr/bin/passwd');
+    const evil = await attacker('forge-new', 0);
+    const argv0 = `${evil.port} ${'T'.repeat(32)} ${'A'.repeat(32)}\n`;
+    // passwd waits on its stdin, a pipe nobody writes to; ip, setpriv and bash exec, so the pid is passwd's.
+    const setuid = execa('ip', ['netns', 'exec', host, ...NOBODY, 'bash', '-c', 'exec -a "$0" /usr/bin/passwd', argv0], { reject: false, stdin: 'pipe' });
+    try {
+      const cmdline = `/proc/${setuid.pid}/cmdline`;
+      for (let i = 0; i < 100 && !readFileSync(cmdline, 'latin1').startsWith(argv0); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(readFileSync(cmdline, 'latin1').startsWith(argv0)).toBe(true);
+      const pod = await pool.create('pod');
+      const out = await run('server', { command: 'ADD', containerId: 'ctr-cmdline', netns: pool.path(pod), ifname: 'eth0' }, conf({ args: { cni: { cniServer: cmdline } } }), { fallback: true, env: { LIGHTLY_CNI_ADDR: '' } });
+      expect(out.exitCode, out.stdout + out.stderr).toBe(0);
+      expect(out.json!.ips[0].address).toMatch(/^10\.244\.3\.\d+\/32$/);
+      expect(JSON.stringify(await podLinks(pod))).toContain(out.json!.ips[0].address.split('/')[0]);
+      expect(existsSync(evil.log), 'the attacker was sent the request').toBe(false);
+    } finally {
+      setuid.kill('SIGKILL');
+      evil.proc.kill('SIGKILL');
+      await Promise.all([setuid, evil.proc]);
+    }
+  }, 60_000);
+});
+
+describe('1d: an address file that never ends or never opens', () => {
+  // Same way in (a "cniServer" key a pod author chose): root's /dev/zero has no newline to end the
+  // read, and a FIFO of root's (like /run/initctl) blocks the open until someone writes to it.
+  it('/dev/zero or a FIFO as the address file costs no wait: the in-process plugin answers', async () => {
+    const fifo = join(dataDir, 'fifo');
+    await execa('mkfifo', ['-m', '0600', fifo]);
+    const t = performance.now();
+    const outs = await Promise.all(
+      ['/dev/zero', fifo].map((cniServer) => run('server', { command: 'VERSION' }, { cniVersion: '1.0.0', args: { cni: { cniServer } } }, { fallback: true, env: { LIGHTLY_CNI_ADDR: '' } })),
+    );
+    for (const out of outs) expect(out.json?.supportedVersions, `exit ${out.exitCode} ${out.stderr}`).toEqual([...SUPPORTED_VERSIONS]);
+    expect(performance.now() - t).toBeLessThan(20_000);
   }, 60_000);
 });
 
@@ -160,7 +255,7 @@ describe.each(['server', 'in-process'] as Mode[])('2: the request is the one sen
 
 describe('3: no hangs', () => {
   it('a listener that accepts and never answers costs a bounded wait, then the in-process plugin answers', async () => {
-    const silent = await attacker('silent', 0);
+    const silent = await attacker('silent', privilegedPort(), 'root');
     try {
       const addr = join(dataDir, 'silent.addr');
       writeFileSync(addr, `${silent.port} ${'T'.repeat(32)} ${'S'.repeat(32)}\n`, { mode: 0o600 });
@@ -220,7 +315,7 @@ describe('5: exit codes and framing', () => {
     const addr = join(dataDir, 'code.addr');
     const secret = 'S'.repeat(32);
     const fake = execa('ip', ['netns', 'exec', host, process.execPath, '-e',
-      `const s=require('net').createServer((c)=>{c.on('data',()=>{});c.end('LIGHTLY-CNI 2 ${secret} 7 0000002\\n{}')}).listen(0,'127.0.0.1',()=>console.log('ready '+s.address().port));setTimeout(()=>process.exit(0),20000)`], { reject: false });
+      `const s=require('net').createServer((c)=>{c.on('data',()=>{});c.end('LIGHTLY-CNI 2 ${secret} 7 0000002\\n{}')}).listen(${privilegedPort()},'127.0.0.1',()=>console.log('ready '+s.address().port));setTimeout(()=>process.exit(0),20000)`], { reject: false });
     try {
       const port = await new Promise<number>((resolve) => fake.stdout!.on('data', (d: Buffer) => resolve(Number(/ready (\d+)/.exec(d.toString())![1]))));
       writeFileSync(addr, `${port} ${'T'.repeat(32)} ${secret}\n`, { mode: 0o600 });
