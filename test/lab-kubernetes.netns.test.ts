@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { type ResultPromise, execa } from 'execa';
 import { down, restartAgent, status as labStatus, stopAgent, up } from '../deploy/lab/lab.js';
 import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
-import { BGP_CONFIGURATIONS, BGP_PEERS, NODES, fakeKubeRequest, nodeObject } from './support/fake-kube.js';
+import { BGP_CONFIGURATIONS, BGP_PEERS, NODES, fakeKubeRequest, kubeConfigYaml, nodeObject } from './support/fake-kube.js';
 import { requireNetworkTools } from './support/netns.js';
 import { expectMeshReachable, pingOnce, routesOf, until } from './support/lab.js';
 
@@ -45,13 +45,7 @@ async function expectPodsReachEachOther(): Promise<void> {
 
 /** Runs the fake API in the fabric namespace and registers the nodes, as kubelets would. */
 async function startApi(plan: LabPlan): Promise<void> {
-  writeFileSync(kubeconfig, `apiVersion: v1
-kind: Config
-clusters: [{ name: lab, cluster: { server: "http://${plan.fabricAddress}:${API_PORT}", insecure-skip-tls-verify: true } }]
-users: [{ name: lab, user: { token: lab } }]
-contexts: [{ name: lab, context: { cluster: lab, user: lab } }]
-current-context: lab
-`);
+  writeFileSync(kubeconfig, kubeConfigYaml(`http://${plan.fabricAddress}:${API_PORT}`));
   api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', plan.fabricAddress, '--port', String(API_PORT), '--control', control], { reject: false });
   await until('the fake API', async () => existsSync(control), 20_000);
   for (const node of plan.nodes) {

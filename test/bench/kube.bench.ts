@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import { build } from 'esbuild';
+import { kubeConfigYaml } from '../support/fake-kube.js';
 import { NetnsPool, execIn, ipIn } from '../support/netns.js';
 
 const MB = 1024 * 1024;
@@ -63,13 +64,7 @@ async function measure(agentBundle: string, nodes: number): Promise<Sample> {
       api!.stdout?.on('data', (d: Buffer) => d.toString().includes('listening') && done());
       void api!.then((r) => fail(new Error(`fake API exited: ${r.stderr}`)));
     });
-    writeFileSync(join(dir, 'kubeconfig'), `apiVersion: v1
-kind: Config
-clusters: [{ name: b, cluster: { server: "http://127.0.0.1:6443", insecure-skip-tls-verify: true } }]
-users: [{ name: b, user: { token: b } }]
-contexts: [{ name: b, context: { cluster: b, user: b } }]
-current-context: b
-`);
+    writeFileSync(join(dir, 'kubeconfig'), kubeConfigYaml('http://127.0.0.1:6443'));
     const sock = join(dir, 'agent.sock');
     writeFileSync(join(dir, 'agent.yaml'), JSON.stringify({ statusSocket: sock, listen: { address: '10.0.0.1', port: 179 }, iprouteDir: dir, cniServer: { enabled: true, addrFile: join(dir, 'cni.addr') } }));
     const t0 = Date.now();

@@ -109,13 +109,7 @@ export class FakeKube {
 
   /** A kubeconfig file's text for a separate process (the agent binary). */
   kubeConfigYaml(): string {
-    return `apiVersion: v1
-kind: Config
-clusters: [{ name: fake, cluster: { server: "http://${this.host}:${this.port}", insecure-skip-tls-verify: true } }]
-users: [{ name: fake, user: { token: fake-token } }]
-contexts: [{ name: fake, context: { cluster: fake, user: fake } }]
-current-context: fake
-`;
+    return kubeConfigYaml(`http://${this.host}:${this.port}`);
   }
 
   // ---- test-side mutations ----
@@ -258,6 +252,17 @@ function readBody(req: IncomingMessage, then: (body: any) => void): void {
   let text = '';
   req.on('data', (c: Buffer) => (text += c));
   req.on('end', () => then(text ? JSON.parse(text) : undefined));
+}
+
+/** A kubeconfig file's text for a fake API at `server` (plain HTTP, a dummy token). */
+export function kubeConfigYaml(server: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters: [{ name: fake, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]
+users: [{ name: fake, user: { token: fake-token } }]
+contexts: [{ name: fake, context: { cluster: fake, user: fake } }]
+current-context: fake
+`;
 }
 
 export const NODES = '/api/v1/nodes';
