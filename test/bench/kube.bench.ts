@@ -68,7 +68,8 @@ async function measure(agentBundle: string, nodes: number): Promise<Sample> {
     const sock = join(dir, 'agent.sock');
     writeFileSync(join(dir, 'agent.yaml'), JSON.stringify({ statusSocket: sock, listen: { address: '10.0.0.1', port: 179 }, iprouteDir: dir, cniServer: { enabled: true, addrFile: join(dir, 'cni.addr') } }));
     const t0 = Date.now();
-    agent = execIn(ns, process.execPath, [agentBundle, '--kubernetes', '--config', join(dir, 'agent.yaml')], { env: { KUBECONFIG: join(dir, 'kubeconfig'), NODE_NAME: 'node-1' }, timeout: 600_000 });
+    const flags = (process.env.BENCH_KUBE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+    agent = execIn(ns, process.execPath, [...flags, agentBundle, '--kubernetes', '--config', join(dir, 'agent.yaml')], { env: { KUBECONFIG: join(dir, 'kubeconfig'), NODE_NAME: 'node-1' }, timeout: 600_000 });
     const peers = async (): Promise<number> => {
       if (!existsSync(sock)) return -1;
       const out = await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', sock, 'bgp', 'status', '--json'], { reject: false });
@@ -119,7 +120,8 @@ async function bareNodeMB(): Promise<number> {
 
 export async function benchKube(counts = (process.env.BENCH_KUBE_NODES ?? '100,1000,5000').split(',').map(Number)): Promise<string[]> {
   if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build');
-  const lines = [`Kubernetes mode: agent RSS with N realistic Nodes (~11.6 KB each) in a fake API, full mesh (peers unreachable), settled 10 s; bare Node ${await bareNodeMB()} MB`];
+  const flags = process.env.BENCH_KUBE_NODE_FLAGS ? `, node ${process.env.BENCH_KUBE_NODE_FLAGS}` : '';
+  const lines = [`Kubernetes mode: agent RSS with N realistic Nodes (~11.6 KB each) in a fake API, full mesh (peers unreachable), settled 10 s${flags}; bare Node ${await bareNodeMB()} MB`];
   const base = process.env.BENCH_KUBE_BASE;
   const dir = mkdtempSync(join(tmpdir(), 'lt-bench-kubebase-'));
   try {
