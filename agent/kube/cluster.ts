@@ -28,6 +28,8 @@ export interface ClusterWatchOptions {
   random?: () => number;
   /** A request without a byte for this long fails (default 15 s). */
   requestIdleMs?: number;
+  /** The router id when our Node has neither the annotation nor an IPv4 InternalIP (the node-local file's routerId). */
+  fallbackRouterId?: string;
 }
 
 type Log = Pick<Logger, 'info' | 'warn'>;
@@ -55,7 +57,7 @@ export class ClusterWatch extends EventEmitter {
     kc: KubeConfig,
     private readonly nodeName: string,
     private readonly log: Log,
-    options: ClusterWatchOptions = {},
+    private readonly options: ClusterWatchOptions = {},
   ) {
     super();
     this.client = new KubeClient(kc, options.requestIdleMs);
@@ -101,7 +103,7 @@ export class ClusterWatch extends EventEmitter {
     if (!this.synced()) return undefined;
     const config = this.configs.items.get('default')?.spec ?? {};
     const peers = [...this.peers.items.values()].flatMap((p) => (p.spec ? [p.spec] : []));
-    return desiredBgp(this.nodeName, [...this.nodes.items.values()], config, peers);
+    return desiredBgp(this.nodeName, [...this.nodes.items.values()], config, peers, this.options.fallbackRouterId);
   }
 
   private recompute(): void {

@@ -51,12 +51,12 @@ async function until(what: string, check: () => boolean | Promise<boolean>, time
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startMode(): Promise<KubernetesMode> {
+async function startMode(local: Record<string, unknown> = {}): Promise<KubernetesMode> {
   daemons = [];
   mode = new KubernetesMode({
     kc: api.kubeConfig(),
     nodeName: 'node-1',
-    local: { metricsPort: 0 },
+    local: { metricsPort: 0, ...local },
     log: pino({ level: 'silent' }),
     startDaemon: async (config) => {
       const d = new FakeDaemon(config);
@@ -148,6 +148,13 @@ describe('Kubernetes mode', () => {
     api.upsert(NODES, { ...nodeObject('node-1', 'fd00::1', '10.244.1.0/24'), metadata: { name: 'node-1', annotations: { 'lightly.dev/router-id': '10.255.0.1' } } });
     await until('the daemon', () => daemons.length === 1);
     expect(daemons[0]!.config.routerId).toBe('10.255.0.1');
+  });
+
+  it("the node-local file's routerId stands in when the Node has no IPv4 InternalIP and no annotation", async () => {
+    api.upsert(NODES, nodeObject('node-1', 'fd00::1', '10.244.1.0/24'));
+    await startMode({ routerId: '10.255.0.9' });
+    await until('the daemon', () => daemons.length === 1);
+    expect(daemons[0]!.config.routerId).toBe('10.255.0.9');
   });
 
   it('an API outage mid-run changes nothing for the daemon (item 4)', async () => {

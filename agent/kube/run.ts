@@ -40,7 +40,7 @@ export function kubeAgentConfig(local: Record<string, unknown>, nodeName: string
     {
       ...rest,
       nodeName,
-      routerId: d.routerId ?? (local.routerId as string | undefined),
+      routerId: d.routerId,
       asn: d.asn,
       podCIDRs: d.podCIDRs,
       peers: d.peers,
@@ -69,7 +69,8 @@ export class KubernetesMode implements StatusSource {
   private stopping = false;
 
   constructor(private readonly deps: KubernetesModeDeps) {
-    this.watch = new ClusterWatch(deps.kc, deps.nodeName, deps.log, deps.watch);
+    const fallbackRouterId = typeof deps.local.routerId === 'string' ? deps.local.routerId : undefined;
+    this.watch = new ClusterWatch(deps.kc, deps.nodeName, deps.log, { ...deps.watch, ...(fallbackRouterId ? { fallbackRouterId } : {}) });
   }
 
   async start(): Promise<void> {
