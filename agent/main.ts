@@ -3,12 +3,12 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { type AgentConfig, ConfigError, loadAgentConfig } from './config.js';
 import { AgentDaemon } from './daemon.js';
 import { installCni } from './install-cni.js';
+import { loadApiEndpoint } from './kube/kubeconfig.js';
 import { KubernetesMode } from './kube/run.js';
 import { createSpeaker } from './speaker-adapter.js';
 import { createRouteSink } from './route-adapter.js';
@@ -109,9 +109,8 @@ async function main(args: string[]): Promise<void> {
     const nodeName = process.env.NODE_NAME;
     if (!nodeName) throw new ConfigError('--kubernetes needs NODE_NAME (downward API: spec.nodeName)');
     const local = readLocalSettings(configPath);
-    const kc = new KubeConfig();
-    kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
-    const mode = new KubernetesMode({ kc, nodeName, local, log, startDaemon });
+    const api = loadApiEndpoint(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
+    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon });
     await mode.start();
     stopOnSignals(() => mode.stop(true));
     return;

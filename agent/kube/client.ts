@@ -1,9 +1,9 @@
-// The agent's few Kubernetes API calls over node:http(s), authenticated through client-node's KubeConfig:
-// every request has an idle deadline (a hung API server is an error, not a wait forever) and bodies
-// are parsed as plain JSON (no generated model classes: those doubled the memory of a Node list).
-import { request as httpRequest, type IncomingMessage, type RequestOptions } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import type { KubeConfig } from '@kubernetes/client-node';
+// The agent's few Kubernetes API calls over node:http(s): every request has an idle deadline (a hung
+// API server is an error, not a wait forever) and bodies are parsed as plain JSON (no generated model
+// classes: those doubled the memory of a Node list).
+import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent, request as httpsRequest } from 'node:https';
+import type { ApiEndpoint } from './kubeconfig.js';
 
 export class KubeApiError extends Error {
   override name = 'KubeApiError';
@@ -28,21 +28,36 @@ export interface WatchHandle {
 }
 
 export class KubeClient {
+  private readonly agent?: Agent;
+
   constructor(
-    private readonly kc: KubeConfig,
+    private readonly endpoint: ApiEndpoint,
     /** No byte for this long fails a request. */
     private readonly idleMs = 15_000,
-  ) {}
+  ) {
+    if (endpoint.server.startsWith('https:')) {
+      this.agent = new Agent({
+        keepAlive: true,
+        ...(endpoint.ca ? { ca: endpoint.ca } : {}),
+        ...(endpoint.cert ? { cert: endpoint.cert } : {}),
+        ...(endpoint.key ? { key: endpoint.key } : {}),
+        ...(endpoint.tlsServerName ? { servername: endpoint.tlsServerName } : {}),
+        rejectUnauthorized: !endpoint.insecureSkipTLSVerify,
+      });
+    }
+  }
 
   private async open(method: string, path: string, headers: Record<string, string>, idleMs: number): Promise<ReturnType<typeof httpRequest>> {
-    const cluster = this.kc.getCurrentCluster();
-    if (!cluster) throw new KubeApiError('kubeconfig has no current cluster', 0);
-    const url = new URL(cluster.server.replace(/\/$/, '') + path);
-    const options: RequestOptions & { headers: Record<string, string> } = { method, headers: { accept: 'application/json', ...headers } };
-    await this.kc.applyToHTTPSOptions(options);
-    const plain = url.protocol === 'http:';
-    if (plain) delete options.agent; // client-node hands an https.Agent; plain HTTP is only for tests and the lab
-    const req = (plain ? httpRequest : httpsRequest)(url, { ...options, timeout: idleMs });
+    const url = new URL(this.endpoint.server.replace(/\/$/, '') + path);
+    let token: string | undefined;
+    try {
+      token = this.endpoint.token?.();
+    } catch (err) {
+      throw new KubeApiError(`cannot read the API token: ${(err as Error).message}`, 0);
+    }
+    const options = { method, timeout: idleMs, headers: { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers } };
+    // Plain HTTP is only for tests and the lab.
+    const req = this.agent ? httpsRequest(url, { ...options, agent: this.agent }) : httpRequest(url, options);
     req.on('timeout', () => req.destroy(new KubeApiError(`${method} ${url.pathname}: no answer for ${idleMs} ms`, 0)));
     req.on('socket', (socket) => socket.setKeepAlive(true, 30_000));
     return req;

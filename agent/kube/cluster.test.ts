@@ -24,7 +24,7 @@ async function until(what: string, check: () => boolean, timeoutMs = 5_000): Pro
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function startWatch(name = 'node-1'): ClusterWatch {
-  watch = new ClusterWatch(api.kubeConfig(), name, quiet, fast);
+  watch = new ClusterWatch(api.apiEndpoint(), name, quiet, fast);
   latest = undefined;
   emitted = 0;
   watch.on('desired', (d: DesiredBgp) => {
@@ -86,7 +86,7 @@ describe('ClusterWatch', () => {
     await until('default created', () => api.get(BGP_CONFIGURATIONS, 'default') !== undefined);
     expect(api.get(BGP_CONFIGURATIONS, 'default')!.spec).toEqual({ asn: 64512, nodeToNodeMesh: true, holdTime: 90, maxPrefixes: 10000, natOutgoing: false });
     expect(api.creates).toHaveLength(1);
-    const second = new ClusterWatch(api.kubeConfig(), 'node-2', quiet, fast);
+    const second = new ClusterWatch(api.apiEndpoint(), 'node-2', quiet, fast);
     let seen = false;
     second.on('desired', () => (seen = true));
     second.start();

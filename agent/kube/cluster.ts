@@ -1,9 +1,9 @@
 // Kubernetes mode's shell: reflectors on Nodes, BGPPeers and BGPConfigurations feed `desiredBgp`;
 // bad objects are skipped and reported; the node's NetworkUnavailable condition is patched from here.
 import { EventEmitter } from 'node:events';
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { KubeClient } from './client.js';
+import type { ApiEndpoint } from './kubeconfig.js';
 import { type BgpConfigurationSpec, type BgpPeerSpec, type ClusterNode, DEFAULT_BGP_CONFIGURATION, type DesiredBgp, desiredBgp } from './desired.js';
 import { EventReporter } from './events.js';
 import { type Checked, checkBgpConfiguration, checkBgpPeer, slimNode } from './objects.js';
@@ -54,13 +54,13 @@ export class ClusterWatch extends EventEmitter {
   private lastPatch?: { key: string; at: number };
 
   constructor(
-    kc: KubeConfig,
+    endpoint: ApiEndpoint,
     private readonly nodeName: string,
     private readonly log: Log,
     private readonly options: ClusterWatchOptions = {},
   ) {
     super();
-    this.client = new KubeClient(kc, options.requestIdleMs);
+    this.client = new KubeClient(endpoint, options.requestIdleMs);
     this.events = new EventReporter(this.client, nodeName, log);
     const common = { client: this.client, log, onChange: () => this.schedule(), backoff: options.backoff, random: options.random };
     this.nodes = new Reflector<ClusterNode>({ ...common, path: NODES_PATH, transform: (raw) => slimNode(raw) });

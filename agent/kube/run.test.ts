@@ -54,7 +54,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 async function startMode(local: Record<string, unknown> = {}): Promise<KubernetesMode> {
   daemons = [];
   mode = new KubernetesMode({
-    kc: api.kubeConfig(),
+    api: api.apiEndpoint(),
     nodeName: 'node-1',
     local: { metricsPort: 0, ...local },
     log: pino({ level: 'silent' }),

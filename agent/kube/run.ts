@@ -1,7 +1,6 @@
 // Kubernetes mode from start to stop. Health endpoints come first and the kernel is left as it is
 // (routes and blackholes of a previous run keep forwarding); BGP starts once our Node is known;
 // readiness and NetworkUnavailable follow one rule (readiness.ts) and name what is missing.
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { type AgentConfig, parseAgentConfig } from '../config.js';
 import { startMetricsServer } from '../metrics.js';
@@ -9,6 +8,7 @@ import { type Blocker, type NetworkState, networkState } from '../readiness.js';
 import type { StatusSource } from '../status.js';
 import { ClusterWatch, type ClusterWatchOptions } from './cluster.js';
 import type { DesiredBgp } from './desired.js';
+import type { ApiEndpoint } from './kubeconfig.js';
 
 /** What Kubernetes mode needs of the daemon (AgentDaemon in production). */
 export interface NodeDaemon extends StatusSource {
@@ -17,7 +17,7 @@ export interface NodeDaemon extends StatusSource {
 }
 
 export interface KubernetesModeDeps {
-  kc: KubeConfig;
+  api: ApiEndpoint;
   nodeName: string;
   /** The node-local settings file (statusSocket, listen, metricsPort...). */
   local: Record<string, unknown>;
@@ -70,7 +70,7 @@ export class KubernetesMode implements StatusSource {
 
   constructor(private readonly deps: KubernetesModeDeps) {
     const fallbackRouterId = typeof deps.local.routerId === 'string' ? deps.local.routerId : undefined;
-    this.watch = new ClusterWatch(deps.kc, deps.nodeName, deps.log, { ...deps.watch, ...(fallbackRouterId ? { fallbackRouterId } : {}) });
+    this.watch = new ClusterWatch(deps.api, deps.nodeName, deps.log, { ...deps.watch, ...(fallbackRouterId ? { fallbackRouterId } : {}) });
   }
 
   async start(): Promise<void> {

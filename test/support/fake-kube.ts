@@ -3,6 +3,7 @@
 // go down and come back (refusing or hanging connections) while its control socket stays up.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiEndpoint } from '../../agent/kube/kubeconfig.js';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
@@ -93,6 +94,11 @@ export class FakeKube {
       server?.closeAllConnections();
       if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
     }
+  }
+
+  /** Where the agent's Kubernetes client finds this fake. */
+  apiEndpoint(): ApiEndpoint {
+    return { server: `http://${this.host}:${this.port}`, token: () => 'fake-token' };
   }
 
   kubeConfig(): KubeConfig {
