@@ -2,7 +2,6 @@
 // and Events for Nodes and Lightly's CRDs, enough for the agent's reflectors. Loopback only. It can
 // go down and come back (refusing or hanging connections) while its control socket stays up.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { ApiEndpoint } from '../../agent/kube/kubeconfig.js';
 
 type Obj = { apiVersion: string; kind: string; metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
@@ -99,18 +98,6 @@ export class FakeKube {
   /** Where the agent's Kubernetes client finds this fake. */
   apiEndpoint(): ApiEndpoint {
     return { server: `http://${this.host}:${this.port}`, token: () => 'fake-token' };
-  }
-
-  kubeConfig(): KubeConfig {
-    const kc = new KubeConfig();
-    // Plain HTTP on loopback: client-node 1.4 wants skipTLSVerify set for it.
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: `http://${this.host}:${this.port}`, skipTLSVerify: true }],
-      users: [{ name: 'fake', token: 'fake-token' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-      currentContext: 'fake',
-    });
-    return kc;
   }
 
   /** A kubeconfig file's text for a separate process (the agent binary). */
