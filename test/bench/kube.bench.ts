@@ -1,11 +1,13 @@
 // Kubernetes mode at scale: the agent's RSS with 100, 1,000 and 5,000 realistic (~11.6 KB) Nodes in a
 // fake API server, next to a bare Node process and, with BENCH_KUBE_BASE=<commit>, the agent of that
-// commit, all measured in the same run. Everything runs in a throwaway namespace.
+// commit, all measured in the same run. Everything runs in a throwaway namespace. The agent runs with
+// the node flags and MALLOC_ARENA_MAX of the DaemonSet, so the figures are those of what ships.
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import { build } from 'esbuild';
+import { parseAllDocuments } from 'yaml';
 import { kubeConfigYaml } from '../support/fake-kube.js';
 import { NetnsPool, execIn, ipIn } from '../support/netns.js';
 
@@ -25,6 +27,20 @@ function childrenOf(pid: number): number[] {
   }
 }
 
+/** Node's own flags (between `node` and the bundle) and MALLOC_ARENA_MAX of the DaemonSet's agent container. */
+function shipped(): { flags: string[]; env: Record<string, string> } {
+  const docs = parseAllDocuments(readFileSync('deploy/kubernetes/daemonset.yaml', 'utf8')).map((d) => d.toJS());
+  const agent = docs.find((d) => d?.kind === 'DaemonSet')?.spec.template.spec.containers.find((c: { name: string }) => c.name === 'agent');
+  const command: string[] = agent?.command ?? [];
+  const bundle = command.findIndex((a) => a.endsWith('lightly-agent.js'));
+  const fromEnv = (name: string): Record<string, string> => {
+    const value = (agent?.env ?? []).find((e: { name: string; value?: string }) => e.name === name)?.value;
+    return value ? { [name]: value } : {};
+  };
+  const options = fromEnv('NODE_OPTIONS').NODE_OPTIONS?.split(' ').filter(Boolean) ?? [];
+  return { flags: [...command.slice(1, Math.max(1, bundle)), ...options], env: fromEnv('MALLOC_ARENA_MAX') };
+}
+
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
@@ -42,6 +58,12 @@ async function buildBase(commit: string, dir: string): Promise<string> {
   await build({ entryPoints: [join(src, 'agent/main.ts')], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error',
     banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" } });
   return outfile;
+}
+
+/** BENCH_KUBE_NODE_FLAGS (and MALLOC_ARENA_MAX from the environment) when set, else what the DaemonSet runs. */
+function runtime(): { flags: string[]; env: Record<string, string> } {
+  if (process.env.BENCH_KUBE_NODE_FLAGS === undefined) return shipped();
+  return { flags: process.env.BENCH_KUBE_NODE_FLAGS.split(' ').filter(Boolean), env: process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {} };
 }
 
 interface Sample {
@@ -68,8 +90,8 @@ async function measure(agentBundle: string, nodes: number): Promise<Sample> {
     const sock = join(dir, 'agent.sock');
     writeFileSync(join(dir, 'agent.yaml'), JSON.stringify({ statusSocket: sock, listen: { address: '10.0.0.1', port: 179 }, iprouteDir: dir, cniServer: { enabled: true, addrFile: join(dir, 'cni.addr') } }));
     const t0 = Date.now();
-    const flags = (process.env.BENCH_KUBE_NODE_FLAGS ?? '').split(' ').filter(Boolean);
-    agent = execIn(ns, process.execPath, [...flags, agentBundle, '--kubernetes', '--config', join(dir, 'agent.yaml')], { env: { KUBECONFIG: join(dir, 'kubeconfig'), NODE_NAME: 'node-1' }, timeout: 600_000 });
+    const { flags, env } = runtime();
+    agent = execIn(ns, process.execPath, [...flags, agentBundle, '--kubernetes', '--config', join(dir, 'agent.yaml')], { env: { KUBECONFIG: join(dir, 'kubeconfig'), NODE_NAME: 'node-1', ...env }, timeout: 600_000 });
     const peers = async (): Promise<number> => {
       if (!existsSync(sock)) return -1;
       const out = await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', sock, 'bgp', 'status', '--json'], { reject: false });
@@ -81,7 +103,7 @@ async function measure(agentBundle: string, nodes: number): Promise<Sample> {
       throw new Error(`${err.message}; agent output: ${String(out.stdout).slice(-1500)} ${String(out.stderr).slice(-500)}`);
     });
     const listedMs = Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 10_000)); // settle: peers retry, GC runs
+    await new Promise((r) => setTimeout(r, 30_000)); // settle: peers retry, GC gives back what the listing grew
     let rss = 0;
     for (let i = 0; i < 5; i++) {
       rss = Math.max(rss, rssOf(agent.pid!).rss);
@@ -120,8 +142,9 @@ async function bareNodeMB(): Promise<number> {
 
 export async function benchKube(counts = (process.env.BENCH_KUBE_NODES ?? '100,1000,5000').split(',').map(Number)): Promise<string[]> {
   if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build');
-  const flags = process.env.BENCH_KUBE_NODE_FLAGS ? `, node ${process.env.BENCH_KUBE_NODE_FLAGS}` : '';
-  const lines = [`Kubernetes mode: agent RSS with N realistic Nodes (~11.6 KB each) in a fake API, full mesh (peers unreachable), settled 10 s${flags}; bare Node ${await bareNodeMB()} MB`];
+  const { flags, env } = runtime();
+  const how = [flags.length ? `node ${flags.join(' ')}` : 'no node flags', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)].join(', ');
+  const lines = [`Kubernetes mode: agent RSS with N realistic Nodes (~11.6 KB each) in a fake API, full mesh (peers unreachable), settled 30 s (${how}); bare Node ${await bareNodeMB()} MB`];
   const base = process.env.BENCH_KUBE_BASE;
   const dir = mkdtempSync(join(tmpdir(), 'lt-bench-kubebase-'));
   try {
