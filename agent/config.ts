@@ -4,13 +4,13 @@ import { Address4, Address6 } from 'ip-address';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 
-const ipAddress = z.string().refine((s) => (Address4.isValid(s) || Address6.isValid(s)) && !s.includes('/'), 'must be an IP address');
-const ipv4Address = z.string().refine((s) => Address4.isValid(s) && !s.includes('/'), 'must be an IPv4 address');
-const cidr = z
+export const ipAddress = z.string().refine((s) => (Address4.isValid(s) || Address6.isValid(s)) && !s.includes('/'), 'must be an IP address');
+export const ipv4Address = z.string().refine((s) => Address4.isValid(s) && !s.includes('/'), 'must be an IPv4 address');
+export const cidr = z
   .string()
   .refine((s) => s.includes('/') && (Address4.isValid(s) || Address6.isValid(s)), 'must be a CIDR like 10.244.1.0/24');
-const asn = z.number().int().min(1).max(4_294_967_295);
-const holdTime = z
+export const asn = z.number().int().min(1).max(4_294_967_295);
+export const holdTime = z
   .number()
   .int()
   .refine((h) => h === 0 || (h >= 3 && h <= 65535), 'must be 0 or between 3 and 65535 seconds');

@@ -3,14 +3,13 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { KubeConfig } from '@kubernetes/client-node';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
-import { type AgentConfig, ConfigError, loadAgentConfig, parseAgentConfig } from './config.js';
+import { type AgentConfig, ConfigError, loadAgentConfig } from './config.js';
 import { AgentDaemon } from './daemon.js';
 import { installCni } from './install-cni.js';
-import { ClusterWatch } from './kube/cluster.js';
-import type { DesiredBgp } from './kube/desired.js';
+import { loadApiEndpoint } from './kube/kubeconfig.js';
+import { KubernetesMode } from './kube/run.js';
 import { createSpeaker } from './speaker-adapter.js';
 import { createRouteSink } from './route-adapter.js';
 import { NextHopWatch } from './nexthop-watch.js';
@@ -55,26 +54,6 @@ async function startCniServer(addrFile: string): Promise<{ close(): Promise<void
   };
 }
 
-/** Kubernetes mode: the cluster decides peers and CIDRs; the optional file holds node-local settings. */
-function kubeConfigFor(local: Record<string, unknown>, nodeName: string, d: DesiredBgp): AgentConfig {
-  return parseAgentConfig(
-    {
-      ...local,
-      nodeName,
-      routerId: d.routerId ?? (local.routerId as string | undefined) ?? '0.0.0.0',
-      asn: d.asn,
-      podCIDRs: d.podCIDRs,
-      peers: d.peers,
-      importCIDRs: d.importCIDRs,
-      maxPrefixes: d.maxPrefixes,
-      natOutgoing: d.natOutgoing,
-      holdTime: d.holdTime,
-      ...(d.clusterId ? { clusterId: d.clusterId } : {}),
-    },
-    'cluster configuration',
-  );
-}
-
 /** The node-local settings file of Kubernetes mode (statusSocket, listen, metricsPort…); optional. */
 function readLocalSettings(path: string | undefined): Record<string, unknown> {
   if (!path) return {};
@@ -85,7 +64,7 @@ function readLocalSettings(path: string | undefined): Record<string, unknown> {
   }
 }
 
-async function runDaemon(config: AgentConfig): Promise<AgentDaemon> {
+async function startDaemon(config: AgentConfig): Promise<AgentDaemon> {
   const daemon = new AgentDaemon(config, {
     log,
     makeSpeaker: (settings) => createSpeaker(settings, log),
@@ -94,13 +73,23 @@ async function runDaemon(config: AgentConfig): Promise<AgentDaemon> {
     startCniServer,
   });
   await daemon.start();
-  const stop = (signal: string): void => {
-    log.info({ signal }, 'stopping (graceful: routes stay, peers hold ours)');
-    void daemon.stop(true).then(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
   return daemon;
+}
+
+/** SIGTERM/SIGINT stop gracefully: routes stay, peers hold ours. */
+function stopOnSignals(stop: () => Promise<void>): void {
+  const handler = (signal: string): void => {
+    log.info({ signal }, 'stopping (graceful: routes stay, peers hold ours)');
+    void stop().then(
+      () => process.exit(0),
+      (err: Error) => {
+        log.error({ err: err.message }, 'stopping failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', () => handler('SIGTERM'));
+  process.once('SIGINT', () => handler('SIGINT'));
 }
 
 async function main(args: string[]): Promise<void> {
@@ -123,25 +112,15 @@ async function main(args: string[]): Promise<void> {
     const nodeName = process.env.NODE_NAME;
     if (!nodeName) throw new ConfigError('--kubernetes needs NODE_NAME (downward API: spec.nodeName)');
     const local = readLocalSettings(configPath);
-    const kc = new KubeConfig();
-    kc.loadFromDefault(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
-    const watch = new ClusterWatch(kc, nodeName, log);
-    let daemon: AgentDaemon | undefined;
-    watch.on('desired', (d: DesiredBgp) => {
-      const config = kubeConfigFor(local, nodeName, d);
-      const apply = daemon ? daemon.reload(config) : runDaemon(config).then((started) => void (daemon = started));
-      apply
-        .then(() => watch.setNetworkUnavailable(false, 'Lightly is running and its routes are programmed'))
-        .catch((err: Error) => {
-          log.error({ err: err.message }, 'applying the cluster configuration failed');
-          void watch.setNetworkUnavailable(true, err.message).catch(() => undefined);
-        });
-    });
-    await watch.start();
+    const api = loadApiEndpoint(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
+    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon });
+    await mode.start();
+    stopOnSignals(() => mode.stop(true));
     return;
   }
   if (!configPath) throw new ConfigError('usage: lightly-agent --config FILE | --kubernetes [--config FILE] | install-cni [options]');
-  const daemon = await runDaemon(loadAgentConfig(configPath));
+  const daemon = await startDaemon(loadAgentConfig(configPath));
+  stopOnSignals(() => daemon.stop(true));
   process.on('SIGHUP', () => {
     try {
       void daemon.reload(loadAgentConfig(configPath)).catch((err: Error) => log.error({ err: err.message }, 'reload failed'));

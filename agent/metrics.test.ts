@@ -30,11 +30,13 @@ describe('metrics and health', () => {
     expect(text).toContain('lightly_bgp_prefixes_advertised{peer="192.0.2.2"} 1');
     expect(text).toContain('lightly_routes_installed{type="unicast"} 1');
   });
-  it('is live always and ready only when every peer is Established', async () => {
+  it('is live always; ready once one session is Established and our blackhole is in the kernel, not when every peer is', async () => {
     expect((await fetch(url('/healthz'))).status).toBe(200);
+    expect((await fetch(url('/readyz'))).status).toBe(200); // 192.0.2.3 is still Active: one node down elsewhere must not unready us
+    status.peers[0]!.state = 'Connect';
     const notReady = await fetch(url('/readyz'));
     expect(notReady.status).toBe(503);
-    expect(await notReady.text()).toContain('192.0.2.3');
+    expect(await notReady.text()).toMatch(/^NoBGPSessionEstablished: .*192\.0\.2\.3 Active/);
     status.peers[1]!.state = 'Established';
     expect((await fetch(url('/readyz'))).status).toBe(200);
   });

@@ -2,6 +2,7 @@
 import { createServer, type Server } from 'node:http';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerState, StatusSource } from './status.js';
+import { type Blocker, type NetworkState, networkState } from './readiness.js';
 
 /** Session state as a number, in RFC 4271 order, so dashboards can alert on `< 6`. */
 export const STATE_NUMBER: Record<PeerState, number> = { Idle: 1, Connect: 2, Active: 3, OpenSent: 4, OpenConfirm: 5, Established: 6 };
@@ -44,13 +45,12 @@ export function createMetrics(source: StatusSource): Registry {
   return registry;
 }
 
-/** Ready once every configured peer is Established (like Calico's bird-ready); live while we answer. */
-export function readiness(source: StatusSource): { ready: boolean; waitingFor: string[] } {
-  const waitingFor = source.bgpStatus().peers.filter((p) => p.state !== 'Established').map((p) => p.address);
-  return { ready: waitingFor.length === 0, waitingFor };
+/** Ready by networkState's rule (a blocker, one Established session, routes programmed); live while we answer. */
+export function readiness(source: StatusSource, blocker?: () => Blocker | undefined): NetworkState {
+  return networkState(source.bgpStatus().peers, source.node().podCIDRs, source.routes(), blocker?.());
 }
 
-export async function startMetricsServer(port: number, address: string, source: StatusSource): Promise<{ port: number; close(): Promise<void> }> {
+export async function startMetricsServer(port: number, address: string, source: StatusSource, blocker?: () => Blocker | undefined): Promise<{ port: number; close(): Promise<void> }> {
   const registry = createMetrics(source);
   const server: Server = createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0];
@@ -62,8 +62,8 @@ export async function startMetricsServer(port: number, address: string, source: 
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
-      const r = readiness(source);
-      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(r.ready ? 'ready\n' : `waiting for BGP peers: ${r.waitingFor.join(', ')}\n`);
+      const r = readiness(source, blocker);
+      res.writeHead(r.ready ? 200 : 503, { 'content-type': 'text/plain' }).end(`${r.reason}: ${r.message}\n`);
     } else {
       res.writeHead(404).end();
     }

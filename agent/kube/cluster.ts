@@ -1,82 +1,152 @@
-// Kubernetes mode's shell: informers on Nodes, BGPPeers and BGPConfiguration feed `desiredBgp`;
-// the node's NetworkUnavailable condition is patched from here.
+// Kubernetes mode's shell: reflectors on Nodes, BGPPeers and BGPConfigurations feed `desiredBgp`;
+// bad objects are skipped and reported; the node's NetworkUnavailable condition is patched from here.
 import { EventEmitter } from 'node:events';
-import {
-  CoreV1Api,
-  CustomObjectsApi,
-  type Informer,
-  type ObjectCache,
-  type KubeConfig,
-  type KubernetesObject,
-  PatchStrategy,
-  type V1Node,
-  makeInformer,
-  setHeaderOptions,
-} from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { KubeClient } from './client.js';
+import type { ApiEndpoint } from './kubeconfig.js';
 import { type BgpConfigurationSpec, type BgpPeerSpec, type ClusterNode, DEFAULT_BGP_CONFIGURATION, type DesiredBgp, desiredBgp } from './desired.js';
+import { EventReporter } from './events.js';
+import { type Checked, checkBgpConfiguration, checkBgpPeer, slimNode } from './objects.js';
+import { Reflector } from './reflector.js';
 
 export const CRD_GROUP = 'lightly.dev';
 export const CRD_VERSION = 'v1alpha1';
+export const NODES_PATH = '/api/v1/nodes';
+const BGP_PEERS_PATH = `/apis/${CRD_GROUP}/${CRD_VERSION}/bgppeers`;
+const BGP_CONFIGURATIONS_PATH = `/apis/${CRD_GROUP}/${CRD_VERSION}/bgpconfigurations`;
 
-interface CustomObject<S> extends KubernetesObject {
-  spec?: S;
+/** The NetworkUnavailable condition as we set it. */
+export interface NetworkCondition {
+  unavailable: boolean;
+  reason: string;
+  message: string;
 }
 
-export function toClusterNode(node: V1Node): ClusterNode {
-  const podCIDRs = node.spec?.podCIDRs?.length ? node.spec.podCIDRs : node.spec?.podCIDR ? [node.spec.podCIDR] : [];
-  return {
-    name: node.metadata?.name ?? '',
-    labels: node.metadata?.labels ?? {},
-    internalIPs: (node.status?.addresses ?? []).filter((a) => a.type === 'InternalIP').map((a) => a.address),
-    podCIDRs,
-  };
+export interface ClusterWatchOptions {
+  /** Retry pacing while the API server is away (tests shorten it). */
+  backoff?: { baseMs: number; capMs: number };
+  random?: () => number;
+  /** A request without a byte for this long fails (default 15 s). */
+  requestIdleMs?: number;
+  /** The router id when our Node has neither the annotation nor an IPv4 InternalIP (the node-local file's routerId). */
+  fallbackRouterId?: string;
 }
 
-type Log = { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+type Log = Pick<Logger, 'info' | 'warn'>;
 
 /**
- * Emits 'desired' (DesiredBgp) after the first full listing and on every change that alters it.
- * Informers restart themselves after API errors (bounded back-off), so a flapping API server only
- * delays updates; the agent keeps its last desired state meanwhile.
+ * Emits 'desired' (DesiredBgp) once all three collections are listed and on every change that alters
+ * it. While the API server is away the last listing stands: nothing is emitted, nothing is dropped.
  */
 export class ClusterWatch extends EventEmitter {
-  private readonly informers: (Informer<KubernetesObject> & ObjectCache<KubernetesObject>)[] = [];
+  readonly client: KubeClient;
+  private readonly nodes: Reflector<ClusterNode>;
+  private readonly peers: Reflector<Checked<BgpPeerSpec>>;
+  private readonly configs: Reflector<Checked<BgpConfigurationSpec>>;
+  private readonly events: EventReporter;
   private last = '';
   private timer?: NodeJS.Timeout;
   private stopped = false;
-  private readonly core: CoreV1Api;
+  private defaultEnsured = false;
+  /** What was reported about each bad object (by kind/name), so each version is logged once. */
+  private readonly reported = new Map<string, string>();
+  private reportedProblem = '';
+  private lastPatch?: { key: string; at: number };
 
   constructor(
-    private readonly kc: KubeConfig,
+    endpoint: ApiEndpoint,
     private readonly nodeName: string,
     private readonly log: Log,
+    private readonly options: ClusterWatchOptions = {},
   ) {
     super();
-    this.core = kc.makeApiClient(CoreV1Api);
+    this.client = new KubeClient(endpoint, options.requestIdleMs);
+    this.events = new EventReporter(this.client, nodeName, log);
+    const common = { client: this.client, log, onChange: () => this.schedule(), backoff: options.backoff, random: options.random };
+    this.nodes = new Reflector<ClusterNode>({ ...common, path: NODES_PATH, transform: (raw) => slimNode(raw) });
+    this.peers = new Reflector<Checked<BgpPeerSpec>>({ ...common, path: BGP_PEERS_PATH, transform: (raw) => checkBgpPeer(raw) });
+    // A configuration that turns invalid keeps its last valid spec: falling back to the defaults
+    // could change the ASN under every session in the cluster.
+    this.configs = new Reflector<Checked<BgpConfigurationSpec>>({
+      ...common,
+      path: BGP_CONFIGURATIONS_PATH,
+      transform: (raw, previous) => {
+        const checked = checkBgpConfiguration(raw);
+        return checked.invalid && previous?.spec ? { ...checked, spec: previous.spec } : checked;
+      },
+    });
   }
 
-  async start(): Promise<void> {
-    const custom = this.kc.makeApiClient(CustomObjectsApi);
-    const listCustom = (plural: string) => () =>
-      custom.listClusterCustomObject({ group: CRD_GROUP, version: CRD_VERSION, plural }) as Promise<any>;
-    this.informers.push(
-      makeInformer<KubernetesObject>(this.kc, '/api/v1/nodes', () => this.core.listNode() as Promise<any>),
-      makeInformer<KubernetesObject>(this.kc, `/apis/${CRD_GROUP}/${CRD_VERSION}/bgppeers`, listCustom('bgppeers')),
-      makeInformer<KubernetesObject>(this.kc, `/apis/${CRD_GROUP}/${CRD_VERSION}/bgpconfigurations`, listCustom('bgpconfigurations')),
-    );
-    for (const informer of this.informers) {
-      informer.on('add', () => this.schedule());
-      informer.on('update', () => this.schedule());
-      informer.on('delete', () => this.schedule());
-      informer.on('error', (err: unknown) => {
-        if (this.stopped) return;
-        this.log.warn({ err: String(err) }, 'kubernetes watch failed; retrying');
-        setTimeout(() => void (this.stopped ? undefined : informer.start().catch(() => undefined)), 2_000);
-      });
+  /** Starts listing and watching in the background; 'desired' follows once everything is listed. */
+  start(): void {
+    for (const r of [this.nodes, this.peers, this.configs]) r.start();
+  }
+
+  /** All three collections have been listed at least once. */
+  synced(): boolean {
+    return this.nodes.synced && this.peers.synced && this.configs.synced;
+  }
+
+  /** Our own Node as last seen. */
+  self(): ClusterNode | undefined {
+    return this.nodes.items.get(this.nodeName);
+  }
+
+  private schedule(): void {
+    if (this.stopped) return;
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.recompute(), 20); // coalesce bursts of events
+  }
+
+  /** This node's BGP settings from the cluster; undefined until everything is listed. */
+  current(): DesiredBgp | undefined {
+    if (!this.synced()) return undefined;
+    const config = this.configs.items.get('default')?.spec ?? {};
+    const peers = [...this.peers.items.values()].flatMap((p) => (p.spec ? [p.spec] : []));
+    return desiredBgp(this.nodeName, [...this.nodes.items.values()], config, peers, this.options.fallbackRouterId);
+  }
+
+  private recompute(): void {
+    if (this.stopped || !this.synced()) return;
+    this.reportInvalid();
+    if (!this.defaultEnsured) {
+      this.defaultEnsured = true;
+      void this.ensureDefaultConfiguration();
     }
-    await Promise.all(this.informers.map((i) => i.start()));
-    this.recompute();
-    await this.ensureDefaultConfiguration(custom);
+    const desired = this.current()!;
+    this.reportProblem(desired);
+    const key = JSON.stringify(desired);
+    if (key === this.last) return;
+    this.last = key;
+    this.emit('desired', desired);
+  }
+
+  /** Each invalid object once per version: a log line and an Event on the object; the rest applies. */
+  private reportInvalid(): void {
+    const seen = new Set<string>();
+    for (const item of [...this.peers.items.values(), ...this.configs.items.values()]) {
+      const id = `${item.ref.kind}/${item.ref.name}`;
+      seen.add(id);
+      if (!item.invalid) continue;
+      const version = `${item.ref.resourceVersion}:${item.invalid}`;
+      if (this.reported.get(id) === version) continue;
+      this.reported.set(id, version);
+      const kept = item.spec ? 'its last valid spec stays in use' : 'it is skipped';
+      this.log.warn({ object: id, resourceVersion: item.ref.resourceVersion, err: item.invalid }, `invalid ${item.ref.kind}: ${kept}`);
+      this.events.report(item.ref, 'InvalidSpec', `Lightly cannot use this ${item.ref.kind} (${kept}): ${item.invalid}`);
+    }
+    for (const id of this.reported.keys()) if (!seen.has(id)) this.reported.delete(id);
+  }
+
+  /** A node problem (no pod CIDR, no router id) once per change: a log line and an Event on our Node. */
+  private reportProblem(desired: DesiredBgp): void {
+    const key = desired.problem ? `${desired.problem.reason}:${desired.problem.message}` : '';
+    if (key === this.reportedProblem) return;
+    this.reportedProblem = key;
+    if (!desired.problem) return;
+    this.log.warn({ node: this.nodeName, reason: desired.problem.reason, err: desired.problem.message }, 'this node cannot be networked yet');
+    const self = this.self();
+    if (self) this.events.report({ kind: 'Node', apiVersion: 'v1', name: self.name, uid: self.uid ?? '', resourceVersion: '' }, desired.problem.reason, desired.problem.message);
   }
 
   /**
@@ -84,67 +154,54 @@ export class ClusterWatch extends EventEmitter {
    * `kubectl apply -k deploy/` cannot create it with its CRD in one go. Every agent tries; one wins,
    * the others get 409. The values are the ones the agents use without it, so nothing changes.
    */
-  private async ensureDefaultConfiguration(custom: CustomObjectsApi): Promise<void> {
-    const configs = this.informers[2]!.list() as CustomObject<BgpConfigurationSpec>[];
-    if (configs.some((c) => c.metadata?.name === 'default')) return;
+  private async ensureDefaultConfiguration(): Promise<void> {
+    if (this.configs.items.has('default')) return;
     try {
-      await custom.createClusterCustomObject({
-        group: CRD_GROUP,
-        version: CRD_VERSION,
-        plural: 'bgpconfigurations',
-        body: { apiVersion: `${CRD_GROUP}/${CRD_VERSION}`, kind: 'BGPConfiguration', metadata: { name: 'default' }, spec: DEFAULT_BGP_CONFIGURATION },
+      const res = await this.client.request('POST', BGP_CONFIGURATIONS_PATH, {
+        apiVersion: `${CRD_GROUP}/${CRD_VERSION}`,
+        kind: 'BGPConfiguration',
+        metadata: { name: 'default' },
+        spec: DEFAULT_BGP_CONFIGURATION,
       });
-      this.log.info({}, 'created the default BGPConfiguration');
+      if (res.status < 300) this.log.info({}, 'created the default BGPConfiguration');
+      else if (res.status !== 409) this.log.warn({ status: res.status, err: res.body?.message }, 'cannot create the default BGPConfiguration; using built-in defaults');
     } catch (err) {
-      const code = (err as { code?: number }).code;
-      if (code !== 409) this.log.warn({ err: String(err) }, 'cannot create the default BGPConfiguration; using built-in defaults');
+      this.log.warn({ err: (err as Error).message }, 'cannot create the default BGPConfiguration; using built-in defaults');
     }
   }
 
-  private schedule(): void {
-    clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.recompute(), 20); // coalesce bursts of events
-  }
-
-  current(): DesiredBgp {
-    const [nodes, peers, configs] = this.informers.map((i) => i.list());
-    const config = (configs as CustomObject<BgpConfigurationSpec>[] | undefined)?.find((c) => c.metadata?.name === 'default');
-    const bgpPeers: BgpPeerSpec[] = ((peers ?? []) as CustomObject<Omit<BgpPeerSpec, 'name'>>[])
-      .filter((p) => p.spec?.peerIP && p.spec.asn)
-      .map((p) => ({ name: p.metadata?.name ?? '', ...p.spec! }));
-    return desiredBgp(this.nodeName, ((nodes ?? []) as V1Node[]).map(toClusterNode), config?.spec ?? {}, bgpPeers);
-  }
-
-  private recompute(): void {
-    if (this.stopped) return;
-    const desired = this.current();
-    const key = JSON.stringify(desired);
-    if (key === this.last) return;
-    this.last = key;
-    this.emit('desired', desired);
-  }
-
-  /** NetworkUnavailable=False once our routes are programmed (reason LightlyIsUp), True on failure. */
-  async setNetworkUnavailable(unavailable: boolean, message: string): Promise<void> {
+  /**
+   * Sets our Node's NetworkUnavailable condition when its status or reason differs from what the API
+   * has (other changes, such as a node joining, patch nothing). lastTransitionTime moves only when
+   * the status does. The same patch is not repeated within 30 s while the watch catches up.
+   */
+  async setNetworkCondition(condition: NetworkCondition, options: { force?: boolean } = {}): Promise<boolean> {
+    const status = condition.unavailable ? 'True' : 'False';
+    const current = this.self()?.networkUnavailable;
+    const key = `${status}/${condition.reason}`;
+    if (!options.force) {
+      if (current && current.status === status && current.reason === condition.reason) return false;
+      if (this.lastPatch?.key === key && Date.now() - this.lastPatch.at < 30_000) return false;
+    }
     const now = new Date().toISOString();
-    const condition = {
+    const patch = {
       type: 'NetworkUnavailable',
-      status: unavailable ? 'True' : 'False',
-      reason: unavailable ? 'LightlyIsDown' : 'LightlyIsUp',
-      message,
-      lastTransitionTime: now,
+      status,
+      reason: condition.reason,
+      message: condition.message,
       lastHeartbeatTime: now,
+      ...(current?.status === status ? {} : { lastTransitionTime: now }),
     };
     // Strategic merge: conditions merge by type, so other controllers' conditions stay.
-    await this.core.patchNodeStatus(
-      { name: this.nodeName, body: { status: { conditions: [condition] } } },
-      setHeaderOptions('Content-Type', PatchStrategy.StrategicMergePatch),
-    );
+    await this.client.call('PATCH', `${NODES_PATH}/${encodeURIComponent(this.nodeName)}/status`, { status: { conditions: [patch] } }, 'application/strategic-merge-patch+json');
+    this.lastPatch = { key, at: Date.now() };
+    this.log.info({ status, reason: condition.reason }, 'NetworkUnavailable condition set');
+    return true;
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    for (const informer of this.informers) void informer.stop();
+    await Promise.all([this.nodes, this.peers, this.configs].map((r) => r.stop()));
   }
 }

@@ -1,15 +1,21 @@
 // Kubernetes mode, pure: Nodes + BGPConfiguration + BGPPeers in, this node's BGP settings out.
 import type { PeerConfig } from '../config.js';
+import { ROUTER_ID_ANNOTATION, validRouterId } from './objects.js';
 import { matchesSelector } from './selector.js';
 
 export const ROUTE_REFLECTOR_LABEL = 'lightly.dev/route-reflector';
 
-/** The parts of a Node we read. */
+/** The parts of a Node we read (objects.ts makes them as Nodes arrive). */
 export interface ClusterNode {
   name: string;
+  uid?: string;
   labels: Record<string, string>;
   internalIPs: string[];
   podCIDRs: string[];
+  /** The `lightly.dev/router-id` annotation as written, valid or not. */
+  routerIdAnnotation?: string;
+  /** The Node's NetworkUnavailable condition as the API has it. */
+  networkUnavailable?: { status: string; reason: string };
 }
 
 export interface BgpConfigurationSpec {
@@ -31,8 +37,18 @@ export interface BgpPeerSpec {
   maxPrefixes?: number;
 }
 
+/** Why this node cannot run its network yet: the reason goes into NetworkUnavailable and an Event. */
+export interface NodeProblem {
+  reason: 'NodeNotFound' | 'NoRouterID' | 'InvalidRouterID' | 'NoPodCIDR';
+  message: string;
+}
+
 export interface DesiredBgp {
   routerId?: string;
+  /** Set when the node cannot be networked as it stands; BGP still runs when a router id is known. */
+  problem?: NodeProblem;
+  /** Every node's pod CIDRs (ours included): traffic between them is pod to pod, never masqueraded. */
+  clusterPodCIDRs: string[];
   asn: number;
   podCIDRs: string[];
   peers: PeerConfig[];
@@ -53,8 +69,25 @@ function ipv4(node: ClusterNode): string | undefined {
   return node.internalIPs.find((ip) => !ip.includes(':'));
 }
 
+/** Where the mesh reaches a node: its IPv4 InternalIP, else its IPv6 one (IPv6-only nodes). */
+function peeringAddress(node: ClusterNode): string | undefined {
+  return ipv4(node) ?? node.internalIPs.find((ip) => ip.includes(':'));
+}
+
+/** The router id: the annotation when it is valid, else the node's IPv4 InternalIP. */
+function routerIdOf(node: ClusterNode, fallback: string | undefined): { routerId?: string; problem?: NodeProblem } {
+  const annotated = node.routerIdAnnotation;
+  if (annotated !== undefined) {
+    if (validRouterId(annotated)) return { routerId: annotated };
+    return { problem: { reason: 'InvalidRouterID', message: `annotation ${ROUTER_ID_ANNOTATION}=${JSON.stringify(annotated)} is not an IPv4 address (a BGP router id is 32 bits)` } };
+  }
+  const routerId = ipv4(node) ?? fallback;
+  if (routerId) return { routerId };
+  return { problem: { reason: 'NoRouterID', message: `node has no IPv4 InternalIP to use as BGP router id: set the annotation ${ROUTER_ID_ANNOTATION} to a unique IPv4 address` } };
+}
+
 function meshPeer(node: ClusterNode, asn: number, extra: Partial<PeerConfig> = {}): PeerConfig | undefined {
-  const address = ipv4(node);
+  const address = peeringAddress(node);
   if (!address) return undefined;
   return { address, asn, port: 179, passive: false, type: 'node-mesh', routeReflectorClient: false, ...extra };
 }
@@ -65,7 +98,7 @@ function meshPeer(node: ClusterNode, asn: number, extra: Partial<PeerConfig> = {
  * node (reflecting to the non-reflectors); BGPPeers for this node, for nodes matching their
  * selector, or for every node when they name neither.
  */
-export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigurationSpec, bgpPeers: BgpPeerSpec[]): DesiredBgp {
+export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigurationSpec, bgpPeers: BgpPeerSpec[], fallbackRouterId?: string): DesiredBgp {
   const self = nodes.find((n) => n.name === me);
   const asn = config.asn ?? DEFAULT_BGP_CONFIGURATION.asn;
   const others = nodes.filter((n) => n.name !== me);
@@ -108,9 +141,19 @@ export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigur
     });
   }
 
-  const routerId = self ? ipv4(self) : undefined;
+  const identity: { routerId?: string; problem?: NodeProblem } = self
+    ? routerIdOf(self, fallbackRouterId)
+    : { problem: { reason: 'NodeNotFound', message: `no Node named ${JSON.stringify(me)} in the API (NODE_NAME is spec.nodeName)` } };
+  const routerId = identity.routerId;
+  const problem: NodeProblem | undefined =
+    identity.problem ??
+    (self && self.podCIDRs.length === 0
+      ? { reason: 'NoPodCIDR', message: 'node has no spec.podCIDR: run kube-controller-manager with --allocate-node-cidrs and --cluster-cidr, or set it on the Node' }
+      : undefined);
   return {
     ...(routerId ? { routerId } : {}),
+    ...(problem ? { problem } : {}),
+    clusterPodCIDRs: [...new Set(nodes.flatMap((n) => n.podCIDRs))].sort(),
     asn,
     podCIDRs: self?.podCIDRs ?? [],
     peers,

@@ -2,12 +2,14 @@
 import { benchCni } from './cni.bench.js';
 import { benchBgp } from './bgp.bench.js';
 import { benchDataplane } from './dataplane.bench.js';
+import { benchKube } from './kube.bench.js';
 import { requireNetworkTools } from '../support/netns.js';
 
 const sections: [string, () => Promise<string[]>][] = [
   ['cni', () => benchCni()],
   ['bgp', () => benchBgp()],
   ['dataplane', () => benchDataplane()],
+  ['kube', () => benchKube()],
 ];
 const only = process.argv[2];
 

@@ -1,9 +1,10 @@
-// An in-process fake Kubernetes API: list, watch (with real resourceVersions) and status patch for
-// Nodes and Lightly's CRDs, enough for @kubernetes/client-node informers. Loopback only.
+// An in-process fake Kubernetes API: list (paginated), watch (with real resourceVersions), status patch
+// and Events for Nodes and Lightly's CRDs, enough for the agent's reflectors. Loopback only. It can
+// go down and come back (refusing or hanging connections) while its control socket stays up.
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import type { ApiEndpoint } from '../../agent/kube/kubeconfig.js';
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; resourceVersion?: string; labels?: Record<string, string> }; [k: string]: any };
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 interface Collection {
@@ -17,7 +18,14 @@ const COLLECTIONS: Record<string, { apiVersion: string; kind: string }> = {
   '/api/v1/nodes': { apiVersion: 'v1', kind: 'Node' },
   '/apis/lightly.dev/v1alpha1/bgppeers': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPPeer' },
   '/apis/lightly.dev/v1alpha1/bgpconfigurations': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPConfiguration' },
+  '/api/v1/namespaces/default/events': { apiVersion: 'v1', kind: 'Event' },
 };
+
+/**
+ * up: answers; refuse: the port is closed (connection refused); hang: connections are accepted and
+ * never answered; fail: every request gets 503 (an overloaded or starting API server).
+ */
+export type FakeMode = 'up' | 'refuse' | 'hang' | 'fail';
 
 export class FakeKube {
   private server?: Server;
@@ -37,6 +45,10 @@ export class FakeKube {
 
   host = '127.0.0.1';
   private control?: Server;
+  mode: FakeMode = 'up';
+  /** Requests on the API port (not the control socket), for counting retries. */
+  readonly requests: { method: string; path: string; at: number }[] = [];
+  private readonly held = new Set<ServerResponse>();
 
   /**
    * Listens on host:port (loopback and a free port by default). With `controlSocket`, the same API is
@@ -44,51 +56,61 @@ export class FakeKube {
    */
   async start(options: { host?: string; port?: number; controlSocket?: string } = {}): Promise<void> {
     this.host = options.host ?? '127.0.0.1';
-    this.server = createServer((req, res) => this.handle(req, res));
+    this.server = createServer((req, res) => this.handleApi(req, res));
     await new Promise<void>((resolve) => this.server!.listen(options.port ?? 0, this.host, () => resolve()));
     this.port = (this.server.address() as { port: number }).port;
     if (options.controlSocket) {
-      this.control = createServer((req, res) => this.handle(req, res));
+      this.control = createServer((req, res) => this.handleControl(req, res));
       await new Promise<void>((resolve) => this.control!.listen(options.controlSocket, () => resolve()));
     }
   }
 
-  async stop(): Promise<void> {
-    for (const c of this.collections.values()) for (const w of c.watchers) w.end();
-    for (const server of [this.server, this.control]) {
-      server?.closeAllConnections();
-      await new Promise<void>((resolve) => server?.close(() => resolve()) ?? resolve());
+  /**
+   * Takes the API port down or brings it back. Going down cuts every open connection (watches
+   * included), as a crashed or partitioned API server does; the control socket stays up.
+   */
+  async setMode(mode: FakeMode): Promise<void> {
+    if (mode === this.mode) return;
+    const was = this.mode;
+    this.mode = mode;
+    if (mode !== 'up') {
+      for (const c of this.collections.values()) for (const w of c.watchers) w.destroy();
+      this.server!.closeAllConnections();
+    }
+    if (mode === 'refuse') await new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    if (was === 'refuse') await new Promise<void>((resolve) => this.server!.listen(this.port, this.host, () => resolve()));
+    // Requests that hung stay hung after the server is back: only the client's deadline ends them.
+    if (mode === 'refuse') {
+      for (const res of this.held) res.destroy();
+      this.held.clear();
     }
   }
 
-  kubeConfig(): KubeConfig {
-    const kc = new KubeConfig();
-    // Plain HTTP on loopback: client-node 1.4 wants skipTLSVerify set for it.
-    kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: `http://${this.host}:${this.port}`, skipTLSVerify: true }],
-      users: [{ name: 'fake', token: 'fake-token' }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-      currentContext: 'fake',
-    });
-    return kc;
+  async stop(): Promise<void> {
+    for (const res of this.held) res.destroy();
+    for (const c of this.collections.values()) for (const w of c.watchers) w.end();
+    for (const server of [this.server, this.control]) {
+      server?.closeAllConnections();
+      if (server?.listening) await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  }
+
+  /** Where the agent's Kubernetes client finds this fake. */
+  apiEndpoint(): ApiEndpoint {
+    return { server: `http://${this.host}:${this.port}`, token: () => 'fake-token' };
   }
 
   /** A kubeconfig file's text for a separate process (the agent binary). */
   kubeConfigYaml(): string {
-    return `apiVersion: v1
-kind: Config
-clusters: [{ name: fake, cluster: { server: "http://${this.host}:${this.port}", insecure-skip-tls-verify: true } }]
-users: [{ name: fake, user: { token: fake-token } }]
-contexts: [{ name: fake, context: { cluster: fake, user: fake } }]
-current-context: fake
-`;
+    return kubeConfigYaml(`http://${this.host}:${this.port}`);
   }
 
   // ---- test-side mutations ----
   upsert(path: string, object: Omit<Obj, 'apiVersion' | 'kind'>): Obj {
     const c = this.collections.get(path)!;
     const meta = COLLECTIONS[path]!;
-    const full = { apiVersion: meta.apiVersion, kind: meta.kind, ...object, metadata: { ...object.metadata, resourceVersion: String(++this.rv) } } as Obj;
+    const uid = c.items.get(object.metadata.name)?.metadata.uid ?? object.metadata.uid ?? `uid-${object.metadata.name}-${this.rv}`;
+    const full = { apiVersion: meta.apiVersion, kind: meta.kind, ...object, metadata: { ...object.metadata, uid, resourceVersion: String(++this.rv) } } as Obj;
     const type: EventType = c.items.has(full.metadata.name) ? 'MODIFIED' : 'ADDED';
     c.items.set(full.metadata.name, full);
     this.emit(c, type, full);
@@ -112,7 +134,36 @@ current-context: fake
     for (const w of c.watchers) w.write(JSON.stringify({ type, object }) + '\n');
   }
 
+  /** Items of a collection, for assertions (Events, for instance). */
+  list(path: string): Obj[] {
+    return [...this.collections.get(path)!.items.values()];
+  }
+
   // ---- HTTP ----
+  private handleApi(req: IncomingMessage, res: ServerResponse): void {
+    this.requests.push({ method: req.method ?? '', path: (req.url ?? '').split('?')[0]!, at: Date.now() });
+    if (this.mode === 'hang') {
+      this.held.add(res);
+      return;
+    }
+    if (this.mode === 'fail') {
+      res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ kind: 'Status', code: 503, reason: 'ServiceUnavailable', message: 'fake outage' }));
+      return;
+    }
+    this.handle(req, res);
+  }
+
+  /** The control socket: the API itself, plus POST /fake/mode {"mode": "up" | "refuse" | "hang"}. */
+  private handleControl(req: IncomingMessage, res: ServerResponse): void {
+    if (req.method === 'POST' && req.url === '/fake/mode') {
+      readBody(req, (body) => {
+        void this.setMode(body.mode as FakeMode).then(() => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ mode: this.mode })));
+      });
+      return;
+    }
+    this.handle(req, res);
+  }
+
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url ?? '/', 'http://fake');
     const path = url.pathname;
@@ -129,7 +180,12 @@ current-context: fake
         req.on('close', () => collection.watchers.delete(res));
         return;
       }
-      json(200, { apiVersion: COLLECTIONS[path]!.apiVersion, kind: collection.listKind, metadata: { resourceVersion: String(this.rv) }, items: [...collection.items.values()] });
+      // Pages as the API server cuts them: `limit` items, a `continue` token for the rest (here an offset).
+      const all = [...collection.items.values()];
+      const limit = Number(url.searchParams.get('limit') ?? 0) || all.length;
+      const offset = Number(url.searchParams.get('continue') ?? 0);
+      const next = offset + limit < all.length ? String(offset + limit) : undefined;
+      json(200, { apiVersion: COLLECTIONS[path]!.apiVersion, kind: collection.listKind, metadata: { resourceVersion: String(this.rv), ...(next ? { continue: next } : {}) }, items: all.slice(offset, offset + limit) });
       return;
     }
     if (req.method === 'POST' && collection) {
@@ -191,6 +247,17 @@ function readBody(req: IncomingMessage, then: (body: any) => void): void {
   req.on('end', () => then(text ? JSON.parse(text) : undefined));
 }
 
+/** A kubeconfig file's text for a fake API at `server` (plain HTTP, a dummy token). */
+export function kubeConfigYaml(server: string): string {
+  return `apiVersion: v1
+kind: Config
+clusters: [{ name: fake, cluster: { server: "${server}", insecure-skip-tls-verify: true } }]
+users: [{ name: fake, user: { token: fake-token } }]
+contexts: [{ name: fake, context: { cluster: fake, user: fake } }]
+current-context: fake
+`;
+}
+
 export const NODES = '/api/v1/nodes';
 export const BGP_PEERS = '/apis/lightly.dev/v1alpha1/bgppeers';
 export const BGP_CONFIGURATIONS = '/apis/lightly.dev/v1alpha1/bgpconfigurations';
@@ -200,6 +267,58 @@ export function nodeObject(name: string, address: string, podCIDR?: string, labe
     metadata: { name, labels },
     spec: podCIDR ? { podCIDR, podCIDRs: [podCIDR] } : {},
     status: { addresses: [{ type: 'InternalIP', address }, { type: 'Hostname', address: name }], conditions: [] },
+  };
+}
+
+/**
+ * A Node as a real cluster has it, ~11.6 KB of JSON: a kubelet's labels and annotations, managed
+ * fields, capacity, conditions, node info and the image list that makes up most of the size.
+ */
+export function realisticNode(name: string, address: string, podCIDR: string) {
+  const node = nodeObject(name, address, podCIDR, {
+    'beta.kubernetes.io/arch': 'amd64', 'beta.kubernetes.io/os': 'linux', 'kubernetes.io/arch': 'amd64', 'kubernetes.io/hostname': name,
+    'kubernetes.io/os': 'linux', 'node.kubernetes.io/instance-type': 'm5.2xlarge', 'topology.kubernetes.io/region': 'eu-west-1',
+    'topology.kubernetes.io/zone': 'eu-west-1a', rack: `r${name.length % 8}`,
+  });
+  const time = '2026-11-30T08:00:00Z';
+  const images = Array.from({ length: 40 }, (_, i) => ({
+    names: [`registry.example.com/team-${i}/service-${i}@sha256:${'0123456789abcdef'.repeat(4)}`, `registry.example.com/team-${i}/service-${i}:v1.${i}.0`],
+    sizeBytes: 123_456_789 + i,
+  }));
+  const fields = (manager: string, extra: Record<string, unknown>) => ({ manager, operation: 'Update', apiVersion: 'v1', time, fieldsType: 'FieldsV1', fieldsV1: extra });
+  return {
+    ...node,
+    metadata: {
+      ...node.metadata,
+      creationTimestamp: time,
+      annotations: {
+        'kubeadm.alpha.kubernetes.io/cri-socket': 'unix:///run/containerd/containerd.sock',
+        'node.alpha.kubernetes.io/ttl': '0',
+        'volumes.kubernetes.io/controller-managed-attach-detach': 'true',
+      },
+      managedFields: [
+        fields('kubelet', { 'f:metadata': { 'f:annotations': { '.': {}, 'f:kubeadm.alpha.kubernetes.io/cri-socket': {}, 'f:volumes.kubernetes.io/controller-managed-attach-detach': {} }, 'f:labels': { '.': {}, 'f:beta.kubernetes.io/arch': {}, 'f:beta.kubernetes.io/os': {}, 'f:kubernetes.io/arch': {}, 'f:kubernetes.io/hostname': {}, 'f:kubernetes.io/os': {} } } }),
+        fields('kube-controller-manager', { 'f:metadata': { 'f:annotations': { 'f:node.alpha.kubernetes.io/ttl': {} } }, 'f:spec': { 'f:podCIDR': {}, 'f:podCIDRs': { '.': {}, [`v:"${podCIDR}"`]: {} } } }),
+        fields('kubelet-status', { 'f:status': { 'f:conditions': { 'k:{"type":"DiskPressure"}': { 'f:lastHeartbeatTime': {} }, 'k:{"type":"MemoryPressure"}': { 'f:lastHeartbeatTime': {} }, 'k:{"type":"PIDPressure"}': { 'f:lastHeartbeatTime': {} }, 'k:{"type":"Ready"}': { 'f:lastHeartbeatTime': {}, 'f:lastTransitionTime': {}, 'f:message': {}, 'f:reason': {}, 'f:status': {} } }, 'f:images': {}, 'f:nodeInfo': { 'f:bootID': {}, 'f:containerRuntimeVersion': {}, 'f:kernelVersion': {} } } }),
+      ],
+    },
+    spec: { ...node.spec, providerID: `aws:///eu-west-1a/i-0${name.replace(/\D/g, '').padStart(16, '0')}` },
+    status: {
+      ...node.status,
+      capacity: { cpu: '8', 'ephemeral-storage': '101430960Ki', 'hugepages-1Gi': '0', 'hugepages-2Mi': '0', memory: '32408708Ki', pods: '110' },
+      allocatable: { cpu: '7910m', 'ephemeral-storage': '93478772582', 'hugepages-1Gi': '0', 'hugepages-2Mi': '0', memory: '31391876Ki', pods: '110' },
+      conditions: ['MemoryPressure', 'DiskPressure', 'PIDPressure', 'Ready'].map((type) => ({
+        type, status: type === 'Ready' ? 'True' : 'False', lastHeartbeatTime: time, lastTransitionTime: time,
+        reason: type === 'Ready' ? 'KubeletReady' : `KubeletHasNo${type}`, message: type === 'Ready' ? 'kubelet is posting ready status' : `kubelet has no ${type.toLowerCase()}`,
+      })),
+      daemonEndpoints: { kubeletEndpoint: { Port: 10250 } },
+      nodeInfo: {
+        architecture: 'amd64', bootID: '6e0d5d8c-5b7e-4a40-9d3e-0f5e1f2c3a4b', containerRuntimeVersion: 'containerd://1.7.22', kernelVersion: '6.1.0-27-cloud-amd64',
+        kubeProxyVersion: 'v1.31.2', kubeletVersion: 'v1.31.2', machineID: 'ec2d8f0e4d6a4f1f9a3b2c1d0e9f8a7b', operatingSystem: 'linux', osImage: 'Debian GNU/Linux 12 (bookworm)',
+        systemUUID: 'ec2d8f0e-4d6a-4f1f-9a3b-2c1d0e9f8a7b',
+      },
+      images,
+    },
   };
 }
 

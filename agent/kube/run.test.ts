@@ -1,0 +1,187 @@
+// Kubernetes mode against the in-process fake API, with a fake daemon: start-up without the API,
+// readiness and NetworkUnavailable from one rule, shutdown, and the NAT cluster set.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { FakeKube, NODES, nodeObject } from '../../test/support/fake-kube.js';
+import type { AgentConfig } from '../config.js';
+import { natRuleset } from '../nat.js';
+import type { PeerState } from '../status.js';
+import { desiredBgp } from './desired.js';
+import { EVENTS_PATH } from './events.js';
+import { KubernetesMode, type NodeDaemon, kubeAgentConfig } from './run.js';
+
+class FakeDaemon implements NodeDaemon {
+  static peerState: PeerState = 'Established';
+  configs: AgentConfig[] = [];
+  stopped?: boolean;
+  constructor(config: AgentConfig) {
+    this.configs.push(config);
+  }
+  get config(): AgentConfig {
+    return this.configs.at(-1)!;
+  }
+  async reload(config: AgentConfig) {
+    this.configs.push(config);
+  }
+  async stop(graceful: boolean) {
+    this.stopped = graceful;
+  }
+  bgpStatus() {
+    const peers = this.config.peers.map((p) => ({ address: p.address, asn: p.asn, type: 'node-mesh' as const, state: FakeDaemon.peerState, uptimeSeconds: 0, prefixesReceived: 0, prefixesAdvertised: 0 }));
+    return { node: this.config.nodeName, routerId: this.config.routerId, asn: this.config.asn, peers };
+  }
+  routes() {
+    return this.config.podCIDRs.map((prefix) => ({ prefix, type: 'blackhole' as const, nextHops: [] }));
+  }
+  node() {
+    return { nodeName: this.config.nodeName, podCIDRs: this.config.podCIDRs };
+  }
+}
+
+let api: FakeKube;
+let mode: KubernetesMode | undefined;
+let daemons: FakeDaemon[];
+
+async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function startMode(local: Record<string, unknown> = {}): Promise<KubernetesMode> {
+  daemons = [];
+  mode = new KubernetesMode({
+    api: api.apiEndpoint(),
+    nodeName: 'node-1',
+    local: { metricsPort: 0, ...local },
+    log: pino({ level: 'silent' }),
+    startDaemon: async (config) => {
+      const d = new FakeDaemon(config);
+      daemons.push(d);
+      return d;
+    },
+    conditionIntervalMs: 50,
+    watch: { backoff: { baseMs: 100, capMs: 800 }, random: () => 0.5, requestIdleMs: 1_000 },
+  });
+  await mode.start();
+  return mode;
+}
+
+const readyz = async () => {
+  const res = await fetch(`http://127.0.0.1:${mode!.metricsPort()}/readyz`);
+  return { status: res.status, text: await res.text() };
+};
+const condition = () => api.get(NODES, 'node-1')?.status.conditions.find((c: { type: string }) => c.type === 'NetworkUnavailable');
+
+beforeEach(async () => {
+  FakeDaemon.peerState = 'Established';
+  api = new FakeKube();
+  await api.start();
+  api.upsert(NODES, nodeObject('node-1', '192.0.2.1', '10.244.1.0/24'));
+  api.upsert(NODES, nodeObject('node-2', '192.0.2.2', '10.244.2.0/24'));
+});
+afterEach(async () => {
+  await mode?.stop(true);
+  mode = undefined;
+  await api.stop();
+});
+
+describe('Kubernetes mode', () => {
+  it('API unreachable at start (item 4): live, not ready, no BGP and no kernel change until the Node is known; then starts with its router id', async () => {
+    await api.setMode('refuse');
+    await startMode();
+    expect((await fetch(`http://127.0.0.1:${mode!.metricsPort()}/healthz`)).status).toBe(200);
+    await sleep(1_500);
+    expect(daemons).toHaveLength(0); // no speaker with router id 0.0.0.0, no route sink touching the kernel
+    const r = await readyz();
+    expect(r.status).toBe(503);
+    expect(r.text).toMatch(/^WaitingForKubernetesAPI/);
+    await api.setMode('up');
+    await until('the daemon', () => daemons.length === 1);
+    expect(daemons[0]!.config).toMatchObject({ routerId: '192.0.2.1', podCIDRs: ['10.244.1.0/24'] });
+    await until('ready', async () => (await readyz()).status === 200);
+    await until('NetworkUnavailable=False', () => condition()?.status === 'False');
+  });
+
+  it('NetworkUnavailable (item 7): True while no session is Established, False once one is; a node joining patches nothing; LightlyIsDown on stop', async () => {
+    FakeDaemon.peerState = 'Active';
+    await startMode();
+    await until('NoBGPSessionEstablished', () => condition()?.reason === 'NoBGPSessionEstablished');
+    expect(condition().status).toBe('True');
+    FakeDaemon.peerState = 'Established';
+    await until('LightlyIsUp', () => condition()?.reason === 'LightlyIsUp');
+    expect(condition().status).toBe('False');
+    const patches = api.patches.length;
+    const since = condition().lastTransitionTime;
+    for (let i = 3; i <= 6; i++) api.upsert(NODES, nodeObject(`node-${i}`, `192.0.2.${i}`, `10.244.${i}.0/24`));
+    await until('the joins applied', () => daemons[0]!.config.peers.length === 5);
+    await sleep(300);
+    expect(api.patches.length).toBe(patches);
+    expect(condition().lastTransitionTime).toBe(since);
+
+    await mode!.stop(true);
+    mode = undefined;
+    expect(condition()).toMatchObject({ status: 'True', reason: 'LightlyIsDown' });
+    expect(daemons[0]!.stopped).toBe(true);
+  });
+
+  it('a Node without a pod CIDR (item 6): NetworkUnavailable=True NoPodCIDR, an Event, not ready; ready once the CIDR is assigned', async () => {
+    api.upsert(NODES, nodeObject('node-1', '192.0.2.1'));
+    await startMode();
+    await until('NoPodCIDR', () => condition()?.reason === 'NoPodCIDR');
+    expect(condition().status).toBe('True');
+    expect((await readyz()).text).toMatch(/^NoPodCIDR: .*allocate-node-cidrs/);
+    await until('an Event', () => api.list(EVENTS_PATH).some((e) => e.reason === 'NoPodCIDR' && e.involvedObject.name === 'node-1'));
+    api.upsert(NODES, nodeObject('node-1', '192.0.2.1', '10.244.1.0/24'));
+    await until('LightlyIsUp', () => condition()?.reason === 'LightlyIsUp');
+    expect((await readyz()).status).toBe(200);
+  });
+
+  it('a Node without an IPv4 InternalIP and no annotation (item 6): no BGP, NoRouterID', async () => {
+    api.upsert(NODES, nodeObject('node-1', 'fd00::1', '10.244.1.0/24'));
+    await startMode();
+    await until('NoRouterID', () => condition()?.reason === 'NoRouterID');
+    expect(daemons).toHaveLength(0);
+    api.upsert(NODES, { ...nodeObject('node-1', 'fd00::1', '10.244.1.0/24'), metadata: { name: 'node-1', annotations: { 'lightly.dev/router-id': '10.255.0.1' } } });
+    await until('the daemon', () => daemons.length === 1);
+    expect(daemons[0]!.config.routerId).toBe('10.255.0.1');
+  });
+
+  it("the node-local file's routerId stands in when the Node has no IPv4 InternalIP and no annotation", async () => {
+    api.upsert(NODES, nodeObject('node-1', 'fd00::1', '10.244.1.0/24'));
+    await startMode({ routerId: '10.255.0.9' });
+    await until('the daemon', () => daemons.length === 1);
+    expect(daemons[0]!.config.routerId).toBe('10.255.0.9');
+  });
+
+  it('an API outage mid-run changes nothing for the daemon (item 4)', async () => {
+    await startMode();
+    await until('LightlyIsUp', () => condition()?.reason === 'LightlyIsUp');
+    const applied = daemons[0]!.configs.length;
+    await api.setMode('hang');
+    await sleep(1_500);
+    await api.setMode('refuse');
+    await sleep(1_000);
+    expect(daemons).toHaveLength(1);
+    expect(daemons[0]!.configs.length).toBe(applied);
+    expect((await readyz()).status).toBe(200);
+    await api.setMode('up');
+    api.upsert(NODES, nodeObject('node-3', '192.0.2.3', '10.244.3.0/24'));
+    await until('node-3 applied', () => daemons[0]!.config.peers.length === 2, 8_000);
+  });
+});
+
+describe('natOutgoing cluster set (item 8)', () => {
+  it("holds every node's pod CIDRs even with no cluster or import CIDRs configured: pod to pod across nodes is not masqueraded", () => {
+    const nodes = [1, 2, 3].map((i) => ({ name: `node-${i}`, labels: {}, internalIPs: [`192.0.2.${i}`], podCIDRs: [`10.244.${i}.0/24`] }));
+    const config = kubeAgentConfig({}, 'node-1', desiredBgp('node-1', nodes, { natOutgoing: true }, []));
+    expect(config.clusterCIDRs).toEqual(expect.arrayContaining(['10.244.2.0/24', '10.244.3.0/24']));
+    const ruleset = natRuleset(config.podCIDRs, config.clusterCIDRs ?? config.importCIDRs);
+    expect(ruleset).toMatch(/set cluster_cidrs \{[^}]*10\.244\.2\.0\/24[^}]*10\.244\.3\.0\/24/);
+    const withConfigured = kubeAgentConfig({ clusterCIDRs: ['10.96.0.0/12'] }, 'node-1', desiredBgp('node-1', nodes, { natOutgoing: true }, []));
+    expect(withConfigured.clusterCIDRs).toEqual(expect.arrayContaining(['10.96.0.0/12', '10.244.2.0/24']));
+  });
+});
