@@ -76,9 +76,16 @@ async function startDaemon(config: AgentConfig): Promise<AgentDaemon> {
   return daemon;
 }
 
-/** SIGTERM/SIGINT stop gracefully: routes stay, peers hold ours. */
+/**
+ * SIGTERM/SIGINT stop gracefully: routes stay, peers hold ours. The listeners stay registered (`on`,
+ * not `once`): execa's child clean-up (signal-exit) re-raises a signal once it sees no other listener,
+ * which killed the agent in the middle of its own graceful stop whenever it had subscribed first.
+ */
 function stopOnSignals(stop: () => Promise<void>): void {
+  let stopping = false;
   const handler = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
     log.info({ signal }, 'stopping (graceful: routes stay, peers hold ours)');
     void stop().then(
       () => process.exit(0),
@@ -88,8 +95,8 @@ function stopOnSignals(stop: () => Promise<void>): void {
       },
     );
   };
-  process.once('SIGTERM', () => handler('SIGTERM'));
-  process.once('SIGINT', () => handler('SIGINT'));
+  process.on('SIGTERM', () => handler('SIGTERM'));
+  process.on('SIGINT', () => handler('SIGINT'));
 }
 
 async function main(args: string[]): Promise<void> {
