@@ -314,7 +314,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const eor = endOfRibFamily(u);
     if (eor) {
       // RFC 4724 §4.2: the peer has resent all it has of this family (AFI and SAFI: only unicast is ours).
-      if (eor.safi !== SAFI_UNICAST) return;
+      // One for a family this session did not negotiate (an unknown AFI among them) says nothing
+      // about ours (RFC 4760 §7: ignored).
+      if (!peer.established?.families.some((f) => f.afi === eor.afi && f.safi === eor.safi)) return;
       this.sweepStale(peer, ribFamily(eor.afi));
       if (peer.awaitedEndOfRib?.delete(ribFamily(eor.afi))) this.checkDeferral();
       return;

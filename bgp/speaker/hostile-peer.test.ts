@@ -1,0 +1,50 @@
+// What a broken or hostile top-of-rack router can send, against our Speaker on loopback with raw peers:
+// End-of-RIB for families never negotiated, restarts faster than the restart time, garbage next hops.
+import { afterEach, describe, expect, it } from 'vitest';
+import { type Afi, type Family } from '../codec/index.js';
+import { type RawPeerOptions, grCapability, unicast } from './raw-peer.js';
+import { ASN, Loopback, routesOf, sleep, until } from './loopback.js';
+import type { Speaker, SpeakerConfig } from './speaker.js';
+
+const loopback = new Loopback();
+afterEach(() => loopback.cleanup());
+
+const PEER = '127.0.0.2';
+const V4 = '10.1.0.0/24';
+const V6 = 'fd00:1::/64';
+const speaker = (extra: Partial<SpeakerConfig> = {}): Promise<Speaker> => loopback.speaker(extra, [{ address: PEER, asn: ASN }]);
+const withGr = (restartTime: number, families: Family[] = [unicast(1), unicast(2)]): Partial<RawPeerOptions> => ({
+  capabilities: [...families.map((family) => ({ code: 1 as const, family })), { code: 65 as const, asn: ASN }, grCapability(restartTime, families.map((f) => ({ afi: f.afi as 1 | 2 })))],
+});
+const rawPeer = (s: Speaker, options: Partial<RawPeerOptions> = {}) => loopback.connect(s, { localAddress: PEER, asn: ASN, ...options });
+
+describe('End-of-RIB for a family that was not negotiated (RFC 4724 §2, RFC 4760 §7)', () => {
+  it('an End-of-RIB for an unknown AFI is not IPv4 unicast\'s: stale IPv4 routes stay until the real one', async () => {
+    const s = await speaker();
+    const first = await rawPeer(s, withGr(60));
+    first.announce([V4], PEER);
+    await until('learned', () => routesOf(s)[V4] === PEER);
+    first.drop();
+    const back = await rawPeer(s, withGr(60));
+    back.endOfRib({ afi: 25 as Afi, safi: 1 }); // L2VPN AFI, unicast SAFI: not a family of ours
+    back.endOfRib(unicast(2));
+    await sleep(400);
+    expect(routesOf(s)[V4]).toBe(PEER); // still stale, awaiting IPv4's own End-of-RIB
+    back.endOfRib(unicast(1));
+    await until('stale IPv4 route gone at its End-of-RIB', () => routesOf(s)[V4] === undefined, 3_000);
+  });
+
+  it('after our restart, an End-of-RIB for a family not negotiated does not end the selection deferral', async () => {
+    const s = await speaker({ gracefulRestart: { enabled: true, restartTime: 60, restarting: true } });
+    const emitted: string[] = [];
+    s.on('routes', (changes) => emitted.push(...changes.map((c) => c.prefix)));
+    const p = await rawPeer(s, withGr(60, [unicast(1)])); // IPv4 unicast only
+    p.announce([V4], PEER);
+    p.endOfRib({ afi: 25 as Afi, safi: 1 });
+    p.endOfRib(unicast(2)); // IPv6 was not negotiated on this session
+    await sleep(400);
+    expect(emitted).toEqual([]);
+    p.endOfRib(unicast(1));
+    await until('selection done at IPv4\'s End-of-RIB', () => emitted.includes(V4), 3_000);
+  });
+});
