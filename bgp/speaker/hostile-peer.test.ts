@@ -48,3 +48,22 @@ describe('End-of-RIB for a family that was not negotiated (RFC 4724 §2, RFC 476
     await until('selection done at IPv4\'s End-of-RIB', () => emitted.includes(V4), 3_000);
   });
 });
+
+describe('graceful restart, receiving speaker: a peer that restarts again and again (RFC 4724 §4.2)', () => {
+  it('the restart timer runs from the first loss: a second loss before End-of-RIB does not start it again', async () => {
+    const s = await speaker();
+    const first = await rawPeer(s, withGr(4));
+    first.announce([V4], PEER);
+    await until('learned', () => routesOf(s)[V4] === PEER);
+    first.drop();
+    const lostAt = Date.now();
+    const second = await rawPeer(s, withGr(4));
+    await sleep(Math.max(0, lostAt + 2_500 - Date.now()));
+    second.drop(); // lost again, no End-of-RIB ever: the routes of the first session are still stale
+    const third = await rawPeer(s, withGr(4));
+    await until('stale route swept', () => routesOf(s)[V4] === undefined, 10_000);
+    // Restarted from the second loss, the timer would end at 6.5 s or later.
+    expect(Date.now() - lostAt).toBeLessThan(6_000);
+    third.drop();
+  });
+});

@@ -428,9 +428,11 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const changes: BestChange[] = [];
     for (const family of [4, 6] as const) if (!families.has(family)) changes.push(...this.rib.dropSource(peer.info.id, family));
     this.rib.markStale(peer.info.id, families);
-    clearTimeout(peer.stale?.timer);
     // Counted from the session loss; coming back does not stop it, only End-of-RIB does (per family).
-    peer.stale = { families, timer: setTimeout(() => this.sweepStale(peer), gr.restartTime * 1000) };
+    // Lost again before that End-of-RIB: the timer of the first loss keeps running, or a peer
+    // restarting faster than its restart time would keep routes it never resent stale forever.
+    const timer = peer.stale?.timer ?? setTimeout(() => this.sweepStale(peer), gr.restartTime * 1000);
+    peer.stale = { families, timer };
     this.apply(changes);
   }
 
