@@ -1,5 +1,5 @@
 // Path attributes: one descriptor each (flags, decode, encode, what to do when malformed, RFC 7606).
-import { addressBytes, decodePrefixes, encodePrefixes, formatAddress, parseAddress } from './prefix.js';
+import { addressBytes, decodePrefixes, encodePrefixes, formatAddress, isUnicastAddress, parseAddress } from './prefix.js';
 import {
   AFI,
   type Afi,
@@ -100,6 +100,10 @@ function decodeMpReach(v: Buffer): MpReach {
   for (let o = 0; o < nhLen; o += size) nextHops.push(formatAddress(afi, v.subarray(4 + o, 4 + o + size)));
   // One reserved octet (RFC 4760: SNPA count, must be zero) sits between next hop and NLRI.
   const nlri = safi === SAFI_UNICAST ? decodePrefixes(afi, v.subarray(4 + nhLen + 1), UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR) : [];
+  // A next hop (the global one, first, when a link-local follows: RFC 2545 §3) that is unspecified or
+  // multicast is semantically incorrect (RFC 4271 §6.3): no next hop, so these routes are ignored
+  // (withdrawn if held), without a NOTIFICATION, like a bad NEXT_HOP for classic NLRI.
+  if (!isUnicastAddress(afi, v.subarray(4, 4 + size))) return { family: { afi, safi }, nextHops: [], nlri };
   return { family: { afi, safi }, nextHops, nlri };
 }
 
@@ -122,7 +126,7 @@ const DESCRIPTORS: Descriptor[] = [
   } },
   { type: AttrType.NEXT_HOP, optional: false, transitive: true, onError: 'withdraw', decode(v, out) {
     const nh = ipv4(v);
-    if (nh === '0.0.0.0' || v[0]! >= 224) throw new Malformed(`invalid NEXT_HOP ${nh}`);
+    if (!isUnicastAddress(AFI.IPv4, v)) throw new Malformed(`invalid NEXT_HOP ${nh}`);
     out.attrs.nextHop = nh;
   } },
   { type: AttrType.MULTI_EXIT_DISC, optional: true, transitive: false, onError: 'withdraw', decode(v, out) {

@@ -61,6 +61,16 @@ describe('codec', () => {
     expect(roundTrip(unreach)).toEqual(unreach);
   });
 
+  it('an MP_REACH_NLRI next hop that is unspecified or multicast decodes as none: its routes are ignored (RFC 4271 §6.3)', () => {
+    const reach = (afi: 1 | 2, nextHops: string[], nlri: string[]) => roundTrip({ type: 2, withdrawn: [], nlri: [], attributes: { origin: 0, asPath: [] }, mpReach: { family: { afi, safi: 1 }, nextHops, nlri } }) as any;
+    expect(reach(2, ['::'], ['fd00:1::/64']).mpReach).toEqual({ family: { afi: 2, safi: 1 }, nextHops: [], nlri: ['fd00:1::/64'] });
+    expect(reach(2, ['ff02::1', 'fe80::1'], ['fd00:1::/64']).mpReach.nextHops).toEqual([]);
+    expect(reach(1, ['0.0.0.0'], ['10.1.0.0/16']).mpReach.nextHops).toEqual([]);
+    expect(reach(1, ['240.0.0.1'], ['10.1.0.0/16']).mpReach.nextHops).toEqual([]);
+    expect(reach(2, ['fd00::2', 'fe80::1'], ['fd00:1::/64']).mpReach.nextHops).toEqual(['fd00::2', 'fe80::1']);
+    expect(reach(1, ['192.0.2.2'], ['10.1.0.0/16']).mpReach.nextHops).toEqual(['192.0.2.2']);
+  });
+
   it('speaks 2-octet AS to old peers with AS4_PATH, and merges it back', () => {
     const update: BgpMessage = { type: 2, withdrawn: [], nlri: ['10.1.0.0/16'], attributes: { origin: 0, nextHop: '192.0.2.2', asPath: [{ type: 2, asns: [65001, 4_200_000_001, 65002] }] } };
     const back = roundTrip(update, two) as any;

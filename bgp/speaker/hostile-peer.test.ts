@@ -67,3 +67,26 @@ describe('graceful restart, receiving speaker: a peer that restarts again and ag
     third.drop();
   });
 });
+
+describe('next hops that are not unicast addresses (RFC 4271 §6.3, RFC 4760 §3): the route is ignored, no NOTIFICATION', () => {
+  it('MP_REACH_NLRI next hops ::, ff02::1, 0.0.0.0 and 224.0.0.5 install nothing and are not passed on', async () => {
+    const s = await loopback.speaker({ clusterId: '127.0.0.1' }, [{ address: PEER, asn: ASN, routeReflectorClient: true }, { address: '127.0.0.3', asn: ASN, routeReflectorClient: true }]);
+    await until('the other peer configured', () => s.snapshot().length === 2);
+    const client = await loopback.connect(s, { localAddress: '127.0.0.3', asn: ASN });
+    const p = await rawPeer(s, { capabilities: [{ code: 1, family: unicast(1) }, { code: 1, family: unicast(2) }, { code: 65, asn: ASN }] });
+    const attributes = { origin: 0 as const, asPath: [] };
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(2), nextHops: ['::'], nlri: ['fd00:2::/64'] } });
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(2), nextHops: ['ff02::1', 'fe80::1'], nlri: ['fd00:3::/64'] } });
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(1), nextHops: ['0.0.0.0'], nlri: ['10.2.0.0/24'] } });
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(1), nextHops: ['224.0.0.5'], nlri: ['10.3.0.0/24'] } });
+    // The control: a global and a link-local next hop (32 bytes, RFC 2545 §3), the global one used.
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(2), nextHops: ['fd00::2', 'fe80::2'], nlri: [V6] } });
+    await until('the control route learned', () => routesOf(s)[V6] === 'fd00::2');
+    expect(routesOf(s)).toEqual({ [V6]: 'fd00::2' });
+    await client.waitFor('the control route reflected', () => client.received.some((m) => m.type === 2 && m.mpReach?.nlri.includes(V6)));
+    const reflected = client.received.flatMap((m) => (m.type === 2 ? [...m.nlri, ...(m.mpReach?.nlri ?? [])] : []));
+    expect(reflected).toEqual([V6]);
+    expect(p.received.filter((m) => m.type === 3)).toEqual([]);
+    expect(s.snapshot().find((x) => x.address === PEER)?.state).toBe('Established');
+  });
+});
