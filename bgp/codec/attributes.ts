@@ -61,6 +61,8 @@ export function decodeAsPath(v: Buffer, fourOctet: boolean): AsPathSegment[] {
     if (i + 2 + count * size > v.length) throw new Malformed('AS_PATH segment overruns');
     const asns: number[] = [];
     for (let k = 0; k < count; k++) asns.push(fourOctet ? v.readUInt32BE(i + 2 + k * 4) : v.readUInt16BE(i + 2 + k * 2));
+    // RFC 7607 §2: AS 0 makes the attribute malformed (AS_PATH: treat-as-withdraw; AS4_PATH: discarded).
+    if (asns.includes(0)) throw new Malformed('AS 0 in an AS path');
     segments.push({ type, asns });
     i += 2 + count * size;
   }
@@ -144,6 +146,7 @@ const DESCRIPTORS: Descriptor[] = [
     const size = ctx.fourOctetAs ? 8 : 6;
     if (v.length !== size) throw new Malformed('bad AGGREGATOR length');
     const asn = ctx.fourOctetAs ? v.readUInt32BE(0) : v.readUInt16BE(0);
+    if (asn === 0) throw new Malformed('AGGREGATOR of AS 0'); // RFC 7607 §2
     out.attrs.aggregator = { asn, address: formatAddress(AFI.IPv4, v.subarray(size - 4)) };
   } },
   { type: AttrType.COMMUNITIES, optional: true, transitive: true, onError: 'withdraw', decode(v, out) {
@@ -174,6 +177,7 @@ const DESCRIPTORS: Descriptor[] = [
   } },
   { type: AttrType.AS4_AGGREGATOR, optional: true, transitive: true, onError: 'discard', decode(v, out) {
     if (v.length !== 8) throw new Malformed('bad AS4_AGGREGATOR length');
+    if (v.readUInt32BE(0) === 0) throw new Malformed('AS4_AGGREGATOR of AS 0'); // RFC 7607 §2
     out.as4Aggregator = { asn: v.readUInt32BE(0), address: formatAddress(AFI.IPv4, v.subarray(4)) };
   } },
 ];
