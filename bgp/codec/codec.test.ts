@@ -144,6 +144,37 @@ describe('codec', () => {
     }
     expect(frames.map((f) => f[18])).toEqual([4, 3, 4]);
   });
+
+  it('the reader splits a stream at any chunking: frames of every size, chunks of every size', () => {
+    const message = fc.integer({ min: 0, max: 4096 - 21 }).map((n) => encodeMessage({ type: 3, code: 6, subcode: 0, data: new Uint8Array(n).fill(n & 0xff) }, four));
+    fc.assert(fc.property(fc.array(message, { minLength: 1, maxLength: 12 }), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 20 }), (messages, cuts) => {
+      const stream = Buffer.concat(messages);
+      const reader = new MessageReader();
+      const frames: Buffer[] = [];
+      for (let at = 0, k = 0; at < stream.length; k++) {
+        const size = cuts[k % cuts.length]!;
+        reader.push(stream.subarray(at, at + size));
+        at += size;
+        for (let f = reader.nextFrame(); f; f = reader.nextFrame()) frames.push(Buffer.from(f));
+      }
+      expect(Buffer.concat(frames)).toEqual(stream);
+      expect(frames.length).toBe(messages.length);
+      expect(reader.bufferedBytes).toBe(0);
+    }), { numRuns: 100 });
+  });
+
+  it('the reader hands out a frame without copying what is buffered behind it (a peer\'s backlog of megabytes costs nothing per frame)', () => {
+    const first = Buffer.alloc(38); // not from the pool: its own ArrayBuffer
+    keepalive().copy(first, 0);
+    keepalive().copy(first, 19);
+    const reader = new MessageReader();
+    reader.push(first);
+    for (let i = 0; i < 64; i++) reader.push(Buffer.alloc(65_536 - 65_536 % 19).fill(keepalive()));
+    // Compared by identity: a diff of two 4 MiB ArrayBuffers would take minutes to print.
+    expect(reader.nextFrame()!.buffer === first.buffer).toBe(true);
+    expect(reader.nextFrame()!.buffer === first.buffer).toBe(true);
+    expect(reader.bufferedBytes).toBe(64 * (65_536 - 65_536 % 19));
+  });
 });
 
 describe('IPv4 prefix fast paths', () => {
