@@ -49,6 +49,22 @@ describe('End-of-RIB for a family that was not negotiated (RFC 4724 §2, RFC 476
   });
 });
 
+describe('graceful restart, receiving speaker: a family listed but not negotiated (RFC 4724 §4.2, RFC 4760 §8)', () => {
+  it('stale routes of a family the new session did not negotiate go at once, though its capability lists the family', async () => {
+    const s = await speaker();
+    const first = await rawPeer(s, withGr(60));
+    first.announce([V4], PEER);
+    first.announce([V6], 'fd00::2');
+    await until('learned', () => routesOf(s)[V4] === PEER && routes6(s) === 'fd00::2');
+    first.drop();
+    // Back with IPv4 unicast only in its Multiprotocol capabilities, but IPv6 still in its graceful restart one.
+    await rawPeer(s, { capabilities: [{ code: 1, family: unicast(1) }, { code: 65, asn: ASN }, grCapability(60, [{ afi: 1 }, { afi: 2 }])] });
+    await until('the IPv6 stale route gone at once', () => routes6(s) === undefined, 3_000);
+    expect(routesOf(s)[V4]).toBe(PEER); // IPv4 waits for its End-of-RIB
+  });
+});
+const routes6 = (s: Speaker) => routesOf(s)[V6];
+
 describe('graceful restart, receiving speaker: a peer that restarts again and again (RFC 4724 §4.2)', () => {
   it('the restart timer runs from the first loss: a second loss before End-of-RIB does not start it again', async () => {
     const s = await speaker();

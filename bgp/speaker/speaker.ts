@@ -439,14 +439,16 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   /**
    * The peer is back (RFC 4724 §4.2): stale routes of a family go at once when its new OPEN has no
    * graceful restart capability, does not list the family, or lists it without the F bit
-   * (forwarding state not preserved). The others wait for End-of-RIB or the restart timer.
+   * (forwarding state not preserved), or did not negotiate it. The others wait for End-of-RIB or the restart timer.
    */
   private keepStaleOnReturn(peer: Peer, e: Established): void {
     if (!peer.stale) return;
     const gr = this.config.gracefulRestart.enabled ? e.peerGracefulRestart : undefined;
     for (const family of [...peer.stale.families]) {
       const preserved = gr?.families.some((f) => ribFamily(f.afi) === family && f.safi === SAFI_UNICAST && f.forwardingPreserved);
-      if (!preserved) this.sweepStale(peer, family);
+      // A family this session did not negotiate gets no End-of-RIB over it (ignored, see onUpdate): its routes go now.
+      const negotiated = e.families.some((f) => ribFamily(f.afi) === family && f.safi === SAFI_UNICAST);
+      if (!preserved || !negotiated) this.sweepStale(peer, family);
     }
   }
 
