@@ -18,13 +18,19 @@ const withGr = (restartTime: number, families: Family[] = [unicast(1), unicast(2
 });
 const rawPeer = (s: Speaker, options: Partial<RawPeerOptions> = {}) => loopback.connect(s, { localAddress: PEER, asn: ASN, ...options });
 
+/** A session with graceful restart whose routes are learned, then lost without a NOTIFICATION; resolves at the loss. */
+async function learnThenLose(s: Speaker, restartTime: number, withV6 = false): Promise<void> {
+  const p = await rawPeer(s, withGr(restartTime));
+  p.announce([V4], PEER);
+  if (withV6) p.announce([V6], 'fd00::2');
+  await until('learned', () => routesOf(s)[V4] === PEER && (!withV6 || routesOf(s)[V6] === 'fd00::2'));
+  p.drop();
+}
+
 describe('End-of-RIB for a family that was not negotiated (RFC 4724 §2, RFC 4760 §7)', () => {
   it('an End-of-RIB for an unknown AFI is not IPv4 unicast\'s: stale IPv4 routes stay until the real one', async () => {
     const s = await speaker();
-    const first = await rawPeer(s, withGr(60));
-    first.announce([V4], PEER);
-    await until('learned', () => routesOf(s)[V4] === PEER);
-    first.drop();
+    await learnThenLose(s, 60);
     const back = await rawPeer(s, withGr(60));
     back.endOfRib({ afi: 25 as Afi, safi: 1 }); // L2VPN AFI, unicast SAFI: not a family of ours
     back.endOfRib(unicast(2));
@@ -52,26 +58,18 @@ describe('End-of-RIB for a family that was not negotiated (RFC 4724 §2, RFC 476
 describe('graceful restart, receiving speaker: a family listed but not negotiated (RFC 4724 §4.2, RFC 4760 §8)', () => {
   it('stale routes of a family the new session did not negotiate go at once, though its capability lists the family', async () => {
     const s = await speaker();
-    const first = await rawPeer(s, withGr(60));
-    first.announce([V4], PEER);
-    first.announce([V6], 'fd00::2');
-    await until('learned', () => routesOf(s)[V4] === PEER && routes6(s) === 'fd00::2');
-    first.drop();
+    await learnThenLose(s, 60, true);
     // Back with IPv4 unicast only in its Multiprotocol capabilities, but IPv6 still in its graceful restart one.
     await rawPeer(s, { capabilities: [{ code: 1, family: unicast(1) }, { code: 65, asn: ASN }, grCapability(60, [{ afi: 1 }, { afi: 2 }])] });
-    await until('the IPv6 stale route gone at once', () => routes6(s) === undefined, 3_000);
+    await until('the IPv6 stale route gone at once', () => routesOf(s)[V6] === undefined, 3_000);
     expect(routesOf(s)[V4]).toBe(PEER); // IPv4 waits for its End-of-RIB
   });
 });
-const routes6 = (s: Speaker) => routesOf(s)[V6];
 
 describe('graceful restart, receiving speaker: a peer that restarts again and again (RFC 4724 §4.2)', () => {
   it('the restart timer runs from the first loss: a second loss before End-of-RIB does not start it again', async () => {
     const s = await speaker();
-    const first = await rawPeer(s, withGr(4));
-    first.announce([V4], PEER);
-    await until('learned', () => routesOf(s)[V4] === PEER);
-    first.drop();
+    await learnThenLose(s, 4);
     const lostAt = Date.now();
     const second = await rawPeer(s, withGr(4));
     await sleep(Math.max(0, lostAt + 2_500 - Date.now()));
