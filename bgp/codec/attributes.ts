@@ -124,7 +124,13 @@ const DESCRIPTORS: Descriptor[] = [
     out.attrs.origin = v[0] as 0 | 1 | 2;
   } },
   { type: AttrType.AS_PATH, optional: false, transitive: true, onError: 'withdraw', decode(v, out, ctx) {
-    out.attrs.asPath = decodeAsPath(v, ctx.fourOctetAs);
+    const path = decodeAsPath(v, ctx.fourOctetAs);
+    // RFC 5065 §5: confederation segments from a peer outside our confederation (we are in none, so
+    // any external peer) make AS_PATH malformed: treat-as-withdraw (RFC 7606 §7.2), never passed on.
+    if (ctx.ebgp && path.some((s) => s.type === AsPathSegmentType.AS_CONFED_SEQUENCE || s.type === AsPathSegmentType.AS_CONFED_SET)) {
+      throw new Malformed('AS_CONFED segment from an external peer');
+    }
+    out.attrs.asPath = path;
   } },
   { type: AttrType.NEXT_HOP, optional: false, transitive: true, onError: 'withdraw', decode(v, out) {
     const nh = ipv4(v);

@@ -73,6 +73,8 @@ const TABLE: Row[] = [
   { section: '§7.10', what: 'CLUSTER_LIST from eBGP', extra: [at(0x80, CLUSTER_LIST, [192, 0, 2])], ebgp: true, expect: 'discard', gone: 'clusterList' },
   { section: '§7.11', what: 'MP_REACH_NLRI next hop of length 5', extra: [at(0x80, MP_REACH, [0, 2, 1, 5, 1, 2, 3, 4, 5, 0])], nlri: [], expect: 'reset', notification: [3, 9] },
   { section: '§7.12', what: 'MP_UNREACH_NLRI with a prefix longer than 128', extra: [at(0x80, MP_UNREACH, [0, 2, 1, 129, ...Array(17).fill(0)])], nlri: [], expect: 'reset', notification: [3, 9] },
+  { section: '§7.2 + RFC 5065 §5', what: 'AS_PATH with an AS_CONFED_SEQUENCE from eBGP (we are in no confederation)', replace: { [AS_PATH]: at(0x40, AS_PATH, [3, 1, 0, 0, 0xfd, 0xe9, 2, 1, 0, 0, 0xfd, 0xe8]) }, ebgp: true, expect: 'withdraw' },
+  { section: '§7.2 + RFC 5065 §5', what: 'AS_PATH with an AS_CONFED_SET from eBGP', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 1, 0, 0, 0xfd, 0xe8, 4, 1, 0, 0, 0xfd, 0xe9]) }, ebgp: true, expect: 'withdraw' },
   { section: 'RFC 7607 §2', what: 'AS_PATH holding AS 0', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 2, 0, 0, 0xfd, 0xe8, 0, 0, 0, 0]) }, expect: 'withdraw' },
   { section: 'RFC 7607 §2', what: 'AGGREGATOR of AS 0', extra: [at(0xc0, AGGREGATOR, [0, 0, 0, 0, 192, 0, 2, 1])], expect: 'discard', gone: 'aggregator' },
   { section: 'RFC 6793 §6', what: 'AS4_PATH malformed', extra: [at(0xc0, AS4_PATH, [2, 3, 0, 0])], expect: 'ok' },
