@@ -179,7 +179,8 @@ const DESCRIPTORS: Descriptor[] = [
     out.mpUnreach = decodeMpUnreach(v);
   } },
   { type: AttrType.AS4_PATH, optional: true, transitive: true, onError: 'discard', decode(v, out) {
-    out.as4Path = decodeAsPath(v, true);
+    // RFC 6793 §3: confederation segments are invalid in AS4_PATH; they are dropped, the rest is used.
+    out.as4Path = decodeAsPath(v, true).filter((s) => s.type === AsPathSegmentType.AS_SEQUENCE || s.type === AsPathSegmentType.AS_SET);
   } },
   { type: AttrType.AS4_AGGREGATOR, optional: true, transitive: true, onError: 'discard', decode(v, out) {
     if (v.length !== 8) throw new Malformed('bad AS4_AGGREGATOR length');

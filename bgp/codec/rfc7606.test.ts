@@ -119,13 +119,17 @@ describe('RFC 7606 §3, §4 and §7: what each malformed attribute costs', () =>
   });
 });
 
-describe('RFC 7607 §2 and RFC 6793 §6: AS 0 in AS4_PATH or AS4_AGGREGATOR from a 2-octet peer', () => {
+describe('RFC 7607 §2 and RFC 6793 §3, §6: AS 0 or confederation segments in AS4_PATH, AS 0 in AS4_AGGREGATOR, from a 2-octet peer', () => {
   const two: CodecContext = { fourOctetAs: false, ebgp: true };
   const update = (...extra: Buffer[]) => frame({ section: '', what: '', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 2, 0x5b, 0xa0, 0xfd, 0xe8]) }, extra, expect: 'ok' });
   it('an AS4_PATH holding AS 0 is discarded: the path stays AS_PATH as sent (AS_TRANS and all), routes usable', () => {
     const msg = decodeMessage(update(at(0xc0, AS4_PATH, [2, 1, 0, 0, 0, 0])), two) as UpdateMessage;
     expect(msg.treatAsWithdraw ?? false).toBe(false);
     expect(msg.attributes.asPath).toEqual([{ type: 2, asns: [23456, 65000] }]);
+  });
+  it('confederation segments in an AS4_PATH are dropped, the rest merged (RFC 6793 §3)', () => {
+    const msg = decodeMessage(frame({ section: '', what: '', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 2, 0xfd, 0xea, 0x5b, 0xa0]) }, extra: [at(0xc0, AS4_PATH, [3, 1, 0, 0, 0xfd, 0xe9, 2, 1, 0xfa, 0x56, 0xea, 0x01])], expect: 'ok' }), two) as UpdateMessage;
+    expect(msg.attributes.asPath).toEqual([{ type: 2, asns: [65002] }, { type: 2, asns: [4_200_000_001] }]);
   });
   it('an AS4_AGGREGATOR of AS 0 is discarded: AGGREGATOR stays as sent', () => {
     const msg = decodeMessage(update(at(0xc0, AGGREGATOR, [0x5b, 0xa0, 192, 0, 2, 1]), at(0xc0, AS4_AGGREGATOR, [0, 0, 0, 0, 192, 0, 2, 1])), two) as UpdateMessage;
