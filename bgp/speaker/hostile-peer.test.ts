@@ -104,3 +104,18 @@ describe('next hops that are not unicast addresses (RFC 4271 §6.3, RFC 4760 §3
     expect(s.snapshot().find((x) => x.address === PEER)?.state).toBe('Established');
   });
 });
+
+describe('the listener (RFC 4271 §8: connections are accepted for configured peers)', () => {
+  it('an accept that fails (ENOBUFS, EPERM: Node reports it as an error event on the server) is logged, again and again, never thrown', async () => {
+    const logged: string[] = [];
+    const log = { warn: () => undefined, error: (_fields: object, message: string) => void logged.push(message) };
+    const s = await speaker({ log });
+    // What node:net does when accept(2) fails: an 'error' event on the listening server.
+    const server = (s as unknown as { server: import('node:net').Server }).server;
+    for (let i = 0; i < 3; i++) server.emit('error', Object.assign(new Error('accept ENOBUFS'), { code: 'ENOBUFS', syscall: 'accept' }));
+    expect(logged).toHaveLength(3);
+    const p = await rawPeer(s); // and it still accepts
+    p.announce([V4], PEER);
+    await until('learned', () => routesOf(s)[V4] === PEER);
+  });
+});

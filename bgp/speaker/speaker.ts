@@ -171,11 +171,18 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       this.deferral.timer = setTimeout(() => this.endDeferral('selection deferral timer expired'), seconds * 1000);
     }
     if (this.config.listenPort === undefined) return;
-    this.server = createServer((socket) => this.onIncoming(socket));
+    const server = createServer((socket) => this.onIncoming(socket));
+    this.server = server;
     await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.config.listenPort, this.config.listenAddress, () => resolve());
+      server.once('error', reject);
+      server.listen(this.config.listenPort, this.config.listenAddress, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
+    // A failed accept(2) (ENOBUFS, EPERM from a firewall) comes as an 'error' on the server: with no
+    // listener left it would be thrown, and end the process.
+    server.on('error', (err) => this.log.error({ err }, 'bgp listener: accepting a connection failed'));
     this.port = (this.server.address() as { port: number }).port;
   }
 
