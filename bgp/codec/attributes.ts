@@ -1,5 +1,5 @@
 // Path attributes: one descriptor each (flags, decode, encode, what to do when malformed, RFC 7606).
-import { addressBytes, decodePrefixes, encodePrefixes, formatAddress, parseAddress } from './prefix.js';
+import { addressBytes, decodePrefixes, encodePrefixes, formatAddress, isUnicastAddress, parseAddress } from './prefix.js';
 import {
   AFI,
   type Afi,
@@ -61,6 +61,8 @@ export function decodeAsPath(v: Buffer, fourOctet: boolean): AsPathSegment[] {
     if (i + 2 + count * size > v.length) throw new Malformed('AS_PATH segment overruns');
     const asns: number[] = [];
     for (let k = 0; k < count; k++) asns.push(fourOctet ? v.readUInt32BE(i + 2 + k * 4) : v.readUInt16BE(i + 2 + k * 2));
+    // RFC 7607 §2: AS 0 makes the attribute malformed (AS_PATH: treat-as-withdraw; AS4_PATH: discarded).
+    if (asns.includes(0)) throw new Malformed('AS 0 in an AS path');
     segments.push({ type, asns });
     i += 2 + count * size;
   }
@@ -100,6 +102,10 @@ function decodeMpReach(v: Buffer): MpReach {
   for (let o = 0; o < nhLen; o += size) nextHops.push(formatAddress(afi, v.subarray(4 + o, 4 + o + size)));
   // One reserved octet (RFC 4760: SNPA count, must be zero) sits between next hop and NLRI.
   const nlri = safi === SAFI_UNICAST ? decodePrefixes(afi, v.subarray(4 + nhLen + 1), UpdateSubcode.OPTIONAL_ATTRIBUTE_ERROR) : [];
+  // A next hop (the global one, first, when a link-local follows: RFC 2545 §3) that is unspecified or
+  // multicast is semantically incorrect (RFC 4271 §6.3): no next hop, so these routes are ignored
+  // (withdrawn if held), without a NOTIFICATION, like a bad NEXT_HOP for classic NLRI.
+  if (!isUnicastAddress(afi, v.subarray(4, 4 + size))) return { family: { afi, safi }, nextHops: [], nlri };
   return { family: { afi, safi }, nextHops, nlri };
 }
 
@@ -118,11 +124,17 @@ const DESCRIPTORS: Descriptor[] = [
     out.attrs.origin = v[0] as 0 | 1 | 2;
   } },
   { type: AttrType.AS_PATH, optional: false, transitive: true, onError: 'withdraw', decode(v, out, ctx) {
-    out.attrs.asPath = decodeAsPath(v, ctx.fourOctetAs);
+    const path = decodeAsPath(v, ctx.fourOctetAs);
+    // RFC 5065 §5: confederation segments from a peer outside our confederation (we are in none, so
+    // any external peer) make AS_PATH malformed: treat-as-withdraw (RFC 7606 §7.2), never passed on.
+    if (ctx.ebgp && path.some((s) => s.type === AsPathSegmentType.AS_CONFED_SEQUENCE || s.type === AsPathSegmentType.AS_CONFED_SET)) {
+      throw new Malformed('AS_CONFED segment from an external peer');
+    }
+    out.attrs.asPath = path;
   } },
   { type: AttrType.NEXT_HOP, optional: false, transitive: true, onError: 'withdraw', decode(v, out) {
     const nh = ipv4(v);
-    if (nh === '0.0.0.0' || v[0]! >= 224) throw new Malformed(`invalid NEXT_HOP ${nh}`);
+    if (!isUnicastAddress(AFI.IPv4, v)) throw new Malformed(`invalid NEXT_HOP ${nh}`);
     out.attrs.nextHop = nh;
   } },
   { type: AttrType.MULTI_EXIT_DISC, optional: true, transitive: false, onError: 'withdraw', decode(v, out) {
@@ -140,6 +152,7 @@ const DESCRIPTORS: Descriptor[] = [
     const size = ctx.fourOctetAs ? 8 : 6;
     if (v.length !== size) throw new Malformed('bad AGGREGATOR length');
     const asn = ctx.fourOctetAs ? v.readUInt32BE(0) : v.readUInt16BE(0);
+    if (asn === 0) throw new Malformed('AGGREGATOR of AS 0'); // RFC 7607 §2
     out.attrs.aggregator = { asn, address: formatAddress(AFI.IPv4, v.subarray(size - 4)) };
   } },
   { type: AttrType.COMMUNITIES, optional: true, transitive: true, onError: 'withdraw', decode(v, out) {
@@ -166,10 +179,12 @@ const DESCRIPTORS: Descriptor[] = [
     out.mpUnreach = decodeMpUnreach(v);
   } },
   { type: AttrType.AS4_PATH, optional: true, transitive: true, onError: 'discard', decode(v, out) {
-    out.as4Path = decodeAsPath(v, true);
+    // RFC 6793 §3: confederation segments are invalid in AS4_PATH; they are dropped, the rest is used.
+    out.as4Path = decodeAsPath(v, true).filter((s) => s.type === AsPathSegmentType.AS_SEQUENCE || s.type === AsPathSegmentType.AS_SET);
   } },
   { type: AttrType.AS4_AGGREGATOR, optional: true, transitive: true, onError: 'discard', decode(v, out) {
     if (v.length !== 8) throw new Malformed('bad AS4_AGGREGATOR length');
+    if (v.readUInt32BE(0) === 0) throw new Malformed('AS4_AGGREGATOR of AS 0'); // RFC 7607 §2
     out.as4Aggregator = { asn: v.readUInt32BE(0), address: formatAddress(AFI.IPv4, v.subarray(4)) };
   } },
 ];

@@ -61,6 +61,16 @@ describe('codec', () => {
     expect(roundTrip(unreach)).toEqual(unreach);
   });
 
+  it('an MP_REACH_NLRI next hop that is unspecified or multicast decodes as none: its routes are ignored (RFC 4271 §6.3)', () => {
+    const reach = (afi: 1 | 2, nextHops: string[], nlri: string[]) => roundTrip({ type: 2, withdrawn: [], nlri: [], attributes: { origin: 0, asPath: [] }, mpReach: { family: { afi, safi: 1 }, nextHops, nlri } }) as any;
+    expect(reach(2, ['::'], ['fd00:1::/64']).mpReach).toEqual({ family: { afi: 2, safi: 1 }, nextHops: [], nlri: ['fd00:1::/64'] });
+    expect(reach(2, ['ff02::1', 'fe80::1'], ['fd00:1::/64']).mpReach.nextHops).toEqual([]);
+    expect(reach(1, ['0.0.0.0'], ['10.1.0.0/16']).mpReach.nextHops).toEqual([]);
+    expect(reach(1, ['240.0.0.1'], ['10.1.0.0/16']).mpReach.nextHops).toEqual([]);
+    expect(reach(2, ['fd00::2', 'fe80::1'], ['fd00:1::/64']).mpReach.nextHops).toEqual(['fd00::2', 'fe80::1']);
+    expect(reach(1, ['192.0.2.2'], ['10.1.0.0/16']).mpReach.nextHops).toEqual(['192.0.2.2']);
+  });
+
   it('speaks 2-octet AS to old peers with AS4_PATH, and merges it back', () => {
     const update: BgpMessage = { type: 2, withdrawn: [], nlri: ['10.1.0.0/16'], attributes: { origin: 0, nextHop: '192.0.2.2', asPath: [{ type: 2, asns: [65001, 4_200_000_001, 65002] }] } };
     const back = roundTrip(update, two) as any;
@@ -133,6 +143,37 @@ describe('codec', () => {
       for (let f = reader.nextFrame(); f; f = reader.nextFrame()) frames.push(f);
     }
     expect(frames.map((f) => f[18])).toEqual([4, 3, 4]);
+  });
+
+  it('the reader splits a stream at any chunking: frames of every size, chunks of every size', () => {
+    const message = fc.integer({ min: 0, max: 4096 - 21 }).map((n) => encodeMessage({ type: 3, code: 6, subcode: 0, data: new Uint8Array(n).fill(n & 0xff) }, four));
+    fc.assert(fc.property(fc.array(message, { minLength: 1, maxLength: 12 }), fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 20 }), (messages, cuts) => {
+      const stream = Buffer.concat(messages);
+      const reader = new MessageReader();
+      const frames: Buffer[] = [];
+      for (let at = 0, k = 0; at < stream.length; k++) {
+        const size = cuts[k % cuts.length]!;
+        reader.push(stream.subarray(at, at + size));
+        at += size;
+        for (let f = reader.nextFrame(); f; f = reader.nextFrame()) frames.push(Buffer.from(f));
+      }
+      expect(Buffer.concat(frames)).toEqual(stream);
+      expect(frames.length).toBe(messages.length);
+      expect(reader.bufferedBytes).toBe(0);
+    }), { numRuns: 100 });
+  });
+
+  it('the reader hands out a frame without copying what is buffered behind it (a peer\'s backlog of megabytes costs nothing per frame)', () => {
+    const first = Buffer.alloc(38); // not from the pool: its own ArrayBuffer
+    keepalive().copy(first, 0);
+    keepalive().copy(first, 19);
+    const reader = new MessageReader();
+    reader.push(first);
+    for (let i = 0; i < 64; i++) reader.push(Buffer.alloc(65_536 - 65_536 % 19).fill(keepalive()));
+    // Compared by identity: a diff of two 4 MiB ArrayBuffers would take minutes to print.
+    expect(reader.nextFrame()!.buffer === first.buffer).toBe(true);
+    expect(reader.nextFrame()!.buffer === first.buffer).toBe(true);
+    expect(reader.bufferedBytes).toBe(64 * (65_536 - 65_536 % 19));
   });
 });
 

@@ -29,6 +29,15 @@ export function formatAddress(afi: Afi, bytes: Uint8Array): string {
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
+/**
+ * Whether an address can be a next hop at all (RFC 4271 §6.3): not unspecified, not multicast, and
+ * for IPv4 not class E either. Whether it is reachable is the RIB's business.
+ */
+export function isUnicastAddress(afi: Afi, bytes: Uint8Array): boolean {
+  if (afi === AFI.IPv4) return bytes[0]! < 224 && (bytes[0]! | bytes[1]! | bytes[2]! | bytes[3]!) !== 0;
+  return bytes[0] !== 0xff && bytes.subarray(0, 16).some((b) => b !== 0);
+}
+
 /** Parses a textual address; throws a plain Error for bad input (callers validate their own config). */
 export function parseAddress(text: string): { afi: Afi; bytes: Uint8Array } {
   if (!text.includes(':')) {

@@ -19,16 +19,30 @@ export class MessageReader {
   /** The next whole frame, or undefined while it is incomplete; throws BgpError(1, …) on a bad header. */
   nextFrame(): Buffer | undefined {
     if (this.buffered < BGP_HEADER_LENGTH) return undefined;
-    if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
-    const buf = this.chunks[0]!;
-    const length = buf.readUInt16BE(16);
+    let head = this.joined(BGP_HEADER_LENGTH);
     // Check marker, type and length bounds now, so a bogus length never makes us wait for bytes.
-    checkHeaderFields(buf);
-    if (buf.length < length) return undefined;
-    const frame = buf.subarray(0, length);
-    const rest = buf.subarray(length);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
+    checkHeaderFields(head);
+    const length = head.readUInt16BE(16);
+    if (this.buffered < length) return undefined;
+    head = this.joined(length);
+    const frame = head.subarray(0, length);
+    if (head.length === length) this.chunks.shift();
+    else this.chunks[0] = head.subarray(length);
+    this.buffered -= length;
     return frame;
+  }
+
+  /**
+   * The first chunk, made at least `bytes` long by joining only the chunks it needs: a peer that
+   * keeps megabytes buffered must not make us copy all of them for every frame taken off the front.
+   */
+  private joined(bytes: number): Buffer {
+    if (this.chunks[0]!.length >= bytes) return this.chunks[0]!;
+    let count = 0;
+    let total = 0;
+    while (total < bytes) total += this.chunks[count++]!.length;
+    const merged = Buffer.concat(this.chunks.slice(0, count), total);
+    this.chunks.splice(0, count, merged);
+    return merged;
   }
 }

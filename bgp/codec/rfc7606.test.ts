@@ -73,6 +73,10 @@ const TABLE: Row[] = [
   { section: '§7.10', what: 'CLUSTER_LIST from eBGP', extra: [at(0x80, CLUSTER_LIST, [192, 0, 2])], ebgp: true, expect: 'discard', gone: 'clusterList' },
   { section: '§7.11', what: 'MP_REACH_NLRI next hop of length 5', extra: [at(0x80, MP_REACH, [0, 2, 1, 5, 1, 2, 3, 4, 5, 0])], nlri: [], expect: 'reset', notification: [3, 9] },
   { section: '§7.12', what: 'MP_UNREACH_NLRI with a prefix longer than 128', extra: [at(0x80, MP_UNREACH, [0, 2, 1, 129, ...Array(17).fill(0)])], nlri: [], expect: 'reset', notification: [3, 9] },
+  { section: '§7.2 + RFC 5065 §5', what: 'AS_PATH with an AS_CONFED_SEQUENCE from eBGP (we are in no confederation)', replace: { [AS_PATH]: at(0x40, AS_PATH, [3, 1, 0, 0, 0xfd, 0xe9, 2, 1, 0, 0, 0xfd, 0xe8]) }, ebgp: true, expect: 'withdraw' },
+  { section: '§7.2 + RFC 5065 §5', what: 'AS_PATH with an AS_CONFED_SET from eBGP', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 1, 0, 0, 0xfd, 0xe8, 4, 1, 0, 0, 0xfd, 0xe9]) }, ebgp: true, expect: 'withdraw' },
+  { section: 'RFC 7607 §2', what: 'AS_PATH holding AS 0', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 2, 0, 0, 0xfd, 0xe8, 0, 0, 0, 0]) }, expect: 'withdraw' },
+  { section: 'RFC 7607 §2', what: 'AGGREGATOR of AS 0', extra: [at(0xc0, AGGREGATOR, [0, 0, 0, 0, 192, 0, 2, 1])], expect: 'discard', gone: 'aggregator' },
   { section: 'RFC 6793 §6', what: 'AS4_PATH malformed', extra: [at(0xc0, AS4_PATH, [2, 3, 0, 0])], expect: 'ok' },
   { section: 'RFC 6793 §6', what: 'AS4_AGGREGATOR of length 7', extra: [at(0xc0, AS4_AGGREGATOR, [0, 0, 0, 1, 192, 0, 2])], expect: 'ok' },
 ];
@@ -112,5 +116,23 @@ describe('RFC 7606 §3, §4 and §7: what each malformed attribute costs', () =>
       expect(msg.attributes.origin).toBe(0);
       expect(msg.attributes.asPath).toEqual([{ type: 2, asns: [65000] }]);
     }
+  });
+});
+
+describe('RFC 7607 §2 and RFC 6793 §3, §6: AS 0 or confederation segments in AS4_PATH, AS 0 in AS4_AGGREGATOR, from a 2-octet peer', () => {
+  const two: CodecContext = { fourOctetAs: false, ebgp: true };
+  const update = (...extra: Buffer[]) => frame({ section: '', what: '', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 2, 0x5b, 0xa0, 0xfd, 0xe8]) }, extra, expect: 'ok' });
+  it('an AS4_PATH holding AS 0 is discarded: the path stays AS_PATH as sent (AS_TRANS and all), routes usable', () => {
+    const msg = decodeMessage(update(at(0xc0, AS4_PATH, [2, 1, 0, 0, 0, 0])), two) as UpdateMessage;
+    expect(msg.treatAsWithdraw ?? false).toBe(false);
+    expect(msg.attributes.asPath).toEqual([{ type: 2, asns: [23456, 65000] }]);
+  });
+  it('confederation segments in an AS4_PATH are dropped, the rest merged (RFC 6793 §3)', () => {
+    const msg = decodeMessage(frame({ section: '', what: '', replace: { [AS_PATH]: at(0x40, AS_PATH, [2, 2, 0xfd, 0xea, 0x5b, 0xa0]) }, extra: [at(0xc0, AS4_PATH, [3, 1, 0, 0, 0xfd, 0xe9, 2, 1, 0xfa, 0x56, 0xea, 0x01])], expect: 'ok' }), two) as UpdateMessage;
+    expect(msg.attributes.asPath).toEqual([{ type: 2, asns: [65002] }, { type: 2, asns: [4_200_000_001] }]);
+  });
+  it('an AS4_AGGREGATOR of AS 0 is discarded: AGGREGATOR stays as sent', () => {
+    const msg = decodeMessage(update(at(0xc0, AGGREGATOR, [0x5b, 0xa0, 192, 0, 2, 1]), at(0xc0, AS4_AGGREGATOR, [0, 0, 0, 0, 192, 0, 2, 1])), two) as UpdateMessage;
+    expect(msg.attributes.aggregator).toEqual({ asn: 23456, address: '192.0.2.1' });
   });
 });

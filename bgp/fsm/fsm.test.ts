@@ -191,13 +191,23 @@ describe('OPEN received: hold time negotiation', () => {
     expect(timersSet(actions)).toEqual({ keepalive, hold });
   });
 
+  it('a peer that proposes hold time 0, then never sends its KEEPALIVE, does not hold us in OpenConfirm forever (RFC 4271 §8.2.2)', () => {
+    const fsm = fsmIn('OpenSent');
+    const actions = fsm.handle(ev.open({ holdTime: 0 }));
+    expect(actions).not.toContainEqual({ type: 'clearTimer', timer: 'hold' });
+    expect(fsm.state).toBe('OpenConfirm');
+    // The OPEN hold timer (armed at TcpConnected) runs out: 4/0, and the peer may try again.
+    expect(notifications(fsm.handle(ev.timer('hold')))).toEqual([[ErrorCode.HOLD_TIMER_EXPIRED, 0]]);
+    expect(fsm.state).toBe('Idle');
+  });
+
   it.each([
     [0, 90],
     [90, 0],
     [0, 0],
-  ])('ours %i, theirs %i → hold 0: no keepalive timer, hold timer cleared', (ours, theirs) => {
+  ])('ours %i, theirs %i → hold 0: no keepalive timer, hold timer cleared once Established', (ours, theirs) => {
     const fsm = fsmIn('OpenSent', { holdTime: ours });
-    expect(fsm.handle(ev.open({ holdTime: theirs }))).toEqual([{ type: 'sendKeepalive' }, { type: 'clearTimer', timer: 'hold' }]);
+    expect(fsm.handle(ev.open({ holdTime: theirs }))).toEqual([{ type: 'sendKeepalive' }]); // the OPEN hold timer goes on
     expect(fsm.negotiated).toMatchObject({ holdTime: 0, keepaliveTime: 0 });
     // Established with hold 0: KEEPALIVE clears rather than arms the hold timer; the keepalive timer sends nothing.
     expect(fsm.handle(ev.keepalive).filter((a) => a.type === 'setTimer' || a.type === 'clearTimer')).toEqual([{ type: 'clearTimer', timer: 'hold' }]);

@@ -178,7 +178,9 @@ export class Fsm {
     this.state = 'OpenConfirm';
     a.push({ type: 'sendKeepalive' });
     if (keepaliveTime > 0) a.push({ type: 'setTimer', timer: 'keepalive', seconds: keepaliveTime });
-    this.restartHold(a);
+    // A zero hold time stops the hold timer once Established. Until the peer's KEEPALIVE the OPEN
+    // hold timer goes on: a peer silent after its OPEN would otherwise hold us in OpenConfirm forever.
+    if (holdTime > 0) this.restartHold(a);
     return a;
   }
 

@@ -24,7 +24,7 @@ export class Loopback {
   private readonly peers: RawPeer[] = [];
 
   /** A started speaker on 127.0.0.1 whose peers are passive: the raw peers open every session. */
-  async speaker(extra: Partial<SpeakerConfig>, peers: { address: string; asn: number }[]): Promise<Speaker> {
+  async speaker(extra: Partial<SpeakerConfig>, peers: { address: string; asn: number; routeReflectorClient?: boolean }[]): Promise<Speaker> {
     const s = new Speaker({
       asn: ASN, routerId: US, listenAddress: US, listenPort: 0, holdTime: 9, connectRetrySeconds: 0.1,
       gracefulRestart: { enabled: true, restartTime: 5, restarting: false }, importCIDRs: [], allowDefaultRoute: false, maxPrefixes: 1000, ...extra,

@@ -171,11 +171,18 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       this.deferral.timer = setTimeout(() => this.endDeferral('selection deferral timer expired'), seconds * 1000);
     }
     if (this.config.listenPort === undefined) return;
-    this.server = createServer((socket) => this.onIncoming(socket));
+    const server = createServer((socket) => this.onIncoming(socket));
+    this.server = server;
     await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      this.server!.listen(this.config.listenPort, this.config.listenAddress, () => resolve());
+      server.once('error', reject);
+      server.listen(this.config.listenPort, this.config.listenAddress, () => {
+        server.off('error', reject);
+        resolve();
+      });
     });
+    // A failed accept(2) (ENOBUFS, EPERM from a firewall) comes as an 'error' on the server: with no
+    // listener left it would be thrown, and end the process.
+    server.on('error', (err) => this.log.error({ err }, 'bgp listener: accepting a connection failed'));
     this.port = (this.server.address() as { port: number }).port;
   }
 
@@ -314,7 +321,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const eor = endOfRibFamily(u);
     if (eor) {
       // RFC 4724 §4.2: the peer has resent all it has of this family (AFI and SAFI: only unicast is ours).
-      if (eor.safi !== SAFI_UNICAST) return;
+      // One for a family this session did not negotiate (an unknown AFI among them) says nothing
+      // about ours (RFC 4760 §7: ignored).
+      if (!peer.established?.families.some((f) => f.afi === eor.afi && f.safi === eor.safi)) return;
       this.sweepStale(peer, ribFamily(eor.afi));
       if (peer.awaitedEndOfRib?.delete(ribFamily(eor.afi))) this.checkDeferral();
       return;
@@ -426,23 +435,27 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const changes: BestChange[] = [];
     for (const family of [4, 6] as const) if (!families.has(family)) changes.push(...this.rib.dropSource(peer.info.id, family));
     this.rib.markStale(peer.info.id, families);
-    clearTimeout(peer.stale?.timer);
     // Counted from the session loss; coming back does not stop it, only End-of-RIB does (per family).
-    peer.stale = { families, timer: setTimeout(() => this.sweepStale(peer), gr.restartTime * 1000) };
+    // Lost again before that End-of-RIB: the timer of the first loss keeps running, or a peer
+    // restarting faster than its restart time would keep routes it never resent stale forever.
+    const timer = peer.stale?.timer ?? setTimeout(() => this.sweepStale(peer), gr.restartTime * 1000);
+    peer.stale = { families, timer };
     this.apply(changes);
   }
 
   /**
    * The peer is back (RFC 4724 §4.2): stale routes of a family go at once when its new OPEN has no
    * graceful restart capability, does not list the family, or lists it without the F bit
-   * (forwarding state not preserved). The others wait for End-of-RIB or the restart timer.
+   * (forwarding state not preserved), or did not negotiate it. The others wait for End-of-RIB or the restart timer.
    */
   private keepStaleOnReturn(peer: Peer, e: Established): void {
     if (!peer.stale) return;
     const gr = this.config.gracefulRestart.enabled ? e.peerGracefulRestart : undefined;
     for (const family of [...peer.stale.families]) {
       const preserved = gr?.families.some((f) => ribFamily(f.afi) === family && f.safi === SAFI_UNICAST && f.forwardingPreserved);
-      if (!preserved) this.sweepStale(peer, family);
+      // A family this session did not negotiate gets no End-of-RIB over it (ignored, see onUpdate): its routes go now.
+      const negotiated = e.families.some((f) => ribFamily(f.afi) === family && f.safi === SAFI_UNICAST);
+      if (!preserved || !negotiated) this.sweepStale(peer, family);
     }
   }
 
