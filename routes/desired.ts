@@ -185,11 +185,17 @@ interface IpJsonRoute extends IpJsonHop {
  * parse are left out. `protocol` reads `lightly` or `201` depending on rt_protos.d.
  */
 export function parseIpRoutes(text: string, family?: 4 | 6): Route[] {
-  const rows = text.trim() ? (JSON.parse(text) as IpJsonRoute[]) : [];
+  return routesFromRows(text.trim() ? (JSON.parse(text) as unknown[]) : [], family);
+}
+
+/** parseIpRoutes for rows already split out of the array (a table read as it streams). */
+export function routesFromRows(parsed: unknown[], family?: 4 | 6): Route[] {
+  const rows = parsed as IpJsonRoute[];
   const routes: Route[] = [];
   for (const row of rows) {
     if (row.protocol !== undefined && !isLightlyProtocol(row.protocol)) continue;
     if (row.table !== undefined && row.table !== 'main') continue;
+    if (typeof row?.dst !== 'string') continue;
     const rowFamily = family ?? (row.dst.includes(':') || row.gateway?.includes(':') || row.nexthops?.[0]?.gateway?.includes(':') ? 6 : 4);
     const prefix = row.dst === 'default' ? (rowFamily === 6 ? '::/0' : '0.0.0.0/0') : row.dst;
     const route = rowToRoute(row, prefix);

@@ -1,7 +1,8 @@
-// The thin shell around `ip`: read our routes as JSON, write many changes through one `ip -force -batch -`.
+// The thin shell around `ip`: read our routes as streamed JSON, write a chunk of changes through one `ip -force -batch -`.
 import { execa } from 'execa';
 import { ROUTE_PROTOCOL } from './protocol-number.js';
-import { type Route, parseIpRoutes } from './desired.js';
+import { type Route, routesFromRows } from './desired.js';
+import { JsonArraySplitter } from './ip-json.js';
 
 export interface IpOptions {
   /** Run as `ip -n NAME …`, inside this named network namespace (labs, tests); default: our own. */
@@ -64,16 +65,33 @@ export class Ip {
     }
   }
 
-  /** Our routes (protocol 201) in the main table, IPv4 and IPv6. */
+  /**
+   * Our routes (protocol 201) in the main table, IPv4 and IPv6. Parsed a pipe-read at a time as `ip`
+   * prints them, so reading a full table never holds the event loop for long.
+   */
   async readRoutes(): Promise<Route[]> {
-    const read = async (family: 4 | 6): Promise<Route[]> => {
-      const args = ['-json', `-${family}`, 'route', 'show', 'proto', String(ROUTE_PROTOCOL), 'table', 'main'];
-      const out = await this.run(args);
-      if (out.exitCode !== 0) throw new IpCommandError(this.args(args), out.stderr);
-      return parseIpRoutes(out.stdout, family);
-    };
-    const [v4, v6] = await Promise.all([read(4), read(6)]);
-    return [...v4, ...v6];
+    const v4 = await this.readFamily(4);
+    return v4.concat(await this.readFamily(6));
+  }
+
+  private async readFamily(family: 4 | 6): Promise<Route[]> {
+    const args = this.args(['-json', `-${family}`, 'route', 'show', 'proto', String(ROUTE_PROTOCOL), 'table', 'main']);
+    const routes: Route[] = [];
+    const splitter = new JsonArraySplitter();
+    let child;
+    try {
+      child = execa('ip', args, { reject: false, buffer: false, stdin: 'ignore', stderr: 'pipe' });
+    } catch (err) {
+      throw new IpCommandError(args, (err as Error).message);
+    }
+    let stderr = '';
+    child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+      for (const route of routesFromRows(splitter.pushParsed(text), family)) routes.push(route);
+    });
+    const out = await child;
+    if (out.exitCode !== 0) throw new IpCommandError(args, stderr || String(out.message ?? ''));
+    return routes;
   }
 
   /**

@@ -1,5 +1,8 @@
-// Keeps the kernel's routes of protocol lightly equal to a desired set: adopt, diff, one batch per burst.
-import { type Route, diffRoutes, normalisePrefix, normaliseRoute, renderChanges } from './desired.js';
+// Keeps the kernel's routes of protocol lightly equal to a desired set, incrementally: a change marks
+// its prefix dirty, a pass programs only dirty prefixes, in chunks of `ip -batch` lines that run while
+// the agent goes on working. The whole kernel table is compared only at start (adopt), after an error
+// and on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
+import { type Route, familyOf, normalisePrefix, normaliseRoute, renderAdd, renderDelete, renderReplace, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
 
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
@@ -11,10 +14,17 @@ export interface RouteShell {
 export interface ReconcilerOptions {
   /** Run `ip` inside this named namespace (labs, tests); default: our own. */
   netns?: string;
-  /** Changes within this window after the first go out in one batch. Default 10 ms. */
+  /** Changes within this window after the first go out together. Default 10 ms. */
   debounceMs?: number;
   /** First retry after refused lines or a failed `ip`; doubles up to a minute. Default 1 s. */
   retryMs?: number;
+  /**
+   * Lines per `ip -batch` process. iproute2 keeps ~4 KB per line until it exits, so a process per
+   * chunk bounds that; the next chunk is rendered while the kernel works. Default 4096.
+   */
+  chunkLines?: number;
+  /** Full comparison with the kernel this often, repairing drift (someone else's `ip route del`). Default 5 min; 0: never. */
+  resyncMs?: number;
   onError?(err: Error): void;
   /** Replaces `ip` (unit tests). */
   shell?: RouteShell;
@@ -41,29 +51,49 @@ export interface RouteStats {
   ecmp: number;
   blackhole: number;
   desired: number;
+  /** Prefixes waiting for a pass (changed, or refused and waiting for a retry). */
+  pending: number;
   batches: number;
   changesApplied: number;
   changesFailed: number;
+  /** Full comparisons with the kernel. */
+  resyncs: number;
 }
 
 const MAX_RETRY_MS = 60_000;
+/** Map entries handled between yields to the event loop in a full comparison. */
+const RESYNC_SLICE = 20_000;
+
+interface Line {
+  prefix: string;
+  /** What the kernel has for the prefix once the line succeeds; undefined for a delete. */
+  route: Route | undefined;
+  text: string;
+}
 
 export class RouteReconciler {
   /** Undefined until start() adopts the kernel's routes or setDesired() says otherwise. */
   private desired?: Map<string, Route>;
+  /** What the kernel has of ours, as far as we know; entries share the desired Route once installed. */
   private actual = new Map<string, Route>();
+  /** Prefixes whose desired and actual route may differ. */
+  private dirty = new Set<string>();
+  /** Prefixes the kernel refused; they go back to dirty on the retry timer. */
+  private refused = new Set<string>();
+  private resyncWanted = false;
   /**
    * Device routes (no gateway) with proto 201 are the CNI plugin's pod routes unless this
    * reconciler was asked for that prefix as a device route: only those are ours to change or remove.
    */
-  private ownedDevices = new Set<string>();
+  private readonly ownedDevices = new Set<string>();
   private readonly shell: RouteShell;
+  private readonly normalise = new SharingNormaliser();
   private timer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
+  private resyncTimer?: NodeJS.Timeout;
   private retryDelay: number;
   private running?: Promise<ReconcileResult>;
-  private again = false;
-  private counters = { batches: 0, changesApplied: 0, changesFailed: 0 };
+  private counters = { batches: 0, changesApplied: 0, changesFailed: 0, resyncs: 0 };
 
   constructor(private readonly options: ReconcilerOptions = {}) {
     this.shell = options.shell ?? new Ip({ netns: options.netns });
@@ -72,32 +102,50 @@ export class RouteReconciler {
 
   /** Adopts what the kernel already has with our protocol as the desired set: nothing changes until told. */
   async start(): Promise<void> {
-    const actual = await this.readActual();
-    this.actual = actual;
-    this.desired ??= new Map(actual);
+    this.resyncWanted = true;
+    await this.reconcile();
+    const every = this.options.resyncMs ?? 300_000;
+    if (every > 0 && !this.resyncTimer) {
+      this.resyncTimer = setInterval(() => {
+        this.resyncWanted = true;
+        this.kick();
+      }, every);
+      this.resyncTimer.unref();
+    }
   }
 
-  /** The whole desired set; invalid routes throw InvalidRouteError before anything changes. */
+  /** The whole desired set at once (tests, tools); invalid routes throw InvalidRouteError before anything changes. */
   setDesired(routes: Iterable<Route>): void {
     const desired = new Map<string, Route>();
     for (const route of routes) {
-      const r = normaliseRoute(route);
+      const r = this.normalise.route(route);
       desired.set(r.prefix, r);
     }
+    for (const prefix of this.desired?.keys() ?? []) if (!desired.has(prefix)) this.dirty.add(prefix);
+    for (const prefix of this.actual.keys()) if (!desired.has(prefix)) this.dirty.add(prefix);
+    for (const r of desired.values()) {
+      if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
+      this.dirty.add(r.prefix);
+    }
     this.desired = desired;
-    for (const r of desired.values()) if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
     this.schedule();
   }
 
+  /** Wants `route` for its prefix, replacing what we wanted before. Throws InvalidRouteError. */
   upsert(route: Route): void {
-    const r = normaliseRoute(route);
+    const r = this.normalise.route(route);
     this.started().set(r.prefix, r);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
+    this.dirty.add(r.prefix);
     this.schedule();
   }
 
+  /** Wants no route of ours for the prefix. */
   remove(prefix: string): void {
-    if (this.started().delete(normalisePrefix(prefix))) this.schedule();
+    const p = normalisePrefix(prefix);
+    this.started().delete(p);
+    this.dirty.add(p);
+    this.schedule();
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
@@ -114,49 +162,47 @@ export class RouteReconciler {
       else unicast++;
       if (r.nextHops.length > 1) ecmp++;
     }
-    return { installed: this.actual.size, unicast, ecmp, blackhole, desired: this.desired?.size ?? this.actual.size, ...this.counters };
+    const desired = this.desired?.size ?? this.actual.size;
+    return { installed: this.actual.size, unicast, ecmp, blackhole, desired, pending: this.dirty.size + this.refused.size, ...this.counters };
   }
 
   /**
-   * Reads the kernel, applies the difference in one batch, and repeats while changes arrived during
-   * the pass. Concurrent calls share the running pass. Refused lines are in the result (and onError).
+   * Works until nothing is dirty: a full comparison first when one is due, then passes of at most a
+   * chunk each. Concurrent calls share the running work. Refused lines are in the result (and onError).
    */
   async reconcile(): Promise<ReconcileResult> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
+    if (this.running) return this.running;
     this.running = (async () => {
       const total: ReconcileResult = { applied: 0, failures: [] };
-      do {
-        this.again = false;
+      while (this.resyncWanted || this.dirty.size > 0) {
+        if (this.resyncWanted) await this.resync();
         const result = await this.pass();
         total.applied += result.applied;
-        total.failures = result.failures;
-      } while (this.again);
+        total.failures.push(...result.failures);
+      }
       return total;
     })();
     try {
       return await this.running;
     } finally {
       this.running = undefined;
+      if (this.dirty.size > 0) this.schedule(); // changes that came after the last look
     }
   }
 
   /** Sends pending changes now and waits for them. Routes stay installed. */
   async flush(): Promise<ReconcileResult> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
     return this.reconcile();
   }
 
-  /** Cancels pending passes and retries; the kernel keeps its routes (forwarding goes on across restarts). */
+  /** Cancels pending passes, retries and comparisons; the kernel keeps its routes (forwarding goes on across restarts). */
   stop(): void {
     clearTimeout(this.timer);
     clearTimeout(this.retryTimer);
-    this.timer = this.retryTimer = undefined;
+    clearInterval(this.resyncTimer);
+    this.timer = this.retryTimer = this.resyncTimer = undefined;
   }
 
   private started(): Map<string, Route> {
@@ -164,41 +210,105 @@ export class RouteReconciler {
     return this.desired;
   }
 
-  private async readActual(): Promise<Map<string, Route>> {
-    const ours = (await this.shell.readRoutes()).filter((r) => !isDeviceRoute(r) || this.ownedDevices.has(r.prefix));
-    return new Map(ours.map((r) => [r.prefix, r]));
+  /**
+   * Reads the kernel's routes of ours and marks every prefix where they differ from the desired set.
+   * The first one adopts them as the desired set. Works in slices, so a million routes do not stall
+   * sessions and the status socket.
+   */
+  private async resync(): Promise<void> {
+    this.resyncWanted = false;
+    this.counters.resyncs++;
+    const kernel = new Map<string, Route>();
+    let n = 0;
+    for (const r of await this.shell.readRoutes()) {
+      if (!isDeviceRoute(r) || this.ownedDevices.has(r.prefix)) kernel.set(r.prefix, r);
+      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+    }
+    if (!this.desired) {
+      this.actual = kernel;
+      this.desired = new Map(kernel);
+      return;
+    }
+    const desired = this.desired;
+    for (const [prefix, r] of kernel) {
+      const want = desired.get(prefix);
+      if (want && satisfies(r, want)) kernel.set(prefix, want); // one Route object per prefix, not two
+      else this.dirty.add(prefix);
+      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+    }
+    for (const prefix of desired.keys()) {
+      if (!kernel.has(prefix)) this.dirty.add(prefix);
+      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+    }
+    this.actual = kernel;
   }
 
+  /** Programs up to one chunk of dirty prefixes in one `ip -batch`. */
   private async pass(): Promise<ReconcileResult> {
-    const actual = await this.readActual();
-    this.desired ??= new Map(actual);
-    const changes = renderChanges(diffRoutes(this.desired.values(), actual.values()));
-    let failures: BatchFailure[] = [];
-    if (changes.length > 0) {
-      failures = await this.shell.batch(changes.map((c) => c.line));
-      this.counters.batches++;
-      const refused = new Set(failures.map((f) => f.line - 1));
-      changes.forEach((change, i) => {
-        if (refused.has(i)) return;
-        if (change.op === 'remove') actual.delete(change.route.prefix);
-        else actual.set(change.route.prefix, change.route);
-      });
-      this.counters.changesApplied += changes.length - refused.size;
-      this.counters.changesFailed += refused.size;
+    const lines = this.takeChunk();
+    if (lines.length === 0) return { applied: 0, failures: [] };
+    let failures: BatchFailure[];
+    try {
+      failures = await this.shell.batch(lines.map((l) => l.text));
+    } catch (err) {
+      // `ip` itself failed: what the kernel took is unknown, so compare everything on the retry.
+      for (const l of lines) this.refused.add(l.prefix);
+      this.scheduleRetry();
+      throw err;
     }
-    this.actual = actual;
-    this.ownedDevices = new Set([...this.desired.values(), ...actual.values()].filter(isDeviceRoute).map((r) => r.prefix));
+    this.counters.batches++;
+    const refusedLines = new Set(failures.map((f) => f.line - 1));
+    lines.forEach((l, i) => {
+      if (refusedLines.has(i)) {
+        this.refused.add(l.prefix);
+        return;
+      }
+      if (l.route) this.actual.set(l.prefix, l.route);
+      else {
+        this.actual.delete(l.prefix);
+        if (!this.desired?.has(l.prefix)) this.ownedDevices.delete(l.prefix);
+      }
+    });
+    this.counters.changesApplied += lines.length - refusedLines.size;
+    this.counters.changesFailed += refusedLines.size;
     if (failures.length > 0) {
       this.options.onError?.(new RouteProgrammingError(failures));
       this.scheduleRetry();
-    } else {
+    } else if (this.refused.size === 0) {
       this.retryDelay = this.options.retryMs ?? 1000;
     }
-    return { applied: changes.length - failures.length, failures };
+    return { applied: lines.length - failures.length, failures };
+  }
+
+  /** Renders dirty prefixes into at most chunkLines lines; prefixes already right cost nothing. */
+  private takeChunk(): Line[] {
+    const max = this.options.chunkLines ?? 4096;
+    const desired = this.desired ?? new Map<string, Route>();
+    const lines: Line[] = [];
+    let visited = 0;
+    for (const prefix of this.dirty) {
+      // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
+      if (lines.length >= max || visited >= max * 8) break;
+      visited++;
+      this.dirty.delete(prefix);
+      this.refused.delete(prefix);
+      const want = desired.get(prefix);
+      const have = this.actual.get(prefix);
+      if (want) {
+        if (have && satisfies(have, want)) {
+          if (have !== want) this.actual.set(prefix, want);
+          continue;
+        }
+        lines.push({ prefix, route: want, text: have ? renderReplace(want) : renderAdd(want) });
+      } else if (have) {
+        lines.push({ prefix, route: undefined, text: renderDelete(have) });
+      }
+    }
+    return lines;
   }
 
   private schedule(): void {
-    if (this.timer) return;
+    if (this.timer || this.running) return; // a running pass picks up what is dirty when it is done
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.kick();
@@ -219,6 +329,10 @@ export class RouteReconciler {
     this.retryDelay = Math.min(delay * 2, MAX_RETRY_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
+      for (const prefix of this.refused) this.dirty.add(prefix);
+      this.refused.clear();
+      // A refusal may mean we were wrong about the kernel ("File exists" for a route of ours): compare first.
+      this.resyncWanted = true;
       this.kick();
     }, delay);
     this.retryTimer.unref();
@@ -228,3 +342,39 @@ export class RouteReconciler {
 function isDeviceRoute(r: Route): boolean {
   return r.type === 'unicast' && r.nextHops.length === 0;
 }
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * normaliseRoute, keeping the caller's strings and arrays where they are already canonical: the
+ * speaker hands every prefix of one UPDATE the same next-hop array, so a full table holds one array
+ * per UPDATE and the RIB's prefix strings rather than copies of each.
+ */
+class SharingNormaliser {
+  private lastIn?: string[];
+  private lastOut: string[] = [];
+  private lastFamily: 4 | 6 = 4;
+
+  route(route: Route): Route {
+    if (route.type === 'unicast' && route.dev === undefined && route.nextHops.length > 0 && route.nextHops === this.lastIn) {
+      const prefix = this.prefix(route.prefix);
+      if (familyOf(prefix) === this.lastFamily) return { prefix, type: 'unicast', nextHops: this.lastOut };
+    }
+    const r = normaliseRoute(route);
+    r.prefix = r.prefix === route.prefix ? route.prefix : r.prefix;
+    if (r.type === 'unicast' && r.dev === undefined && r.nextHops.length > 0) {
+      this.lastIn = route.nextHops;
+      this.lastOut = r.nextHops;
+      this.lastFamily = familyOf(r.nextHops[0]!);
+    }
+    return r;
+  }
+
+  private prefix(text: string): string {
+    const p = normalisePrefix(text);
+    return p === text ? text : p;
+  }
+}
+
