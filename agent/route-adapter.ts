@@ -16,8 +16,13 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
       }
       await reconciler.start();
     },
-    setDesired: (routes) => reconciler.setDesired(routes),
+    upsert: (route) => reconciler.upsert(route),
+    remove: (prefix) => reconciler.remove(prefix),
     installed: () => reconciler.installed(),
+    counts: () => {
+      const s = reconciler.stats();
+      return { unicast: s.unicast, blackhole: s.blackhole, pending: s.pending };
+    },
     stop: async () => {
       await reconciler.flush();
       reconciler.stop();

@@ -39,5 +39,7 @@ export interface NodeInfo {
 export interface StatusSource {
   bgpStatus(): BgpStatus;
   routes(): InstalledRoute[];
+  /** Installed routes by type and changes not yet in the kernel, without listing every route (metrics at a full table). */
+  routeCounts?(): { unicast: number; blackhole: number; pending: number };
   node(): NodeInfo;
 }
