@@ -8,7 +8,9 @@ import { type BatchFailure, Ip } from './ip.js';
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
 export interface RouteShell {
   readRoutes(): Promise<Route[]>;
+  /** Calls may overlap; they reach the kernel in call order. */
   batch(lines: string[]): Promise<BatchFailure[]>;
+  close?(): void;
 }
 
 export interface ReconcilerOptions {
@@ -19,8 +21,8 @@ export interface ReconcilerOptions {
   /** First retry after refused lines or a failed `ip`; doubles up to a minute. Default 1 s. */
   retryMs?: number;
   /**
-   * Lines per `ip -batch` process. iproute2 keeps ~4 KB per line until it exits, so a process per
-   * chunk bounds that; the next chunk is rendered while the kernel works. Default 4096.
+   * Lines per chunk: the unit of pipelining (one chunk at the kernel, the next queued behind it)
+   * and of the answers we wait for. Default 2048.
    */
   chunkLines?: number;
   /** Full comparison with the kernel this often, repairing drift (someone else's `ip route del`). Default 5 min; 0: never. */
@@ -78,6 +80,8 @@ export class RouteReconciler {
   private actual = new Map<string, Route>();
   /** Prefixes whose desired and actual route may differ. */
   private dirty = new Set<string>();
+  /** Prefixes with a line at `ip` now. */
+  private readonly inFlight = new Set<string>();
   /** Prefixes the kernel refused; they go back to dirty on the retry timer. */
   private refused = new Set<string>();
   private resyncWanted = false;
@@ -167,18 +171,40 @@ export class RouteReconciler {
   }
 
   /**
-   * Works until nothing is dirty: a full comparison first when one is due, then passes of at most a
-   * chunk each. Concurrent calls share the running work. Refused lines are in the result (and onError).
+   * Works until nothing is dirty: a full comparison first when one is due, then chunks of lines. The
+   * next chunk goes to `ip` while the previous one is still in the kernel, so the kernel never waits
+   * for us; a prefix is never in two chunks at once. Concurrent calls share the running work.
+   * Refused lines are in the result (and onError).
    */
   async reconcile(): Promise<ReconcileResult> {
     if (this.running) return this.running;
     this.running = (async () => {
       const total: ReconcileResult = { applied: 0, failures: [] };
-      while (this.resyncWanted || this.dirty.size > 0) {
-        if (this.resyncWanted) await this.resync();
-        const result = await this.pass();
-        total.applied += result.applied;
-        total.failures.push(...result.failures);
+      const add = (r: ReconcileResult): void => {
+        total.applied += r.applied;
+        total.failures.push(...r.failures);
+      };
+      let previous: Promise<ReconcileResult> | undefined;
+      try {
+        for (;;) {
+          if (this.resyncWanted) {
+            if (previous) add(await previous);
+            previous = undefined;
+            await this.resync();
+          }
+          const lines = this.takeChunk();
+          if (lines.length === 0) {
+            if (!previous) break;
+            add(await previous); // frees its prefixes for the next chunk
+            previous = undefined;
+            continue;
+          }
+          const current = this.send(lines);
+          if (previous) add(await previous);
+          previous = current;
+        }
+      } finally {
+        if (previous) await previous.catch(() => undefined);
       }
       return total;
     })();
@@ -203,6 +229,7 @@ export class RouteReconciler {
     clearTimeout(this.retryTimer);
     clearInterval(this.resyncTimer);
     this.timer = this.retryTimer = this.resyncTimer = undefined;
+    this.shell.close?.();
   }
 
   private started(): Map<string, Route> {
@@ -243,22 +270,25 @@ export class RouteReconciler {
     this.actual = kernel;
   }
 
-  /** Programs up to one chunk of dirty prefixes in one `ip -batch`. */
-  private async pass(): Promise<ReconcileResult> {
-    const lines = this.takeChunk();
-    if (lines.length === 0) return { applied: 0, failures: [] };
+  /** One chunk of lines to `ip`; the kernel's answer updates what we know it has. */
+  private async send(lines: Line[]): Promise<ReconcileResult> {
+    for (const l of lines) this.inFlight.add(l.prefix);
     let failures: BatchFailure[];
     try {
       failures = await this.shell.batch(lines.map((l) => l.text));
     } catch (err) {
       // `ip` itself failed: what the kernel took is unknown, so compare everything on the retry.
-      for (const l of lines) this.refused.add(l.prefix);
+      for (const l of lines) {
+        this.inFlight.delete(l.prefix);
+        this.refused.add(l.prefix);
+      }
       this.scheduleRetry();
       throw err;
     }
     this.counters.batches++;
     const refusedLines = new Set(failures.map((f) => f.line - 1));
     lines.forEach((l, i) => {
+      this.inFlight.delete(l.prefix);
       if (refusedLines.has(i)) {
         this.refused.add(l.prefix);
         return;
@@ -282,7 +312,7 @@ export class RouteReconciler {
 
   /** Renders dirty prefixes into at most chunkLines lines; prefixes already right cost nothing. */
   private takeChunk(): Line[] {
-    const max = this.options.chunkLines ?? 4096;
+    const max = this.options.chunkLines ?? 2048;
     const desired = this.desired ?? new Map<string, Route>();
     const lines: Line[] = [];
     let visited = 0;
@@ -290,6 +320,7 @@ export class RouteReconciler {
       // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
       if (lines.length >= max || visited >= max * 8) break;
       visited++;
+      if (this.inFlight.has(prefix)) continue; // stays dirty: rendered once its line is answered
       this.dirty.delete(prefix);
       this.refused.delete(prefix);
       const want = desired.get(prefix);
