@@ -74,15 +74,19 @@ interface Line {
 }
 
 export class RouteReconciler {
-  /** Undefined until start() adopts the kernel's routes or setDesired() says otherwise. */
+  /** What we want, by prefix: the one full-size map. Undefined until start() adopts the kernel's routes or setDesired(). */
   private desired?: Map<string, Route>;
-  /** What the kernel has of ours, as far as we know; entries share the desired Route once installed. */
-  private actual = new Map<string, Route>();
-  /** Prefixes whose desired and actual route may differ. */
-  private dirty = new Set<string>();
+  /**
+   * Where the kernel (as far as we know) differs from `desired`; null: no route of ours there. Holds
+   * only changes not yet programmed or refused, so the kernel's state costs no second full-size map.
+   */
+  private differs = new Map<string, Route | null>();
+  /** Prefixes to look at, in order of change (one may be in it twice: looked at twice, cheaply). */
+  private queue: string[] = [];
+  private head = 0;
   /** Prefixes with a line at `ip` now. */
   private readonly inFlight = new Set<string>();
-  /** Prefixes the kernel refused; they go back to dirty on the retry timer. */
+  /** Prefixes the kernel refused; they are queued again on the retry timer. */
   private refused = new Set<string>();
   private resyncWanted = false;
   /**
@@ -125,11 +129,10 @@ export class RouteReconciler {
       const r = this.normalise.route(route);
       desired.set(r.prefix, r);
     }
-    for (const prefix of this.desired?.keys() ?? []) if (!desired.has(prefix)) this.dirty.add(prefix);
-    for (const prefix of this.actual.keys()) if (!desired.has(prefix)) this.dirty.add(prefix);
+    for (const prefix of this.desired?.keys() ?? []) if (!desired.has(prefix)) this.mark(prefix);
     for (const r of desired.values()) {
       if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
-      this.dirty.add(r.prefix);
+      this.mark(r.prefix);
     }
     this.desired = desired;
     this.schedule();
@@ -138,36 +141,56 @@ export class RouteReconciler {
   /** Wants `route` for its prefix, replacing what we wanted before. Throws InvalidRouteError. */
   upsert(route: Route): void {
     const r = this.normalise.route(route);
-    this.started().set(r.prefix, r);
+    const desired = this.started();
+    this.mark(r.prefix);
+    desired.set(r.prefix, r);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
-    this.dirty.add(r.prefix);
     this.schedule();
   }
 
   /** Wants no route of ours for the prefix. */
   remove(prefix: string): void {
     const p = normalisePrefix(prefix);
-    this.started().delete(p);
-    this.dirty.add(p);
+    const desired = this.started();
+    if (!desired.has(p) && !this.differs.has(p)) return;
+    this.mark(p);
+    desired.delete(p);
     this.schedule();
+  }
+
+  /** Before `desired` changes for the prefix: remembers what the kernel has for it, and queues it. */
+  private mark(prefix: string): void {
+    if (!this.differs.has(prefix)) this.differs.set(prefix, this.desired?.get(prefix) ?? null);
+    this.queue.push(prefix);
+  }
+
+  /** Our routes in the kernel, as far as we know. */
+  private *kernelRoutes(): Generator<Route> {
+    for (const [prefix, r] of this.desired ?? []) {
+      const d = this.differs.get(prefix);
+      if (d === undefined) yield r;
+      else if (d) yield d;
+    }
+    for (const [prefix, d] of this.differs) if (d && !this.desired?.has(prefix)) yield d;
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
   installed(): Route[] {
-    return [...this.actual.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+    return [...this.kernelRoutes()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
   }
 
   stats(): RouteStats {
     let unicast = 0;
     let ecmp = 0;
     let blackhole = 0;
-    for (const r of this.actual.values()) {
+    for (const r of this.kernelRoutes()) {
       if (r.type === 'blackhole') blackhole++;
       else unicast++;
       if (r.nextHops.length > 1) ecmp++;
     }
-    const desired = this.desired?.size ?? this.actual.size;
-    return { installed: this.actual.size, unicast, ecmp, blackhole, desired, pending: this.dirty.size + this.refused.size, ...this.counters };
+    const desired = this.desired?.size ?? 0;
+    const pending = this.queue.length - this.head + this.refused.size;
+    return { installed: unicast + blackhole, unicast, ecmp, blackhole, desired, pending, ...this.counters };
   }
 
   /**
@@ -212,7 +235,7 @@ export class RouteReconciler {
       return await this.running;
     } finally {
       this.running = undefined;
-      if (this.dirty.size > 0) this.schedule(); // changes that came after the last look
+      if (this.head < this.queue.length) this.schedule(); // changes that came after the last look
     }
   }
 
@@ -252,27 +275,31 @@ export class RouteReconciler {
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     if (!this.desired) {
-      this.actual = kernel;
-      this.desired = new Map(kernel);
+      this.desired = kernel;
+      this.differs.clear();
       return;
     }
     const desired = this.desired;
+    this.differs = new Map();
     for (const [prefix, r] of kernel) {
       const want = desired.get(prefix);
-      if (want && satisfies(r, want)) kernel.set(prefix, want); // one Route object per prefix, not two
-      else this.dirty.add(prefix);
+      if (!want || !satisfies(r, want)) {
+        this.differs.set(prefix, r);
+        this.queue.push(prefix);
+      }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     for (const prefix of desired.keys()) {
-      if (!kernel.has(prefix)) this.dirty.add(prefix);
+      if (!kernel.has(prefix)) {
+        this.differs.set(prefix, null);
+        this.queue.push(prefix);
+      }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
-    this.actual = kernel;
   }
 
   /** One chunk of lines to `ip`; the kernel's answer updates what we know it has. */
   private async send(lines: Line[]): Promise<ReconcileResult> {
-    for (const l of lines) this.inFlight.add(l.prefix);
     let failures: BatchFailure[];
     try {
       failures = await this.shell.batch(lines.map((l) => l.text));
@@ -293,11 +320,10 @@ export class RouteReconciler {
         this.refused.add(l.prefix);
         return;
       }
-      if (l.route) this.actual.set(l.prefix, l.route);
-      else {
-        this.actual.delete(l.prefix);
-        if (!this.desired?.has(l.prefix)) this.ownedDevices.delete(l.prefix);
-      }
+      const want = this.desired?.get(l.prefix);
+      if (want === l.route) this.differs.delete(l.prefix);
+      else this.differs.set(l.prefix, l.route ?? null); // changed again meanwhile: queued again too
+      if (!l.route && !want) this.ownedDevices.delete(l.prefix);
     });
     this.counters.changesApplied += lines.length - refusedLines.size;
     this.counters.changesFailed += refusedLines.size;
@@ -310,31 +336,45 @@ export class RouteReconciler {
     return { applied: lines.length - failures.length, failures };
   }
 
-  /** Renders dirty prefixes into at most chunkLines lines; prefixes already right cost nothing. */
+  /** Renders queued prefixes into at most chunkLines lines; prefixes already right cost nothing. */
   private takeChunk(): Line[] {
     const max = this.options.chunkLines ?? 2048;
     const desired = this.desired ?? new Map<string, Route>();
     const lines: Line[] = [];
+    const later: string[] = [];
+    const taken = new Set<string>();
     let visited = 0;
-    for (const prefix of this.dirty) {
-      // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
-      if (lines.length >= max || visited >= max * 8) break;
+    // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
+    while (this.head < this.queue.length && lines.length < max && visited < max * 8) {
+      const prefix = this.queue[this.head++]!;
       visited++;
-      if (this.inFlight.has(prefix)) continue; // stays dirty: rendered once its line is answered
-      this.dirty.delete(prefix);
+      if (this.inFlight.has(prefix)) {
+        // Queued twice within this chunk: its line already has the latest. Else an earlier chunk's
+        // line is still at the kernel: looked at again once that is answered.
+        if (!taken.has(prefix)) later.push(prefix);
+        continue;
+      }
       this.refused.delete(prefix);
+      const d = this.differs.get(prefix);
+      if (d === undefined) continue; // the kernel has what we want
       const want = desired.get(prefix);
-      const have = this.actual.get(prefix);
-      if (want) {
-        if (have && satisfies(have, want)) {
-          if (have !== want) this.actual.set(prefix, want);
-          continue;
-        }
-        lines.push({ prefix, route: want, text: have ? renderReplace(want) : renderAdd(want) });
-      } else if (have) {
-        lines.push({ prefix, route: undefined, text: renderDelete(have) });
+      const have = d ?? undefined;
+      let line: Line | undefined;
+      if (want && have && satisfies(have, want)) this.differs.delete(prefix);
+      else if (want) line = { prefix, route: want, text: have ? renderReplace(want) : renderAdd(want) };
+      else if (have) line = { prefix, route: undefined, text: renderDelete(have) };
+      else this.differs.delete(prefix);
+      if (line) {
+        lines.push(line);
+        taken.add(prefix);
+        this.inFlight.add(prefix);
       }
     }
+    if (this.head === this.queue.length || this.head > 65_536) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    for (const prefix of later) this.queue.push(prefix);
     return lines;
   }
 
@@ -360,7 +400,7 @@ export class RouteReconciler {
     this.retryDelay = Math.min(delay * 2, MAX_RETRY_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      for (const prefix of this.refused) this.dirty.add(prefix);
+      for (const prefix of this.refused) this.queue.push(prefix);
       this.refused.clear();
       // A refusal may mean we were wrong about the kernel ("File exists" for a route of ours): compare first.
       this.resyncWanted = true;
