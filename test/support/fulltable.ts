@@ -21,6 +21,8 @@ const SENDER_TO_AGENT = '198.51.100.1';
 const BIRD_ADDRESS = '203.0.113.2';
 const SENDER_TO_BIRD = '203.0.113.1';
 const METRICS_PORT = 9477;
+/** The agent under test; LIGHTLY_AGENT points at another build (an older commit's, to compare). */
+const AGENT_BINARY = process.env.LIGHTLY_AGENT ?? 'dist/bin/lightly-agent.js';
 
 /**
  * Counts the prefixes in one namespace's main routing table from /proc/PID/net/fib_triestat of a
@@ -178,7 +180,7 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     this.oursKernel = new KernelWatch(this.us);
     this.birdKernel = new KernelWatch(this.birdNs);
     await this.bird(this.birdNs, 'receiver');
-    this.agent = execa('ip', ['netns', 'exec', this.us, process.execPath, ...(this.options.nodeArgs ?? []), 'dist/bin/lightly-agent.js', '--config', join(this.dir, 'agent.yaml')], {
+    this.agent = execa('ip', ['netns', 'exec', this.us, process.execPath, ...(this.options.nodeArgs ?? []), AGENT_BINARY, '--config', join(this.dir, 'agent.yaml')], {
       reject: false, stdin: 'ignore', stdout: { file: join(this.dir, 'agent.log') }, stderr: { file: join(this.dir, 'agent.err') },
     });
     const deadline = Date.now() + 20_000;
