@@ -159,7 +159,7 @@ export class FullTableLab {
     const senderConf = (name: string, local: string, remote: string, asn: number): string => `router id ${local};
 protocol device {}
 ${staticRoutes}
-protocol bgp ${name} { connect delay time 0; strict bind on; local ${local} as 65000; neighbor ${remote} as ${asn}; ipv4 { export all; import none; }; }
+protocol bgp ${name} { connect delay time 0; connect retry time 1; strict bind on; local ${local} as 65000; neighbor ${remote} as ${asn}; ipv4 { export all; import none; }; }
 `;
     writeFileSync(join(this.dir, 'sender-ours.conf'), senderConf('peer', SENDER_TO_AGENT, AGENT_ADDRESS, 64512));
     writeFileSync(join(this.dir, 'sender-bird.conf'), senderConf('peer', SENDER_TO_BIRD, BIRD_ADDRESS, 64513));
@@ -174,6 +174,9 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
       listen: { address: AGENT_ADDRESS, port: 179 },
       // Passive like the BIRD receiver: the sender connects to both the same way.
       peers: [{ address: SENDER_TO_AGENT, asn: 65000, passive: true }],
+      // 0.2 s: after a session drops, our FSM sits Idle refusing connections for this long (BIRD
+      // stays in Active and accepts); the FSM is being changed apart from route programming.
+      connectRetrySeconds: 0.2,
       maxPrefixes: 2_000_000, statusSocket: this.socket, metricsPort: METRICS_PORT,
       cniServer: { enabled: false }, iprouteDir: join(this.dir, 'iproute2'),
     }));
