@@ -29,26 +29,6 @@ export class IpCommandError extends Error {
   }
 }
 
-/**
- * Pairs each "Command failed -:N" of `ip -force -batch -` with the message printed before it.
- * Pure, so it is tested on captured output.
- */
-export function parseBatchFailures(stderr: string, lines: string[]): BatchFailure[] {
-  const failures: BatchFailure[] = [];
-  let pending: string[] = [];
-  for (const text of stderr.split('\n')) {
-    const m = /^Command failed (?:-|\S+):(\d+)$/.exec(text.trim());
-    if (m) {
-      const line = Number(m[1]);
-      failures.push({ line, command: lines[line - 1] ?? '', error: pending.join('; ') || 'failed' });
-      pending = [];
-    } else if (text.trim()) {
-      pending.push(text.trim());
-    }
-  }
-  return failures;
-}
-
 export class Ip {
   constructor(private readonly options: IpOptions = {}) {}
 

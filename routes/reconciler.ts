@@ -138,7 +138,11 @@ export class RouteReconciler {
     this.schedule();
   }
 
-  /** Wants `route` for its prefix, replacing what we wanted before. Throws InvalidRouteError. */
+  /**
+   * Wants `route` for its prefix, replacing what we wanted before. Throws InvalidRouteError. A route
+   * already in canonical form is kept as given (a full table's worth of objects not copied): do not
+   * modify it afterwards.
+   */
   upsert(route: Route): void {
     const r = this.normalise.route(route);
     const desired = this.started();
@@ -431,11 +435,16 @@ class SharingNormaliser {
   route(route: Route): Route {
     if (route.type === 'unicast' && route.dev === undefined && route.nextHops.length > 0 && route.nextHops === this.lastIn) {
       const prefix = this.prefix(route.prefix);
-      if (familyOf(prefix) === this.lastFamily) return { prefix, type: 'unicast', nextHops: this.lastOut };
+      if (familyOf(prefix) === this.lastFamily) {
+        // Canonical throughout: the caller's object is kept (nothing per prefix made and thrown away).
+        if (prefix === route.prefix && this.lastOut === route.nextHops && !('dev' in route)) return route;
+        return { prefix, type: 'unicast', nextHops: this.lastOut };
+      }
     }
     const r = normaliseRoute(route);
     r.prefix = r.prefix === route.prefix ? route.prefix : r.prefix;
     if (r.type === 'unicast' && r.dev === undefined && r.nextHops.length > 0) {
+      if (r.nextHops.length === route.nextHops.length && r.nextHops.every((hop, i) => hop === route.nextHops[i])) r.nextHops = route.nextHops;
       this.lastIn = route.nextHops;
       this.lastOut = r.nextHops;
       this.lastFamily = familyOf(r.nextHops[0]!);
