@@ -27,13 +27,14 @@ class FakeSpeaker implements SpeakerPort {
 
 /** Adopts `initial` at start, as the reconciler does, and counts the calls it gets. */
 class FakeRoutes implements RouteSinkPort {
-  private readonly wanted: Map<string, DesiredRoute>;
+  private readonly wantedMap: Map<string, DesiredRoute>;
   calls = 0;
-  constructor(initial: InstalledRoute[] = []) { this.wanted = new Map(initial.map((r) => [r.prefix, r])); }
+  constructor(initial: InstalledRoute[] = []) { this.wantedMap = new Map(initial.map((r) => [r.prefix, r])); }
   async start() {}
-  upsert(r: DesiredRoute) { this.calls++; this.wanted.set(r.prefix, r); }
-  remove(prefix: string) { this.calls++; this.wanted.delete(prefix); }
-  get desired(): DesiredRoute[] { return [...this.wanted.values()].sort((a, b) => a.prefix.localeCompare(b.prefix)); }
+  upsert(r: DesiredRoute) { this.calls++; this.wantedMap.set(r.prefix, r); }
+  remove(prefix: string) { this.calls++; this.wantedMap.delete(prefix); }
+  get desired(): DesiredRoute[] { return [...this.wantedMap.values()].sort((a, b) => a.prefix.localeCompare(b.prefix)); }
+  wanted() { return this.wantedMap; }
   installed() { return this.desired; }
   counts() { return { unicast: 0, blackhole: 0, pending: 0 }; }
   async stop() {}
@@ -62,12 +63,12 @@ function setup(initial: InstalledRoute[] = []) {
 describe('routeFor', () => {
   it('blackholes our CIDRs whoever announces them, installs learned ECMP routes, falls back to a kept route, else none', () => {
     const own = new Set(['10.244.1.0/24']);
-    const learned = new Map([['10.244.2.0/24', ['192.0.2.3', '192.0.2.2']], ['10.244.1.0/24', ['192.0.2.9']]]);
     const kept = new Map([['10.244.3.0/24', { prefix: '10.244.3.0/24', type: 'unicast' as const, nextHops: ['192.0.2.4'] }], ['10.244.2.0/24', { prefix: '10.244.2.0/24', type: 'unicast' as const, nextHops: ['192.0.2.8'] }]]);
-    expect(routeFor('10.244.1.0/24', own, learned, kept)).toEqual({ prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] });
-    expect(routeFor('10.244.2.0/24', own, learned, kept)).toEqual({ prefix: '10.244.2.0/24', type: 'unicast', nextHops: ['192.0.2.3', '192.0.2.2'] });
-    expect(routeFor('10.244.3.0/24', own, learned, kept)?.nextHops).toEqual(['192.0.2.4']);
-    expect(routeFor('10.244.4.0/24', own, learned, kept)).toBeUndefined();
+    expect(routeFor('10.244.1.0/24', own, ['192.0.2.9'], kept)).toEqual({ prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] });
+    expect(routeFor('10.244.2.0/24', own, ['192.0.2.3', '192.0.2.2'], kept)).toEqual({ prefix: '10.244.2.0/24', type: 'unicast', nextHops: ['192.0.2.3', '192.0.2.2'] });
+    expect(routeFor('10.244.3.0/24', own, undefined, kept)?.nextHops).toEqual(['192.0.2.4']);
+    expect(routeFor('10.244.3.0/24', own, [], kept)?.nextHops).toEqual(['192.0.2.4']);
+    expect(routeFor('10.244.4.0/24', own, undefined, kept)).toBeUndefined();
   });
 });
 
@@ -105,7 +106,7 @@ describe('AgentDaemon', () => {
   });
 
   it('reload applies peers live and restarts the speaker only for a new router id', async () => {
-    const { daemon, speakers, config } = setup();
+    const { daemon, routes, speakers, config } = setup();
     await daemon.start();
     await daemon.reload({ ...config, peers: [...config.peers, { address: '192.0.2.3', asn: 64512, port: 179, passive: false, routeReflectorClient: false }] });
     expect(speakers).toHaveLength(1);
@@ -113,8 +114,10 @@ describe('AgentDaemon', () => {
     await daemon.reload({ ...config, importCIDRs: ['10.244.0.0/16'], maxPrefixes: 50 });
     expect(speakers).toHaveLength(1);
     expect(speakers[0]!.policy).toEqual({ importCIDRs: ['10.244.0.0/16'], allowDefaultRoute: false, maxPrefixes: 50 });
+    speakers[0]!.listener([{ prefix: '10.244.5.0/24', nextHops: ['192.0.2.2'] }]);
     await daemon.reload({ ...config, routerId: '192.0.2.100' });
     expect(speakers).toHaveLength(2);
+    expect(routes.desired.map((r) => r.prefix)).toEqual(['10.244.1.0/24']); // the old speaker's routes went with it
     expect(speakers[0]!.stopped).toEqual({ graceful: false });
     await daemon.stop(true);
   });

@@ -19,17 +19,19 @@ export interface DaemonDeps {
  * Pure: the kernel route we want for one prefix. Our own CIDR is a blackhole whoever announces it;
  * else what the speaker learned; else a route kept from before a restart; else none.
  */
-export function routeFor(prefix: string, own: ReadonlySet<string>, learned: ReadonlyMap<string, string[]>, kept: ReadonlyMap<string, DesiredRoute>): DesiredRoute | undefined {
+export function routeFor(prefix: string, own: ReadonlySet<string>, learned: string[] | undefined, kept: ReadonlyMap<string, DesiredRoute>): DesiredRoute | undefined {
   if (own.has(prefix)) return { prefix, type: 'blackhole', nextHops: [] };
-  const nextHops = learned.get(prefix);
-  if (nextHops) return { prefix, type: 'unicast', nextHops };
+  if (learned?.length) return { prefix, type: 'unicast', nextHops: learned };
   return kept.get(prefix);
 }
 
 export class AgentDaemon implements StatusSource {
   private speaker?: SpeakerPort;
-  /** Best routes' next hops by prefix, as the speaker gave them (arrays shared by the prefixes of one UPDATE). */
-  private readonly learned = new Map<string, string[]>();
+  /**
+   * What the speaker chose for our own CIDRs (shadowed by their blackholes), in case a CIDR stops
+   * being ours. Every other learned route lives only in the route sink: no per-prefix copy here.
+   */
+  private readonly shadowed = new Map<string, string[]>();
   /** Learned routes found in the kernel at start: kept until the speaker has decided on them again. */
   private readonly kept = new Map<string, DesiredRoute>();
   private own = new Set<string>();
@@ -101,17 +103,17 @@ export class AgentDaemon implements StatusSource {
   /** Each change is one upsert or remove for the kernel: constant work per change, whatever the table's size. */
   private onBestRoutes(changes: BestRouteChange[]): void {
     for (const { prefix, nextHops } of changes) {
-      if (nextHops.length) this.learned.set(prefix, nextHops);
-      else this.learned.delete(prefix);
       // A kept route the speaker has now decided on (learned or withdrawn) is the speaker's again.
       this.kept.delete(prefix);
-      if (!this.own.has(prefix)) this.program(prefix);
+      if (!this.own.has(prefix)) this.program(prefix, nextHops);
+      else if (nextHops.length) this.shadowed.set(prefix, nextHops);
+      else this.shadowed.delete(prefix);
     }
   }
 
   /** Hands the route we want for `prefix` (or its absence) to the kernel side. */
-  private program(prefix: string): void {
-    const route = routeFor(prefix, this.own, this.learned, this.kept);
+  private program(prefix: string, learned?: string[]): void {
+    const route = routeFor(prefix, this.own, learned, this.kept);
     try {
       if (route) this.deps.routes.upsert(route);
       else this.deps.routes.remove(prefix);
@@ -124,7 +126,15 @@ export class AgentDaemon implements StatusSource {
   private setOwn(next: string[], alsoCheck: Iterable<string> = []): void {
     const before = this.own;
     this.own = new Set(next);
-    for (const prefix of new Set([...before, ...this.own, ...alsoCheck])) this.program(prefix);
+    for (const prefix of new Set([...before, ...this.own, ...alsoCheck])) {
+      if (this.own.has(prefix) && !before.has(prefix)) {
+        const current = this.deps.routes.wanted().get(prefix);
+        if (current?.type === 'unicast' && !this.kept.has(prefix)) this.shadowed.set(prefix, current.nextHops);
+      }
+      const learned = this.own.has(prefix) ? undefined : this.shadowed.get(prefix);
+      if (!this.own.has(prefix)) this.shadowed.delete(prefix);
+      this.program(prefix, learned);
+    }
   }
 
   private dropKept(reason: string): void {
@@ -153,8 +163,9 @@ export class AgentDaemon implements StatusSource {
     this.config = next;
     if (next.routerId !== previous.routerId || next.asn !== previous.asn || !this.speaker) {
       await this.speaker?.stop({ graceful: false });
-      const forgotten = [...this.learned.keys()];
-      this.learned.clear();
+      // Everything the old speaker learned goes (unicast routes that are neither kept nor our own).
+      const forgotten = [...this.deps.routes.wanted()].filter(([prefix, r]) => r.type === 'unicast' && !this.kept.has(prefix) && !this.own.has(prefix)).map(([prefix]) => prefix);
+      this.shadowed.clear();
       for (const prefix of forgotten) this.program(prefix);
       this.speaker = this.deps.makeSpeaker(this.speakerSettings(false));
       this.speaker.onBestRoutes((changes) => this.onBestRoutes(changes));

@@ -67,6 +67,8 @@ export interface RouteSinkPort {
   upsert(route: DesiredRoute): void;
   /** Wants no route of ours for the prefix. */
   remove(prefix: string): void;
+  /** What is wanted now, by prefix (read only): the one per-route store between the speaker and the kernel. */
+  wanted(): ReadonlyMap<string, DesiredRoute>;
   installed(): InstalledRoute[];
   counts(): RouteCounts;
   /** Leaves the kernel's routes in place (forwarding continues across our restart). */

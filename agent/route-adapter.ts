@@ -18,6 +18,7 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
     },
     upsert: (route) => reconciler.upsert(route),
     remove: (prefix) => reconciler.remove(prefix),
+    wanted: () => reconciler.wanted(),
     installed: () => reconciler.installed(),
     counts: () => {
       const s = reconciler.stats();

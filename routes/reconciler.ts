@@ -178,6 +178,11 @@ export class RouteReconciler {
     for (const [prefix, d] of this.differs) if (d && !this.desired?.has(prefix)) yield d;
   }
 
+  /** What is wanted, by prefix (read only; empty before start). */
+  wanted(): ReadonlyMap<string, Route> {
+    return this.desired ?? new Map();
+  }
+
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
   installed(): Route[] {
     return [...this.kernelRoutes()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
