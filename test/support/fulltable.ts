@@ -55,10 +55,26 @@ export class KernelWatch {
 
   /** Resolves with Date.now() once `n` prefixes beyond the baseline are in; rejects past the deadline. */
   async until(n: number, timeoutMs: number): Promise<number> {
+    return (await this.progress(n, timeoutMs)).last;
+  }
+
+  /**
+   * Watches the count move to `n`: when it first moved, when it had gone 99% of the way (a BIRD
+   * sender sometimes holds its last few hundred prefixes back for seconds), and when it got there.
+   */
+  async progress(n: number, timeoutMs: number): Promise<Progress> {
+    const from = this.count;
     const deadline = Date.now() + timeoutMs;
+    let first = 0;
+    let p99 = 0;
     for (;;) {
-      if (this.count === n) return Date.now();
-      if (Date.now() > deadline) throw new Error(`kernel count stayed at ${this.count}, wanted ${n}`);
+      const count = this.count;
+      const done = Math.abs(count - from) / Math.max(1, Math.abs(n - from));
+      const now = Date.now();
+      if (!first && count !== from) first = now;
+      if (!p99 && done >= 0.99) p99 = now;
+      if (count === n) return { first: first || now, p99: p99 || now, last: now };
+      if (now > deadline) throw new Error(`kernel count stayed at ${count}, wanted ${n}`);
       await new Promise((r) => setTimeout(r, 10));
     }
   }
@@ -114,6 +130,13 @@ export interface FullTableOptions {
   prefixes: number;
   /** Heap limits for the agent's node, as the DaemonSet would run it. */
   nodeArgs?: string[];
+}
+
+/** Date.now() when a kernel's count first moved, was 99% of the way, and arrived. */
+export interface Progress {
+  first: number;
+  p99: number;
+  last: number;
 }
 
 /** One side's times, ms. */
@@ -203,10 +226,15 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     return t0;
   }
 
-  /** Times from now until each kernel holds `n` generated prefixes (both sides waited for together). */
+  /** Times from `from` until each kernel holds `n` generated prefixes (both sides waited for together). */
   async untilBoth(n: number, from: number, timeoutMs: number): Promise<SideTimes> {
-    const [ours, bird] = await Promise.all([this.oursKernel!.until(n, timeoutMs), this.birdKernel!.until(n, timeoutMs)]);
-    return { ours: ours - from, bird: bird - from };
+    const both = await this.progressBoth(n, timeoutMs);
+    return { ours: both.ours.last - from, bird: both.bird.last - from };
+  }
+
+  async progressBoth(n: number, timeoutMs: number): Promise<{ ours: Progress; bird: Progress }> {
+    const [ours, bird] = await Promise.all([this.oursKernel!.progress(n, timeoutMs), this.birdKernel!.progress(n, timeoutMs)]);
+    return { ours, bird };
   }
 
   /** Runs a birdc command on both senders at once; returns when it was given. */
