@@ -1,7 +1,7 @@
-// Keeps the kernel's routes of protocol lightly equal to a desired set, incrementally: a change marks
-// its prefix dirty, a pass programs only dirty prefixes, in chunks of `ip -batch` lines that run while
-// the agent goes on working. The whole kernel table is compared only at start (adopt), after an error
-// and on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
+// Keeps the kernel's routes of protocol lightly equal to a desired set, incrementally: a change queues
+// its prefix, a pass programs only queued prefixes, in chunks of `ip -batch` lines that run while the
+// agent goes on working. The whole kernel table is compared only at start (adopt), after an error and
+// on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
 import { type Route, familyOf, normalisePrefix, normaliseRoute, renderAdd, renderDelete, renderReplace, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
 
