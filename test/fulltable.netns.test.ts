@@ -17,7 +17,7 @@ const MAX_RATIO = 2.5;
 const lab = new FullTableLab({ prefixes: PREFIXES });
 
 beforeAll(async () => {
-  await requireNetworkTools(['ip', 'bird', 'birdc', 'curl']);
+  await requireNetworkTools(['ip', 'bird', 'birdc']);
   await lab.setUp();
 }, 60_000);
 

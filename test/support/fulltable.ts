@@ -274,7 +274,9 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
 
   /** The longest event-loop delay since the agent started, from its metrics. */
   async agentEventLoopMaxMs(): Promise<number> {
-    const out = await execIn(this.us, 'curl', ['-s', '--max-time', '10', `http://${AGENT_ADDRESS}:${METRICS_PORT}/metrics`]);
+    // Node's fetch, from inside the agent's namespace (where the metrics port is): no curl needed.
+    const script = `fetch('http://${AGENT_ADDRESS}:${METRICS_PORT}/metrics', { signal: AbortSignal.timeout(10000) }).then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const out = await execIn(this.us, process.execPath, ['-e', script]);
     const max = /lightly_event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(String(out.stdout))?.[1];
     if (max === undefined) throw new Error(`no event-loop metric from the agent: ${String(out.stderr)}`);
     return Math.round(Number(max) * 1000);
