@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { AgentDaemon, desiredRoutes } from './daemon.js';
+import { AgentDaemon, routeFor } from './daemon.js';
 import { parseAgentConfig } from './config.js';
 import type { BestRouteChange, DesiredRoute, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
 import type { InstalledRoute } from './status.js';
@@ -28,12 +28,19 @@ class FakeSpeaker implements SpeakerPort {
   async stop(o: { graceful: boolean }) { this.stopped = o; }
 }
 
+/** Adopts `initial` at start, as the reconciler does, and counts the calls it gets. */
 class FakeRoutes implements RouteSinkPort {
-  desired: DesiredRoute[] = [];
-  constructor(private readonly initial: InstalledRoute[] = []) {}
+  private readonly wantedMap: Map<string, DesiredRoute>;
+  calls = 0;
+  constructor(initial: InstalledRoute[] = []) { this.wantedMap = new Map(initial.map((r) => [r.prefix, r])); }
   async start() {}
-  setDesired(r: DesiredRoute[]) { this.desired = r; }
-  installed() { return this.desired.length ? this.desired : this.initial; }
+  upsert(r: DesiredRoute) { this.calls++; this.wantedMap.set(r.prefix, r); }
+  remove(prefix: string) { this.calls++; this.wantedMap.delete(prefix); }
+  get desired(): DesiredRoute[] { return [...this.wantedMap.values()].sort((a, b) => a.prefix.localeCompare(b.prefix)); }
+  wanted() { return this.wantedMap; }
+  installed() { return this.desired; }
+  installedRoute(prefix: string) { return this.wantedMap.get(prefix); }
+  counts() { return { unicast: 0, blackhole: 0, pending: 0 }; }
   async stop() {}
 }
 
@@ -57,13 +64,15 @@ function setup(initial: InstalledRoute[] = []) {
   return { daemon, routes, speakers, config };
 }
 
-describe('desiredRoutes', () => {
-  it('blackholes our CIDRs, installs learned ECMP routes sorted, never a learned route for our own CIDR', () => {
-    const learned = new Map([['10.244.2.0/24', ['192.0.2.3', '192.0.2.2']], ['10.244.1.0/24', ['192.0.2.9']]]);
-    expect(desiredRoutes(['10.244.1.0/24'], learned, [])).toEqual([
-      { prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] },
-      { prefix: '10.244.2.0/24', type: 'unicast', nextHops: ['192.0.2.2', '192.0.2.3'] },
-    ]);
+describe('routeFor', () => {
+  it('blackholes our CIDRs whoever announces them, installs learned ECMP routes, falls back to a kept route, else none', () => {
+    const own = new Set(['10.244.1.0/24']);
+    const kept = new Map([['10.244.3.0/24', { prefix: '10.244.3.0/24', type: 'unicast' as const, nextHops: ['192.0.2.4'] }], ['10.244.2.0/24', { prefix: '10.244.2.0/24', type: 'unicast' as const, nextHops: ['192.0.2.8'] }]]);
+    expect(routeFor('10.244.1.0/24', own, ['192.0.2.9'], kept)).toEqual({ prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] });
+    expect(routeFor('10.244.2.0/24', own, ['192.0.2.3', '192.0.2.2'], kept)).toEqual({ prefix: '10.244.2.0/24', type: 'unicast', nextHops: ['192.0.2.3', '192.0.2.2'] });
+    expect(routeFor('10.244.3.0/24', own, undefined, kept)?.nextHops).toEqual(['192.0.2.4']);
+    expect(routeFor('10.244.3.0/24', own, [], kept)?.nextHops).toEqual(['192.0.2.4']);
+    expect(routeFor('10.244.4.0/24', own, undefined, kept)).toBeUndefined();
   });
 });
 
@@ -113,7 +122,7 @@ describe('AgentDaemon', () => {
   });
 
   it('reload applies peers live and restarts the speaker only for a new router id', async () => {
-    const { daemon, speakers, config } = setup();
+    const { daemon, routes, speakers, config } = setup();
     await daemon.start();
     await daemon.reload({ ...config, peers: [...config.peers, { address: '192.0.2.3', asn: 64512, port: 179, passive: false, routeReflectorClient: false }] });
     expect(speakers).toHaveLength(1);
@@ -121,9 +130,38 @@ describe('AgentDaemon', () => {
     await daemon.reload({ ...config, importCIDRs: ['10.244.0.0/16'], maxPrefixes: 50 });
     expect(speakers).toHaveLength(1);
     expect(speakers[0]!.policy).toEqual({ importCIDRs: ['10.244.0.0/16'], allowDefaultRoute: false, maxPrefixes: 50 });
+    speakers[0]!.listener([{ prefix: '10.244.5.0/24', nextHops: ['192.0.2.2'] }]);
     await daemon.reload({ ...config, routerId: '192.0.2.100' });
     expect(speakers).toHaveLength(2);
+    expect(routes.desired.map((r) => r.prefix)).toEqual(['10.244.1.0/24']); // the old speaker's routes went with it
     expect(speakers[0]!.stopped).toEqual({ graceful: false });
+    await daemon.stop(true);
+  });
+
+  it('hands each best-route change to the kernel side as one call, whatever the size of the table', async () => {
+    const { daemon, routes, speakers } = setup();
+    await daemon.start();
+    const table = Array.from({ length: 20_000 }, (_, i) => ({ prefix: `10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, nextHops: ['192.0.2.2'] }));
+    speakers[0]!.listener(table);
+    const before = routes.calls;
+    speakers[0]!.listener([{ prefix: '10.99.0.0/24', nextHops: ['192.0.2.2'] }]);
+    speakers[0]!.listener([{ prefix: '10.64.0.7/32', nextHops: [] }]);
+    expect(routes.calls - before).toBe(2);
+    expect(routes.desired).toHaveLength(20_001);
+    speakers[0]!.listener([{ prefix: '10.244.1.0/24', nextHops: ['192.0.2.9'] }]); // our CIDR: stays a blackhole
+    expect(routes.desired.find((r) => r.prefix === '10.244.1.0/24')?.type).toBe('blackhole');
+    await daemon.stop(true);
+  });
+
+  it('a new pod CIDR becomes a blackhole; one given up gets the learned route back, or goes', async () => {
+    const { daemon, routes, speakers, config } = setup([{ prefix: '10.244.9.0/24', type: 'blackhole', nextHops: [] }]);
+    await daemon.start();
+    expect(routes.desired.map((r) => `${r.type} ${r.prefix}`)).toEqual(['blackhole 10.244.1.0/24']); // a blackhole of a CIDR no longer ours goes
+    speakers[0]!.listener([{ prefix: '10.244.2.0/24', nextHops: ['192.0.2.2'] }]);
+    await daemon.reload({ ...config, podCIDRs: ['10.244.2.0/24'] });
+    expect(routes.desired.map((r) => `${r.type} ${r.prefix}`)).toEqual(['blackhole 10.244.2.0/24']);
+    await daemon.reload({ ...config, podCIDRs: ['10.244.1.0/24'] });
+    expect(routes.desired.map((r) => `${r.type} ${r.prefix}`)).toEqual(['blackhole 10.244.1.0/24', 'unicast 10.244.2.0/24']);
     await daemon.stop(true);
   });
 });

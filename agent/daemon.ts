@@ -17,25 +17,26 @@ export interface DaemonDeps {
   startCniServer?(addrFile: string): Promise<{ close(): Promise<void> }>;
 }
 
-/** Pure: the kernel routes we want from our CIDRs, what we learned, and routes kept across a restart. */
-export function desiredRoutes(podCIDRs: string[], learned: Map<string, string[]>, kept: DesiredRoute[]): DesiredRoute[] {
-  const own = new Set(podCIDRs);
-  const routes = new Map<string, DesiredRoute>();
-  for (const r of kept) if (!own.has(r.prefix)) routes.set(r.prefix, r);
-  for (const [prefix, nextHops] of learned) {
-    if (own.has(prefix)) continue; // our own CIDR stays a blackhole whoever announces it
-    if (nextHops.length === 0) routes.delete(prefix);
-    else routes.set(prefix, { prefix, type: 'unicast', nextHops: [...nextHops].sort() });
-  }
-  for (const prefix of podCIDRs) routes.set(prefix, { prefix, type: 'blackhole', nextHops: [] });
-  return [...routes.values()].sort((a, b) => a.prefix.localeCompare(b.prefix));
+/**
+ * Pure: the kernel route we want for one prefix. Our own CIDR is a blackhole whoever announces it;
+ * else what the speaker learned; else a route kept from before a restart; else none.
+ */
+export function routeFor(prefix: string, own: ReadonlySet<string>, learned: string[] | undefined, kept: ReadonlyMap<string, DesiredRoute>): DesiredRoute | undefined {
+  if (own.has(prefix)) return { prefix, type: 'blackhole', nextHops: [] };
+  if (learned?.length) return { prefix, type: 'unicast', nextHops: learned };
+  return kept.get(prefix);
 }
 
 export class AgentDaemon implements StatusSource {
   private speaker?: SpeakerPort;
-  private readonly learned = new Map<string, string[]>();
-  /** Learned routes found in the kernel at start: kept until the speaker has relearned them. */
-  private kept: DesiredRoute[] = [];
+  /**
+   * What the speaker chose for our own CIDRs (shadowed by their blackholes), in case a CIDR stops
+   * being ours. Every other learned route lives only in the route sink: no per-prefix copy here.
+   */
+  private readonly shadowed = new Map<string, string[]>();
+  /** Learned routes found in the kernel at start: kept until the speaker has decided on them again. */
+  private readonly kept = new Map<string, DesiredRoute>();
+  private own = new Set<string>();
   private keptTimer?: NodeJS.Timeout;
   private statusServer?: StatusServer;
   private metrics?: { close(): Promise<void> };
@@ -52,13 +53,15 @@ export class AgentDaemon implements StatusSource {
     await routes.start();
     // Routes of ours already in the kernel mean we are restarting: keep forwarding on them while
     // the peers (holding our routes under graceful restart) send theirs again.
-    this.kept = routes.installed().filter((r) => r.type === 'unicast');
-    const restarting = this.kept.length > 0;
+    const installed = routes.installed();
+    for (const r of installed) if (r.type === 'unicast') this.kept.set(r.prefix, r);
+    const restarting = this.kept.size > 0;
     if (restarting) {
-      log.info({ routes: this.kept.length, holdSeconds: this.config.gracefulRestart.restartTime }, 'restart: keeping installed routes until peers resend theirs');
+      log.info({ routes: this.kept.size, holdSeconds: this.config.gracefulRestart.restartTime }, 'restart: keeping installed routes until peers resend theirs');
       this.keptTimer = setTimeout(() => this.dropKept('restart time over'), this.config.gracefulRestart.restartTime * 1000);
     }
-    this.pushRoutes();
+    // The start adopted everything of ours; blackholes of CIDRs no longer ours go, our CIDRs get theirs.
+    this.setOwn(this.config.podCIDRs, installed.filter((r) => r.type === 'blackhole').map((r) => r.prefix));
 
     await this.deps.nextHops?.start();
     this.deps.nextHops?.onChange(() => this.speaker?.nextHopsChanged());
@@ -104,26 +107,50 @@ export class AgentDaemon implements StatusSource {
     return this.config.peers.map((p) => ({ ...p, type: peerType(p, this.config.asn) }));
   }
 
+  /** Each change is one upsert or remove for the kernel: constant work per change, whatever the table's size. */
   private onBestRoutes(changes: BestRouteChange[]): void {
     for (const { prefix, nextHops } of changes) {
-      if (nextHops.length) this.learned.set(prefix, nextHops);
-      else this.learned.delete(prefix);
       // A kept route the speaker has now decided on (learned or withdrawn) is the speaker's again.
-      this.kept = this.kept.filter((k) => k.prefix !== prefix);
+      this.kept.delete(prefix);
+      if (!this.own.has(prefix)) this.program(prefix, nextHops);
+      else if (nextHops.length) this.shadowed.set(prefix, nextHops);
+      else this.shadowed.delete(prefix);
     }
-    this.pushRoutes();
+  }
+
+  /** Hands the route we want for `prefix` (or its absence) to the kernel side. */
+  private program(prefix: string, learned?: string[]): void {
+    const route = routeFor(prefix, this.own, learned, this.kept);
+    try {
+      if (route) this.deps.routes.upsert(route);
+      else this.deps.routes.remove(prefix);
+    } catch (err) {
+      this.deps.log.warn({ prefix, err: (err as Error).message }, 'route not installable; skipped');
+    }
+  }
+
+  /** Our CIDRs become blackholes; ones no longer ours get what was learned for them, or nothing. */
+  private setOwn(next: string[], alsoCheck: Iterable<string> = []): void {
+    const before = this.own;
+    this.own = new Set(next);
+    for (const prefix of new Set([...before, ...this.own, ...alsoCheck])) {
+      if (this.own.has(prefix) && !before.has(prefix)) {
+        const current = this.deps.routes.wanted().get(prefix);
+        if (current?.type === 'unicast' && !this.kept.has(prefix)) this.shadowed.set(prefix, current.nextHops);
+      }
+      const learned = this.own.has(prefix) ? undefined : this.shadowed.get(prefix);
+      if (!this.own.has(prefix)) this.shadowed.delete(prefix);
+      this.program(prefix, learned);
+    }
   }
 
   private dropKept(reason: string): void {
     clearTimeout(this.keptTimer);
-    if (this.kept.length === 0) return;
-    this.deps.log.info({ routes: this.kept.length, reason }, 'restart: dropping routes not relearned');
-    this.kept = [];
-    this.pushRoutes();
-  }
-
-  private pushRoutes(): void {
-    this.deps.routes.setDesired(desiredRoutes(this.config.podCIDRs, this.learned, this.kept));
+    if (this.kept.size === 0) return;
+    this.deps.log.info({ routes: this.kept.size, reason }, 'restart: dropping routes not relearned');
+    const prefixes = [...this.kept.keys()];
+    this.kept.clear();
+    for (const prefix of prefixes) this.program(prefix);
   }
 
   private async applyNat(): Promise<void> {
@@ -143,7 +170,10 @@ export class AgentDaemon implements StatusSource {
     this.config = next;
     if (next.routerId !== previous.routerId || next.asn !== previous.asn || !this.speaker) {
       await this.speaker?.stop({ graceful: false });
-      this.learned.clear();
+      // Everything the old speaker learned goes (unicast routes that are neither kept nor our own).
+      const forgotten = [...this.deps.routes.wanted()].filter(([prefix, r]) => r.type === 'unicast' && !this.kept.has(prefix) && !this.own.has(prefix)).map(([prefix]) => prefix);
+      this.shadowed.clear();
+      for (const prefix of forgotten) this.program(prefix);
       this.speaker = this.deps.makeSpeaker(this.speakerSettings(false));
       this.speaker.onBestRoutes((changes) => this.onBestRoutes(changes));
       this.speaker.setOriginated(next.podCIDRs);
@@ -154,7 +184,7 @@ export class AgentDaemon implements StatusSource {
       this.speaker.setOriginated(next.podCIDRs);
       this.speaker.setPeers(this.speakerPeers());
     }
-    this.pushRoutes();
+    this.setOwn(next.podCIDRs);
     await this.applyNat();
     this.deps.log.info({ peers: next.peers.length, podCIDRs: next.podCIDRs }, 'config applied');
   }
@@ -183,6 +213,14 @@ export class AgentDaemon implements StatusSource {
 
   routes(): InstalledRoute[] {
     return this.deps.routes.installed();
+  }
+
+  installedRoute(prefix: string): InstalledRoute | undefined {
+    return this.deps.routes.installedRoute(prefix);
+  }
+
+  routeCounts(): { unicast: number; blackhole: number; pending: number } {
+    return this.deps.routes.counts();
   }
 
   node(): NodeInfo {

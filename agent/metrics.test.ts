@@ -30,6 +30,15 @@ describe('metrics and health', () => {
     expect(text).toContain('lightly_bgp_prefixes_advertised{peer="192.0.2.2"} 1');
     expect(text).toContain('lightly_routes_installed{type="unicast"} 1');
   });
+  it('exports the event-loop delay, which a blocked event loop raises', async () => {
+    const until = Date.now() + 150;
+    while (Date.now() < until); // hold the event loop, as a full table once did
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const text = await (await fetch(url('/metrics'))).text();
+    const max = Number(/lightly_event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(text)?.[1]);
+    expect(max).toBeGreaterThanOrEqual(0.1);
+    expect(text).toMatch(/lightly_event_loop_delay_seconds\{stat="p99"\} \d/);
+  });
   it('is live always; ready once one session is Established and our blackhole is in the kernel, not when every peer is', async () => {
     expect((await fetch(url('/healthz'))).status).toBe(200);
     expect((await fetch(url('/readyz'))).status).toBe(200); // 192.0.2.3 is still Active: one node down elsewhere must not unready us

@@ -1,13 +1,29 @@
 // Prometheus metrics, /healthz and /readyz on the metrics port; values are read from the status at scrape time.
 import { createServer, type Server } from 'node:http';
+import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerState, StatusSource } from './status.js';
-import { type Blocker, type NetworkState, networkState } from './readiness.js';
+import { type Blocker, type NetworkState, installedRouteOf, networkState } from './readiness.js';
 
 /** Session state as a number, in RFC 4271 order, so dashboards can alert on `< 6`. */
 export const STATE_NUMBER: Record<PeerState, number> = { Idle: 1, Connect: 2, Active: 3, OpenSent: 4, OpenConfirm: 5, Established: 6 };
 
+let eventLoop: IntervalHistogram | undefined;
+
+/**
+ * How late the event loop ran its timers since the agent started (ms): keepalives, hold timers and
+ * the status socket all wait that long. One monitor per process, started on first use.
+ */
+export function eventLoopDelay(): { p99Ms: number; maxMs: number } {
+  if (!eventLoop) {
+    eventLoop = monitorEventLoopDelay({ resolution: 10 });
+    eventLoop.enable();
+  }
+  return { p99Ms: eventLoop.percentile(99) / 1e6, maxMs: eventLoop.max / 1e6 };
+}
+
 export function createMetrics(source: StatusSource): Registry {
+  eventLoopDelay();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lightly_agent_' });
   const peers = (): ReturnType<StatusSource['bgpStatus']>['peers'] => source.bgpStatus().peers;
@@ -37,9 +53,24 @@ export function createMetrics(source: StatusSource): Registry {
     name: 'lightly_routes_installed', help: 'Kernel routes with protocol lightly, by type', labelNames: ['type'], registers: [registry],
     collect() {
       this.reset();
-      const routes = source.routes();
-      this.set({ type: 'unicast' }, routes.filter((r) => r.type === 'unicast').length);
-      this.set({ type: 'blackhole' }, routes.filter((r) => r.type === 'blackhole').length);
+      const counts = source.routeCounts?.() ?? countRoutes(source.routes());
+      this.set({ type: 'unicast' }, counts.unicast);
+      this.set({ type: 'blackhole' }, counts.blackhole);
+    },
+  });
+  new Gauge({
+    name: 'lightly_routes_pending', help: 'Route changes not yet in the kernel (arriving, or refused and waiting for a retry)', registers: [registry],
+    collect() {
+      this.set((source.routeCounts?.() ?? { pending: 0 }).pending);
+    },
+  });
+  new Gauge({
+    name: 'lightly_event_loop_delay_seconds', help: 'Event-loop delay since the agent started (perf_hooks.monitorEventLoopDelay): p99 and max',
+    labelNames: ['stat'], registers: [registry],
+    collect() {
+      const d = eventLoopDelay();
+      this.set({ stat: 'p99' }, d.p99Ms / 1000);
+      this.set({ stat: 'max' }, d.maxMs / 1000);
     },
   });
   return registry;
@@ -47,7 +78,13 @@ export function createMetrics(source: StatusSource): Registry {
 
 /** Ready by networkState's rule (a blocker, one Established session, routes programmed); live while we answer. */
 export function readiness(source: StatusSource, blocker?: () => Blocker | undefined): NetworkState {
-  return networkState(source.bgpStatus().peers, source.node().podCIDRs, source.routes(), blocker?.());
+  return networkState(source.bgpStatus().peers, source.node().podCIDRs, installedRouteOf(source), blocker?.());
+}
+
+function countRoutes(routes: ReturnType<StatusSource['routes']>): { unicast: number; blackhole: number } {
+  let blackhole = 0;
+  for (const r of routes) if (r.type === 'blackhole') blackhole++;
+  return { unicast: routes.length - blackhole, blackhole };
 }
 
 export async function startMetricsServer(port: number, address: string, source: StatusSource, blocker?: () => Blocker | undefined): Promise<{ port: number; close(): Promise<void> }> {

@@ -66,11 +66,31 @@ export interface DesiredRoute {
   nextHops: string[];
 }
 
+/** Counts of what is installed, for metrics (cheap: no list of every route). */
+export interface RouteCounts {
+  unicast: number;
+  blackhole: number;
+  /** Changes not yet in the kernel (a full table arriving, or refused and waiting for a retry). */
+  pending: number;
+}
+
+/**
+ * Kernel routes, programmed incrementally: each best-route change is one upsert or remove, applied
+ * in the background within milliseconds (many together while a full table arrives).
+ */
 export interface RouteSinkPort {
-  /** Adopts what the kernel has with our protocol, then keeps it equal to the desired set. */
+  /** Adopts what the kernel has with our protocol as wanted, then keeps it as told. */
   start(): Promise<void>;
-  setDesired(routes: DesiredRoute[]): void;
+  /** Wants this route for its prefix, replacing what was wanted before. Throws for a route `ip` would refuse. */
+  upsert(route: DesiredRoute): void;
+  /** Wants no route of ours for the prefix. */
+  remove(prefix: string): void;
+  /** What is wanted now, by prefix (read only): the one per-route store between the speaker and the kernel. */
+  wanted(): ReadonlyMap<string, DesiredRoute>;
   installed(): InstalledRoute[];
+  /** The kernel's route of ours for one canonical prefix, as far as we know (a map read). */
+  installedRoute(prefix: string): InstalledRoute | undefined;
+  counts(): RouteCounts;
   /** Leaves the kernel's routes in place (forwarding continues across our restart). */
   stop(): Promise<void>;
 }

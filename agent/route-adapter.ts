@@ -16,8 +16,15 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
       }
       await reconciler.start();
     },
-    setDesired: (routes) => reconciler.setDesired(routes),
+    upsert: (route) => reconciler.upsert(route),
+    remove: (prefix) => reconciler.remove(prefix),
+    wanted: () => reconciler.wanted(),
     installed: () => reconciler.installed(),
+    installedRoute: (prefix) => reconciler.installedRoute(prefix),
+    counts: () => {
+      const s = reconciler.stats();
+      return { unicast: s.unicast, blackhole: s.blackhole, pending: s.pending };
+    },
     stop: async () => {
       await reconciler.flush();
       reconciler.stop();

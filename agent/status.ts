@@ -39,5 +39,9 @@ export interface NodeInfo {
 export interface StatusSource {
   bgpStatus(): BgpStatus;
   routes(): InstalledRoute[];
+  /** Installed routes by type and changes not yet in the kernel, without listing every route (metrics at a full table). */
+  routeCounts?(): { unicast: number; blackhole: number; pending: number };
+  /** One canonical prefix's route in the kernel, without listing every route (readiness at a full table). */
+  installedRoute?(prefix: string): InstalledRoute | undefined;
   node(): NodeInfo;
 }

@@ -25,6 +25,23 @@ describe('normalise', () => {
     expect(normaliseRoute({ prefix: '10.1.0.0/24', type: 'blackhole', nextHops: ['192.0.2.2'] })).toEqual(bh('10.1.0.0/24'));
   });
 
+  it('keeps a canonical IPv4 prefix as it is and rewrites or refuses every other form', () => {
+    for (const p of ['10.0.0.0/27', '0.0.0.0/0', '255.255.255.255/32', '192.0.2.0/24']) expect(normalisePrefix(p)).toBe(p);
+    expect(normalisePrefix('10.1.0.0/016')).toBe('10.1.0.0/16');
+    expect(normalisePrefix('10.1.0.7')).toBe('10.1.0.7/32');
+    expect(() => normalisePrefix('10.01.0.0/16')).toThrow(InvalidRouteError);
+    expect(() => normalisePrefix('10.1.0.1/24')).toThrow(/host bits/);
+    expect(() => normalisePrefix('10.1.0.0/')).toThrow(InvalidRouteError);
+    expect(() => normalisePrefix('10.1.0/24')).toThrow(InvalidRouteError);
+    fc.assert(
+      fc.property(fc.ipV4(), fc.integer({ min: 0, max: 32 }), (address, length) => {
+        const value = address.split('.').reduce((a, o) => a * 256 + Number(o), 0);
+        const network = length === 0 ? 0 : value - (value % 2 ** (32 - length));
+        const text = `${[24, 16, 8, 0].map((s) => Math.floor(network / 2 ** s) % 256).join('.')}/${length}`;
+        expect(normalisePrefix(text)).toBe(text);
+      }),
+    );
+  });
   it('refuses what ip would refuse, naming the route', () => {
     expect(() => normalisePrefix('10.1.0.1/24')).toThrow(/host bits/);
     expect(() => normalisePrefix('fd00::1/64')).toThrow(/host bits/);

@@ -48,8 +48,44 @@ export function normaliseAddress(text: string): string {
   throw new InvalidRouteError(`not an IP address: ${JSON.stringify(text)}`);
 }
 
+/**
+ * Whether `text` is already an IPv4 prefix in the kernel's form (no leading zeros, host bits clear):
+ * a full table's prefixes come so from the speaker, and are checked by a character loop rather than
+ * regular expressions, substrings and arrays.
+ */
+function isCanonicalIpv4Prefix(text: string): boolean {
+  let value = 0;
+  let octets = 0;
+  let n = -1;
+  let i = 0;
+  for (; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) {
+      if (n === 0) return false; // a leading zero
+      n = n < 0 ? c - 48 : n * 10 + (c - 48);
+      if (n > 255) return false;
+    } else if ((c === 46 && octets < 3) || (c === 47 && octets === 3)) {
+      if (n < 0) return false;
+      value = value * 256 + n;
+      octets++;
+      n = -1;
+      if (c === 47) break;
+    } else return false;
+  }
+  if (octets !== 4 || i === text.length) return false;
+  let length = 0;
+  for (let j = i + 1; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c < 48 || c > 57 || (j === i + 1 && c === 48 && text.length > j + 1)) return false;
+    length = length * 10 + (c - 48);
+  }
+  if (i + 1 === text.length || length > 32) return false;
+  return length === 32 || value % 2 ** (32 - length) === 0;
+}
+
 /** `address/length` as the kernel prints it; a bare address gets /32 or /128; host bits are refused (so would `ip` be). */
 export function normalisePrefix(text: string): string {
+  if (isCanonicalIpv4Prefix(text)) return text;
   const slash = text.indexOf('/');
   const address = normaliseAddress(slash < 0 ? text : text.slice(0, slash));
   const max = familyOf(address) === 4 ? 32 : 128;
@@ -185,11 +221,17 @@ interface IpJsonRoute extends IpJsonHop {
  * parse are left out. `protocol` reads `lightly` or `201` depending on rt_protos.d.
  */
 export function parseIpRoutes(text: string, family?: 4 | 6): Route[] {
-  const rows = text.trim() ? (JSON.parse(text) as IpJsonRoute[]) : [];
+  return routesFromRows(text.trim() ? (JSON.parse(text) as unknown[]) : [], family);
+}
+
+/** parseIpRoutes for rows already split out of the array (a table read as it streams). */
+export function routesFromRows(parsed: unknown[], family?: 4 | 6): Route[] {
+  const rows = parsed as IpJsonRoute[];
   const routes: Route[] = [];
   for (const row of rows) {
     if (row.protocol !== undefined && !isLightlyProtocol(row.protocol)) continue;
     if (row.table !== undefined && row.table !== 'main') continue;
+    if (typeof row?.dst !== 'string') continue;
     const rowFamily = family ?? (row.dst.includes(':') || row.gateway?.includes(':') || row.nexthops?.[0]?.gateway?.includes(':') ? 6 : 4);
     const prefix = row.dst === 'default' ? (rowFamily === 6 ? '::/0' : '0.0.0.0/0') : row.dst;
     const route = rowToRoute(row, prefix);

@@ -1,30 +1,37 @@
 // The reconciler's logic over a fake `ip` that keeps a map, refusing what a test tells it to.
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import type { Route } from './desired.js';
 import type { BatchFailure } from './ip.js';
 import { type RouteShell, RouteProgrammingError, RouteReconciler } from './reconciler.js';
 
 class FakeIp implements RouteShell {
+  /** Routes of ours (proto 201). */
   kernel = new Map<string, Route>();
+  /** Routes of other protocols (static, bird…): `add` finds them, reads of proto 201 do not. */
+  foreign = new Map<string, Route>();
   batches: string[][] = [];
   refuse = new Set<string>();
-
+  reads = 0;
   async readRoutes(): Promise<Route[]> {
+    this.reads++;
     return [...this.kernel.values()];
   }
-
   async batch(lines: string[]): Promise<BatchFailure[]> {
     this.batches.push(lines);
     const failures: BatchFailure[] = [];
     lines.forEach((line, i) => {
       const [, verb, ...rest] = line.split(' ');
       const prefix = rest[0] === 'blackhole' ? rest[1]! : rest[0]!;
-      if (this.refuse.has(prefix)) return failures.push({ line: i + 1, command: line, error: 'RTNETLINK answers: Network is unreachable' });
-      if (verb === 'del') this.kernel.delete(prefix);
-      else {
-        const hops = [...line.matchAll(/via (\S+)/g)].map((m) => m[1]!);
-        this.kernel.set(prefix, rest[0] === 'blackhole' ? { prefix, type: 'blackhole', nextHops: [] } : { prefix, type: 'unicast', nextHops: hops.sort() });
+      const fail = (error: string) => failures.push({ line: i + 1, command: line, error });
+      if (this.refuse.has(prefix)) return fail('RTNETLINK answers: Network is unreachable');
+      if (verb === 'del') {
+        if (!this.kernel.delete(prefix)) fail('RTNETLINK answers: No such process');
+        return undefined;
       }
+      if (verb === 'add' && (this.kernel.has(prefix) || this.foreign.has(prefix))) return fail('RTNETLINK answers: File exists');
+      const hops = [...line.matchAll(/via (\S+)/g)].map((m) => m[1]!);
+      this.kernel.set(prefix, rest[0] === 'blackhole' ? { prefix, type: 'blackhole', nextHops: [] } : { prefix, type: 'unicast', nextHops: hops.sort() });
       return undefined;
     });
     return failures;
@@ -88,5 +95,115 @@ describe('RouteReconciler (fake ip)', () => {
   it('refuses upsert before start so nothing is removed by accident', () => {
     const rec = new RouteReconciler({ shell: new FakeIp() });
     expect(() => rec.upsert(r('10.1.0.0/24', '192.0.2.2'))).toThrow(/start\(\)/);
+  });
+
+  it('programs only what changed: one change is one line, and the kernel is not read again', async () => {
+    const ip = new FakeIp();
+    for (let i = 0; i < 1000; i++) ip.kernel.set(`10.5.${i >> 8}.${i & 255}/32`, r(`10.5.${i >> 8}.${i & 255}/32`, '192.0.2.2'));
+    const rec = new RouteReconciler({ shell: ip });
+    await rec.start();
+    expect(ip.reads).toBe(1);
+    rec.upsert(r('10.1.0.0/24', '192.0.2.2'));
+    await rec.flush();
+    rec.remove('10.5.0.7/32');
+    await rec.flush();
+    expect(ip.batches).toEqual([['route add 10.1.0.0/24 proto 201 via 192.0.2.2'], ['route del 10.5.0.7/32 proto 201']]);
+    expect(ip.reads).toBe(1);
+    rec.stop();
+  });
+
+  it('coalesces: a prefix added and removed within one window costs nothing; a replaced one costs one line', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip });
+    await rec.start();
+    rec.upsert(r('10.1.0.0/24', '192.0.2.2'));
+    rec.remove('10.1.0.0/24');
+    rec.upsert(r('10.2.0.0/24', '192.0.2.2'));
+    rec.upsert(r('10.2.0.0/24', '192.0.2.3'));
+    await rec.flush();
+    expect(ip.batches).toEqual([['route add 10.2.0.0/24 proto 201 via 192.0.2.3']]);
+    rec.stop();
+  });
+
+  it('splits a large burst into chunks of at most chunkLines lines (each its own ip process)', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip, chunkLines: 1000 });
+    await rec.start();
+    for (let i = 0; i < 10_000; i++) rec.upsert(r(`10.6.${i >> 8}.${i & 255}/32`, '192.0.2.2'));
+    await rec.flush();
+    expect(ip.batches).toHaveLength(10);
+    expect(Math.max(...ip.batches.map((b) => b.length))).toBe(1000);
+    expect(ip.kernel.size).toBe(10_000);
+    rec.stop();
+  });
+
+  it('ends equal to the last desired state whatever the order of changes and passes', async () => {
+    const prefix = fc.integer({ min: 0, max: 7 }).map((i) => `10.${i}.0.0/24`);
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('upsert' as const), prefix, hop: fc.constantFrom('192.0.2.2', '192.0.2.3') }),
+      fc.record({ kind: fc.constant('remove' as const), prefix }),
+      fc.record({ kind: fc.constant('flush' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
+        const ip = new FakeIp();
+        const rec = new RouteReconciler({ shell: ip, chunkLines: 3 });
+        await rec.start();
+        const want = new Map<string, string>();
+        for (const o of ops) {
+          if (o.kind === 'flush') await rec.flush();
+          else if (o.kind === 'upsert') {
+            rec.upsert(r(o.prefix, o.hop));
+            want.set(o.prefix, o.hop);
+          } else {
+            rec.remove(o.prefix);
+            want.delete(o.prefix);
+          }
+        }
+        await rec.flush();
+        rec.stop();
+        const got = [...ip.kernel.values()].map((x) => `${x.prefix} ${x.nextHops[0]}`).sort();
+        expect(got).toEqual([...want].map(([p, h]) => `${p} ${h}`).sort());
+        expect(rec.installed().map((x) => `${x.prefix} ${x.nextHops[0]}`)).toEqual(got);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('repairs drift on the periodic comparison: a route of ours deleted or changed behind our back, one added', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip, resyncMs: 20 });
+    await rec.start();
+    rec.upsert(r('10.1.0.0/24', '192.0.2.2'));
+    rec.upsert(r('10.2.0.0/24', '192.0.2.2'));
+    await rec.flush();
+    ip.kernel.delete('10.1.0.0/24'); // someone's `ip route del`
+    ip.kernel.set('10.2.0.0/24', r('10.2.0.0/24', '192.0.2.9'));
+    ip.kernel.set('10.3.0.0/24', r('10.3.0.0/24', '192.0.2.2')); // ours by protocol, not wanted
+    for (let i = 0; i < 100 && !(ip.kernel.has('10.1.0.0/24') && ip.kernel.size === 2 && ip.kernel.get('10.2.0.0/24')?.nextHops[0] === '192.0.2.2'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    rec.stop();
+    expect([...ip.kernel.values()].sort((a, b) => a.prefix.localeCompare(b.prefix))).toEqual([r('10.1.0.0/24', '192.0.2.2'), r('10.2.0.0/24', '192.0.2.2')]);
+    expect(rec.stats().resyncs).toBeGreaterThan(1);
+  });
+
+  it("never takes over another protocol's route: add is refused, retried, and the other route stays", async () => {
+    const ip = new FakeIp();
+    ip.foreign.set('10.8.0.0/24', r('10.8.0.0/24', '192.0.2.7'));
+    const errors: Error[] = [];
+    const rec = new RouteReconciler({ shell: ip, retryMs: 5, onError: (e) => errors.push(e) });
+    await rec.start();
+    rec.upsert(r('10.8.0.0/24', '192.0.2.2'));
+    await rec.flush();
+    await new Promise((resolve) => setTimeout(resolve, 40)); // a few retries
+    expect(ip.batches.flat().every((line) => line.startsWith('route add 10.8.0.0/24'))).toBe(true);
+    expect(ip.batches.length).toBeGreaterThan(1);
+    expect(errors[0]?.message).toContain('File exists');
+    rec.remove('10.8.0.0/24');
+    await rec.flush();
+    expect(ip.foreign.get('10.8.0.0/24')).toEqual(r('10.8.0.0/24', '192.0.2.7'));
+    expect(ip.batches.flat().some((line) => line.startsWith('route del'))).toBe(false);
+    rec.stop();
   });
 });

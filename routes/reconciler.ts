@@ -1,20 +1,32 @@
-// Keeps the kernel's routes of protocol lightly equal to a desired set: adopt, diff, one batch per burst.
-import { type Route, diffRoutes, normalisePrefix, normaliseRoute, renderChanges } from './desired.js';
+// Keeps the kernel's routes of protocol lightly equal to a desired set, incrementally: a change queues
+// its prefix, a pass programs only queued prefixes, in chunks of `ip -batch` lines that run while the
+// agent goes on working. The whole kernel table is compared only at start (adopt), after an error and
+// on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
+import { type Route, familyOf, normalisePrefix, normaliseRoute, renderAdd, renderDelete, renderReplace, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
 
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
 export interface RouteShell {
   readRoutes(): Promise<Route[]>;
+  /** Calls may overlap; they reach the kernel in call order. */
   batch(lines: string[]): Promise<BatchFailure[]>;
+  close?(): void;
 }
 
 export interface ReconcilerOptions {
   /** Run `ip` inside this named namespace (labs, tests); default: our own. */
   netns?: string;
-  /** Changes within this window after the first go out in one batch. Default 10 ms. */
+  /** Changes within this window after the first go out together. Default 10 ms. */
   debounceMs?: number;
   /** First retry after refused lines or a failed `ip`; doubles up to a minute. Default 1 s. */
   retryMs?: number;
+  /**
+   * Lines per chunk: the unit of pipelining (one chunk at the kernel, the next queued behind it)
+   * and of the answers we wait for. Default 2048.
+   */
+  chunkLines?: number;
+  /** Full comparison with the kernel this often, repairing drift (someone else's `ip route del`). Default 5 min; 0: never. */
+  resyncMs?: number;
   onError?(err: Error): void;
   /** Replaces `ip` (unit tests). */
   shell?: RouteShell;
@@ -41,29 +53,55 @@ export interface RouteStats {
   ecmp: number;
   blackhole: number;
   desired: number;
+  /** Prefixes waiting for a pass (changed, or refused and waiting for a retry). */
+  pending: number;
   batches: number;
   changesApplied: number;
   changesFailed: number;
+  /** Full comparisons with the kernel. */
+  resyncs: number;
 }
 
 const MAX_RETRY_MS = 60_000;
+/** Map entries handled between yields to the event loop in a full comparison. */
+const RESYNC_SLICE = 20_000;
+
+interface Line {
+  prefix: string;
+  /** What the kernel has for the prefix once the line succeeds; undefined for a delete. */
+  route: Route | undefined;
+  text: string;
+}
 
 export class RouteReconciler {
-  /** Undefined until start() adopts the kernel's routes or setDesired() says otherwise. */
+  /** What we want, by prefix: the one full-size map. Undefined until start() adopts the kernel's routes or setDesired(). */
   private desired?: Map<string, Route>;
-  private actual = new Map<string, Route>();
+  /**
+   * Where the kernel (as far as we know) differs from `desired`; null: no route of ours there. Holds
+   * only changes not yet programmed or refused, so the kernel's state costs no second full-size map.
+   */
+  private differs = new Map<string, Route | null>();
+  /** Prefixes to look at, in order of change (one may be in it twice: looked at twice, cheaply). */
+  private queue: string[] = [];
+  private head = 0;
+  /** Prefixes with a line at `ip` now. */
+  private readonly inFlight = new Set<string>();
+  /** Prefixes the kernel refused; they are queued again on the retry timer. */
+  private refused = new Set<string>();
+  private resyncWanted = false;
   /**
    * Device routes (no gateway) with proto 201 are the CNI plugin's pod routes unless this
    * reconciler was asked for that prefix as a device route: only those are ours to change or remove.
    */
-  private ownedDevices = new Set<string>();
+  private readonly ownedDevices = new Set<string>();
   private readonly shell: RouteShell;
+  private readonly normalise = new SharingNormaliser();
   private timer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
+  private resyncTimer?: NodeJS.Timeout;
   private retryDelay: number;
   private running?: Promise<ReconcileResult>;
-  private again = false;
-  private counters = { batches: 0, changesApplied: 0, changesFailed: 0 };
+  private counters = { batches: 0, changesApplied: 0, changesFailed: 0, resyncs: 0 };
 
   constructor(private readonly options: ReconcilerOptions = {}) {
     this.shell = options.shell ?? new Ip({ netns: options.netns });
@@ -72,91 +110,164 @@ export class RouteReconciler {
 
   /** Adopts what the kernel already has with our protocol as the desired set: nothing changes until told. */
   async start(): Promise<void> {
-    const actual = await this.readActual();
-    this.actual = actual;
-    this.desired ??= new Map(actual);
+    this.resyncWanted = true;
+    await this.reconcile();
+    const every = this.options.resyncMs ?? 300_000;
+    if (every > 0 && !this.resyncTimer) {
+      this.resyncTimer = setInterval(() => {
+        this.resyncWanted = true;
+        this.kick();
+      }, every);
+      this.resyncTimer.unref();
+    }
   }
 
-  /** The whole desired set; invalid routes throw InvalidRouteError before anything changes. */
+  /** The whole desired set at once (tests, tools); invalid routes throw InvalidRouteError before anything changes. */
   setDesired(routes: Iterable<Route>): void {
     const desired = new Map<string, Route>();
     for (const route of routes) {
-      const r = normaliseRoute(route);
+      const r = this.normalise.route(route);
       desired.set(r.prefix, r);
     }
+    for (const prefix of this.desired?.keys() ?? []) if (!desired.has(prefix)) this.mark(prefix);
+    for (const r of desired.values()) {
+      if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
+      this.mark(r.prefix);
+    }
     this.desired = desired;
-    for (const r of desired.values()) if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
     this.schedule();
   }
 
+  /**
+   * Wants `route` for its prefix, replacing what we wanted before. Throws InvalidRouteError. A route
+   * already in canonical form is kept as given (a full table's worth of objects not copied): do not
+   * modify it afterwards.
+   */
   upsert(route: Route): void {
-    const r = normaliseRoute(route);
-    this.started().set(r.prefix, r);
+    const r = this.normalise.route(route);
+    const desired = this.started();
+    this.mark(r.prefix);
+    desired.set(r.prefix, r);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
     this.schedule();
   }
 
+  /** Wants no route of ours for the prefix. */
   remove(prefix: string): void {
-    if (this.started().delete(normalisePrefix(prefix))) this.schedule();
+    const p = normalisePrefix(prefix);
+    const desired = this.started();
+    if (!desired.has(p) && !this.differs.has(p)) return;
+    this.mark(p);
+    desired.delete(p);
+    this.schedule();
+  }
+
+  /** Before `desired` changes for the prefix: remembers what the kernel has for it, and queues it. */
+  private mark(prefix: string): void {
+    if (!this.differs.has(prefix)) this.differs.set(prefix, this.desired?.get(prefix) ?? null);
+    this.queue.push(prefix);
+  }
+
+  /** Our routes in the kernel, as far as we know. */
+  private *kernelRoutes(): Generator<Route> {
+    for (const [prefix, r] of this.desired ?? []) {
+      const d = this.differs.get(prefix);
+      if (d === undefined) yield r;
+      else if (d) yield d;
+    }
+    for (const [prefix, d] of this.differs) if (d && !this.desired?.has(prefix)) yield d;
+  }
+
+  /** What is wanted, by prefix (read only; empty before start). */
+  wanted(): ReadonlyMap<string, Route> {
+    return this.desired ?? new Map();
+  }
+
+  /** The kernel's route of ours for one canonical prefix, as of the last pass. */
+  installedRoute(prefix: string): Route | undefined {
+    const d = this.differs.get(prefix);
+    return d === undefined ? this.desired?.get(prefix) : (d ?? undefined);
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
   installed(): Route[] {
-    return [...this.actual.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
+    return [...this.kernelRoutes()].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0));
   }
 
   stats(): RouteStats {
     let unicast = 0;
     let ecmp = 0;
     let blackhole = 0;
-    for (const r of this.actual.values()) {
+    for (const r of this.kernelRoutes()) {
       if (r.type === 'blackhole') blackhole++;
       else unicast++;
       if (r.nextHops.length > 1) ecmp++;
     }
-    return { installed: this.actual.size, unicast, ecmp, blackhole, desired: this.desired?.size ?? this.actual.size, ...this.counters };
+    const desired = this.desired?.size ?? 0;
+    const pending = this.queue.length - this.head + this.refused.size;
+    return { installed: unicast + blackhole, unicast, ecmp, blackhole, desired, pending, ...this.counters };
   }
 
   /**
-   * Reads the kernel, applies the difference in one batch, and repeats while changes arrived during
-   * the pass. Concurrent calls share the running pass. Refused lines are in the result (and onError).
+   * Works until nothing is dirty: a full comparison first when one is due, then chunks of lines. The
+   * next chunk goes to `ip` while the previous one is still in the kernel, so the kernel never waits
+   * for us; a prefix is never in two chunks at once. Concurrent calls share the running work.
+   * Refused lines are in the result (and onError).
    */
   async reconcile(): Promise<ReconcileResult> {
-    if (this.running) {
-      this.again = true;
-      return this.running;
-    }
+    if (this.running) return this.running;
     this.running = (async () => {
       const total: ReconcileResult = { applied: 0, failures: [] };
-      do {
-        this.again = false;
-        const result = await this.pass();
-        total.applied += result.applied;
-        total.failures = result.failures;
-      } while (this.again);
+      const add = (r: ReconcileResult): void => {
+        total.applied += r.applied;
+        total.failures.push(...r.failures);
+      };
+      let previous: Promise<ReconcileResult> | undefined;
+      try {
+        for (;;) {
+          if (this.resyncWanted) {
+            if (previous) add(await previous);
+            previous = undefined;
+            await this.resync();
+          }
+          const lines = this.takeChunk();
+          if (lines.length === 0) {
+            if (!previous) break;
+            add(await previous); // frees its prefixes for the next chunk
+            previous = undefined;
+            continue;
+          }
+          const current = this.send(lines);
+          if (previous) add(await previous);
+          previous = current;
+        }
+      } finally {
+        if (previous) await previous.catch(() => undefined);
+      }
       return total;
     })();
     try {
       return await this.running;
     } finally {
       this.running = undefined;
+      if (this.head < this.queue.length) this.schedule(); // changes that came after the last look
     }
   }
 
   /** Sends pending changes now and waits for them. Routes stay installed. */
   async flush(): Promise<ReconcileResult> {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
+    clearTimeout(this.timer);
+    this.timer = undefined;
     return this.reconcile();
   }
 
-  /** Cancels pending passes and retries; the kernel keeps its routes (forwarding goes on across restarts). */
+  /** Cancels pending passes, retries and comparisons; the kernel keeps its routes (forwarding goes on across restarts). */
   stop(): void {
     clearTimeout(this.timer);
     clearTimeout(this.retryTimer);
-    this.timer = this.retryTimer = undefined;
+    clearInterval(this.resyncTimer);
+    this.timer = this.retryTimer = this.resyncTimer = undefined;
+    this.shell.close?.();
   }
 
   private started(): Map<string, Route> {
@@ -164,41 +275,126 @@ export class RouteReconciler {
     return this.desired;
   }
 
-  private async readActual(): Promise<Map<string, Route>> {
-    const ours = (await this.shell.readRoutes()).filter((r) => !isDeviceRoute(r) || this.ownedDevices.has(r.prefix));
-    return new Map(ours.map((r) => [r.prefix, r]));
+  /**
+   * Reads the kernel's routes of ours and marks every prefix where they differ from the desired set.
+   * The first one adopts them as the desired set. Works in slices, so a million routes do not stall
+   * sessions and the status socket.
+   */
+  private async resync(): Promise<void> {
+    this.resyncWanted = false;
+    this.counters.resyncs++;
+    const kernel = new Map<string, Route>();
+    let n = 0;
+    for (const r of await this.shell.readRoutes()) {
+      if (!isDeviceRoute(r) || this.ownedDevices.has(r.prefix)) kernel.set(r.prefix, r);
+      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+    }
+    if (!this.desired) {
+      this.desired = kernel;
+      this.differs.clear();
+      return;
+    }
+    const desired = this.desired;
+    this.differs = new Map();
+    for (const [prefix, r] of kernel) {
+      const want = desired.get(prefix);
+      if (!want || !satisfies(r, want)) {
+        this.differs.set(prefix, r);
+        this.queue.push(prefix);
+      }
+      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+    }
+    for (const prefix of desired.keys()) {
+      if (!kernel.has(prefix)) {
+        this.differs.set(prefix, null);
+        this.queue.push(prefix);
+      }
+      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+    }
   }
 
-  private async pass(): Promise<ReconcileResult> {
-    const actual = await this.readActual();
-    this.desired ??= new Map(actual);
-    const changes = renderChanges(diffRoutes(this.desired.values(), actual.values()));
-    let failures: BatchFailure[] = [];
-    if (changes.length > 0) {
-      failures = await this.shell.batch(changes.map((c) => c.line));
-      this.counters.batches++;
-      const refused = new Set(failures.map((f) => f.line - 1));
-      changes.forEach((change, i) => {
-        if (refused.has(i)) return;
-        if (change.op === 'remove') actual.delete(change.route.prefix);
-        else actual.set(change.route.prefix, change.route);
-      });
-      this.counters.changesApplied += changes.length - refused.size;
-      this.counters.changesFailed += refused.size;
+  /** One chunk of lines to `ip`; the kernel's answer updates what we know it has. */
+  private async send(lines: Line[]): Promise<ReconcileResult> {
+    let failures: BatchFailure[];
+    try {
+      failures = await this.shell.batch(lines.map((l) => l.text));
+    } catch (err) {
+      // `ip` itself failed: what the kernel took is unknown, so compare everything on the retry.
+      for (const l of lines) {
+        this.inFlight.delete(l.prefix);
+        this.refused.add(l.prefix);
+      }
+      this.scheduleRetry();
+      throw err;
     }
-    this.actual = actual;
-    this.ownedDevices = new Set([...this.desired.values(), ...actual.values()].filter(isDeviceRoute).map((r) => r.prefix));
+    this.counters.batches++;
+    const refusedLines = new Set(failures.map((f) => f.line - 1));
+    lines.forEach((l, i) => {
+      this.inFlight.delete(l.prefix);
+      if (refusedLines.has(i)) {
+        this.refused.add(l.prefix);
+        return;
+      }
+      const want = this.desired?.get(l.prefix);
+      if (want === l.route) this.differs.delete(l.prefix);
+      else this.differs.set(l.prefix, l.route ?? null); // changed again meanwhile: queued again too
+      if (!l.route && !want) this.ownedDevices.delete(l.prefix);
+    });
+    this.counters.changesApplied += lines.length - refusedLines.size;
+    this.counters.changesFailed += refusedLines.size;
     if (failures.length > 0) {
       this.options.onError?.(new RouteProgrammingError(failures));
       this.scheduleRetry();
-    } else {
+    } else if (this.refused.size === 0) {
       this.retryDelay = this.options.retryMs ?? 1000;
     }
-    return { applied: changes.length - failures.length, failures };
+    return { applied: lines.length - failures.length, failures };
+  }
+
+  /** Renders queued prefixes into at most chunkLines lines; prefixes already right cost nothing. */
+  private takeChunk(): Line[] {
+    const max = this.options.chunkLines ?? 2048;
+    const desired = this.desired ?? new Map<string, Route>();
+    const lines: Line[] = [];
+    const later: string[] = [];
+    const taken = new Set<string>();
+    let visited = 0;
+    // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
+    while (this.head < this.queue.length && lines.length < max && visited < max * 8) {
+      const prefix = this.queue[this.head++]!;
+      visited++;
+      if (this.inFlight.has(prefix)) {
+        // Queued twice within this chunk: its line already has the latest. Else an earlier chunk's
+        // line is still at the kernel: looked at again once that is answered.
+        if (!taken.has(prefix)) later.push(prefix);
+        continue;
+      }
+      this.refused.delete(prefix);
+      const d = this.differs.get(prefix);
+      if (d === undefined) continue; // the kernel has what we want
+      const want = desired.get(prefix);
+      const have = d ?? undefined;
+      let line: Line | undefined;
+      if (want && have && satisfies(have, want)) this.differs.delete(prefix);
+      else if (want) line = { prefix, route: want, text: have ? renderReplace(want) : renderAdd(want) };
+      else if (have) line = { prefix, route: undefined, text: renderDelete(have) };
+      else this.differs.delete(prefix);
+      if (line) {
+        lines.push(line);
+        taken.add(prefix);
+        this.inFlight.add(prefix);
+      }
+    }
+    if (this.head === this.queue.length || this.head > 65_536) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+    for (const prefix of later) this.queue.push(prefix);
+    return lines;
   }
 
   private schedule(): void {
-    if (this.timer) return;
+    if (this.timer || this.running) return; // a running pass picks up what is dirty when it is done
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.kick();
@@ -219,6 +415,10 @@ export class RouteReconciler {
     this.retryDelay = Math.min(delay * 2, MAX_RETRY_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
+      for (const prefix of this.refused) this.queue.push(prefix);
+      this.refused.clear();
+      // A refusal may mean we were wrong about the kernel ("File exists" for a route of ours): compare first.
+      this.resyncWanted = true;
       this.kick();
     }, delay);
     this.retryTimer.unref();
@@ -228,3 +428,44 @@ export class RouteReconciler {
 function isDeviceRoute(r: Route): boolean {
   return r.type === 'unicast' && r.nextHops.length === 0;
 }
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * normaliseRoute, keeping the caller's strings and arrays where they are already canonical: the
+ * speaker hands every prefix of one UPDATE the same next-hop array, so a full table holds one array
+ * per UPDATE and the RIB's prefix strings rather than copies of each.
+ */
+class SharingNormaliser {
+  private lastIn?: string[];
+  private lastOut: string[] = [];
+  private lastFamily: 4 | 6 = 4;
+
+  route(route: Route): Route {
+    if (route.type === 'unicast' && route.dev === undefined && route.nextHops.length > 0 && route.nextHops === this.lastIn) {
+      const prefix = this.prefix(route.prefix);
+      if (familyOf(prefix) === this.lastFamily) {
+        // Canonical throughout: the caller's object is kept (nothing per prefix made and thrown away).
+        if (prefix === route.prefix && this.lastOut === route.nextHops && !('dev' in route)) return route;
+        return { prefix, type: 'unicast', nextHops: this.lastOut };
+      }
+    }
+    const r = normaliseRoute(route);
+    r.prefix = r.prefix === route.prefix ? route.prefix : r.prefix;
+    if (r.type === 'unicast' && r.dev === undefined && r.nextHops.length > 0) {
+      if (r.nextHops.length === route.nextHops.length && r.nextHops.every((hop, i) => hop === route.nextHops[i])) r.nextHops = route.nextHops;
+      this.lastIn = route.nextHops;
+      this.lastOut = r.nextHops;
+      this.lastFamily = familyOf(r.nextHops[0]!);
+    }
+    return r;
+  }
+
+  private prefix(text: string): string {
+    const p = normalisePrefix(text);
+    return p === text ? text : p;
+  }
+}
+

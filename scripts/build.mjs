@@ -20,7 +20,10 @@ for (const [name, entry] of Object.entries(entries)) {
     platform: 'node',
     target: 'node20',
     format: 'esm',
-    minify: false,
+    // ASCII and no indentation: V8 holds a source with any non-Latin-1 character as a two-byte
+    // string, twice the size (the agent's bundle: 13 MB resident instead of under 4 MB). Names stay, for stack traces.
+    charset: 'ascii',
+    minifyWhitespace: true,
     sourcemap: false,
     legalComments: 'none',
     // ESM bundles of CommonJS dependencies need a real require.

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import { type AgentConfig, parseAgentConfig } from '../config.js';
 import { startMetricsServer } from '../metrics.js';
-import { type Blocker, type NetworkState, networkState } from '../readiness.js';
+import { type Blocker, type NetworkState, installedRouteOf, networkState } from '../readiness.js';
 import type { StatusSource } from '../status.js';
 import { ClusterWatch, type ClusterWatchOptions } from './cluster.js';
 import type { DesiredBgp } from './desired.js';
@@ -101,7 +101,7 @@ export class KubernetesMode implements StatusSource {
   }
 
   state(): NetworkState {
-    return networkState(this.bgpStatus().peers, this.node().podCIDRs, this.routes(), this.blocker());
+    return networkState(this.bgpStatus().peers, this.node().podCIDRs, this.daemon ? installedRouteOf(this.daemon) : () => undefined, this.blocker());
   }
 
   private async apply(d: DesiredBgp): Promise<void> {

@@ -23,6 +23,11 @@ import { type Action, Fsm, type Negotiated, OPEN_HOLD_SECONDS, type State, type 
 
 /** Frames handled per turn of the event loop, before the socket is read again (see onData). */
 const FRAMES_PER_TURN = 16;
+/**
+ * And at most this long per turn: a full UPDATE carries ~800 prefixes, and 16 of them through the RIB
+ * and into the kernel's queue took ~100 ms, long enough to delay keepalives and the status socket.
+ */
+const MS_PER_TURN = 8;
 /** Unhandled bytes at which we stop reading the socket until we catch up. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 /**
@@ -458,9 +463,10 @@ export class Session extends EventEmitter<SessionEvents> {
   private handleFrames(budget: number): void {
     const socket = this.socket;
     if (!socket) return;
+    const until = performance.now() + MS_PER_TURN;
     try {
       for (let handled = 0; this.socket === socket; handled++) {
-        if (handled === budget) {
+        if (handled === budget || (budget !== Infinity && handled > 0 && performance.now() > until)) {
           this.scheduleFrames();
           return;
         }

@@ -1,100 +1,108 @@
-// BGP: BIRD senders announce N IPv4 prefixes to our speaker and to a BIRD receiver at once.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { execa } from 'execa';
-import { build } from 'esbuild';
-import { NetnsPool, execIn, ipIn } from '../support/netns.js';
+// BGP full tables through the WHOLE agent (BIRD sender → agent → its namespace's kernel), side by side
+// with a BIRD receiver exporting to its kernel, both fed by identical BIRD senders started together.
+import { FullTableLab, type SideTimes, StatusProbe } from '../support/fulltable.js';
 import { percentile, ratioLine } from './stats.js';
 
-async function startBird(netns: string, dir: string, name: string): Promise<void> {
-  const out = await execIn(netns, 'bird', ['-c', join(dir, `${name}.conf`), '-s', join(dir, `${name}.ctl`), '-P', join(dir, `${name}.pid`)]);
-  if (out.exitCode !== 0) throw new Error(`bird (${name}) did not start: ${out.stderr}`);
-}
-
 interface Round {
-  /** From the first route in to the last, per receiver. */
-  oursMs: number;
-  birdMs: number;
-  /** From the senders' start (both identical, started together) to the last route in. */
-  oursEndToEndMs: number;
-  birdEndToEndMs: number;
-  rssMB: number;
+  load: SideTimes;
+  /** From the first route in the kernel to 99% of them: the rate, without session start and the sender's tail. */
+  bulk: SideTimes;
+  withdraw: SideTimes;
+  flap: SideTimes;
+  /** Peak RSS over the whole round, and at the end of the first load. */
+  peakRssMB: number;
+  loadPeakRssMB: number;
+  cpuMs: number;
+  statusMaxMs: number;
+  statusFailures: number;
+  eventLoopMaxMs: number;
 }
 
-/** Several rounds and their medians: one round on these noisy machines swings by 2x either way. */
-export async function benchBgp(prefixes = Number(process.env.BENCH_PREFIXES ?? 100_000), rounds = Number(process.env.BENCH_BGP_ROUNDS ?? 5)): Promise<string[]> {
-  const results: Round[] = [];
-  for (let i = 0; i < rounds; i++) results.push(await bgpRound(prefixes));
-  const median = (pick: (r: Round) => number): number => percentile(results.map(pick), 50);
-  const [ours, bird, ours2, bird2] = [median((r) => r.oursMs), median((r) => r.birdMs), median((r) => r.oursEndToEndMs), median((r) => r.birdEndToEndMs)];
-  return [
-    `BGP: ${prefixes} IPv4 prefixes from BIRD senders (one each, identical) to our speaker and to a BIRD receiver at once; medians of ${rounds} rounds (ms; BIRD polled every 20 ms with birdc)`,
-    `  first route to all: ours ${ours}, BIRD ${bird}; sender start to all: ours ${ours2}, BIRD ${bird2}; our RSS ${Math.max(...results.map((r) => r.rssMB))} MB at most (goal < 80 MB)`,
-    `  rounds (ours/BIRD, first route to all): ${results.map((r) => `${r.oursMs}/${r.birdMs}`).join(' ')}`,
-    '  ' + ratioLine('first route to full table, ours vs BIRD', ours, bird, '<= 1.0x'),
-    '  ' + ratioLine('sender start to full table, ours vs BIRD', ours2, bird2, '<= 1.0x'),
-  ];
-}
+const TIMEOUT_MS = 600_000;
 
-async function bgpRound(prefixes: number): Promise<Round> {
-  const pool = new NetnsPool();
-  const dir = mkdtempSync(join(tmpdir(), 'lt-bench-bgp-'));
-  let ours: ReturnType<typeof execa> | undefined;
+/** One round at `prefixes`: load, withdraw all, announce again, a session flap; `phases: 'load'` stops after the load. */
+async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
+  const lab = new FullTableLab({ prefixes });
   try {
-    const sender = await pool.create('bsend');
-    const usNs = await pool.create('bours');
-    const birdNs = await pool.create('bbird');
-    for (const [ns, dev, local, remote] of [[usNs, 'tous', '198.51.100.1', '198.51.100.2'], [birdNs, 'tobird', '203.0.113.1', '203.0.113.2']] as const) {
-      await ipIn(sender, ['link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-      await ipIn(sender, ['addr', 'add', `${local}/24`, 'dev', dev]);
-      await ipIn(sender, ['link', 'set', dev, 'up']);
-      await ipIn(ns, ['addr', 'add', `${remote}/24`, 'dev', 'eth0']);
-      await ipIn(ns, ['link', 'set', 'eth0', 'up']);
+    await lab.setUp();
+    const probe = new StatusProbe(lab.socket);
+    const t0 = await lab.startSenders();
+    const seen = await lab.progressBoth(prefixes, TIMEOUT_MS);
+    const load = { ours: seen.ours.last - t0, bird: seen.bird.last - t0 };
+    const bulk = { ours: seen.ours.p99 - seen.ours.first, bird: seen.bird.p99 - seen.bird.first };
+    await probe.stop();
+    const eventLoopMaxMs = await lab.agentEventLoopMaxMs();
+    const cpuMs = lab.agentCpuMs();
+    const loadPeakRssMB = lab.agentPeakRssMB();
+    let withdraw: SideTimes = { ours: NaN, bird: NaN };
+    let flap: SideTimes = { ours: NaN, bird: NaN };
+    if (phases === 'all') {
+      withdraw = await lab.untilBoth(0, await lab.senders('disable', 'generated'), TIMEOUT_MS);
+      await lab.untilBoth(prefixes, await lab.senders('enable', 'generated'), TIMEOUT_MS);
+      flap = await lab.flap(TIMEOUT_MS);
     }
-    const routes: string[] = [];
-    for (let i = 0; i < prefixes; i++) routes.push(`route 10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 unreachable;`);
-    // One BIRD sender process per receiver, identical but for the session: a single BIRD feeding two
-    // sessions serves one after the other, and the second receiver would be timed on the first's turn.
-    // `strict bind`: two BIRDs in one namespace cannot both listen on *:179.
-    const senderConf = (name: string, local: string, remote: string, asn: number) => `router id ${local};
-protocol device {}
-protocol static { ipv4; ${routes.join('\n')} }
-protocol bgp ${name} { connect delay time 0; strict bind on; local ${local} as 65000; neighbor ${remote} as ${asn}; ipv4 { export all; import none; }; }
-`;
-    writeFileSync(join(dir, 'sender-ours.conf'), senderConf('to_ours', '198.51.100.1', '198.51.100.2', 64512));
-    writeFileSync(join(dir, 'sender-bird.conf'), senderConf('to_bird', '203.0.113.1', '203.0.113.2', 64513));
-    writeFileSync(join(dir, 'receiver.conf'), `router id 203.0.113.2;
-protocol device {}
-protocol bgp sender { local 203.0.113.2 as 64513; neighbor 203.0.113.1 as 65000; passive; ipv4 { import all; export none; }; }
-`);
-    await startBird(birdNs, dir, 'receiver');
-    // Bundled and run by plain node, as the agent runs: tsx's loader alone would add tens of MB of RSS.
-    await build({ entryPoints: ['test/bench/bgp-receiver.ts'], outfile: join(dir, 'receiver.mjs'), bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'warning',
-      banner: { js: "import { createRequire as __r } from 'node:module'; const require = __r(import.meta.url);" } });
-    ours = execa('ip', ['netns', 'exec', usNs, process.execPath, join(dir, 'receiver.mjs'), '198.51.100.2', '198.51.100.1', String(prefixes)], { reject: false, timeout: 300_000 });
-    await new Promise<void>((resolve) => ours!.stdout?.on('data', (d: Buffer) => d.toString().includes('ready') && resolve()));
-    const t0 = Date.now();
-    await Promise.all([startBird(sender, dir, 'sender-ours'), startBird(sender, dir, 'sender-bird')]);
-    let birdDone = 0;
-    let birdFirst = 0;
-    const deadline = t0 + 300_000;
-    while (!birdDone && Date.now() < deadline) {
-      const out = await execa('birdc', ['-s', join(dir, 'receiver.ctl'), 'show', 'route', 'count'], { reject: false });
-      const n = Number(/(\d+) of \d+ routes/.exec(String(out.stdout))?.[1] ?? 0);
-      if (n > 0 && !birdFirst) birdFirst = Date.now();
-      if (n >= prefixes) birdDone = Date.now();
-      else await new Promise((r) => setTimeout(r, 20));
-    }
-    const result = await ours;
-    const line = String(result.stdout).split('\n').find((l) => l.includes('"done"'));
-    if (!line || !birdDone) throw new Error(`a receiver did not finish: ours ${line ?? result.stderr}, bird ${birdDone}`);
-    const o = JSON.parse(line) as { done: number; firstUpdate: number; rssMB: number };
-    return { oursMs: o.done - o.firstUpdate, birdMs: birdDone - birdFirst, oursEndToEndMs: o.done - t0, birdEndToEndMs: birdDone - t0, rssMB: o.rssMB };
+    return { load, bulk, withdraw, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs };
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\nagent log: ${lab.agentLog()}`);
   } finally {
-    ours?.kill();
-    for (const ctl of ['sender-ours.ctl', 'sender-bird.ctl', 'receiver.ctl']) await execa('birdc', ['-s', join(dir, ctl), 'down'], { reject: false });
-    await pool.cleanup();
-    rmSync(dir, { recursive: true, force: true });
+    await lab.tearDown();
   }
+}
+
+const median = (rounds: Round[], pick: (r: Round) => number): number => percentile(rounds.map(pick), 50);
+
+/** Least-squares slope of log(time) over log(size): 1 is linear, 2 quadratic. */
+export function growthExponent(points: [size: number, ms: number][]): number {
+  const xs = points.map(([n]) => Math.log(n));
+  const ys = points.map(([, t]) => Math.log(t));
+  const mx = xs.reduce((a, b) => a + b, 0) / xs.length;
+  const my = ys.reduce((a, b) => a + b, 0) / ys.length;
+  const num = xs.reduce((s, x, i) => s + (x - mx) * (ys[i]! - my), 0);
+  const den = xs.reduce((s, x) => s + (x - mx) ** 2, 0);
+  return num / den;
+}
+
+export async function benchBgp(): Promise<string[]> {
+  const rounds = Number(process.env.BENCH_BGP_ROUNDS ?? 3);
+  const main = Number(process.env.BENCH_PREFIXES ?? 100_000);
+  const sizes = (process.env.BENCH_BGP_SIZES ?? '10000,30000').split(',').filter(Boolean).map(Number);
+  const big = Number(process.env.BENCH_BGP_BIG ?? 1_000_000);
+  const out: string[] = [];
+  const full: Round[] = [];
+  for (let i = 0; i < rounds; i++) full.push(await round(main, 'all'));
+  const m = (pick: (r: Round) => number): number => median(full, pick);
+  out.push(
+    `BGP full table through the whole agent: ${main} IPv4 /27s from a BIRD sender to the kernel, side by side with a BIRD receiver exporting to its kernel; medians of ${rounds} rounds (ms)`,
+    `  sender start to last route in the kernel: ours ${m((r) => r.load.ours)}, BIRD ${m((r) => r.load.bird)}  (rounds ours/BIRD: ${full.map((r) => `${r.load.ours}/${r.load.bird}`).join(' ')})`,
+    '  ' + ratioLine('load to kernel, ours vs BIRD', m((r) => r.load.ours), m((r) => r.load.bird), '<= 1.0x'),
+    '  ' + ratioLine('first route to 99% in the kernel (the rate), ours vs BIRD', m((r) => r.bulk.ours), m((r) => r.bulk.bird), 'reported'),
+    '  ' + ratioLine('withdrawal of all, ours vs BIRD', m((r) => r.withdraw.ours), m((r) => r.withdraw.bird), '<= 1.0x'),
+    '  ' + ratioLine('session flap without GR (all withdrawn, then all reinstalled), ours vs BIRD', m((r) => r.flap.ours), m((r) => r.flap.bird), 'reported'),
+    `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB); agent CPU for the load ${m((r) => r.cpuMs)} ms`,
+    `  during the load: slowest status-socket answer ${Math.max(...full.map((r) => r.statusMaxMs))} ms (failures ${full.reduce((s, r) => s + r.statusFailures, 0)}), longest event-loop delay ${Math.max(...full.map((r) => r.eventLoopMaxMs))} ms (goal <= 100 ms each)`,
+  );
+  const series = { load: { ours: [] as [number, number][], bird: [] as [number, number][] }, bulk: { ours: [] as [number, number][], bird: [] as [number, number][] } };
+  const addPoint = (size: number, rs: Round[]): void => {
+    for (const kind of ['load', 'bulk'] as const) {
+      series[kind].ours.push([size, median(rs, (r) => r[kind].ours)]);
+      series[kind].bird.push([size, median(rs, (r) => r[kind].bird)]);
+    }
+  };
+  for (const size of sizes) {
+    const rs: Round[] = [];
+    for (let i = 0; i < rounds; i++) rs.push(await round(size, 'load'));
+    addPoint(size, rs);
+  }
+  addPoint(main, full);
+  const growth = (what: string, s: { ours: [number, number][]; bird: [number, number][] }, goal: string): string =>
+    `  growth of ${what} over ${s.ours.map(([n]) => n).join('/')}: ours ${s.ours.map(([, t]) => t).join('/')} ms, exponent ${growthExponent(s.ours).toFixed(2)} (${goal}); BIRD ${s.bird.map(([, t]) => t).join('/')} ms, exponent ${growthExponent(s.bird).toFixed(2)}`;
+  out.push(growth('time to kernel (sender start to last route)', series.load, 'goal <= 1.1'), growth('first route to 99% in the kernel', series.bulk, 'goal <= 1.1'));
+  if (big > 0) {
+    const r = await round(big, 'load');
+    out.push(
+      `  ${big} prefixes (one round): ours ${r.load.ours} ms, BIRD ${r.load.bird} ms (first to 99%: ${r.bulk.ours}/${r.bulk.bird}); ` + ratioLine('ratio', r.load.ours, r.load.bird, '<= 1.0x') +
+        `; agent peak RSS ${r.peakRssMB} MB, CPU ${r.cpuMs} ms; slowest status answer ${r.statusMaxMs} ms, longest event-loop delay ${r.eventLoopMaxMs} ms`,
+    );
+  }
+  return out;
 }

@@ -1,0 +1,312 @@
+// A full table through the whole agent, side by side with BIRD: two identical BIRD senders announce N
+// prefixes, one to our agent (dist/bin/lightly-agent.js in its own namespace, installing into that
+// namespace's kernel) and one to a BIRD receiver exporting to its own namespace's kernel. Both kernels
+// are watched with `ip monitor route`, so times are to the last route in the kernel, not to the RIB.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa, type ResultPromise } from 'execa';
+import { stringify } from 'yaml';
+import { NetnsPool, execIn, ipIn } from './netns.js';
+
+/** The i-th generated prefix: /27s from 10.0.0.0 upwards (a million reach into 11.0.0.0/8). */
+export function generatedPrefix(i: number): string {
+  const a = 10 * 2 ** 24 + i * 32;
+  return `${Math.floor(a / 2 ** 24)}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/27`;
+}
+
+const AGENT_ADDRESS = '198.51.100.2';
+const SENDER_TO_AGENT = '198.51.100.1';
+const BIRD_ADDRESS = '203.0.113.2';
+const SENDER_TO_BIRD = '203.0.113.1';
+const METRICS_PORT = 9477;
+/** The agent under test; LIGHTLY_AGENT points at another build (an older commit's, to compare). */
+const AGENT_BINARY = process.env.LIGHTLY_AGENT ?? 'dist/bin/lightly-agent.js';
+
+/**
+ * Counts the prefixes in one namespace's main routing table from /proc/PID/net/fib_triestat of a
+ * process living there: a cheap read, polled every 10 ms. (`ip monitor route` lost about half the
+ * notifications of a BIRD receiver writing 100k routes: the kernel drops them for a slow reader.)
+ */
+export class KernelWatch {
+  private baseline = 0;
+  private readonly holder: ResultPromise;
+
+  constructor(netns: string) {
+    this.holder = execa('ip', ['netns', 'exec', netns, 'sleep', '3600'], { reject: false, stdin: 'ignore' });
+  }
+
+  private prefixes(): number {
+    const text = readFileSync(`/proc/${this.holder.pid}/net/fib_triestat`, 'utf8');
+    const main = text.slice(text.indexOf('Main:'));
+    return Number(/Prefixes:\s+(\d+)/.exec(main)?.[1] ?? NaN);
+  }
+
+  /** What the table holds now counts as zero (call before the senders start). */
+  setBaseline(): void {
+    this.baseline = this.prefixes();
+  }
+
+  /** Prefixes added since the baseline. */
+  get count(): number {
+    return this.prefixes() - this.baseline;
+  }
+
+  /** Resolves with Date.now() once `n` prefixes beyond the baseline are in; rejects past the deadline. */
+  async until(n: number, timeoutMs: number): Promise<number> {
+    return (await this.progress(n, timeoutMs)).last;
+  }
+
+  /**
+   * Watches the count move to `n`: when it first moved, when it had gone 99% of the way (a BIRD
+   * sender sometimes holds its last few hundred prefixes back for seconds), and when it got there.
+   */
+  async progress(n: number, timeoutMs: number): Promise<Progress> {
+    const from = this.count;
+    const deadline = Date.now() + timeoutMs;
+    let first = 0;
+    let p99 = 0;
+    for (;;) {
+      const count = this.count;
+      const done = Math.abs(count - from) / Math.max(1, Math.abs(n - from));
+      const now = Date.now();
+      if (!first && count !== from) first = now;
+      if (!p99 && done >= 0.99) p99 = now;
+      if (count === n) return { first: first || now, p99: p99 || now, last: now };
+      if (now > deadline) throw new Error(`kernel count stayed at ${count}, wanted ${n}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  }
+
+  stop(): void {
+    this.holder.kill();
+  }
+}
+
+/** Asks the agent's status socket for its BGP status every `everyMs`, one request at a time; keeps the slowest answer. */
+export class StatusProbe {
+  maxMs = 0;
+  answers = 0;
+  failures: string[] = [];
+  private running = true;
+  private readonly done: Promise<void>;
+
+  constructor(socketPath: string, everyMs = 50, timeoutMs = 5_000) {
+    this.done = (async () => {
+      while (this.running) {
+        const start = performance.now();
+        try {
+          await getUnix(socketPath, '/v1/bgp/status', timeoutMs);
+          this.answers++;
+          this.maxMs = Math.max(this.maxMs, performance.now() - start);
+        } catch (err) {
+          this.failures.push((err as Error).message);
+        }
+        await new Promise((r) => setTimeout(r, everyMs));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+}
+
+function getUnix(socketPath: string, path: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (d: string) => (body += d)).on('end', () => (res.statusCode === 200 ? resolve(body) : reject(new Error(`status ${res.statusCode}`))));
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface FullTableOptions {
+  prefixes: number;
+  /** Heap limits for the agent's node, as the DaemonSet would run it. */
+  nodeArgs?: string[];
+}
+
+/** Date.now() when a kernel's count first moved, was 99% of the way, and arrived. */
+export interface Progress {
+  first: number;
+  p99: number;
+  last: number;
+}
+
+/** One side's times, ms. */
+export interface SideTimes {
+  ours: number;
+  bird: number;
+}
+
+export class FullTableLab {
+  readonly dir = mkdtempSync(join(tmpdir(), 'lt-fulltable-'));
+  readonly pool = new NetnsPool();
+  sender = '';
+  us = '';
+  birdNs = '';
+  agent?: ResultPromise;
+  oursKernel?: KernelWatch;
+  birdKernel?: KernelWatch;
+  readonly socket = join(this.dir, 'agent.sock');
+
+  constructor(readonly options: FullTableOptions) {}
+
+  get prefixes(): number {
+    return this.options.prefixes;
+  }
+
+  /** Namespaces, links, configs; the BIRD receiver and our agent up and listening; the senders not yet. */
+  async setUp(): Promise<void> {
+    this.sender = await this.pool.create('fts');
+    this.us = await this.pool.create('ftu');
+    this.birdNs = await this.pool.create('ftb');
+    for (const [ns, dev, local, remote] of [[this.us, 'tous', SENDER_TO_AGENT, AGENT_ADDRESS], [this.birdNs, 'tobird', SENDER_TO_BIRD, BIRD_ADDRESS]] as const) {
+      await ipIn(this.sender, ['link', 'add', dev, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+      await ipIn(this.sender, ['addr', 'add', `${local}/24`, 'dev', dev]);
+      await ipIn(this.sender, ['link', 'set', dev, 'up']);
+      await ipIn(ns, ['addr', 'add', `${remote}/24`, 'dev', 'eth0']);
+      await ipIn(ns, ['link', 'set', 'eth0', 'up']);
+    }
+    const routes: string[] = [];
+    for (let i = 0; i < this.prefixes; i++) routes.push(`route ${generatedPrefix(i)} unreachable;`);
+    const staticRoutes = `protocol static generated { ipv4; ${routes.join('\n')} }`;
+    // One BIRD sender per receiver, identical but for the session: a single BIRD feeding two sessions
+    // serves one after the other. `strict bind`: two BIRDs in one namespace cannot both listen on *:179.
+    const senderConf = (name: string, local: string, remote: string, asn: number): string => `router id ${local};
+protocol device {}
+${staticRoutes}
+protocol bgp ${name} { connect delay time 0; connect retry time 1; strict bind on; local ${local} as 65000; neighbor ${remote} as ${asn}; ipv4 { export all; import none; }; }
+`;
+    writeFileSync(join(this.dir, 'sender-ours.conf'), senderConf('peer', SENDER_TO_AGENT, AGENT_ADDRESS, 64512));
+    writeFileSync(join(this.dir, 'sender-bird.conf'), senderConf('peer', SENDER_TO_BIRD, BIRD_ADDRESS, 64513));
+    routes.length = 0;
+    writeFileSync(join(this.dir, 'receiver.conf'), `router id ${BIRD_ADDRESS};
+protocol device {}
+protocol kernel { ipv4 { export all; import none; }; }
+protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD} as 65000; passive; ipv4 { import all; export none; }; }
+`);
+    writeFileSync(join(this.dir, 'agent.yaml'), stringify({
+      nodeName: 'fulltable', routerId: AGENT_ADDRESS, asn: 64512, podCIDRs: ['100.64.1.0/24'],
+      listen: { address: AGENT_ADDRESS, port: 179 },
+      // Passive like the BIRD receiver: the sender connects to both the same way.
+      peers: [{ address: SENDER_TO_AGENT, asn: 65000, passive: true }],
+      // 0.2 s: after a session drops, our FSM sits Idle refusing connections for this long (BIRD
+      // stays in Active and accepts); the FSM is being changed apart from route programming.
+      connectRetrySeconds: 0.2,
+      maxPrefixes: 2_000_000, statusSocket: this.socket, metricsPort: METRICS_PORT,
+      cniServer: { enabled: false }, iprouteDir: join(this.dir, 'iproute2'),
+    }));
+    this.oursKernel = new KernelWatch(this.us);
+    this.birdKernel = new KernelWatch(this.birdNs);
+    await this.bird(this.birdNs, 'receiver');
+    this.agent = execa('ip', ['netns', 'exec', this.us, process.execPath, ...(this.options.nodeArgs ?? []), AGENT_BINARY, '--config', join(this.dir, 'agent.yaml')], {
+      reject: false, stdin: 'ignore', stdout: { file: join(this.dir, 'agent.log') }, stderr: { file: join(this.dir, 'agent.err') },
+    });
+    const deadline = Date.now() + 20_000;
+    while (!(await getUnix(this.socket, '/v1/node', 1000).then(() => true, () => false))) {
+      if (Date.now() > deadline || this.agent.exitCode !== null) throw new Error(`the agent did not start: ${this.agentLog()}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Starts both senders at once; returns the start time. */
+  async startSenders(): Promise<number> {
+    await new Promise((r) => setTimeout(r, 300)); // the agent's blackhole for its own CIDR goes in first
+    this.oursKernel!.setBaseline();
+    this.birdKernel!.setBaseline();
+    const t0 = Date.now();
+    await Promise.all([this.bird(this.sender, 'sender-ours'), this.bird(this.sender, 'sender-bird')]);
+    return t0;
+  }
+
+  /** Times from `from` until each kernel holds `n` generated prefixes (both sides waited for together). */
+  async untilBoth(n: number, from: number, timeoutMs: number): Promise<SideTimes> {
+    const both = await this.progressBoth(n, timeoutMs);
+    return { ours: both.ours.last - from, bird: both.bird.last - from };
+  }
+
+  async progressBoth(n: number, timeoutMs: number): Promise<{ ours: Progress; bird: Progress }> {
+    const [ours, bird] = await Promise.all([this.oursKernel!.progress(n, timeoutMs), this.birdKernel!.progress(n, timeoutMs)]);
+    return { ours, bird };
+  }
+
+  /** Runs a birdc command on both senders at once; returns when it was given. */
+  async senders(...command: string[]): Promise<number> {
+    const t = Date.now();
+    await Promise.all(['sender-ours', 'sender-bird'].map((name) => this.birdc(name, ...command)));
+    return t;
+  }
+
+  /**
+   * The sessions drop (Cease, so no graceful restart) and come back at once: each side's time from
+   * the drop to all withdrawn, then from its session's return to all reinstalled.
+   */
+  async flap(timeoutMs: number): Promise<SideTimes> {
+    const side = async (name: string, kernel: KernelWatch): Promise<number> => {
+      const t = Date.now();
+      await this.birdc(name, 'disable', 'peer');
+      await kernel.until(0, timeoutMs);
+      await this.birdc(name, 'enable', 'peer');
+      return (await kernel.until(this.prefixes, timeoutMs)) - t;
+    };
+    const [ours, bird] = await Promise.all([side('sender-ours', this.oursKernel!), side('sender-bird', this.birdKernel!)]);
+    return { ours, bird };
+  }
+
+  /** Peak resident memory of the agent so far (VmHWM), MB. */
+  agentPeakRssMB(): number {
+    const status = readFileSync(`/proc/${this.agent!.pid}/status`, 'utf8');
+    return Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024);
+  }
+
+  /** The agent's CPU time so far, ms. */
+  agentCpuMs(): number {
+    const fields = readFileSync(`/proc/${this.agent!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return Math.round(((Number(fields[11]) + Number(fields[12])) * 1000) / 100);
+  }
+
+  /** The longest event-loop delay since the agent started, from its metrics. */
+  async agentEventLoopMaxMs(): Promise<number> {
+    // Node's fetch, from inside the agent's namespace (where the metrics port is): no curl needed.
+    const script = `fetch('http://${AGENT_ADDRESS}:${METRICS_PORT}/metrics', { signal: AbortSignal.timeout(10000) }).then((r) => r.text()).then((t) => process.stdout.write(t))`;
+    const out = await execIn(this.us, process.execPath, ['-e', script]);
+    const max = /lightly_event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(String(out.stdout))?.[1];
+    if (max === undefined) throw new Error(`no event-loop metric from the agent: ${String(out.stderr)}`);
+    return Math.round(Number(max) * 1000);
+  }
+
+  agentLog(): string {
+    try {
+      return readFileSync(join(this.dir, 'agent.log'), 'utf8').slice(-2000) + readFileSync(join(this.dir, 'agent.err'), 'utf8').slice(-2000);
+    } catch {
+      return '';
+    }
+  }
+
+  async tearDown(): Promise<void> {
+    this.oursKernel?.stop();
+    this.birdKernel?.stop();
+    this.agent?.kill('SIGTERM'); // the agent's own stop (and a --cpu-prof profile, when asked for)
+    const exited = await Promise.race([this.agent?.then(() => true, () => true), new Promise((r) => setTimeout(() => r(false), 5_000))]);
+    if (!exited) this.agent?.kill('SIGKILL');
+    for (const name of ['sender-ours', 'sender-bird', 'receiver']) await this.birdc(name, 'down');
+    await this.pool.cleanup();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private async bird(netns: string, name: string): Promise<void> {
+    const out = await execIn(netns, 'bird', ['-c', join(this.dir, `${name}.conf`), '-s', join(this.dir, `${name}.ctl`), '-P', join(this.dir, `${name}.pid`)]);
+    if (out.exitCode !== 0) throw new Error(`bird (${name}) did not start: ${String(out.stderr)}`);
+  }
+
+  private birdc(name: string, ...command: string[]) {
+    return execa('birdc', ['-s', join(this.dir, `${name}.ctl`), ...command], { reject: false, timeout: 30_000 });
+  }
+}
