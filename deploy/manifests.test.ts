@@ -222,7 +222,12 @@ describe('deploy/ manifests', () => {
     it('turns ready while a configured peer is down, so one router down does not stop a rolling update', async () => {
       const probe = agent.readinessProbe.httpGet;
       const down = { address: '192.0.2.254', asn: 65000, type: 'global', state: 'Active', uptimeSeconds: 0, prefixesReceived: 0, prefixesAdvertised: 0 };
-      const source = { bgpStatus: () => ({ node: 'n1', routerId: '192.0.2.1', asn: 64512, peers: [down] }), routes: () => [] };
+      const up = { ...down, address: '192.0.2.2', asn: 64512, type: 'node-mesh', state: 'Established' };
+      const source = {
+        bgpStatus: () => ({ node: 'n1', routerId: '192.0.2.1', asn: 64512, peers: [down, up] }),
+        node: () => ({ nodeName: 'n1', podCIDRs: ['10.244.1.0/24'] }),
+        routes: () => [{ prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] }],
+      };
       const server = await startMetricsServer(0, '127.0.0.1', source as never);
       try {
         const res = await fetch(`http://127.0.0.1:${server.port}${probe.path}`);
@@ -245,7 +250,9 @@ describe('deploy/ manifests', () => {
 
     it('runs the built binaries with the ConfigMap settings, which the agent accepts', () => {
       for (const c of [agent, init]) {
-        expect(c.command.slice(0, 2)).toEqual(['node', '/opt/lightly/bin/lightly-agent.js']);
+        // node, its own flags (the agent's heap settings), then the bundle
+        expect(c.command[0]).toBe('node');
+        expect(c.command.find((a: string) => !a.startsWith('-') && a !== 'node')).toBe('/opt/lightly/bin/lightly-agent.js');
         expect(c.image.split(':')[0]).toBe(kustomization.images[0]!.name);
       }
       expect(agent.command).toEqual(expect.arrayContaining(['--kubernetes', '--config', '/etc/lightly/agent.yaml']));
@@ -270,6 +277,8 @@ describe('deploy/ manifests', () => {
     }
     expect(allowed('', 'nodes/status', 'patch')).toBe(true);
     expect(allowed('lightly.dev', 'bgpconfigurations', 'create')).toBe(true);
+    // agent/kube/events.ts POSTs Events about invalid objects and node problems.
+    expect(allowed('', 'events', 'create')).toBe(true);
     expect(allowed('', 'nodes', 'patch')).toBe(false);
     const binding = one('ClusterRoleBinding');
     expect(binding.roleRef.name).toBe(one('ClusterRole').metadata.name);
