@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { BGP_CONFIGURATIONS, BGP_PEERS, FakeKube, NODES, nodeObject } from '../../test/support/fake-kube.js';
+import { until as waitUntil } from '../../test/support/wait.js';
 import { ClusterWatch } from './cluster.js';
 import type { DesiredBgp } from './desired.js';
 import { EVENTS_PATH } from './events.js';
@@ -14,13 +15,7 @@ let watch: ClusterWatch;
 let latest: DesiredBgp | undefined;
 let emitted = 0;
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last desired: ${JSON.stringify(latest)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, check: () => boolean, timeoutMs = 5_000) => waitUntil(what, check, timeoutMs, { pollMs: 20, context: () => `last desired: ${JSON.stringify(latest)}` });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function startWatch(name = 'node-1'): ClusterWatch {
