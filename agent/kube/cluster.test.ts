@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { BGP_CONFIGURATIONS, BGP_PEERS, FakeKube, NODES, nodeObject } from '../../test/support/fake-kube.js';
+import { until as waitUntil } from '../../test/support/wait.js';
 import { ClusterWatch } from './cluster.js';
 import type { DesiredBgp } from './desired.js';
 import { EVENTS_PATH } from './events.js';
@@ -14,13 +15,7 @@ let watch: ClusterWatch;
 let latest: DesiredBgp | undefined;
 let emitted = 0;
 
-async function until(what: string, check: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; last desired: ${JSON.stringify(latest)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, check: () => boolean, timeoutMs = 5_000) => waitUntil(what, check, timeoutMs, { pollMs: 20, context: () => `last desired: ${JSON.stringify(latest)}` });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function startWatch(name = 'node-1'): ClusterWatch {
@@ -94,6 +89,39 @@ describe('ClusterWatch', () => {
     await sleep(100);
     await second.stop();
     expect(api.creates).toHaveLength(1); // it saw the default in its listing
+  });
+
+  it('CRDs not installed at start (issue 13, item 10): BGP from the Nodes alone; the CRDs are picked up when they appear, the default BGPConfiguration created then', async () => {
+    api.setInstalled(BGP_PEERS, false);
+    api.setInstalled(BGP_CONFIGURATIONS, false);
+    startWatch();
+    await until('the mesh from Nodes alone', () => latest?.peers.length === 1);
+    expect(latest).toMatchObject({ routerId: '192.0.2.1', podCIDRs: ['10.244.1.0/24'], asn: 64512 });
+    await sleep(2_000);
+    expect(api.creates).toEqual([]); // nowhere to create it yet
+    // Checked again with back-off (100 ms doubling to 800 ms here): a few times in 2 s, not in a loop.
+    const tries = api.requests.filter((r) => r.path === BGP_PEERS && r.method === 'GET').length;
+    expect(tries).toBeGreaterThanOrEqual(3);
+    expect(tries).toBeLessThanOrEqual(8);
+
+    api.setInstalled(BGP_PEERS, true);
+    api.setInstalled(BGP_CONFIGURATIONS, true);
+    api.upsert(BGP_PEERS, { metadata: { name: 'tor' }, spec: { peerIP: '192.0.2.254', asn: 65000 } });
+    await until('the BGPPeer once its CRD is there', () => latest?.peers.some((p) => p.address === '192.0.2.254') === true, 5_000);
+    await until('the default BGPConfiguration created', () => api.get(BGP_CONFIGURATIONS, 'default') !== undefined, 5_000);
+    expect(api.creates).toHaveLength(1);
+    // Followed live from then on.
+    api.upsert(BGP_CONFIGURATIONS, { metadata: { name: 'default' }, spec: { asn: 64700 } });
+    await until('the edited configuration', () => latest?.asn === 64700);
+  });
+
+  it('a CRD that goes away while running changes nothing: the last peers stay', async () => {
+    api.upsert(BGP_PEERS, { metadata: { name: 'tor' }, spec: { peerIP: '192.0.2.254', asn: 65000 } });
+    startWatch();
+    await until('the BGPPeer', () => latest?.peers.some((p) => p.address === '192.0.2.254') === true);
+    api.setInstalled(BGP_PEERS, false);
+    await sleep(1_500);
+    expect(latest!.peers.some((p) => p.address === '192.0.2.254')).toBe(true);
   });
 
   describe('bad objects never take the node down (issue 13, item 5)', () => {

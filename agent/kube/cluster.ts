@@ -35,8 +35,9 @@ export interface ClusterWatchOptions {
 type Log = Pick<Logger, 'info' | 'warn'>;
 
 /**
- * Emits 'desired' (DesiredBgp) once all three collections are listed and on every change that alters
- * it. While the API server is away the last listing stands: nothing is emitted, nothing is dropped.
+ * Emits 'desired' (DesiredBgp) once all three collections are listed (a CRD not installed counts as
+ * listed and empty) and on every change that alters it. While the API server is away the last
+ * listing stands: nothing is emitted, nothing is dropped.
  */
 export class ClusterWatch extends EventEmitter {
   readonly client: KubeClient;
@@ -64,11 +65,14 @@ export class ClusterWatch extends EventEmitter {
     this.events = new EventReporter(this.client, nodeName, log);
     const common = { client: this.client, log, onChange: () => this.schedule(), backoff: options.backoff, random: options.random };
     this.nodes = new Reflector<ClusterNode>({ ...common, path: NODES_PATH, transform: (raw) => slimNode(raw) });
-    this.peers = new Reflector<Checked<BgpPeerSpec>>({ ...common, path: BGP_PEERS_PATH, transform: (raw) => checkBgpPeer(raw) });
+    // The CRDs may be installed after the agent: until then there are no BGPPeers and the default
+    // configuration holds, and BGP runs from the Nodes alone.
+    this.peers = new Reflector<Checked<BgpPeerSpec>>({ ...common, optional: true, path: BGP_PEERS_PATH, transform: (raw) => checkBgpPeer(raw) });
     // A configuration that turns invalid keeps its last valid spec: falling back to the defaults
     // could change the ASN under every session in the cluster.
     this.configs = new Reflector<Checked<BgpConfigurationSpec>>({
       ...common,
+      optional: true,
       path: BGP_CONFIGURATIONS_PATH,
       transform: (raw, previous) => {
         const checked = checkBgpConfiguration(raw);
@@ -109,7 +113,7 @@ export class ClusterWatch extends EventEmitter {
   private recompute(): void {
     if (this.stopped || !this.synced()) return;
     this.reportInvalid();
-    if (!this.defaultEnsured) {
+    if (!this.defaultEnsured && this.configs.present) {
       this.defaultEnsured = true;
       void this.ensureDefaultConfiguration();
     }

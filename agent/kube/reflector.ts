@@ -25,6 +25,12 @@ export interface ReflectorOptions<T> {
   pageSize?: number;
   backoff?: { baseMs: number; capMs: number };
   random?: () => number;
+  /**
+   * A collection whose CRD may not be installed yet: a 404 before its first listing counts as an
+   * empty collection (synced, so the rest can start), and the list is tried again with the back-off
+   * until the CRD appears. After a listing a 404 is an outage like any other: the cache stays.
+   */
+  optional?: boolean;
 }
 
 const nameOf = (raw: unknown): string => String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
@@ -33,6 +39,8 @@ export class Reflector<T> {
   readonly items = new Map<string, T>();
   /** True once a full list has arrived; stays true through later outages (the cache is still the cluster's last word). */
   synced = false;
+  /** A listing has arrived: the collection exists (false while an optional one's CRD is missing). */
+  present = false;
   private resourceVersion = '';
   private stopped = false;
   private watchHandle?: WatchHandle;
@@ -74,6 +82,15 @@ export class Reflector<T> {
         }
         this.failures++;
         const delay = this.delay();
+        if (err instanceof KubeApiError && err.code === 404 && this.options.optional && !this.present) {
+          if (!this.synced) {
+            log.info({ path, retryMs: delay }, 'collection not installed (its CRD is missing): taken as empty until it appears');
+            this.synced = true;
+            this.options.onChange();
+          }
+          await this.sleep(delay);
+          continue;
+        }
         log.warn({ path, err: (err as Error).message, attempt: this.failures, retryMs: delay }, 'kubernetes API call failed; keeping the last known state and retrying');
         await this.sleep(delay);
         continue;
@@ -121,6 +138,7 @@ export class Reflector<T> {
     for (const [name, item] of fresh) this.items.set(name, item);
     this.resourceVersion = version;
     this.synced = true;
+    this.present = true;
     this.options.onChange();
   }
 

@@ -3,6 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import { FakeKube, NODES, nodeObject } from '../../test/support/fake-kube.js';
+import { until as waitUntil } from '../../test/support/wait.js';
 import type { AgentConfig } from '../config.js';
 import { natRuleset } from '../nat.js';
 import type { PeerState } from '../status.js';
@@ -42,13 +43,7 @@ let api: FakeKube;
 let mode: KubernetesMode | undefined;
 let daemons: FakeDaemon[];
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000) => waitUntil(what, check, timeoutMs, { pollMs: 20 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startMode(local: Record<string, unknown> = {}): Promise<KubernetesMode> {

@@ -2,7 +2,7 @@
 import { type Server, createServer } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MessageReader, encodeMessage, endOfRib } from '../codec/index.js';
-import { RawPeer } from '../../test/support/raw-peer.js';
+import { RawPeer } from '../speaker/raw-peer.js';
 import { until } from '../../test/support/wait.js';
 import { Session } from './session.js';
 

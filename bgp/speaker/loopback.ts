@@ -41,7 +41,7 @@ export class Loopback {
    */
   async connect(s: Speaker, options: Omit<RawPeerOptions, 'host' | 'port'>): Promise<RawPeer> {
     await until('the speaker waiting for the peer', () => s.snapshot().find((p) => p.address === options.localAddress)?.state === 'Active');
-    const p = await RawPeer.connect({ host: US, port: s.port, ...options }, 5_000);
+    const p = await RawPeer.establish({ host: US, port: s.port, ...options }, 5_000);
     this.peers.push(p);
     return p;
   }

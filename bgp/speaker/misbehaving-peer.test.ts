@@ -5,7 +5,7 @@ import { type AddressInfo, type Socket, connect as connectTcp, createServer } fr
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BgpMessage, type UpdateMessage } from '../codec/index.js';
 import { until as waitUntil } from '../../test/support/wait.js';
-import { RawPeer, type RawPeerOptions, rawUpdate, update4095, v6With90Communities } from '../../test/support/raw-peer.js';
+import { RawPeer, type RawPeerOptions, rawUpdate, update4095, v6With90Communities } from './raw-peer.js';
 import { Speaker, type SpeakerConfig } from './speaker.js';
 
 const speakers: Speaker[] = [];

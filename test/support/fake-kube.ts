@@ -33,6 +33,8 @@ export class FakeKube {
   private readonly collections = new Map<string, Collection>();
   /** Every POST (create) received, for assertions. */
   readonly creates: { path: string; body: any }[] = [];
+  /** Collections whose CustomResourceDefinition is not installed: every request for them gets 404. */
+  private readonly absent = new Set<string>();
   /** Every PATCH received, for assertions. */
   readonly patches: { path: string; contentType: string; body: any }[] = [];
   port = 0;
@@ -117,6 +119,23 @@ export class FakeKube {
     return full;
   }
 
+  /**
+   * Takes a CRD's collection away (installed: false) or installs it, as `kubectl delete/apply` of the
+   * CustomResourceDefinition does: while it is away the API server answers 404 for it, lists and
+   * watches included, and its objects are gone.
+   */
+  setInstalled(path: string, installed: boolean): void {
+    if (installed) {
+      this.absent.delete(path);
+      return;
+    }
+    this.absent.add(path);
+    const c = this.collections.get(path)!;
+    c.items.clear();
+    c.events.length = 0;
+    for (const w of c.watchers) w.end();
+  }
+
   remove(path: string, name: string): void {
     const c = this.collections.get(path)!;
     const existing = c.items.get(name);
@@ -168,6 +187,9 @@ export class FakeKube {
     const url = new URL(req.url ?? '/', 'http://fake');
     const path = url.pathname;
     const json = (status: number, body: unknown): void => void res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    if ([...this.absent].some((gone) => path === gone || path.startsWith(`${gone}/`))) {
+      return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' });
+    }
     const collection = this.collections.get(path);
     if (req.method === 'GET' && collection) {
       const watch = url.searchParams.get('watch');

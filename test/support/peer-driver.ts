@@ -30,7 +30,7 @@ async function open(name: string, options: RawPeerOptions, timeoutMs: number): P
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      const peer = await RawPeer.connect(options, 3_000);
+      const peer = await RawPeer.establish(options, 3_000);
       peer.keep = false;
       peers.set(name, peer);
       return peer;

@@ -2,7 +2,7 @@
 // crash it (RFC 4271 §4.3), then report as one JSON line what each peer received.
 // Usage: node --import tsx test/support/raw-peer-scenario.ts PORT
 import { until } from './wait.js';
-import { RawPeer, update4095, v6With90Communities } from './raw-peer.js';
+import { RawPeer, update4095, v6With90Communities } from '../../bgp/speaker/raw-peer.js';
 
 const port = Number(process.argv[2]);
 const V4V6 = [{ afi: 1 as const, safi: 1 }, { afi: 2 as const, safi: 1 }];
