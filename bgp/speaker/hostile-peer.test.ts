@@ -82,6 +82,31 @@ describe('graceful restart, receiving speaker: a peer that restarts again and ag
   });
 });
 
+describe('routes of an address family the session did not negotiate (RFC 4760 §6, §7)', () => {
+  it('MP_REACH_NLRI for IPv6 on an IPv4-only session is ignored: nothing installed, the session and its IPv4 routes stay', async () => {
+    const s = await speaker();
+    const p = await rawPeer(s, { capabilities: [{ code: 1, family: unicast(1) }, { code: 65, asn: ASN }] });
+    p.announce([V6], 'fd00::2');
+    p.announce([V4], PEER);
+    await until('the IPv4 route learned', () => routesOf(s)[V4] === PEER);
+    await sleep(100);
+    expect(routesOf(s)).toEqual({ [V4]: PEER });
+    expect(p.received.filter((m) => m.type === 3)).toEqual([]);
+    expect(s.snapshot()[0]?.state).toBe('Established');
+  });
+
+  it('IPv4 NLRI on a session that negotiated only IPv6 unicast is ignored; its IPv6 routes are learned', async () => {
+    const s = await speaker();
+    const p = await rawPeer(s, { capabilities: [{ code: 1, family: unicast(2) }, { code: 65, asn: ASN }] });
+    p.announce([V4], PEER);
+    p.announce([V6], 'fd00::2');
+    await until('the IPv6 route learned', () => routesOf(s)[V6] === 'fd00::2');
+    await sleep(100);
+    expect(routesOf(s)).toEqual({ [V6]: 'fd00::2' });
+    expect(s.snapshot()[0]?.state).toBe('Established');
+  });
+});
+
 describe('next hops that are not unicast addresses (RFC 4271 §6.3, RFC 4760 §3): the route is ignored, no NOTIFICATION', () => {
   it('MP_REACH_NLRI next hops ::, ff02::1, 0.0.0.0 and 224.0.0.5 install nothing and are not passed on', async () => {
     const s = await loopback.speaker({ clusterId: '127.0.0.1' }, [{ address: PEER, asn: ASN, routeReflectorClient: true }, { address: '127.0.0.3', asn: ASN, routeReflectorClient: true }]);

@@ -330,10 +330,22 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
     const changes: BestChange[] = [];
     const source = peer.info.id;
-    for (const prefix of u.withdrawn) push(changes, this.rib.withdraw(source, prefix));
-    for (const prefix of u.mpUnreach?.withdrawn ?? []) push(changes, this.rib.withdraw(source, prefix));
-    this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
-    if (u.mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, u.mpReach.nlri, u.mpReach.nextHops[0] ?? '', changes);
+    // Only families this session negotiated are learned (RFC 4760 §6). MP_REACH/MP_UNREACH for
+    // another one is ignored, as BIRD does: RFC 4760 §7 has the speaker drop that family's routes
+    // and ignore the rest of it for the session, and none of it was ever learned. No reset: the
+    // peer's other families stay.
+    const negotiated = (afi: number, safi: number): boolean => peer.established?.families.some((f) => f.afi === afi && f.safi === safi) ?? false;
+    const v4 = negotiated(AFI.IPv4, SAFI_UNICAST);
+    const mpUnreach = u.mpUnreach && negotiated(u.mpUnreach.family.afi, u.mpUnreach.family.safi) ? u.mpUnreach : undefined;
+    const mpReach = u.mpReach && negotiated(u.mpReach.family.afi, u.mpReach.family.safi) ? u.mpReach : undefined;
+    if ((u.mpReach && !mpReach) || (u.mpUnreach && !mpUnreach) || (!v4 && (u.nlri.length || u.withdrawn.length))) {
+      const family = (u.mpReach && !mpReach ? u.mpReach : u.mpUnreach && !mpUnreach ? u.mpUnreach : undefined)?.family ?? { afi: AFI.IPv4, safi: SAFI_UNICAST };
+      this.log.warn({ peer: peer.settings.address, afi: family.afi, safi: family.safi }, 'bgp UPDATE for an address family not negotiated: ignored (RFC 4760)');
+    }
+    if (v4) for (const prefix of u.withdrawn) push(changes, this.rib.withdraw(source, prefix));
+    for (const prefix of mpUnreach?.withdrawn ?? []) push(changes, this.rib.withdraw(source, prefix));
+    if (v4) this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
+    if (mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, mpReach.nlri, mpReach.nextHops[0] ?? '', changes);
     const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
     if (this.rib.count(peer.info.id) > limit) {
       // RFC 4486: Cease, maximum number of prefixes reached; the peer's routes go with the session.
