@@ -35,6 +35,13 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
  * drains: a peer that stops reading costs us this much memory at most, not a copy of every change.
  */
 const MAX_QUEUED_BYTES = 1024 * 1024;
+/**
+ * TCP keepalive on every BGP connection: with a negotiated hold time of 0 (RFC 4271 §4.2) no BGP
+ * timer ever notices a peer that died silently, and without probes a connection that carries
+ * nothing never fails. The kernel's probe interval and count (net.ipv4.tcp_keepalive_intvl and
+ * _probes) then decide how soon it reports the loss.
+ */
+const TCP_KEEPALIVE_IDLE_SECONDS = 30;
 
 export interface SessionConfig {
   localAsn: number;
@@ -48,6 +55,8 @@ export interface SessionConfig {
   passive: boolean;
   families: Family[];
   gracefulRestart?: { restartTime: number; restarting: boolean };
+  /** Idle seconds before TCP keepalive probes start (default TCP_KEEPALIVE_IDLE_SECONDS; tests shorten it). */
+  tcpKeepaliveIdleSeconds?: number;
 }
 
 export interface Established {
@@ -419,6 +428,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.deferred = [];
     this.reader = new MessageReader();
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, (this.config.tcpKeepaliveIdleSeconds ?? TCP_KEEPALIVE_IDLE_SECONDS) * 1000);
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (err) => {
       if (this.socket === socket) this.lastError = err.message;

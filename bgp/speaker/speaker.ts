@@ -50,6 +50,8 @@ export interface SpeakerConfig {
   log?: SpeakerLog;
   /** Whether next hops resolve through the kernel's routing table; without it every one does. */
   nextHops?: NextHopResolver;
+  /** Idle seconds before TCP keepalive probes on BGP connections (default 30; tests shorten it). */
+  tcpKeepaliveIdleSeconds?: number;
 }
 
 /**
@@ -215,6 +217,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       localAsn: this.config.asn, routerId: this.config.routerId, peerAddress: settings.address, peerAsn: settings.asn,
       port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
       connectRetrySeconds: this.config.connectRetrySeconds, passive: settings.passive ?? false, families,
+      ...(this.config.tcpKeepaliveIdleSeconds !== undefined ? { tcpKeepaliveIdleSeconds: this.config.tcpKeepaliveIdleSeconds } : {}),
       ...(this.config.listenAddress && this.config.listenAddress !== '0.0.0.0' && this.config.listenAddress !== '::' ? { localAddress: this.config.listenAddress } : {}),
       // The Restart State bit only while we still defer selection (RFC 4724 §4.1); see onEstablished.
       ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.deferral !== undefined } } : {}),
