@@ -144,3 +144,25 @@ describe('the listener (RFC 4271 §8: connections are accepted for configured pe
     await until('learned', () => routesOf(s)[V4] === PEER);
   });
 });
+
+describe('a peer that keeps ending its session with a Cease (RFC 4271 §8.1.1 DampPeerOscillations, RFC 4486)', () => {
+  it('is accepted back at once twice, then refused for the idle hold back-off, then accepted again', async () => {
+    const s = await speaker({ connectRetrySeconds: 2 }); // a damped Cease holds it off 4 s
+    const state = () => s.snapshot()[0]?.state;
+    let ups = 0;
+    s.on('peerState', (_peer, _from, to) => void (to === 'Established' && ups++));
+    for (let i = 0; i < 3; i++) {
+      const p = await rawPeer(s); // waits for Active: the peer's next connection is accepted
+      await until('Established', () => state() === 'Established');
+      p.notify(6, 4); // Cease, administrative reset
+      await until('the session down', () => state() !== 'Established');
+    }
+    expect(state()).toBe('Idle');
+    await sleep(1000);
+    expect(state()).toBe('Idle');
+    await until('accepting the peer again after the hold-off', () => state() === 'Active', 10_000);
+    await rawPeer(s);
+    await until('Established once more', () => state() === 'Established');
+    expect(ups).toBe(4);
+  }, 20_000);
+});
