@@ -1,6 +1,7 @@
 // One BGP peer: a TCP connection driven by the FSM, with real timers and the codec. Emits events up.
 import { EventEmitter } from 'node:events';
 import { Socket, connect } from 'node:net';
+import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
 import {
   AFI,
   BgpError,
@@ -68,6 +69,8 @@ export interface Established {
   /** The peer accepts ROUTE-REFRESH (RFC 2918). */
   routeRefresh: boolean;
   localAddress: string;
+  /** The link holding localAddress: where a link-local next hop from this peer is (RFC 2545 §3). */
+  device?: string;
 }
 
 export interface SessionEvents {
@@ -383,11 +386,13 @@ export class Session extends EventEmitter<SessionEvents> {
         const caps = capabilitiesOf(open);
         const families = caps.families.length ? this.config.families.filter((f) => caps.families.some((p) => p.afi === f.afi && p.safi === f.safi)) : [{ afi: AFI.IPv4, safi: SAFI_UNICAST }];
         this.lastError = undefined;
+        const localAddress = this.socket?.localAddress?.replace(/^::ffff:/, '') ?? this.config.localAddress ?? '';
+        const device = deviceHolding(localAddress);
         this.established = {
           negotiated: action.negotiated, ctx: this.ctx, families,
           ...(caps.gracefulRestart ? { peerGracefulRestart: caps.gracefulRestart } : {}),
           routeRefresh: caps.routeRefresh,
-          localAddress: this.socket?.localAddress?.replace(/^::ffff:/, '') ?? this.config.localAddress ?? '',
+          localAddress, ...(device ? { device } : {}),
         };
         this.emit('established', this.established);
         return;
@@ -529,4 +534,12 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
   }
+}
+
+/** The interface holding `address` in this network namespace (a zoned address names its own), if any. */
+export function deviceHolding(address: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string | undefined {
+  const zone = address.indexOf('%');
+  if (zone >= 0) return address.slice(zone + 1) || undefined;
+  for (const [name, infos] of Object.entries(interfaces)) if (infos?.some((i) => i.address === address)) return name;
+  return undefined;
 }

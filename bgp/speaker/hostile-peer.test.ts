@@ -5,6 +5,7 @@ import { type Afi, type Family } from '../codec/index.js';
 import { type RawPeerOptions, grCapability, unicast } from './raw-peer.js';
 import { ASN, Loopback, routesOf, sleep, until } from './loopback.js';
 import type { Speaker, SpeakerConfig } from './speaker.js';
+import { deviceHolding } from '../session/session.js';
 
 const loopback = new Loopback();
 afterEach(() => loopback.cleanup());
@@ -127,6 +128,38 @@ describe('next hops that are not unicast addresses (RFC 4271 §6.3, RFC 4760 §3
     expect(reflected).toEqual([V6]);
     expect(p.received.filter((m) => m.type === 3)).toEqual([]);
     expect(s.snapshot().find((x) => x.address === PEER)?.state).toBe('Established');
+  });
+});
+
+describe('link-local next hops (RFC 2545 §3, RFC 4760 §3)', () => {
+  it('one alone in MP_REACH_NLRI is used with the link the session runs over (here lo), and is not passed on to another peer', async () => {
+    const asked: string[] = [];
+    const s = await loopback.speaker({ clusterId: '127.0.0.1', nextHops: { resolve: (nh) => (asked.push(nh), 'reachable') } }, [{ address: PEER, asn: ASN, routeReflectorClient: true }, { address: '127.0.0.3', asn: ASN, routeReflectorClient: true }]);
+    await until('the other peer configured', () => s.snapshot().length === 2);
+    const client = await loopback.connect(s, { localAddress: '127.0.0.3', asn: ASN });
+    const p = await rawPeer(s);
+    const attributes = { origin: 0 as const, asPath: [] };
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(2), nextHops: ['fe80::2'], nlri: [V6] } });
+    // The 32-byte form (global, then link-local): the global one, as before.
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(2), nextHops: ['fd00::2', 'fe80::2'], nlri: ['fd00:4::/64'] } });
+    p.announce([V4], PEER); // the control, reflected
+    await until('all learned', () => Object.keys(routesOf(s)).length === 3);
+    expect(routesOf(s)).toEqual({ [V6]: 'fe80::2%lo', 'fd00:4::/64': 'fd00::2', [V4]: PEER });
+    expect(asked).toContain('fe80::2%lo'); // resolved on its link, never bare
+    expect(asked).not.toContain('fe80::2');
+    await client.waitFor('the control reflected', () => client.received.some((m) => m.type === 2 && m.nlri.includes(V4)));
+    await sleep(100);
+    const hops = client.received.flatMap((m) => (m.type === 2 ? (m.mpReach?.nextHops ?? []) : []));
+    expect(hops.filter((h) => h.startsWith('fe80'))).toEqual([]);
+    expect(p.received.filter((m) => m.type === 3)).toEqual([]);
+  });
+
+  it('the link is the interface holding the session\'s local address; none when no interface holds it', () => {
+    const interfaces = { lo: [{ address: '127.0.0.1' }], eth0: [{ address: '192.0.2.1' }, { address: 'fd00::1' }] } as unknown as Parameters<typeof deviceHolding>[1];
+    expect(deviceHolding('192.0.2.1', interfaces)).toBe('eth0');
+    expect(deviceHolding('fd00::1', interfaces)).toBe('eth0');
+    expect(deviceHolding('fe80::1%eth1', interfaces)).toBe('eth1');
+    expect(deviceHolding('198.51.100.1', interfaces)).toBeUndefined();
   });
 });
 

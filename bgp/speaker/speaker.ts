@@ -16,6 +16,7 @@ import {
   encodeMessage,
   endOfRib,
   endOfRibFamily,
+  isLinkLocal,
 } from '../codec/index.js';
 import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
@@ -124,6 +125,8 @@ interface Peer {
   awaitedEndOfRib?: Set<4 | 6>;
   /** Established at least once: later OPENs to it no longer carry the Restart State bit. */
   wasEstablished?: boolean;
+  /** A link-local next hop without a known link was logged once already: a full table of them is not. */
+  linkLocalWarned?: boolean;
 }
 
 /** The Adj-RIB-Out key of a prefix whose UPDATE was refused: the peer may hold anything for it. */
@@ -373,14 +376,29 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * unusable). All of them share one Route, holding the UPDATE's attributes as decoded once, and the
    * checks that depend only on the attributes (loops, treat-as-withdraw) are made once per UPDATE.
    */
-  private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], nextHop: string, changes: BestChange[]): void {
+  private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], received: string, changes: BestChange[]): void {
     if (prefixes.length === 0) return;
+    const nextHop = this.scoped(peer, received);
     const usable = !u.treatAsWithdraw && nextHop !== '' && !this.isOwnAddress(peer, nextHop) && !loopReason(u.attributes, peer.info, this.config);
     const route: Route = { attrs: u.attributes, nextHop, source: peer.info };
     for (const prefix of prefixes) {
       if (usable && this.importFilter.allows(prefix)) push(changes, this.rib.announce(prefix, route));
       else push(changes, this.rib.withdraw(peer.info.id, prefix));
     }
+  }
+
+  /**
+   * A link-local next hop (alone in MP_REACH_NLRI, or first) is on the link the session runs over
+   * (RFC 2545 §3): it is kept zoned with that link, `fe80::1%eth0`, the form the kernel route needs.
+   * With no link known it cannot be used: '' (unresolvable, the routes are not installed).
+   */
+  private scoped(peer: Peer, nextHop: string): string {
+    if (!isLinkLocal(nextHop)) return nextHop;
+    const device = peer.established?.device;
+    if (device) return `${nextHop}%${device}`;
+    if (!peer.linkLocalWarned) this.log.warn({ peer: peer.settings.address, nextHop }, 'link-local next hop on a session with no known link: routes not used');
+    peer.linkLocalWarned = true;
+    return '';
   }
 
   /** RFC 4271 §6.3: a NEXT_HOP that is one of our own addresses is semantically incorrect; the path is ignored. */
@@ -592,7 +610,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const local = peer.established!.localAddress;
     // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
     const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
-    const out = exportAttributes(route, peer.info, this.config, self);
+    let out = exportAttributes(route, peer.info, this.config, self);
+    // A link-local next hop (zoned) means nothing to a peer off that link: ours goes instead, as for eBGP.
+    if (out?.nextHop.includes('%')) out = { ...out, nextHop: self };
     // A next hop of the prefix's own family: NEXT_HOP holds IPv4 only, and we do not speak RFC 8950.
     if (!out || !out.nextHop || out.nextHop.includes(':') !== (afi === AFI.IPv6)) return undefined;
     return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
