@@ -84,14 +84,17 @@ describe('graceful restart, receiving speaker: a peer that restarts again and ag
 });
 
 describe('routes of an address family the session did not negotiate (RFC 4760 §6, §7)', () => {
-  it('MP_REACH_NLRI for IPv6 on an IPv4-only session is ignored: nothing installed, the session and its IPv4 routes stay', async () => {
-    const s = await speaker();
+  it('MP_REACH_NLRI for IPv6 on an IPv4-only session is ignored (logged once): nothing installed, the session and its IPv4 routes stay', async () => {
+    const warned: object[] = [];
+    const s = await speaker({ log: { warn: (fields) => void warned.push(fields), error: () => undefined } });
     const p = await rawPeer(s, { capabilities: [{ code: 1, family: unicast(1) }, { code: 65, asn: ASN }] });
     p.announce([V6], 'fd00::2');
+    p.announce(['fd00:5::/64'], 'fd00::2');
     p.announce([V4], PEER);
     await until('the IPv4 route learned', () => routesOf(s)[V4] === PEER);
     await sleep(100);
     expect(routesOf(s)).toEqual({ [V4]: PEER });
+    expect(warned).toEqual([expect.objectContaining({ peer: PEER, afi: 2, safi: 1 })]);
     expect(p.received.filter((m) => m.type === 3)).toEqual([]);
     expect(s.snapshot()[0]?.state).toBe('Established');
   });

@@ -125,8 +125,8 @@ interface Peer {
   awaitedEndOfRib?: Set<4 | 6>;
   /** Established at least once: later OPENs to it no longer carry the Restart State bit. */
   wasEstablished?: boolean;
-  /** A link-local next hop without a known link was logged once already: a full table of them is not. */
-  linkLocalWarned?: boolean;
+  /** Kinds of misbehaviour already logged for this peer (see warnOnce). */
+  warned: Set<string>;
 }
 
 /** The Adj-RIB-Out key of a prefix whose UPDATE was refused: the peer may hold anything for it. */
@@ -137,6 +137,7 @@ const REFRESH_INTERVAL_MS = 1000;
 /** Distinct next hops remembered at most (a few MB), whatever peers send. */
 const MAX_CACHED_NEXT_HOPS = 65_536;
 
+const IPV4_UNICAST: Family = { afi: AFI.IPv4, safi: SAFI_UNICAST };
 const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
 /** The RIB's family number of an AFI. */
 const ribFamily = (afi: number): 4 | 6 => (afi === AFI.IPv6 ? 6 : 4);
@@ -226,7 +227,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.deferral !== undefined } } : {}),
     });
     const peer: Peer = {
-      settings, session, adjOut: new Map(), unsent: new Set(), refresh: new Set(), lastRefresh: 0,
+      settings, session, adjOut: new Map(), unsent: new Set(), refresh: new Set(), lastRefresh: 0, warned: new Set(),
       info: { id: settings.address, address: settings.address, asn: settings.asn, routerId: settings.address, ebgp, rrClient: settings.routeReflectorClient ?? false },
     };
     this.peers.set(settings.address, peer);
@@ -340,14 +341,12 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     // another one is ignored, as BIRD does: RFC 4760 §7 has the speaker drop that family's routes
     // and ignore the rest of it for the session, and none of it was ever learned. No reset: the
     // peer's other families stay.
-    const negotiated = (afi: number, safi: number): boolean => peer.established?.families.some((f) => f.afi === afi && f.safi === safi) ?? false;
-    const v4 = negotiated(AFI.IPv4, SAFI_UNICAST);
-    const mpUnreach = u.mpUnreach && negotiated(u.mpUnreach.family.afi, u.mpUnreach.family.safi) ? u.mpUnreach : undefined;
-    const mpReach = u.mpReach && negotiated(u.mpReach.family.afi, u.mpReach.family.safi) ? u.mpReach : undefined;
-    if ((u.mpReach && !mpReach) || (u.mpUnreach && !mpUnreach) || (!v4 && (u.nlri.length || u.withdrawn.length))) {
-      const family = (u.mpReach && !mpReach ? u.mpReach : u.mpUnreach && !mpUnreach ? u.mpUnreach : undefined)?.family ?? { afi: AFI.IPv4, safi: SAFI_UNICAST };
-      this.log.warn({ peer: peer.settings.address, afi: family.afi, safi: family.safi }, 'bgp UPDATE for an address family not negotiated: ignored (RFC 4760)');
-    }
+    const negotiated = (family: Family): boolean => peer.established?.families.some((f) => f.afi === family.afi && f.safi === family.safi) ?? false;
+    const v4 = negotiated(IPV4_UNICAST);
+    const mpUnreach = u.mpUnreach && negotiated(u.mpUnreach.family) ? u.mpUnreach : undefined;
+    const mpReach = u.mpReach && negotiated(u.mpReach.family) ? u.mpReach : undefined;
+    const ignored = [u.mpReach, u.mpUnreach].find((mp) => mp && !negotiated(mp.family))?.family ?? (!v4 && (u.nlri.length || u.withdrawn.length) ? IPV4_UNICAST : undefined);
+    if (ignored) this.warnOnce(peer, `family ${ignored.afi}/${ignored.safi}`, { afi: ignored.afi, safi: ignored.safi }, 'bgp UPDATE for an address family not negotiated: ignored (RFC 4760)');
     if (v4) for (const prefix of u.withdrawn) push(changes, this.rib.withdraw(source, prefix));
     for (const prefix of mpUnreach?.withdrawn ?? []) push(changes, this.rib.withdraw(source, prefix));
     if (v4) this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
@@ -396,9 +395,15 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     if (!isLinkLocal(nextHop)) return nextHop;
     const device = peer.established?.device;
     if (device) return `${nextHop}%${device}`;
-    if (!peer.linkLocalWarned) this.log.warn({ peer: peer.settings.address, nextHop }, 'link-local next hop on a session with no known link: routes not used');
-    peer.linkLocalWarned = true;
+    this.warnOnce(peer, 'link-local', { nextHop }, 'link-local next hop on a session with no known link: routes not used');
     return '';
+  }
+
+  /** Logs what a peer does wrong once per kind: a full table of it is not a full table of warnings. */
+  private warnOnce(peer: Peer, kind: string, fields: object, message: string): void {
+    if (peer.warned.has(kind)) return;
+    peer.warned.add(kind);
+    this.log.warn({ peer: peer.settings.address, ...fields }, message);
   }
 
   /** RFC 4271 §6.3: a NEXT_HOP that is one of our own addresses is semantically incorrect; the path is ignored. */
