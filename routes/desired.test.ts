@@ -17,6 +17,30 @@ import {
 const r = (prefix: string, ...nextHops: string[]): Route => ({ prefix, type: 'unicast', nextHops });
 const bh = (prefix: string): Route => ({ prefix, type: 'blackhole', nextHops: [] });
 
+describe('link-local next hops (RFC 2545 §3, RFC 4007 §11 zones)', () => {
+  it('a zoned link-local gateway renders as `via fe80::1 dev X`, in ECMP too; the kernel refuses fe80::/10 without a link', () => {
+    expect(renderAdd(normaliseRoute(r('fd00:9::/64', 'FE80::0001%eth0')))).toBe('route add fd00:9::/64 proto 201 via fe80::1 dev eth0');
+    expect(renderReplace(normaliseRoute(r('fd00:9::/64', 'fe80::1%eth0', 'fd00::2')))).toBe('route replace fd00:9::/64 proto 201 nexthop via fd00::2 nexthop via fe80::1 dev eth0');
+  });
+
+  it('a zone is refused on anything but a link-local address, and a bad link name too', () => {
+    for (const hop of ['fd00::1%eth0', '192.0.2.1%eth0', 'fe80::1%', 'fe80::1%a b', 'fe80::1%a/b']) expect(() => normaliseRoute(r('fd00:9::/64', hop)), hop).toThrow(InvalidRouteError);
+    expect(() => normalisePrefix('fe80::%eth0/64')).toThrow(InvalidRouteError);
+  });
+
+  it('reads the kernel\'s link-local gateway back zoned, so the installed route satisfies the desired one', () => {
+    const text = JSON.stringify([
+      { dst: 'fd00:9::/64', gateway: 'fe80::1', dev: 'eth0', protocol: 'lightly' },
+      { dst: 'fd00:a::/64', protocol: 'lightly', nexthops: [{ gateway: 'fe80::1', dev: 'eth0' }, { gateway: 'fd00::2', dev: 'eth1' }] },
+    ]);
+    const [one, two] = parseIpRoutes(text, 6);
+    expect(one).toEqual({ prefix: 'fd00:9::/64', type: 'unicast', nextHops: ['fe80::1%eth0'], dev: 'eth0' });
+    expect(satisfies(one!, normaliseRoute(r('fd00:9::/64', 'fe80::1%eth0')))).toBe(true);
+    expect(satisfies(one!, normaliseRoute(r('fd00:9::/64', 'fe80::1%eth1')))).toBe(false);
+    expect(two?.nextHops).toEqual(['fd00::2', 'fe80::1%eth0']);
+  });
+});
+
 describe('normalise', () => {
   it('gives one canonical form: bare addresses become host prefixes, IPv6 compressed, hops sorted and unique', () => {
     expect(normalisePrefix('10.244.1.7')).toBe('10.244.1.7/32');

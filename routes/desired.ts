@@ -41,10 +41,28 @@ export function familyOf(address: string): 4 | 6 {
   return address.includes(':') ? 6 : 4;
 }
 
-/** The address as the kernel prints it (IPv6 compressed, lower case). */
+/** A link name as `ip` takes it. */
+const LINK_NAME = /^[^\s/%]{1,15}$/;
+
+/** fe80::/10: a next hop there means something only with its link (RFC 4291 §2.5.6, RFC 2545 §3). */
+export function isLinkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+
+/**
+ * The address as the kernel prints it (IPv6 compressed, lower case). A link-local next hop carries
+ * its link as a zone, `fe80::1%eth0` (RFC 4007 §11): `ip` gets it as `via fe80::1 dev eth0`.
+ */
 export function normaliseAddress(text: string): string {
   if (IPV4.test(text)) return text;
-  if (text.includes(':') && !text.includes('%') && !text.includes('/') && Address6.isValid(text)) return new Address6(text).correctForm();
+  const zone = text.indexOf('%');
+  const address = zone < 0 ? text : text.slice(0, zone);
+  if (address.includes(':') && !address.includes('/') && Address6.isValid(address)) {
+    const canonical = new Address6(address).correctForm();
+    if (zone < 0) return canonical;
+    const link = text.slice(zone + 1);
+    if (isLinkLocal(canonical) && LINK_NAME.test(link)) return `${canonical}%${link}`;
+  }
   throw new InvalidRouteError(`not an IP address: ${JSON.stringify(text)}`);
 }
 
@@ -86,6 +104,7 @@ function isCanonicalIpv4Prefix(text: string): boolean {
 /** `address/length` as the kernel prints it; a bare address gets /32 or /128; host bits are refused (so would `ip` be). */
 export function normalisePrefix(text: string): string {
   if (isCanonicalIpv4Prefix(text)) return text;
+  if (text.includes('%')) throw new InvalidRouteError(`a prefix has no zone: ${JSON.stringify(text)}`);
   const slash = text.indexOf('/');
   const address = normaliseAddress(slash < 0 ? text : text.slice(0, slash));
   const max = familyOf(address) === 4 ? 32 : 128;
@@ -114,7 +133,7 @@ export function normaliseRoute(route: Route): Route {
   for (const hop of nextHops) {
     if (familyOf(hop) !== familyOf(prefix)) throw new InvalidRouteError(`${prefix}: next hop ${hop} is of the other family`);
   }
-  if (route.dev !== undefined && !/^[^\s/]{1,15}$/.test(route.dev)) throw new InvalidRouteError(`${prefix}: bad link name ${JSON.stringify(route.dev)}`);
+  if (route.dev !== undefined && !LINK_NAME.test(route.dev)) throw new InvalidRouteError(`${prefix}: bad link name ${JSON.stringify(route.dev)}`);
   if (nextHops.length === 0 && route.dev === undefined) throw new InvalidRouteError(`${prefix}: a unicast route needs next hops or a link`);
   return route.dev === undefined ? { prefix, type: 'unicast', nextHops } : { prefix, type: 'unicast', nextHops, dev: route.dev };
 }
@@ -157,8 +176,13 @@ function target(r: Route): string {
   const dev = r.dev === undefined ? '' : ` dev ${r.dev}`;
   if (r.type === 'blackhole') return '';
   if (r.nextHops.length === 0) return `${dev} scope link`;
-  if (r.nextHops.length === 1) return ` via ${r.nextHops[0]}${dev}`;
-  return r.nextHops.map((hop) => ` nexthop via ${hop}${dev}`).join('');
+  // A zoned (link-local) gateway names its own link; the kernel refuses fe80::/10 without one.
+  const via = (hop: string): string => {
+    const zone = hop.indexOf('%');
+    return zone < 0 ? ` via ${hop}${dev}` : ` via ${hop.slice(0, zone)} dev ${hop.slice(zone + 1)}`;
+  };
+  if (r.nextHops.length === 1) return via(r.nextHops[0]!);
+  return r.nextHops.map((hop) => ` nexthop${via(hop)}`).join('');
 }
 
 function head(verb: string, r: Route): string {
@@ -249,7 +273,8 @@ function rowToRoute(row: IpJsonRoute, prefix: string): Route | undefined {
   if (row.type === 'blackhole') return { prefix, type: 'blackhole', nextHops: [] };
   if (row.type !== undefined && row.type !== 'unicast') return undefined;
   const hops = row.nexthops ?? [row];
-  const gateways = hops.map((h) => h.gateway).filter((g): g is string => g !== undefined);
+  // A link-local gateway is read back zoned with its link, the form the speaker hands it over in.
+  const gateways = hops.map((h) => (h.gateway !== undefined && h.dev !== undefined && isLinkLocal(h.gateway) ? `${h.gateway}%${h.dev}` : h.gateway)).filter((g): g is string => g !== undefined);
   if (gateways.length !== hops.length && gateways.length > 0) return undefined; // a hop without gateway inside ECMP: not a shape we write
   const devs = new Set(hops.map((h) => h.dev));
   const dev = devs.size === 1 ? [...devs][0] : undefined;

@@ -15,11 +15,12 @@ const v4 = JSON.stringify([
 const v6 = JSON.stringify([
   { dst: 'fd00:1::/64', dev: 'up0', protocol: 'kernel', metric: 256, flags: [] },
   { dst: 'fe80::/64', dev: 'up0', protocol: 'kernel', metric: 256, flags: [] },
+  { dst: 'fe80::/64', dev: 'down0', protocol: 'kernel', metric: 256, flags: ['linkdown'] },
   { dst: 'default', gateway: 'fd00:1::fe', dev: 'up0', flags: [] },
 ]);
 const addrs = JSON.stringify([
   { ifname: 'lo', addr_info: [{ family: 'inet', local: '127.0.0.1' }, { family: 'inet6', local: '::1' }] },
-  { ifname: 'up0', addr_info: [{ family: 'inet', local: '192.0.2.1' }, { family: 'inet6', local: 'fd00:1::1' }] },
+  { ifname: 'up0', addr_info: [{ family: 'inet', local: '192.0.2.1' }, { family: 'inet6', local: 'fd00:1::1' }, { family: 'inet6', local: 'fe80::1' }] },
 ]);
 
 describe('ReachabilityTable (RFC 4271 §9.1.2.1)', () => {
@@ -40,6 +41,14 @@ describe('ReachabilityTable (RFC 4271 §9.1.2.1)', () => {
     ['fd00:2::7', 'unreachable'],
     ['fd00:1::1', 'local'],
     ['not an address', 'unreachable'],
+    // Link-local next hops (RFC 2545 §3): on their own link only, never through another link's fe80::/64.
+    ['fe80::7', 'unreachable'], // no link: the kernel could not use it
+    ['fe80::7%up0', 'reachable'],
+    ['fe80::7%down0', 'unreachable'], // link down
+    ['fe80::7%eth9', 'unreachable'], // no such link
+    ['fe80::1%up0', 'local'],
+    ['fe80::1%down0', 'unreachable'], // the same address on another link is not ours
+    ['fd00:1::7%up0', 'unreachable'], // a zone on a global address means nothing
   ])('%s is %s', (address, expected) => {
     expect(table.resolve(address)).toBe(expected);
   });

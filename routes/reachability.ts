@@ -1,5 +1,6 @@
 // Next-hop reachability as the kernel sees it (RFC 4271 §9.1.2.1): pure, built from `ip -json` output.
 import { Address4, Address6 } from 'ip-address';
+import { isLinkLocal } from './desired.js';
 import { isLightlyProtocol } from './protocol-number.js';
 
 /** How a BGP next hop resolves: by a connected subnet or a specific route, not at all, or it is ours. */
@@ -10,11 +11,13 @@ export interface IpRouteRow {
   dst: string;
   type?: string;
   protocol?: string;
+  dev?: string;
   flags?: string[];
 }
 
 /** The fields of an `ip -json addr show` row that matter here. */
 export interface IpAddressRow {
+  ifname?: string;
   addr_info?: { local?: string }[];
 }
 
@@ -26,8 +29,15 @@ interface Net {
 
 function addressValue(address: string): { v6: boolean; value: bigint } | undefined {
   if (Address4.isValid(address) && !address.includes('/')) return { v6: false, value: new Address4(address).bigInt() };
-  if (Address6.isValid(address) && !address.includes('/')) return { v6: true, value: new Address6(address).bigInt() };
+  if (Address6.isValid(address) && !address.includes('/') && !address.includes('%')) return { v6: true, value: new Address6(address).bigInt() };
   return undefined;
+}
+
+/** How an address is told apart: by value, and for a link-local one by its link too (`fe80::1%eth0`). */
+function addressKey(address: string): string | undefined {
+  const zone = address.indexOf('%');
+  const a = addressValue(zone < 0 ? address : address.slice(0, zone));
+  return a && `${a.v6}:${a.value}${zone < 0 ? '' : address.slice(zone)}`;
 }
 
 function net(dst: string): Net | undefined {
@@ -56,26 +66,39 @@ export function resolvingRoute(row: IpRouteRow): boolean {
 export class ReachabilityTable {
   private readonly nets: Net[];
   private readonly locals: Set<string>;
+  private readonly links: Set<string>;
   /** Identifies what the table decides from, to tell whether a re-read changed anything. */
   readonly key: string;
 
-  constructor(routePrefixes: string[], localAddresses: string[]) {
+  /**
+   * `localAddresses`: link-local ones zoned with their link (`fe80::1%eth0`). `linkLocalLinks`: the
+   * links with a usable fe80::/64 route, where a zoned link-local next hop resolves.
+   */
+  constructor(routePrefixes: string[], localAddresses: string[], linkLocalLinks: string[] = []) {
     this.nets = routePrefixes.map(net).filter((n): n is Net => n !== undefined);
-    this.locals = new Set(localAddresses.map((a) => addressValue(a)).filter((a) => a !== undefined).map((a) => `${a.v6}:${a.value}`));
-    this.key = JSON.stringify([[...routePrefixes].sort(), [...this.locals].sort()]);
+    this.locals = new Set(localAddresses.map(addressKey).filter((k): k is string => k !== undefined));
+    this.links = new Set(linkLocalLinks);
+    this.key = JSON.stringify([[...routePrefixes].sort(), [...this.locals].sort(), [...this.links].sort()]);
   }
 
   /** From `ip -json route show table main` (each family's text) and `ip -json addr show`. */
   static fromIpJson(routeTexts: string[], addressText: string): ReachabilityTable {
-    const rows = routeTexts.flatMap((t) => (t.trim() ? (JSON.parse(t) as IpRouteRow[]) : []));
-    const addresses = (addressText.trim() ? (JSON.parse(addressText) as IpAddressRow[]) : []).flatMap((l) => (l.addr_info ?? []).map((i) => i.local ?? ''));
-    return new ReachabilityTable(rows.filter(resolvingRoute).map((r) => r.dst), addresses.filter(Boolean));
+    const rows = routeTexts.flatMap((t) => (t.trim() ? (JSON.parse(t) as IpRouteRow[]) : [])).filter(resolvingRoute);
+    const addresses = (addressText.trim() ? (JSON.parse(addressText) as IpAddressRow[]) : []).flatMap((l) =>
+      (l.addr_info ?? []).flatMap((i) => (!i.local ? [] : isLinkLocal(i.local) ? (l.ifname ? [`${i.local}%${l.ifname}`] : []) : [i.local])));
+    const links = rows.flatMap((r) => (isLinkLocal(r.dst) && r.dev ? [r.dev] : []));
+    return new ReachabilityTable(rows.map((r) => r.dst), addresses, links);
   }
 
   resolve(address: string): Reachability {
-    const a = addressValue(address);
+    const zone = address.indexOf('%');
+    const a = addressValue(zone < 0 ? address : address.slice(0, zone));
     if (!a) return 'unreachable';
-    if (this.locals.has(`${a.v6}:${a.value}`)) return 'local';
+    if (this.locals.has(addressKey(address)!)) return 'local';
+    // A link-local next hop resolves on its own link only, never through some other link's fe80::/64:
+    // without a link it is unreachable (RFC 2545 §3, RFC 4291 §2.5.6).
+    if (a.v6 && isLinkLocal(address)) return zone > 0 && this.links.has(address.slice(zone + 1)) ? 'reachable' : 'unreachable';
+    if (zone >= 0) return 'unreachable';
     for (const n of this.nets) {
       if (n.v6 !== a.v6 || n.length === 0) continue;
       const shift = width(n.v6) - BigInt(n.length);

@@ -4,7 +4,7 @@ import { type BgpError, type Capability, CapabilityCode, type Family, type Notif
 export * from './types.js';
 export { encodeMessage, decodeMessage, keepalive, endOfRib } from './messages.js';
 export { MessageReader } from './reader.js';
-export { formatPrefix, parsePrefix, parseAddress, formatAddress } from './prefix.js';
+export { formatPrefix, parsePrefix, parseAddress, formatAddress, isLinkLocal } from './prefix.js';
 
 export interface OpenCapabilities {
   fourOctetAs?: number;

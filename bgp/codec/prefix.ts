@@ -38,6 +38,11 @@ export function isUnicastAddress(afi: Afi, bytes: Uint8Array): boolean {
   return bytes[0] !== 0xff && bytes.subarray(0, 16).some((b) => b !== 0);
 }
 
+/** fe80::/10 in its text form (as formatAddress writes it): a next hop meaningful only on its link (RFC 2545 §3). */
+export function isLinkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+
 /** Parses a textual address; throws a plain Error for bad input (callers validate their own config). */
 export function parseAddress(text: string): { afi: Afi; bytes: Uint8Array } {
   if (!text.includes(':')) {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { BgpError, CeaseSubcode, ErrorCode, OpenSubcode, type OpenMessage } from '../codec/types.js';
-import { type Action, Fsm, type FsmConfig, type FsmEvent, OPEN_HOLD_SECONDS, type State, keepOurConnection } from './fsm.js';
+import { type Action, CEASE_FLAPS_ALLOWED, Fsm, type FsmConfig, type FsmEvent, OPEN_HOLD_SECONDS, STABLE_SECONDS, type State, keepOurConnection } from './fsm.js';
 
 // ---- helpers ----
 
@@ -22,7 +22,7 @@ const ev = {
   tcpFailed: { type: 'TcpFailed' } as FsmEvent,
   keepalive: { type: 'KeepaliveReceived' } as FsmEvent,
   update: { type: 'UpdateReceived' } as FsmEvent,
-  timer: (timer: 'connectRetry' | 'hold' | 'keepalive' | 'idleHold'): FsmEvent => ({ type: 'TimerExpired', timer }),
+  timer: (timer: 'connectRetry' | 'hold' | 'keepalive' | 'idleHold' | 'stable'): FsmEvent => ({ type: 'TimerExpired', timer }),
   open: (over: Partial<OpenMessage> = {}): FsmEvent => ({ type: 'OpenReceived', open: open(over) }),
   notification: (code: number, subcode: number): FsmEvent => ({ type: 'NotificationReceived', code, subcode }),
 };
@@ -56,6 +56,7 @@ const TO_IDLE_CLEANUP: Action[] = [
   { type: 'clearTimer', timer: 'keepalive' },
   { type: 'clearTimer', timer: 'idleHold' },
   { type: 'clearTimer', timer: 'sendHold' },
+  { type: 'clearTimer', timer: 'stable' },
 ];
 
 // ---- tests ----
@@ -210,7 +211,7 @@ describe('OPEN received: hold time negotiation', () => {
     expect(fsm.handle(ev.open({ holdTime: theirs }))).toEqual([{ type: 'sendKeepalive' }]); // the OPEN hold timer goes on
     expect(fsm.negotiated).toMatchObject({ holdTime: 0, keepaliveTime: 0 });
     // Established with hold 0: KEEPALIVE clears rather than arms the hold timer; the keepalive timer sends nothing.
-    expect(fsm.handle(ev.keepalive).filter((a) => a.type === 'setTimer' || a.type === 'clearTimer')).toEqual([{ type: 'clearTimer', timer: 'hold' }]);
+    expect(fsm.handle(ev.keepalive).filter((a) => a.type === 'setTimer' || a.type === 'clearTimer')).toEqual([{ type: 'clearTimer', timer: 'hold' }, { type: 'setTimer', timer: 'stable', seconds: STABLE_SECONDS }]);
     expect(fsm.handle(ev.timer('keepalive'))).toEqual([]);
   });
 
@@ -267,7 +268,7 @@ describe('OpenConfirm → Established', () => {
     const fsm = fsmIn('OpenConfirm');
     const negotiated = fsm.negotiated!;
     expect(fsm.handle(ev.keepalive)).toEqual([
-      { type: 'setTimer', timer: 'hold', seconds: 90 }, { type: 'established', negotiated },
+      { type: 'setTimer', timer: 'hold', seconds: 90 }, { type: 'setTimer', timer: 'stable', seconds: STABLE_SECONDS }, { type: 'established', negotiated },
     ]);
     expect(fsm.state).toBe('Established');
   });
@@ -369,6 +370,54 @@ describe('NOTIFICATION received', () => {
     fsm.handle(ev.tcpConnected);
     expect(timersSet(fsm.handle(ev.notification(6, 5)))).toEqual({});
     expect(fsm.state).toBe('Active');
+  });
+});
+
+describe('Cease-driven flaps are damped (RFC 4271 §8.1.1 DampPeerOscillations, RFC 4486)', () => {
+  /** Established again over the peer's connection, from Active. */
+  const reestablish = (fsm: Fsm) => {
+    for (const e of PATH_TO.Established.slice(1)) fsm.handle(e);
+    expect(fsm.state).toBe('Established');
+  };
+
+  it(`after ${CEASE_FLAPS_ALLOWED} Ceases ending Established sessions the next goes Idle, its idle hold doubling with each more`, () => {
+    const fsm = fsmIn('Established');
+    for (let i = 0; i < CEASE_FLAPS_ALLOWED; i++) {
+      fsm.handle(ev.notification(6, 4));
+      expect(fsm.state).toBe('Active'); // accepted back at once
+      reestablish(fsm);
+    }
+    const holds: (number | undefined)[] = [];
+    for (let i = 0; i < 3; i++) {
+      const actions = fsm.handle(ev.notification(6, 4));
+      expect(fsm.state).toBe('Idle'); // the peer's connections are refused until the idle hold ends
+      holds.push(timersSet(actions).idleHold);
+      fsm.handle(ev.timer('idleHold'));
+      fsm.handle(ev.tcpFailed);
+      reestablish(fsm);
+    }
+    expect(holds).toEqual([10, 20, 40]);
+  });
+
+  it(`a session up for ${STABLE_SECONDS} s forgives the flaps before it`, () => {
+    const fsm = fsmIn('Established');
+    for (let i = 0; i < CEASE_FLAPS_ALLOWED; i++) {
+      fsm.handle(ev.notification(6, 4));
+      reestablish(fsm);
+    }
+    fsm.handle(ev.timer('stable'));
+    fsm.handle(ev.notification(6, 4));
+    expect(fsm.state).toBe('Active');
+  });
+
+  it('Ceases before Established (collisions, not ready yet) never count', () => {
+    const fsm = fsmIn('OpenConfirm');
+    for (let i = 0; i < 5; i++) {
+      fsm.handle(ev.notification(6, 7));
+      expect(fsm.state).toBe('Active');
+      fsm.handle(ev.tcpConnected);
+      fsm.handle(ev.open());
+    }
   });
 });
 

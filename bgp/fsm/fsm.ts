@@ -2,8 +2,11 @@
 import { BgpError, CeaseSubcode, ErrorCode, type OpenMessage, OpenSubcode } from '../codec/types.js';
 
 export type State = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
-/** sendHold: our queue to the peer stayed full (RFC 9687); the session sets and clears it. */
-export type TimerName = 'connectRetry' | 'hold' | 'keepalive' | 'idleHold' | 'sendHold';
+/**
+ * sendHold: our queue to the peer stayed full (RFC 9687); the session sets and clears it.
+ * stable: the session has been up STABLE_SECONDS, which forgives the Cease flaps before it.
+ */
+export type TimerName = 'connectRetry' | 'hold' | 'keepalive' | 'idleHold' | 'sendHold' | 'stable';
 
 export type FsmEvent =
   | { type: 'Start' }
@@ -50,12 +53,21 @@ export interface FsmConfig {
 /** RFC 4271 §8.2.2: the hold timer while waiting for the peer's OPEN. */
 export const OPEN_HOLD_SECONDS = 240;
 const MAX_IDLE_HOLD_SECONDS = 60;
+/**
+ * Established sessions a peer may end with a Cease, each accepted back at once, before the next
+ * is damped (RFC 4271 §8.1.1, DampPeerOscillations): every cycle costs a full table each way.
+ */
+export const CEASE_FLAPS_ALLOWED = 2;
+/** Up this long, a session forgives the Cease flaps before it (BIRD's "error forget time"). */
+export const STABLE_SECONDS = 300;
 
 export class Fsm {
   state: State = 'Idle';
   private stopped = true;
   /** Consecutive failures: the idle hold time doubles with each, damping a flapping peer. */
   private failures = 0;
+  /** Established sessions the peer ended with a Cease since the last one that stayed up STABLE_SECONDS. */
+  private ceaseFlaps = 0;
   negotiated?: Negotiated;
 
   constructor(private readonly config: FsmConfig) {}
@@ -103,7 +115,7 @@ export class Fsm {
           this.state = 'Established';
           this.failures = 0;
           this.restartHold(a);
-          a.push({ type: 'established', negotiated: this.negotiated! });
+          a.push({ type: 'setTimer', timer: 'stable', seconds: STABLE_SECONDS }, { type: 'established', negotiated: this.negotiated! });
           return a;
         }
         if (this.state === 'Established') this.restartHold(a);
@@ -113,12 +125,18 @@ export class Fsm {
         if (this.state === 'Established') this.restartHold(a);
         else if (this.state === 'OpenSent' || this.state === 'OpenConfirm') return this.fail(a, ErrorCode.FSM, this.state === 'OpenSent' ? 1 : 2, 'UPDATE before Established');
         return a;
-      case 'NotificationReceived':
+      case 'NotificationReceived': {
         // A Cease (RFC 4486) is the peer closing this connection on purpose: not ready yet, a
         // collision, a reset. As BIRD does, we wait in Active: the peer's next connection is accepted
         // at once, ours is retried after the back-off. Any other code is an error: Idle, refusing
-        // connections for the idle hold time (RFC 4271 §8.1.1, DampPeerOscillations).
-        return this.toIdle(a, `NOTIFICATION ${event.code}/${event.subcode} received`, true, false, event.code === ErrorCode.CEASE ? 'Active' : 'Idle');
+        // connections for the idle hold time (RFC 4271 §8.1.1, DampPeerOscillations). So is a Cease
+        // that ends one Established session too many in a row: its idle hold grows with each.
+        const cease = event.code === ErrorCode.CEASE;
+        if (cease && this.state === 'Established') this.ceaseFlaps++;
+        const damped = cease && this.ceaseFlaps > CEASE_FLAPS_ALLOWED;
+        if (damped) this.failures = Math.max(this.failures, this.ceaseFlaps - CEASE_FLAPS_ALLOWED);
+        return this.toIdle(a, `NOTIFICATION ${event.code}/${event.subcode} received`, true, false, cease && !damped ? 'Active' : 'Idle');
+      }
       case 'DecodeError':
         return this.fail(a, event.error.code, event.error.subcode, event.error.message, event.error.data);
     }
@@ -144,6 +162,9 @@ export class Fsm {
           a.push({ type: 'disconnect' }, { type: 'connect' }, { type: 'setTimer', timer: 'connectRetry', seconds: this.config.connectRetrySeconds });
           this.state = 'Connect';
         }
+        return a;
+      case 'stable':
+        if (this.state === 'Established') this.ceaseFlaps = 0;
         return a;
       case 'sendHold':
         // RFC 9687: the peer has not read what we sent for the hold time; it cannot be a live peer.
@@ -199,7 +220,7 @@ export class Fsm {
   private toIdle(a: Action[], reason: string, error: boolean, silent: boolean, then: 'Idle' | 'Active' = 'Idle'): Action[] {
     const wasUp = this.state !== 'Idle';
     a.push({ type: 'disconnect' });
-    for (const timer of ['connectRetry', 'hold', 'keepalive', 'idleHold', 'sendHold'] as const) a.push({ type: 'clearTimer', timer });
+    for (const timer of ['connectRetry', 'hold', 'keepalive', 'idleHold', 'sendHold', 'stable'] as const) a.push({ type: 'clearTimer', timer });
     if (wasUp) a.push({ type: 'down', reason, silent });
     this.state = this.stopped ? 'Idle' : then;
     this.negotiated = undefined;

@@ -1,6 +1,7 @@
 // One BGP peer: a TCP connection driven by the FSM, with real timers and the codec. Emits events up.
 import { EventEmitter } from 'node:events';
 import { Socket, connect } from 'node:net';
+import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
 import {
   AFI,
   BgpError,
@@ -35,6 +36,13 @@ const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
  * drains: a peer that stops reading costs us this much memory at most, not a copy of every change.
  */
 const MAX_QUEUED_BYTES = 1024 * 1024;
+/**
+ * TCP keepalive on every BGP connection: with a negotiated hold time of 0 (RFC 4271 §4.2) no BGP
+ * timer ever notices a peer that died silently, and without probes a connection that carries
+ * nothing never fails. The kernel's probe interval and count (net.ipv4.tcp_keepalive_intvl and
+ * _probes) then decide how soon it reports the loss.
+ */
+const TCP_KEEPALIVE_IDLE_SECONDS = 30;
 
 export interface SessionConfig {
   localAsn: number;
@@ -48,6 +56,8 @@ export interface SessionConfig {
   passive: boolean;
   families: Family[];
   gracefulRestart?: { restartTime: number; restarting: boolean };
+  /** Idle seconds before TCP keepalive probes start (default TCP_KEEPALIVE_IDLE_SECONDS; tests shorten it). */
+  tcpKeepaliveIdleSeconds?: number;
 }
 
 export interface Established {
@@ -59,6 +69,8 @@ export interface Established {
   /** The peer accepts ROUTE-REFRESH (RFC 2918). */
   routeRefresh: boolean;
   localAddress: string;
+  /** The link holding localAddress: where a link-local next hop from this peer is (RFC 2545 §3). */
+  device?: string;
 }
 
 export interface SessionEvents {
@@ -374,11 +386,13 @@ export class Session extends EventEmitter<SessionEvents> {
         const caps = capabilitiesOf(open);
         const families = caps.families.length ? this.config.families.filter((f) => caps.families.some((p) => p.afi === f.afi && p.safi === f.safi)) : [{ afi: AFI.IPv4, safi: SAFI_UNICAST }];
         this.lastError = undefined;
+        const localAddress = this.socket?.localAddress?.replace(/^::ffff:/, '') ?? this.config.localAddress ?? '';
+        const device = deviceHolding(localAddress);
         this.established = {
           negotiated: action.negotiated, ctx: this.ctx, families,
           ...(caps.gracefulRestart ? { peerGracefulRestart: caps.gracefulRestart } : {}),
           routeRefresh: caps.routeRefresh,
-          localAddress: this.socket?.localAddress?.replace(/^::ffff:/, '') ?? this.config.localAddress ?? '',
+          localAddress, ...(device ? { device } : {}),
         };
         this.emit('established', this.established);
         return;
@@ -419,6 +433,7 @@ export class Session extends EventEmitter<SessionEvents> {
     this.deferred = [];
     this.reader = new MessageReader();
     socket.setNoDelay(true);
+    socket.setKeepAlive(true, (this.config.tcpKeepaliveIdleSeconds ?? TCP_KEEPALIVE_IDLE_SECONDS) * 1000);
     socket.on('data', (chunk: Buffer) => this.onData(socket, chunk));
     socket.on('error', (err) => {
       if (this.socket === socket) this.lastError = err.message;
@@ -519,4 +534,12 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
   }
+}
+
+/** The interface holding `address` in this network namespace (a zoned address names its own), if any. */
+export function deviceHolding(address: string, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string | undefined {
+  const zone = address.indexOf('%');
+  if (zone >= 0) return address.slice(zone + 1) || undefined;
+  for (const [name, infos] of Object.entries(interfaces)) if (infos?.some((i) => i.address === address)) return name;
+  return undefined;
 }

@@ -5,6 +5,7 @@ import { type Afi, type Family } from '../codec/index.js';
 import { type RawPeerOptions, grCapability, unicast } from './raw-peer.js';
 import { ASN, Loopback, routesOf, sleep, until } from './loopback.js';
 import type { Speaker, SpeakerConfig } from './speaker.js';
+import { deviceHolding } from '../session/session.js';
 
 const loopback = new Loopback();
 afterEach(() => loopback.cleanup());
@@ -82,6 +83,34 @@ describe('graceful restart, receiving speaker: a peer that restarts again and ag
   });
 });
 
+describe('routes of an address family the session did not negotiate (RFC 4760 §6, §7)', () => {
+  it('MP_REACH_NLRI for IPv6 on an IPv4-only session is ignored (logged once): nothing installed, the session and its IPv4 routes stay', async () => {
+    const warned: object[] = [];
+    const s = await speaker({ log: { warn: (fields) => void warned.push(fields), error: () => undefined } });
+    const p = await rawPeer(s, { capabilities: [{ code: 1, family: unicast(1) }, { code: 65, asn: ASN }] });
+    p.announce([V6], 'fd00::2');
+    p.announce(['fd00:5::/64'], 'fd00::2');
+    p.announce([V4], PEER);
+    await until('the IPv4 route learned', () => routesOf(s)[V4] === PEER);
+    await sleep(100);
+    expect(routesOf(s)).toEqual({ [V4]: PEER });
+    expect(warned).toEqual([expect.objectContaining({ peer: PEER, afi: 2, safi: 1 })]);
+    expect(p.received.filter((m) => m.type === 3)).toEqual([]);
+    expect(s.snapshot()[0]?.state).toBe('Established');
+  });
+
+  it('IPv4 NLRI on a session that negotiated only IPv6 unicast is ignored; its IPv6 routes are learned', async () => {
+    const s = await speaker();
+    const p = await rawPeer(s, { capabilities: [{ code: 1, family: unicast(2) }, { code: 65, asn: ASN }] });
+    p.announce([V4], PEER);
+    p.announce([V6], 'fd00::2');
+    await until('the IPv6 route learned', () => routesOf(s)[V6] === 'fd00::2');
+    await sleep(100);
+    expect(routesOf(s)).toEqual({ [V6]: 'fd00::2' });
+    expect(s.snapshot()[0]?.state).toBe('Established');
+  });
+});
+
 describe('next hops that are not unicast addresses (RFC 4271 §6.3, RFC 4760 §3): the route is ignored, no NOTIFICATION', () => {
   it('MP_REACH_NLRI next hops ::, ff02::1, 0.0.0.0 and 224.0.0.5 install nothing and are not passed on', async () => {
     const s = await loopback.speaker({ clusterId: '127.0.0.1' }, [{ address: PEER, asn: ASN, routeReflectorClient: true }, { address: '127.0.0.3', asn: ASN, routeReflectorClient: true }]);
@@ -105,6 +134,38 @@ describe('next hops that are not unicast addresses (RFC 4271 §6.3, RFC 4760 §3
   });
 });
 
+describe('link-local next hops (RFC 2545 §3, RFC 4760 §3)', () => {
+  it('one alone in MP_REACH_NLRI is used with the link the session runs over (here lo), and is not passed on to another peer', async () => {
+    const asked: string[] = [];
+    const s = await loopback.speaker({ clusterId: '127.0.0.1', nextHops: { resolve: (nh) => (asked.push(nh), 'reachable') } }, [{ address: PEER, asn: ASN, routeReflectorClient: true }, { address: '127.0.0.3', asn: ASN, routeReflectorClient: true }]);
+    await until('the other peer configured', () => s.snapshot().length === 2);
+    const client = await loopback.connect(s, { localAddress: '127.0.0.3', asn: ASN });
+    const p = await rawPeer(s);
+    const attributes = { origin: 0 as const, asPath: [] };
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(2), nextHops: ['fe80::2'], nlri: [V6] } });
+    // The 32-byte form (global, then link-local): the global one, as before.
+    p.send({ type: 2, withdrawn: [], attributes, nlri: [], mpReach: { family: unicast(2), nextHops: ['fd00::2', 'fe80::2'], nlri: ['fd00:4::/64'] } });
+    p.announce([V4], PEER); // the control, reflected
+    await until('all learned', () => Object.keys(routesOf(s)).length === 3);
+    expect(routesOf(s)).toEqual({ [V6]: 'fe80::2%lo', 'fd00:4::/64': 'fd00::2', [V4]: PEER });
+    expect(asked).toContain('fe80::2%lo'); // resolved on its link, never bare
+    expect(asked).not.toContain('fe80::2');
+    await client.waitFor('the control reflected', () => client.received.some((m) => m.type === 2 && m.nlri.includes(V4)));
+    await sleep(100);
+    const hops = client.received.flatMap((m) => (m.type === 2 ? (m.mpReach?.nextHops ?? []) : []));
+    expect(hops.filter((h) => h.startsWith('fe80'))).toEqual([]);
+    expect(p.received.filter((m) => m.type === 3)).toEqual([]);
+  });
+
+  it('the link is the interface holding the session\'s local address; none when no interface holds it', () => {
+    const interfaces = { lo: [{ address: '127.0.0.1' }], eth0: [{ address: '192.0.2.1' }, { address: 'fd00::1' }] } as unknown as Parameters<typeof deviceHolding>[1];
+    expect(deviceHolding('192.0.2.1', interfaces)).toBe('eth0');
+    expect(deviceHolding('fd00::1', interfaces)).toBe('eth0');
+    expect(deviceHolding('fe80::1%eth1', interfaces)).toBe('eth1');
+    expect(deviceHolding('198.51.100.1', interfaces)).toBeUndefined();
+  });
+});
+
 describe('the listener (RFC 4271 §8: connections are accepted for configured peers)', () => {
   it('an accept that fails (ENOBUFS, EPERM: Node reports it as an error event on the server) is logged, again and again, never thrown', async () => {
     const logged: string[] = [];
@@ -118,4 +179,26 @@ describe('the listener (RFC 4271 §8: connections are accepted for configured pe
     p.announce([V4], PEER);
     await until('learned', () => routesOf(s)[V4] === PEER);
   });
+});
+
+describe('a peer that keeps ending its session with a Cease (RFC 4271 §8.1.1 DampPeerOscillations, RFC 4486)', () => {
+  it('is accepted back at once twice, then refused for the idle hold back-off, then accepted again', async () => {
+    const s = await speaker({ connectRetrySeconds: 2 }); // a damped Cease holds it off 4 s
+    const state = () => s.snapshot()[0]?.state;
+    let ups = 0;
+    s.on('peerState', (_peer, _from, to) => void (to === 'Established' && ups++));
+    for (let i = 0; i < 3; i++) {
+      const p = await rawPeer(s); // waits for Active: the peer's next connection is accepted
+      await until('Established', () => state() === 'Established');
+      p.notify(6, 4); // Cease, administrative reset
+      await until('the session down', () => state() !== 'Established');
+    }
+    expect(state()).toBe('Idle');
+    await sleep(1000);
+    expect(state()).toBe('Idle');
+    await until('accepting the peer again after the hold-off', () => state() === 'Active', 10_000);
+    await rawPeer(s);
+    await until('Established once more', () => state() === 'Established');
+    expect(ups).toBe(4);
+  }, 20_000);
 });

@@ -16,6 +16,7 @@ import {
   encodeMessage,
   endOfRib,
   endOfRibFamily,
+  isLinkLocal,
 } from '../codec/index.js';
 import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
@@ -50,6 +51,8 @@ export interface SpeakerConfig {
   log?: SpeakerLog;
   /** Whether next hops resolve through the kernel's routing table; without it every one does. */
   nextHops?: NextHopResolver;
+  /** Idle seconds before TCP keepalive probes on BGP connections (default 30; tests shorten it). */
+  tcpKeepaliveIdleSeconds?: number;
 }
 
 /**
@@ -122,6 +125,8 @@ interface Peer {
   awaitedEndOfRib?: Set<4 | 6>;
   /** Established at least once: later OPENs to it no longer carry the Restart State bit. */
   wasEstablished?: boolean;
+  /** Kinds of misbehaviour already logged for this peer (see warnOnce). */
+  warned: Set<string>;
 }
 
 /** The Adj-RIB-Out key of a prefix whose UPDATE was refused: the peer may hold anything for it. */
@@ -132,6 +137,7 @@ const REFRESH_INTERVAL_MS = 1000;
 /** Distinct next hops remembered at most (a few MB), whatever peers send. */
 const MAX_CACHED_NEXT_HOPS = 65_536;
 
+const IPV4_UNICAST: Family = { afi: AFI.IPv4, safi: SAFI_UNICAST };
 const familyOf = (prefix: Prefix): Afi => (prefix.includes(':') ? AFI.IPv6 : AFI.IPv4);
 /** The RIB's family number of an AFI. */
 const ribFamily = (afi: number): 4 | 6 => (afi === AFI.IPv6 ? 6 : 4);
@@ -215,12 +221,13 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       localAsn: this.config.asn, routerId: this.config.routerId, peerAddress: settings.address, peerAsn: settings.asn,
       port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
       connectRetrySeconds: this.config.connectRetrySeconds, passive: settings.passive ?? false, families,
+      ...(this.config.tcpKeepaliveIdleSeconds !== undefined ? { tcpKeepaliveIdleSeconds: this.config.tcpKeepaliveIdleSeconds } : {}),
       ...(this.config.listenAddress && this.config.listenAddress !== '0.0.0.0' && this.config.listenAddress !== '::' ? { localAddress: this.config.listenAddress } : {}),
       // The Restart State bit only while we still defer selection (RFC 4724 §4.1); see onEstablished.
       ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.deferral !== undefined } } : {}),
     });
     const peer: Peer = {
-      settings, session, adjOut: new Map(), unsent: new Set(), refresh: new Set(), lastRefresh: 0,
+      settings, session, adjOut: new Map(), unsent: new Set(), refresh: new Set(), lastRefresh: 0, warned: new Set(),
       info: { id: settings.address, address: settings.address, asn: settings.asn, routerId: settings.address, ebgp, rrClient: settings.routeReflectorClient ?? false },
     };
     this.peers.set(settings.address, peer);
@@ -330,10 +337,20 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     }
     const changes: BestChange[] = [];
     const source = peer.info.id;
-    for (const prefix of u.withdrawn) push(changes, this.rib.withdraw(source, prefix));
-    for (const prefix of u.mpUnreach?.withdrawn ?? []) push(changes, this.rib.withdraw(source, prefix));
-    this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
-    if (u.mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, u.mpReach.nlri, u.mpReach.nextHops[0] ?? '', changes);
+    // Only families this session negotiated are learned (RFC 4760 §6). MP_REACH/MP_UNREACH for
+    // another one is ignored, as BIRD does: RFC 4760 §7 has the speaker drop that family's routes
+    // and ignore the rest of it for the session, and none of it was ever learned. No reset: the
+    // peer's other families stay.
+    const negotiated = (family: Family): boolean => peer.established?.families.some((f) => f.afi === family.afi && f.safi === family.safi) ?? false;
+    const v4 = negotiated(IPV4_UNICAST);
+    const mpUnreach = u.mpUnreach && negotiated(u.mpUnreach.family) ? u.mpUnreach : undefined;
+    const mpReach = u.mpReach && negotiated(u.mpReach.family) ? u.mpReach : undefined;
+    const ignored = [u.mpReach, u.mpUnreach].find((mp) => mp && !negotiated(mp.family))?.family ?? (!v4 && (u.nlri.length || u.withdrawn.length) ? IPV4_UNICAST : undefined);
+    if (ignored) this.warnOnce(peer, `family ${ignored.afi}/${ignored.safi}`, { afi: ignored.afi, safi: ignored.safi }, 'bgp UPDATE for an address family not negotiated: ignored (RFC 4760)');
+    if (v4) for (const prefix of u.withdrawn) push(changes, this.rib.withdraw(source, prefix));
+    for (const prefix of mpUnreach?.withdrawn ?? []) push(changes, this.rib.withdraw(source, prefix));
+    if (v4) this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
+    if (mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, mpReach.nlri, mpReach.nextHops[0] ?? '', changes);
     const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
     if (this.rib.count(peer.info.id) > limit) {
       // RFC 4486: Cease, maximum number of prefixes reached; the peer's routes go with the session.
@@ -358,14 +375,35 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * unusable). All of them share one Route, holding the UPDATE's attributes as decoded once, and the
    * checks that depend only on the attributes (loops, treat-as-withdraw) are made once per UPDATE.
    */
-  private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], nextHop: string, changes: BestChange[]): void {
+  private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], received: string, changes: BestChange[]): void {
     if (prefixes.length === 0) return;
+    const nextHop = this.scoped(peer, received);
     const usable = !u.treatAsWithdraw && nextHop !== '' && !this.isOwnAddress(peer, nextHop) && !loopReason(u.attributes, peer.info, this.config);
     const route: Route = { attrs: u.attributes, nextHop, source: peer.info };
     for (const prefix of prefixes) {
       if (usable && this.importFilter.allows(prefix)) push(changes, this.rib.announce(prefix, route));
       else push(changes, this.rib.withdraw(peer.info.id, prefix));
     }
+  }
+
+  /**
+   * A link-local next hop (alone in MP_REACH_NLRI, or first) is on the link the session runs over
+   * (RFC 2545 §3): it is kept zoned with that link, `fe80::1%eth0`, the form the kernel route needs.
+   * With no link known it cannot be used: '' (unresolvable, the routes are not installed).
+   */
+  private scoped(peer: Peer, nextHop: string): string {
+    if (!isLinkLocal(nextHop)) return nextHop;
+    const device = peer.established?.device;
+    if (device) return `${nextHop}%${device}`;
+    this.warnOnce(peer, 'link-local', { nextHop }, 'link-local next hop on a session with no known link: routes not used');
+    return '';
+  }
+
+  /** Logs what a peer does wrong once per kind: a full table of it is not a full table of warnings. */
+  private warnOnce(peer: Peer, kind: string, fields: object, message: string): void {
+    if (peer.warned.has(kind)) return;
+    peer.warned.add(kind);
+    this.log.warn({ peer: peer.settings.address, ...fields }, message);
   }
 
   /** RFC 4271 §6.3: a NEXT_HOP that is one of our own addresses is semantically incorrect; the path is ignored. */
@@ -577,7 +615,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const local = peer.established!.localAddress;
     // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
     const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
-    const out = exportAttributes(route, peer.info, this.config, self);
+    let out = exportAttributes(route, peer.info, this.config, self);
+    // A link-local next hop (zoned) means nothing to a peer off that link: ours goes instead, as for eBGP.
+    if (out?.nextHop.includes('%')) out = { ...out, nextHop: self };
     // A next hop of the prefix's own family: NEXT_HOP holds IPv4 only, and we do not speak RFC 8950.
     if (!out || !out.nextHop || out.nextHop.includes(':') !== (afi === AFI.IPv6)) return undefined;
     return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
