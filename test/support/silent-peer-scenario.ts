@@ -3,7 +3,7 @@
 // speaker noticed. Usage: node --import tsx test/support/silent-peer-scenario.ts KEEPALIVE_IDLE_SECONDS WAIT_MS
 import { execa } from 'execa';
 import { Speaker } from '../../bgp/speaker/speaker.js';
-import { RawPeer } from './raw-peer.js';
+import { RawPeer } from '../../bgp/speaker/raw-peer.js';
 import { until } from './wait.js';
 
 const idle = Number(process.argv[2]);
