@@ -1,7 +1,11 @@
 // BGP full tables through the WHOLE agent (BIRD sender → agent → its namespace's kernel), side by side
 // with a BIRD receiver exporting to its kernel, both fed by identical BIRD senders started together.
 import { FullTableLab, type SideTimes, StatusProbe } from '../support/fulltable.js';
+import { agentRuntime } from '../support/agent-runtime.js';
 import { percentile, ratioLine } from './stats.js';
+
+/** The agent as the DaemonSet runs it, unless BENCH_BGP_NODE_FLAGS says otherwise; BENCH_BGP_NODE_EXTRA adds flags (e.g. --cpu-prof). */
+const runtime = () => agentRuntime('BENCH_BGP_NODE_FLAGS', 'BENCH_BGP_NODE_EXTRA');
 
 interface Round {
   load: SideTimes;
@@ -22,7 +26,8 @@ const TIMEOUT_MS = 600_000;
 
 /** One round at `prefixes`: load, withdraw all, announce again, a session flap; `phases: 'load'` stops after the load. */
 async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
-  const lab = new FullTableLab({ prefixes });
+  const { flags, env } = runtime();
+  const lab = new FullTableLab({ prefixes, nodeArgs: flags, env });
   try {
     await lab.setUp();
     const probe = new StatusProbe(lab.socket);
