@@ -114,6 +114,11 @@ export class RouteReconciler {
    * after `ip` failed (unknown until the next comparison with the kernel).
    */
   private viaGateway?: Map<string, number> = new Map();
+  /**
+   * Queued removals of such routes by gateway, roughly (a hint for when to look for a flush: the
+   * look itself is exact). A gateway is looked for once they reach its count in viaGateway.
+   */
+  private readonly removalsVia = new Map<string, number>();
   /** Changes marked so far, and how many there must be before the queue is scanned for a flush again. */
   private marks = 0;
   private flushScanAt = 0;
@@ -167,6 +172,7 @@ export class RouteReconciler {
   upsert(route: Route): void {
     const r = this.normalise.route(route);
     const desired = this.started();
+    if (!desired.has(r.prefix)) this.countRemoval(this.differs.get(r.prefix), -1);
     this.mark(r.prefix);
     desired.set(r.prefix, r);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
@@ -178,8 +184,10 @@ export class RouteReconciler {
     const p = normalisePrefix(prefix);
     const desired = this.started();
     if (!desired.has(p) && !this.differs.has(p)) return;
+    const had = desired.has(p);
     this.mark(p);
     desired.delete(p);
+    if (had) this.countRemoval(this.differs.get(p), 1);
     this.schedule();
   }
 
@@ -312,6 +320,7 @@ export class RouteReconciler {
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     this.viaGateway = new Map();
+    this.removalsVia.clear();
     for (const r of kernel.values()) this.countGateway(r, 1);
     if (!this.desired) {
       this.desired = kernel;
@@ -357,7 +366,8 @@ export class RouteReconciler {
     this.counters.batches++;
     const refusedLines = new Set(failures.map((f) => f.line - 1));
     let applied = 0;
-    lines.forEach((l, i) => {
+    let done = 0;
+    for (const [i, l] of lines.entries()) {
       const refused = refusedLines.has(i);
       const prefixes = l.covers ?? [l.prefix];
       if (refused) {
@@ -367,6 +377,8 @@ export class RouteReconciler {
         applied += prefixes.length;
       }
       for (const prefix of prefixes) {
+        // A flush answers for a whole table's worth: its bookkeeping must not hold the event loop either.
+        if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
         this.inFlight.delete(prefix);
         if (refused) {
           this.refused.add(prefix);
@@ -377,7 +389,7 @@ export class RouteReconciler {
         else this.differs.set(prefix, l.route ?? null); // changed again meanwhile: queued again too
         if (!l.route && !want) this.ownedDevices.delete(prefix);
       }
-    });
+    }
     this.counters.changesApplied += applied;
     this.counters.changesFailed += refusedLines.size;
     if (failures.length > 0) {
@@ -420,6 +432,7 @@ export class RouteReconciler {
       else if (have) line = { prefix, route: undefined, have, text: renderDelete(have) };
       else this.differs.delete(prefix);
       if (line) {
+        if (!line.route) this.countRemoval(have, -1);
         this.countGateway(have, -1);
         this.countGateway(line.route, 1);
         lines.push(line);
@@ -444,9 +457,9 @@ export class RouteReconciler {
     const counts = this.viaGateway;
     const min = this.options.flushMin ?? FLUSH_MIN;
     if (!counts || this.marks < this.flushScanAt) return undefined;
-    let fewest = Infinity;
-    for (const n of counts.values()) if (n >= min) fewest = Math.min(fewest, n);
-    if (this.queue.length - this.head < fewest) return undefined; // also when no gateway has enough
+    let due = false;
+    for (const [gateway, n] of this.removalsVia) if (n >= min && n >= (counts.get(gateway) ?? 0)) due = true;
+    if (!due) return undefined;
     const desired = this.desired ?? new Map<string, Route>();
     const removals = new Map<string, Set<string>>();
     for (let i = this.head; i < this.queue.length; i++) {
@@ -466,11 +479,20 @@ export class RouteReconciler {
         this.inFlight.add(prefix);
       }
       const have = this.differs.get(covers[0]!)!;
-      counts.set(gateway, 0);
+      counts.delete(gateway);
+      this.removalsVia.delete(gateway);
       return { prefix: covers[0]!, route: undefined, have, text: renderFlushVia(gateway), covers };
     }
     this.flushScanAt = this.marks + min;
     return undefined;
+  }
+
+  private countRemoval(kernel: Route | null | undefined, n: number): void {
+    const gateway = kernel ? soleGateway(kernel) : undefined;
+    if (gateway === undefined) return;
+    const next = (this.removalsVia.get(gateway) ?? 0) + n;
+    if (next > 0) this.removalsVia.set(gateway, next);
+    else this.removalsVia.delete(gateway);
   }
 
   /** Adds `n` to the count of the route's gateway, when it is a single IPv4 one. */
