@@ -115,10 +115,10 @@ export class RouteReconciler {
    */
   private viaGateway?: Map<string, number> = new Map();
   /**
-   * Queued removals of such routes by gateway, roughly (a hint for when to look for a flush: the
-   * look itself is exact). A gateway is looked for once they reach its count in viaGateway.
+   * Queued removals, roughly (a hint for when to look for a flush; the look itself is exact): kept
+   * as one number because it is counted on every removal, the hot path of a withdrawn table.
    */
-  private readonly removalsVia = new Map<string, number>();
+  private removals = 0;
   /** Changes marked so far, and how many there must be before the queue is scanned for a flush again. */
   private marks = 0;
   private flushScanAt = 0;
@@ -172,7 +172,7 @@ export class RouteReconciler {
   upsert(route: Route): void {
     const r = this.normalise.route(route);
     const desired = this.started();
-    if (!desired.has(r.prefix)) this.countRemoval(this.differs.get(r.prefix), -1);
+    if (this.removals > 0 && !desired.has(r.prefix) && this.differs.has(r.prefix)) this.removals--;
     this.mark(r.prefix);
     desired.set(r.prefix, r);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
@@ -184,10 +184,9 @@ export class RouteReconciler {
     const p = normalisePrefix(prefix);
     const desired = this.started();
     if (!desired.has(p) && !this.differs.has(p)) return;
-    const had = desired.has(p);
+    if (desired.has(p)) this.removals++;
     this.mark(p);
     desired.delete(p);
-    if (had) this.countRemoval(this.differs.get(p), 1);
     this.schedule();
   }
 
@@ -320,7 +319,7 @@ export class RouteReconciler {
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     this.viaGateway = new Map();
-    this.removalsVia.clear();
+    this.removals = 0;
     for (const r of kernel.values()) this.countGateway(r, 1);
     if (!this.desired) {
       this.desired = kernel;
@@ -432,7 +431,7 @@ export class RouteReconciler {
       else if (have) line = { prefix, route: undefined, have, text: renderDelete(have) };
       else this.differs.delete(prefix);
       if (line) {
-        if (!line.route) this.countRemoval(have, -1);
+        if (!line.route && this.removals > 0) this.removals--;
         this.countGateway(have, -1);
         this.countGateway(line.route, 1);
         lines.push(line);
@@ -457,9 +456,9 @@ export class RouteReconciler {
     const counts = this.viaGateway;
     const min = this.options.flushMin ?? FLUSH_MIN;
     if (!counts || this.marks < this.flushScanAt) return undefined;
-    let due = false;
-    for (const [gateway, n] of this.removalsVia) if (n >= min && n >= (counts.get(gateway) ?? 0)) due = true;
-    if (!due) return undefined;
+    let fewest = Infinity;
+    for (const n of counts.values()) if (n >= min) fewest = Math.min(fewest, n);
+    if (this.removals < fewest) return undefined; // also when no gateway has enough
     const desired = this.desired ?? new Map<string, Route>();
     const removals = new Map<string, Set<string>>();
     for (let i = this.head; i < this.queue.length; i++) {
@@ -480,19 +479,11 @@ export class RouteReconciler {
       }
       const have = this.differs.get(covers[0]!)!;
       counts.delete(gateway);
-      this.removalsVia.delete(gateway);
+      this.removals = Math.max(0, this.removals - covers.length);
       return { prefix: covers[0]!, route: undefined, have, text: renderFlushVia(gateway), covers };
     }
     this.flushScanAt = this.marks + min;
     return undefined;
-  }
-
-  private countRemoval(kernel: Route | null | undefined, n: number): void {
-    const gateway = kernel ? soleGateway(kernel) : undefined;
-    if (gateway === undefined) return;
-    const next = (this.removalsVia.get(gateway) ?? 0) + n;
-    if (next > 0) this.removalsVia.set(gateway, next);
-    else this.removalsVia.delete(gateway);
   }
 
   /** Adds `n` to the count of the route's gateway, when it is a single IPv4 one. */
