@@ -208,6 +208,15 @@ export function renderDelete(r: Route): string {
   return head('del', r);
 }
 
+/**
+ * Removes every route of ours through one next hop alone (not one through it among others, nor
+ * another protocol's), in the main table. IPv4 only: `ip route flush` reads an IPv6 gateway but
+ * lists IPv4 routes unless run as `ip -6`.
+ */
+export function renderFlushVia(gateway: string): string {
+  return `route flush proto ${ROUTE_PROTOCOL} via ${gateway} table main`;
+}
+
 /** Removes first (they free the prefixes), then adds, then replaces; one line per change. */
 export function renderChanges(diff: RouteDiff): RouteChange[] {
   return [

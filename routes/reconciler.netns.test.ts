@@ -74,6 +74,33 @@ describe('RouteReconciler', () => {
     rec.stop();
   });
 
+  it('removes a gateway\'s whole table with one flush, leaving ECMP, other gateways\' and other protocols\' routes', async () => {
+    await ipIn(ns, ['route', 'add', '10.7.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);
+    const rec = new RouteReconciler({ netns: ns });
+    await rec.start();
+    const table = Array.from({ length: 5000 }, (_, i) => `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`);
+    for (const prefix of table) rec.upsert(r(prefix, '192.0.2.2'));
+    rec.upsert(r('10.13.0.0/24', '192.0.2.2', '192.0.2.3'));
+    rec.upsert(r('10.14.0.0/24', '192.0.2.3'));
+    rec.upsert({ prefix: '10.15.0.0/24', type: 'blackhole', nextHops: [] });
+    await rec.flush();
+    expect(rec.installed()).toHaveLength(5003);
+    for (const prefix of table) rec.remove(prefix);
+    const result = await rec.flush();
+    expect(result).toEqual({ applied: 1, failures: [] }); // one line: the flush
+    expect(rec.installed().map((x) => x.prefix)).toEqual(['10.13.0.0/24', '10.14.0.0/24', '10.15.0.0/24']);
+    const kernel = await ipIn(ns, ['route', 'show']);
+    expect(kernel).not.toContain('10.96.');
+    expect(kernel).toMatch(/10\.13\.0\.0\/24 proto 201\s+nexthop via 192\.0\.2\.2/);
+    expect(kernel).toContain('10.14.0.0/24 via 192.0.2.3 dev va proto 201');
+    expect(kernel).toContain('blackhole 10.15.0.0/24 proto 201');
+    expect(kernel).toContain('10.7.0.0/24 via 192.0.2.2 dev va proto static');
+    rec.setDesired([]);
+    await rec.flush();
+    rec.stop();
+    await ipIn(ns, ['route', 'del', '10.7.0.0/24', 'proto', 'static']);
+  });
+
   it('installs 100,000 routes in one batch', async () => {
     const rec = new RouteReconciler({ netns: ns });
     await rec.start();

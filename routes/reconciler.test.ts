@@ -24,6 +24,12 @@ class FakeIp implements RouteShell {
       const [, verb, ...rest] = line.split(' ');
       const prefix = rest[0] === 'blackhole' ? rest[1]! : rest[0]!;
       const fail = (error: string) => failures.push({ line: i + 1, command: line, error });
+      if (verb === 'flush') {
+        // `route flush proto 201 via GW table main`: our routes through GW alone.
+        const gateway = rest[rest.indexOf('via') + 1];
+        for (const [p, route] of this.kernel) if (route.type === 'unicast' && route.nextHops.length === 1 && route.nextHops[0] === gateway) this.kernel.delete(p);
+        return undefined;
+      }
       if (this.refuse.has(prefix)) return fail('RTNETLINK answers: Network is unreachable');
       if (verb === 'del') {
         if (!this.kernel.delete(prefix)) fail('RTNETLINK answers: No such process');
@@ -137,6 +143,31 @@ describe('RouteReconciler (fake ip)', () => {
     rec.stop();
   });
 
+  it('removes every route through one gateway with one flush line, and only when all of them go', async () => {
+    const ip = new FakeIp();
+    for (let i = 0; i < 5000; i++) ip.kernel.set(`10.7.${i >> 8}.${i & 255}/32`, r(`10.7.${i >> 8}.${i & 255}/32`, '192.0.2.2'));
+    ip.kernel.set('10.8.0.0/24', r('10.8.0.0/24', '192.0.2.3'));
+    ip.kernel.set('10.8.1.0/24', r('10.8.1.0/24', '192.0.2.2', '192.0.2.3'));
+    const rec = new RouteReconciler({ shell: ip, chunkLines: 10_000 });
+    await rec.start();
+    // All but one: line by line (a flush would take the one still wanted).
+    for (let i = 1; i < 5000; i++) rec.remove(`10.7.${i >> 8}.${i & 255}/32`);
+    await rec.flush();
+    expect(ip.batches).toHaveLength(1);
+    expect(ip.batches[0]).toHaveLength(4999);
+    expect(ip.kernel.has('10.7.0.0/32')).toBe(true);
+    // Back, then all of them: one flush; the other gateway's and the ECMP route stay.
+    for (let i = 1; i < 5000; i++) rec.upsert(r(`10.7.${i >> 8}.${i & 255}/32`, '192.0.2.2'));
+    await rec.flush();
+    for (let i = 0; i < 5000; i++) rec.remove(`10.7.${i >> 8}.${i & 255}/32`);
+    await rec.flush();
+    expect(ip.batches.at(-1)).toEqual(['route flush proto 201 via 192.0.2.2 table main']);
+    expect([...ip.kernel.keys()].sort()).toEqual(['10.8.0.0/24', '10.8.1.0/24']);
+    expect(rec.installed().map((x) => x.prefix)).toEqual(['10.8.0.0/24', '10.8.1.0/24']);
+    expect(rec.stats()).toMatchObject({ pending: 0, installed: 2 });
+    rec.stop();
+  });
+
   it('ends equal to the last desired state whatever the order of changes and passes', async () => {
     const prefix = fc.integer({ min: 0, max: 7 }).map((i) => `10.${i}.0.0/24`);
     const op = fc.oneof(
@@ -147,7 +178,8 @@ describe('RouteReconciler (fake ip)', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 40 }), async (ops) => {
         const ip = new FakeIp();
-        const rec = new RouteReconciler({ shell: ip, chunkLines: 3 });
+        // flushMin 2: removals of all routes through a gateway go as flushes here too.
+        const rec = new RouteReconciler({ shell: ip, chunkLines: 3, flushMin: 2 });
         await rec.start();
         const want = new Map<string, string>();
         for (const o of ops) {

@@ -2,7 +2,7 @@
 // its prefix, a pass programs only queued prefixes, in chunks of `ip -batch` lines that run while the
 // agent goes on working. The whole kernel table is compared only at start (adopt), after an error and
 // on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
-import { type Route, familyOf, normalisePrefix, normaliseRoute, renderAdd, renderDelete, renderReplace, satisfies } from './desired.js';
+import { type Route, familyOf, normalisePrefix, normaliseRoute, renderAdd, renderDelete, renderFlushVia, renderReplace, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
 
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
@@ -27,6 +27,8 @@ export interface ReconcilerOptions {
   chunkLines?: number;
   /** Full comparison with the kernel this often, repairing drift (someone else's `ip route del`). Default 5 min; 0: never. */
   resyncMs?: number;
+  /** At least this many removals through one gateway go as one flush (see FLUSH_MIN, the default). */
+  flushMin?: number;
   onError?(err: Error): void;
   /** Replaces `ip` (unit tests). */
   shell?: RouteShell;
@@ -65,12 +67,22 @@ export interface RouteStats {
 const MAX_RETRY_MS = 60_000;
 /** Map entries handled between yields to the event loop in a full comparison. */
 const RESYNC_SLICE = 20_000;
+/**
+ * Removing at least this many routes, all of ours through one IPv4 gateway (a peer's full table
+ * withdrawn), goes as one `ip route flush proto 201 via GW`: iproute2 sends a flush's deletes
+ * without waiting for each answer, 100k in 0.27-0.29 s against 0.74-0.79 s as `del` lines.
+ */
+const FLUSH_MIN = 4096;
 
 interface Line {
   prefix: string;
   /** What the kernel has for the prefix once the line succeeds; undefined for a delete. */
   route: Route | undefined;
+  /** What it had before (the gateway counts are put back if the line is refused). */
+  have: Route | undefined;
   text: string;
+  /** A flush: every prefix it removes (`prefix` is the first). */
+  covers?: string[];
 }
 
 export class RouteReconciler {
@@ -96,6 +108,20 @@ export class RouteReconciler {
   private readonly ownedDevices = new Set<string>();
   private readonly shell: RouteShell;
   private readonly normalise = new SharingNormaliser();
+  /**
+   * Our single-next-hop IPv4 routes by gateway, as the kernel will have them once the lines at `ip`
+   * are done: when every one of a gateway's is a queued removal, they go as one flush. Undefined
+   * after `ip` failed (unknown until the next comparison with the kernel).
+   */
+  private viaGateway?: Map<string, number> = new Map();
+  /**
+   * Queued removals, roughly (a hint for when to look for a flush; the look itself is exact): kept
+   * as one number because it is counted on every removal, the hot path of a withdrawn table.
+   */
+  private removals = 0;
+  /** Changes marked so far, and how many there must be before the queue is scanned for a flush again. */
+  private marks = 0;
+  private flushScanAt = 0;
   private timer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
@@ -146,6 +172,7 @@ export class RouteReconciler {
   upsert(route: Route): void {
     const r = this.normalise.route(route);
     const desired = this.started();
+    if (this.removals > 0 && !desired.has(r.prefix) && this.differs.has(r.prefix)) this.removals--;
     this.mark(r.prefix);
     desired.set(r.prefix, r);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
@@ -157,6 +184,7 @@ export class RouteReconciler {
     const p = normalisePrefix(prefix);
     const desired = this.started();
     if (!desired.has(p) && !this.differs.has(p)) return;
+    if (desired.has(p)) this.removals++;
     this.mark(p);
     desired.delete(p);
     this.schedule();
@@ -166,6 +194,7 @@ export class RouteReconciler {
   private mark(prefix: string): void {
     if (!this.differs.has(prefix)) this.differs.set(prefix, this.desired?.get(prefix) ?? null);
     this.queue.push(prefix);
+    this.marks++;
   }
 
   /** Our routes in the kernel, as far as we know. */
@@ -289,6 +318,9 @@ export class RouteReconciler {
       if (!isDeviceRoute(r) || this.ownedDevices.has(r.prefix)) kernel.set(r.prefix, r);
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
+    this.viaGateway = new Map();
+    this.removals = 0;
+    for (const r of kernel.values()) this.countGateway(r, 1);
     if (!this.desired) {
       this.desired = kernel;
       this.differs.clear();
@@ -320,27 +352,44 @@ export class RouteReconciler {
       failures = await this.shell.batch(lines.map((l) => l.text));
     } catch (err) {
       // `ip` itself failed: what the kernel took is unknown, so compare everything on the retry.
+      this.viaGateway = undefined;
       for (const l of lines) {
-        this.inFlight.delete(l.prefix);
-        this.refused.add(l.prefix);
+        for (const prefix of l.covers ?? [l.prefix]) {
+          this.inFlight.delete(prefix);
+          this.refused.add(prefix);
+        }
       }
       this.scheduleRetry();
       throw err;
     }
     this.counters.batches++;
     const refusedLines = new Set(failures.map((f) => f.line - 1));
-    lines.forEach((l, i) => {
-      this.inFlight.delete(l.prefix);
-      if (refusedLines.has(i)) {
-        this.refused.add(l.prefix);
-        return;
+    let applied = 0;
+    let done = 0;
+    for (const [i, l] of lines.entries()) {
+      const refused = refusedLines.has(i);
+      const prefixes = l.covers ?? [l.prefix];
+      if (refused) {
+        this.countGateway(l.route, -prefixes.length);
+        this.countGateway(l.have, prefixes.length);
+      } else {
+        applied += prefixes.length;
       }
-      const want = this.desired?.get(l.prefix);
-      if (want === l.route) this.differs.delete(l.prefix);
-      else this.differs.set(l.prefix, l.route ?? null); // changed again meanwhile: queued again too
-      if (!l.route && !want) this.ownedDevices.delete(l.prefix);
-    });
-    this.counters.changesApplied += lines.length - refusedLines.size;
+      for (const prefix of prefixes) {
+        // A flush answers for a whole table's worth: its bookkeeping must not hold the event loop either.
+        if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
+        this.inFlight.delete(prefix);
+        if (refused) {
+          this.refused.add(prefix);
+          continue;
+        }
+        const want = this.desired?.get(prefix);
+        if (want === l.route) this.differs.delete(prefix);
+        else this.differs.set(prefix, l.route ?? null); // changed again meanwhile: queued again too
+        if (!l.route && !want) this.ownedDevices.delete(prefix);
+      }
+    }
+    this.counters.changesApplied += applied;
     this.counters.changesFailed += refusedLines.size;
     if (failures.length > 0) {
       this.options.onError?.(new RouteProgrammingError(failures));
@@ -353,6 +402,8 @@ export class RouteReconciler {
 
   /** Renders queued prefixes into at most chunkLines lines; prefixes already right cost nothing. */
   private takeChunk(): Line[] {
+    const flush = this.takeFlush();
+    if (flush) return [flush];
     const max = this.options.chunkLines ?? 2048;
     const desired = this.desired ?? new Map<string, Route>();
     const lines: Line[] = [];
@@ -376,10 +427,13 @@ export class RouteReconciler {
       const have = d ?? undefined;
       let line: Line | undefined;
       if (want && have && satisfies(have, want)) this.differs.delete(prefix);
-      else if (want) line = { prefix, route: want, text: have ? renderReplace(want) : renderAdd(want) };
-      else if (have) line = { prefix, route: undefined, text: renderDelete(have) };
+      else if (want) line = { prefix, route: want, have, text: have ? renderReplace(want) : renderAdd(want) };
+      else if (have) line = { prefix, route: undefined, have, text: renderDelete(have) };
       else this.differs.delete(prefix);
       if (line) {
+        if (!line.route && this.removals > 0) this.removals--;
+        this.countGateway(have, -1);
+        this.countGateway(line.route, 1);
         lines.push(line);
         taken.add(prefix);
         this.inFlight.add(prefix);
@@ -391,6 +445,54 @@ export class RouteReconciler {
     }
     for (const prefix of later) this.queue.push(prefix);
     return lines;
+  }
+
+  /**
+   * One flush line, when every route of ours through some gateway (as the kernel will have them
+   * after the lines already at `ip`, which runs lines in order) is a queued removal, at least
+   * FLUSH_MIN of them. A scan that finds none waits for FLUSH_MIN more changes before the next.
+   */
+  private takeFlush(): Line | undefined {
+    const counts = this.viaGateway;
+    const min = this.options.flushMin ?? FLUSH_MIN;
+    if (!counts || this.marks < this.flushScanAt) return undefined;
+    let fewest = Infinity;
+    for (const n of counts.values()) if (n >= min) fewest = Math.min(fewest, n);
+    if (this.removals < fewest) return undefined; // also when no gateway has enough
+    const desired = this.desired ?? new Map<string, Route>();
+    const removals = new Map<string, Set<string>>();
+    for (let i = this.head; i < this.queue.length; i++) {
+      const prefix = this.queue[i]!;
+      const have = this.differs.get(prefix);
+      const gateway = have ? soleGateway(have) : undefined;
+      if (gateway === undefined || (counts.get(gateway) ?? 0) < min || desired.has(prefix) || this.inFlight.has(prefix)) continue;
+      let set = removals.get(gateway);
+      if (!set) removals.set(gateway, (set = new Set()));
+      set.add(prefix);
+    }
+    for (const [gateway, prefixes] of removals) {
+      if (prefixes.size !== counts.get(gateway)) continue;
+      const covers = [...prefixes];
+      for (const prefix of covers) {
+        this.refused.delete(prefix);
+        this.inFlight.add(prefix);
+      }
+      const have = this.differs.get(covers[0]!)!;
+      counts.delete(gateway);
+      this.removals = Math.max(0, this.removals - covers.length);
+      return { prefix: covers[0]!, route: undefined, have, text: renderFlushVia(gateway), covers };
+    }
+    this.flushScanAt = this.marks + min;
+    return undefined;
+  }
+
+  /** Adds `n` to the count of the route's gateway, when it is a single IPv4 one. */
+  private countGateway(route: Route | undefined, n: number): void {
+    const gateway = route && this.viaGateway ? soleGateway(route) : undefined;
+    if (gateway === undefined) return;
+    const next = (this.viaGateway!.get(gateway) ?? 0) + n;
+    if (next > 0) this.viaGateway!.set(gateway, next);
+    else this.viaGateway!.delete(gateway);
   }
 
   private schedule(): void {
@@ -423,6 +525,13 @@ export class RouteReconciler {
     }, delay);
     this.retryTimer.unref();
   }
+}
+
+/** The gateway of a unicast route through one IPv4 next hop and no device: what `ip route flush … via` matches. */
+function soleGateway(r: Route): string | undefined {
+  if (r.type !== 'unicast' || r.nextHops.length !== 1 || r.dev !== undefined) return undefined;
+  const gateway = r.nextHops[0]!;
+  return familyOf(gateway) === 4 ? gateway : undefined;
 }
 
 function isDeviceRoute(r: Route): boolean {

@@ -314,6 +314,33 @@ describe('Rib: dropping a peer', () => {
   });
 });
 
+describe('Rib: dropping a peer in slices', () => {
+  const prefixes = Array.from({ length: 10 }, (_, i) => `10.9.${i}.0/24`);
+
+  it('gives the changes a slice at a time and ends with the source gone', () => {
+    const before = peer(1);
+    const rib = ribWith(...prefixes.map((prefix) => path(before, {}, { prefix })));
+    const slices = [...rib.dropSourceInSlices('p1', (r) => r.source === before, 4)];
+    expect(slices.map((s) => s.length)).toEqual([4, 4, 2]);
+    expect(slices.flat().map((c) => c.prefix)).toEqual(prefixes);
+    expect(rib.count('p1')).toBe(0);
+  });
+
+  it('a peer back mid-drop keeps what it sent since (its routes carry a new PeerInfo)', () => {
+    const before = peer(1);
+    const rib = ribWith(...prefixes.map((prefix) => path(before, {}, { prefix })));
+    const slices = rib.dropSourceInSlices('p1', (r) => r.source === before, 4);
+    expect(slices.next().value).toHaveLength(4);
+    // The session is back: it resends one prefix already dropped, one not yet dropped, and a new one.
+    const after = peer(1);
+    for (const prefix of [prefixes[0]!, prefixes[7]!, '10.10.0.0/24']) rib.upsert(path(after, {}, { prefix }));
+    for (const rest of slices) expect(rest.map((c) => c.prefix)).not.toContain(prefixes[7]);
+    expect([prefixes[0], prefixes[7], '10.10.0.0/24'].map((p) => rib.bestOf(p!)?.best.source)).toEqual([after, after, after]);
+    expect(prefixes.filter((p) => rib.bestOf(p) !== undefined)).toEqual([prefixes[0], prefixes[7]]);
+    expect(rib.count('p1')).toBe(3);
+  });
+});
+
 describe('Rib: graceful restart stale paths', () => {
   const V6: Prefix = 'fd00:1::/64';
 

@@ -241,11 +241,11 @@ export class Rib {
     return this.announce(path.prefix, path);
   }
 
-  withdraw(sourceId: string, prefix: Prefix): BestChange | undefined {
+  withdraw(sourceId: string, prefix: Prefix, which?: (route: Route) => boolean): BestChange | undefined {
     const held = this.table.get(prefix);
     if (held === undefined) return undefined;
     const routes = candidateList(held);
-    const at = routes.findIndex((p) => sourceIdOf(p) === sourceId);
+    const at = routes.findIndex((p) => sourceIdOf(p) === sourceId && (which === undefined || which(p)));
     if (at < 0) return undefined;
     this.addCount(sourceId, -1);
     return this.select(prefix, held, routes.filter((_, i) => i !== at));
@@ -264,6 +264,27 @@ export class Rib {
       if (c) changes.push(c);
     }
     return changes;
+  }
+
+  /**
+   * dropSource a slice at a time, for a caller that yields to the event loop between slices: each
+   * step visits at most `slice` prefixes and gives their changes. Only routes `which` accepts go, so
+   * routes the source sends while the drop is under way (a peer back at once) are left alone.
+   * Prefixes added meanwhile are visited too (Map iteration sees them) and pass `which` untouched.
+   */
+  *dropSourceInSlices(sourceId: string, which: (route: Route) => boolean, slice: number): Generator<BestChange[], void, void> {
+    let changes: BestChange[] = [];
+    let visited = 0;
+    for (const prefix of this.table.keys()) {
+      if (!this.counts.has(sourceId)) break;
+      const c = this.withdraw(sourceId, prefix, which);
+      if (c) changes.push(c);
+      if (++visited % slice === 0) {
+        yield changes;
+        changes = [];
+      }
+    }
+    yield changes;
   }
 
   /**

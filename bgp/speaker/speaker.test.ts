@@ -97,6 +97,23 @@ describe('Speaker', () => {
     await until('dropped', () => routes(a)['10.244.2.0/24'] === undefined, 3_000);
     expect(a.snapshot()[0]!.info).toContain('6/2');
   });
+
+  it('a dropped peer\'s full table goes in slices of at most 2,048 prefixes, one per event-loop turn', async () => {
+    const a = speaker('127.0.0.1', 64512, { maxPrefixes: 10_000 });
+    const b = speaker('127.0.0.2', 64512);
+    await a.start();
+    await b.start();
+    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port }]);
+    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    b.setOriginated(Array.from({ length: 5000 }, (_, i) => `10.${100 + (i >> 8)}.${i & 255}.0/24`));
+    await until('learned', () => Object.keys(routes(a)).length === 5000);
+    const withdrawals: number[] = [];
+    a.on('routes', (changes: { nextHops: string[] }[]) => withdrawals.push(changes.filter((c) => c.nextHops.length === 0).length));
+    await b.stop({ graceful: false });
+    await until('dropped', () => Object.keys(routes(a)).length === 0, 3_000);
+    expect(withdrawals.reduce((x, y) => x + y, 0)).toBe(5000);
+    expect(Math.max(...withdrawals)).toBeLessThanOrEqual(2048);
+  });
 });
 
 describe('Speaker import policy, live', () => {

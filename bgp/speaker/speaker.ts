@@ -133,6 +133,8 @@ interface Peer {
 const UNSENT = '';
 /** A peer's ROUTE-REFRESH requests are answered at most this often; more in between are merged. */
 const REFRESH_INTERVAL_MS = 1000;
+/** Prefixes a peer drop visits per event-loop turn: about 10 ms of withdrawals, through to the route reconciler. */
+const DROP_SLICE = 2048;
 
 /** Distinct next hops remembered at most (a few MB), whatever peers send. */
 const MAX_CACHED_NEXT_HOPS = 65_536;
@@ -158,6 +160,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * and from peers, End-of-RIB included) until every peer has sent its End-of-RIB or the timer ends.
    */
   private deferral?: { timer?: NodeJS.Timeout };
+  /** Peer drops under way (dropInSlices): their next slices. */
+  private readonly drops = new Set<NodeJS.Immediate>();
   port = 0;
 
   constructor(readonly config: SpeakerConfig) {
@@ -254,7 +258,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, subcode);
     }
     peer.session.stop();
-    this.apply(this.rib.dropSource(peer.info.id));
+    this.dropInSlices(peer);
     this.checkDeferral();
   }
 
@@ -467,7 +471,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     if (!gr || gr.restartTime === 0 || families.size === 0) {
       clearTimeout(peer.stale?.timer);
       peer.stale = undefined;
-      this.apply(this.rib.dropSource(peer.info.id));
+      this.dropInSlices(peer);
       return;
     }
     const changes: BestChange[] = [];
@@ -507,6 +511,29 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       peer.stale = undefined;
     }
     this.apply(changes);
+  }
+
+  /**
+   * Withdraws every route the peer has given so far, DROP_SLICE prefixes per event-loop turn, so a
+   * full table going does not hold keepalives and the status socket for its whole length. Routes
+   * carry the peer's `info` of when they were learned: it is replaced here, and only routes with the
+   * old one go, so what the peer sends once it is back (mid-drop) stays.
+   */
+  private dropInSlices(peer: Peer): void {
+    const owner = peer.info;
+    peer.info = { ...owner };
+    const slices = this.rib.dropSourceInSlices(owner.id, (route) => route.source === owner, DROP_SLICE);
+    const step = (): void => {
+      const next = slices.next();
+      if (next.done) return;
+      this.apply(next.value);
+      const immediate = setImmediate(() => {
+        this.drops.delete(immediate);
+        step();
+      });
+      this.drops.add(immediate);
+    };
+    step();
   }
 
   private apply(changes: BestChange[]): void {
@@ -666,6 +693,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    */
   async stop(options: { graceful: boolean }): Promise<void> {
     clearTimeout(this.deferral?.timer);
+    // Whoever stops us decides what becomes of the routes (the agent forgets them all): no late withdrawals.
+    for (const immediate of this.drops) clearImmediate(immediate);
+    this.drops.clear();
     for (const peer of this.peers.values()) {
       clearTimeout(peer.stale?.timer);
       peer.session.removeAllListeners();

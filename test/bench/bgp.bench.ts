@@ -1,7 +1,11 @@
 // BGP full tables through the WHOLE agent (BIRD sender → agent → its namespace's kernel), side by side
 // with a BIRD receiver exporting to its kernel, both fed by identical BIRD senders started together.
 import { FullTableLab, type SideTimes, StatusProbe } from '../support/fulltable.js';
+import { agentRuntime } from '../support/agent-runtime.js';
 import { percentile, ratioLine } from './stats.js';
+
+/** The agent as the DaemonSet runs it, unless BENCH_BGP_NODE_FLAGS says otherwise; BENCH_BGP_NODE_EXTRA adds flags (e.g. --cpu-prof). */
+const runtime = () => agentRuntime('BENCH_BGP_NODE_FLAGS', 'BENCH_BGP_NODE_EXTRA');
 
 interface Round {
   load: SideTimes;
@@ -16,13 +20,19 @@ interface Round {
   statusMaxMs: number;
   statusFailures: number;
   eventLoopMaxMs: number;
+  /** Through withdrawal, reload and the flap (a peer with the full table dropped): slowest status answer, and the event loop's longest delay since the start. */
+  flapStatusMaxMs: number;
+  /** Peak RSS once the withdrawal, the reload and the flap were done (MB): which phase raises it. */
+  phasePeaksMB: number[];
+  roundEventLoopMaxMs: number;
 }
 
 const TIMEOUT_MS = 600_000;
 
 /** One round at `prefixes`: load, withdraw all, announce again, a session flap; `phases: 'load'` stops after the load. */
 async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
-  const lab = new FullTableLab({ prefixes });
+  const { flags, env } = runtime();
+  const lab = new FullTableLab({ prefixes, nodeArgs: flags, env });
   try {
     await lab.setUp();
     const probe = new StatusProbe(lab.socket);
@@ -36,12 +46,22 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
     const loadPeakRssMB = lab.agentPeakRssMB();
     let withdraw: SideTimes = { ours: NaN, bird: NaN };
     let flap: SideTimes = { ours: NaN, bird: NaN };
+    let flapStatusMaxMs = NaN;
+    let roundEventLoopMaxMs = NaN;
+    const phasePeaksMB: number[] = [];
     if (phases === 'all') {
+      const later = new StatusProbe(lab.socket);
       withdraw = await lab.untilBoth(0, await lab.senders('disable', 'generated'), TIMEOUT_MS);
+      phasePeaksMB.push(lab.agentPeakRssMB());
       await lab.untilBoth(prefixes, await lab.senders('enable', 'generated'), TIMEOUT_MS);
+      phasePeaksMB.push(lab.agentPeakRssMB());
       flap = await lab.flap(TIMEOUT_MS);
+      phasePeaksMB.push(lab.agentPeakRssMB());
+      await later.stop();
+      flapStatusMaxMs = later.failures.length ? Infinity : Math.round(later.maxMs);
+      roundEventLoopMaxMs = await lab.agentEventLoopMaxMs();
     }
-    return { load, bulk, withdraw, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs };
+    return { load, bulk, withdraw, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs, flapStatusMaxMs, roundEventLoopMaxMs, phasePeaksMB };
   } catch (err) {
     throw new Error(`${(err as Error).message}\nagent log: ${lab.agentLog()}`);
   } finally {
@@ -78,8 +98,9 @@ export async function benchBgp(): Promise<string[]> {
     '  ' + ratioLine('first route to 99% in the kernel (the rate), ours vs BIRD', m((r) => r.bulk.ours), m((r) => r.bulk.bird), 'reported'),
     '  ' + ratioLine('withdrawal of all, ours vs BIRD', m((r) => r.withdraw.ours), m((r) => r.withdraw.bird), '<= 1.0x'),
     '  ' + ratioLine('session flap without GR (all withdrawn, then all reinstalled), ours vs BIRD', m((r) => r.flap.ours), m((r) => r.flap.bird), 'reported'),
-    `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB); agent CPU for the load ${m((r) => r.cpuMs)} ms`,
+    `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB; peak after withdrawal/reload/flap per round: ${full.map((r) => r.phasePeaksMB.join('/')).join(' ')}); agent CPU for the load ${m((r) => r.cpuMs)} ms`,
     `  during the load: slowest status-socket answer ${Math.max(...full.map((r) => r.statusMaxMs))} ms (failures ${full.reduce((s, r) => s + r.statusFailures, 0)}), longest event-loop delay ${Math.max(...full.map((r) => r.eventLoopMaxMs))} ms (goal <= 100 ms each)`,
+    `  through withdrawal, reload and flap (the peer with the full table dropped): slowest status-socket answer ${Math.max(...full.map((r) => r.flapStatusMaxMs))} ms; longest event-loop delay of the whole round ${Math.max(...full.map((r) => r.roundEventLoopMaxMs))} ms (goal <= 100 ms each)`,
   );
   const series = { load: { ours: [] as [number, number][], bird: [] as [number, number][] }, bulk: { ours: [] as [number, number][], bird: [] as [number, number][] } };
   const addPoint = (size: number, rs: Round[]): void => {

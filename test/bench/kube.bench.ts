@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import { build } from 'esbuild';
-import { parseAllDocuments } from 'yaml';
+import { agentRuntime } from '../support/agent-runtime.js';
 import { kubeConfigYaml } from '../support/fake-kube.js';
 import { NetnsPool, execIn, ipIn } from '../support/netns.js';
 
@@ -25,20 +25,6 @@ function childrenOf(pid: number): number[] {
   } catch {
     return [];
   }
-}
-
-/** Node's own flags (between `node` and the bundle) and MALLOC_ARENA_MAX of the DaemonSet's agent container. */
-function shipped(): { flags: string[]; env: Record<string, string> } {
-  const docs = parseAllDocuments(readFileSync('deploy/kubernetes/daemonset.yaml', 'utf8')).map((d) => d.toJS());
-  const agent = docs.find((d) => d?.kind === 'DaemonSet')?.spec.template.spec.containers.find((c: { name: string }) => c.name === 'agent');
-  const command: string[] = agent?.command ?? [];
-  const bundle = command.findIndex((a) => a.endsWith('lightly-agent.js'));
-  const fromEnv = (name: string): Record<string, string> => {
-    const value = (agent?.env ?? []).find((e: { name: string; value?: string }) => e.name === name)?.value;
-    return value ? { [name]: value } : {};
-  };
-  const options = fromEnv('NODE_OPTIONS').NODE_OPTIONS?.split(' ').filter(Boolean) ?? [];
-  return { flags: [...command.slice(1, Math.max(1, bundle)), ...options], env: fromEnv('MALLOC_ARENA_MAX') };
 }
 
 async function until(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -61,10 +47,7 @@ async function buildBase(commit: string, dir: string): Promise<string> {
 }
 
 /** BENCH_KUBE_NODE_FLAGS (and MALLOC_ARENA_MAX from the environment) when set, else what the DaemonSet runs. */
-function runtime(): { flags: string[]; env: Record<string, string> } {
-  if (process.env.BENCH_KUBE_NODE_FLAGS === undefined) return shipped();
-  return { flags: process.env.BENCH_KUBE_NODE_FLAGS.split(' ').filter(Boolean), env: process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {} };
-}
+const runtime = () => agentRuntime('BENCH_KUBE_NODE_FLAGS');
 
 interface Sample {
   rssMB: number;

@@ -128,8 +128,9 @@ function getUnix(socketPath: string, path: string, timeoutMs: number): Promise<s
 
 export interface FullTableOptions {
   prefixes: number;
-  /** Heap limits for the agent's node, as the DaemonSet would run it. */
+  /** Node's flags for the agent, and its environment additions: the bench runs it as the DaemonSet does (agent-runtime.ts). */
   nodeArgs?: string[];
+  env?: Record<string, string>;
 }
 
 /** Date.now() when a kernel's count first moved, was 99% of the way, and arrived. */
@@ -207,7 +208,7 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     this.birdKernel = new KernelWatch(this.birdNs);
     await this.bird(this.birdNs, 'receiver');
     this.agent = execa('ip', ['netns', 'exec', this.us, process.execPath, ...(this.options.nodeArgs ?? []), AGENT_BINARY, '--config', join(this.dir, 'agent.yaml')], {
-      reject: false, stdin: 'ignore', stdout: { file: join(this.dir, 'agent.log') }, stderr: { file: join(this.dir, 'agent.err') },
+      env: this.options.env ?? {}, reject: false, stdin: 'ignore', stdout: { file: join(this.dir, 'agent.log') }, stderr: { file: join(this.dir, 'agent.err') },
     });
     const deadline = Date.now() + 20_000;
     while (!(await getUnix(this.socket, '/v1/node', 1000).then(() => true, () => false))) {
