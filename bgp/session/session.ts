@@ -82,7 +82,7 @@ export interface SessionEvents {
   fault: [Error];
   /** The queue to the peer emptied after an UPDATE was refused (see sendUpdate): send what is owed. */
   drain: [];
-  down: [{ reason: string; silent: boolean; peerGracefulRestart?: Extract<Capability, { code: 64 }> }];
+  down: [{ reason: string; silent: boolean }];
 }
 
 export class Session extends EventEmitter<SessionEvents> {
@@ -399,14 +399,11 @@ export class Session extends EventEmitter<SessionEvents> {
       }
       case 'down': {
         this.lastError = this.lastError ?? action.reason;
-        const gr = this.established?.peerGracefulRestart ?? this.lastPeerGr;
-        this.emit('down', { reason: action.reason, silent: action.silent, ...(gr ? { peerGracefulRestart: gr } : {}) });
+        this.emit('down', { reason: action.reason, silent: action.silent });
         return;
       }
     }
   }
-
-  private lastPeerGr?: Extract<Capability, { code: 64 }>;
 
   /**
    * Something of ours threw while handling this peer. It ends this session (Cease), never the
@@ -502,7 +499,6 @@ export class Session extends EventEmitter<SessionEvents> {
         const caps = capabilitiesOf(msg);
         // 4-octet AS paths once both sides said so (we always do).
         this.ctx = { fourOctetAs: caps.fourOctetAs !== undefined, ebgp: msg.asn !== this.config.localAsn };
-        if (caps.gracefulRestart) this.lastPeerGr = caps.gracefulRestart;
         this.run({ type: 'OpenReceived', open: msg });
         if (this.pending) this.resolveCollision(msg.routerId);
         break;
