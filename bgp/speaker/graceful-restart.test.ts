@@ -74,6 +74,19 @@ describe('graceful restart, receiving speaker (RFC 4724 §4.2)', () => {
     await until('only the resent routes', () => routes(s)[V4] === undefined && routes(s)['10.2.0.0/24'] === PEER && routes(s)[V6] === 'fd00::2', 3_000);
   });
 
+  it('stale routes of an earlier session go with the peer: removed from the configuration, or lost hard, before its End-of-RIB', async () => {
+    for (const end of ['deconfigured', 'lost without graceful restart'] as const) {
+      const s = await speaker();
+      await learnThenDrop(s, 60);
+      const p = await rawPeer(s, withGr(60)); // back, stale routes kept until End-of-RIB, which never comes
+      await until('back', () => s.snapshot()[0]?.state === 'Established');
+      expect(routes(s)[V4]).toBe(PEER);
+      if (end === 'deconfigured') s.setPeers([]);
+      else p.sendBytes(Buffer.from([...Array(16).fill(0xff), 0, 21, 3, 6, 2])); // NOTIFICATION Cease 6/2: not graceful
+      await until(`stale routes gone once the peer is ${end}`, () => routes(s)[V4] === undefined && routes(s)[V6] === undefined, 3_000);
+    }
+  });
+
   it('retains only the families the peer listed in its capability', async () => {
     const s = await speaker();
     await learnThenDrop(s, 60, [{ afi: 1 }]);

@@ -516,13 +516,15 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   /**
    * Withdraws every route the peer has given so far, DROP_SLICE prefixes per event-loop turn, so a
    * full table going does not hold keepalives and the status socket for its whole length. Routes
-   * carry the peer's `info` of when they were learned: it is replaced here, and only routes with the
-   * old one go, so what the peer sends once it is back (mid-drop) stays.
+   * carry the peer's `info` of when they were learned: it is replaced here by a copy no route carries,
+   * and every route of the peer goes whose `info` is not the peer's current one when its slice runs.
+   * So what the peer sends once it is back (mid-drop) stays, and routes of any earlier session (stale
+   * under graceful restart: each Established session has its own `info`) go with the rest.
    */
   private dropInSlices(peer: Peer): void {
     const owner = peer.info;
     peer.info = { ...owner };
-    const slices = this.rib.dropSourceInSlices(owner.id, (route) => route.source === owner, DROP_SLICE);
+    const slices = this.rib.dropSourceInSlices(owner.id, (route) => route.source !== peer.info, DROP_SLICE);
     const step = (): void => {
       const next = slices.next();
       if (next.done) return;
