@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NetnsPool, ipIn, requireNetworkTools } from '../test/support/netns.js';
+import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import { RouteReconciler } from './reconciler.js';
 import { registerRouteProtocol } from './protocol.js';
 import type { Route } from './desired.js';
@@ -15,11 +15,7 @@ const r = (prefix: string, ...nextHops: string[]): Route => ({ prefix, type: 'un
 beforeAll(async () => {
   await requireNetworkTools(['ip']);
   ns = await pool.create('routes');
-  await ipIn(ns, ['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb']);
-  await ipIn(ns, ['addr', 'add', '192.0.2.1/24', 'dev', 'va']);
-  await ipIn(ns, ['addr', 'add', 'fd00::1/64', 'dev', 'va', 'nodad']);
-  await ipIn(ns, ['link', 'set', 'va', 'up']);
-  await ipIn(ns, ['link', 'set', 'vb', 'up']);
+  await addConnectedLink(ns, 'va', 'vb', ['192.0.2.1/24', 'fd00::1/64']);
 });
 afterAll(() => pool.cleanup());
 

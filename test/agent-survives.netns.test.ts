@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { NetnsPool, execIn, ipIn, requireNetworkTools } from './support/netns.js';
+import { NetnsPool, addConnectedLink, execIn, ipIn, requireNetworkTools } from './support/netns.js';
 
 const AGENT = 'dist/bin/lightly-agent.js';
 const PORT = 1790;
@@ -22,10 +22,7 @@ beforeAll(async () => {
   if (!existsSync(AGENT)) throw new Error(`${AGENT} is missing: run npm run build first`);
   ns = await pool.create('survive');
   // The eBGP peer's next hops must resolve (RFC 4271 §9.1.2.1): a connected subnet on a veth pair.
-  await ipIn(ns, ['link', 'add', 'nh0', 'type', 'veth', 'peer', 'name', 'nh1']);
-  await ipIn(ns, ['addr', 'add', '192.0.2.1/24', 'dev', 'nh0']);
-  await ipIn(ns, ['-6', 'addr', 'add', 'fd00::1/64', 'dev', 'nh0', 'nodad']);
-  for (const link of ['nh0', 'nh1']) await ipIn(ns, ['link', 'set', link, 'up']);
+  await addConnectedLink(ns, 'nh0', 'nh1', ['192.0.2.1/24', 'fd00::1/64']);
   writeFileSync(join(dir, 'agent.yaml'), stringify({
     nodeName: 'survivor', routerId: '10.0.0.1', asn: 64512, listen: { address: '127.0.0.1', port: PORT },
     peers: [

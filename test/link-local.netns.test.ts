@@ -2,7 +2,7 @@
 // installed with its link, read back as the same route (no churn), and resolves only on that link
 // (RFC 2545 §3, RFC 4291 §2.5.6).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsPool, execIn, ipIn, requireNetworkTools } from './support/netns.js';
+import { NetnsPool, addConnectedLink, execIn, ipIn, requireNetworkTools } from './support/netns.js';
 import { RouteReconciler } from '../routes/reconciler.js';
 import { ReachabilityTable } from '../routes/reachability.js';
 
@@ -12,10 +12,7 @@ let ns = '';
 beforeAll(async () => {
   await requireNetworkTools(['ip']);
   ns = await pool.create('ll');
-  await ipIn(ns, ['link', 'add', 'va', 'type', 'veth', 'peer', 'name', 'vb']);
-  await ipIn(ns, ['addr', 'add', 'fe80::1/64', 'dev', 'va', 'nodad']);
-  await ipIn(ns, ['link', 'set', 'va', 'up']);
-  await ipIn(ns, ['link', 'set', 'vb', 'up']);
+  await addConnectedLink(ns, 'va', 'vb', ['fe80::1/64']);
 });
 afterAll(() => pool.cleanup());
 

@@ -1,6 +1,6 @@
 // NEXT_HOP resolvability end to end (RFC 4271 §9.1.2.1): a whole agent, raw iBGP and eBGP peers, the kernel's routes.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsPool, ipIn, requireNetworkTools } from './support/netns.js';
+import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from './support/netns.js';
 import { type AgentUnderTest, AGENT, startAgent } from './support/agent-harness.js';
 import { until } from './support/lab.js';
 
@@ -38,11 +38,7 @@ describe('NEXT_HOP resolvability in the kernel (RFC 4271 §9.1.2.1)', () => {
   }, 60_000);
 
   it('a route to the next hop appearing re-evaluates: the iBGP path wins; the link going down brings the eBGP path back', async () => {
-    // A new link with 10.9.9.0/24 on it (a veth: no dummy module on every machine).
-    await ipIn(t.ns, ['link', 'add', 'nh0', 'type', 'veth', 'peer', 'name', 'nh1']);
-    await ipIn(t.ns, ['addr', 'add', '10.9.9.1/24', 'dev', 'nh0']);
-    await ipIn(t.ns, ['link', 'set', 'nh1', 'up']);
-    await ipIn(t.ns, ['link', 'set', 'nh0', 'up']);
+    await addConnectedLink(t.ns, 'nh0', 'nh1', ['10.9.9.1/24']); // a new link with 10.9.9.0/24 on it
     await waitFor('the iBGP route in the kernel', async () => (await routeOf(PREFIX))?.includes('via 10.9.9.9') ?? false);
     await ipIn(t.ns, ['link', 'set', 'nh0', 'down']);
     await waitFor('the eBGP route back', async () => (await routeOf(PREFIX))?.includes(`via ${EBGP}`) ?? false);

@@ -22,6 +22,16 @@ export async function ipIn(netns: string, args: string[]): Promise<string> {
   return out.stdout;
 }
 
+/**
+ * A connected subnet inside one namespace: a veth pair `link`–`peer` (no dummy module on every machine),
+ * `addresses` on `link` (IPv6 without duplicate address detection), both ends up.
+ */
+export async function addConnectedLink(netns: string, link: string, peer: string, addresses: string[]): Promise<void> {
+  await ipIn(netns, ['link', 'add', link, 'type', 'veth', 'peer', 'name', peer]);
+  for (const a of addresses) await ipIn(netns, a.includes(':') ? ['-6', 'addr', 'add', a, 'dev', link, 'nodad'] : ['addr', 'add', a, 'dev', link]);
+  for (const l of [link, peer]) await ipIn(netns, ['link', 'set', l, 'up']);
+}
+
 /** Runs a command inside a namespace. */
 export function execIn(netns: string, cmd: string, args: string[], options: Options = {}) {
   return execa('ip', ['netns', 'exec', netns, cmd, ...args], { ...options, reject: false });
