@@ -24,6 +24,14 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
   }
 }
 
+/** Starts both speakers and peers each with the other, by its listen address, AS and port. */
+async function peered(a: Speaker, b: Speaker): Promise<void> {
+  await a.start();
+  await b.start();
+  a.setPeers([{ address: b.config.listenAddress, asn: b.config.asn, port: b.port }]);
+  b.setPeers([{ address: a.config.listenAddress, asn: a.config.asn, port: a.port }]);
+}
+
 const routes = (s: Speaker) => Object.fromEntries(s.bestRoutes().map((r) => [r.prefix, r.nextHops.join(',')]));
 
 describe('Speaker', () => {
@@ -45,10 +53,7 @@ describe('Speaker', () => {
   it('eBGP prepends our AS, and max-prefix tears the session down with Cease 6/1', async () => {
     const a = speaker('127.0.0.1', 64512, { maxPrefixes: 2 });
     const b = speaker('127.0.0.2', 65000);
-    await a.start();
-    await b.start();
-    a.setPeers([{ address: '127.0.0.2', asn: 65000, port: b.port }]);
-    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    await peered(a, b);
     b.setOriginated(['10.1.0.0/24', '10.2.0.0/24']);
     await until('two prefixes', () => Object.keys(routes(a)).length === 2);
     b.setOriginated(['10.1.0.0/24', '10.2.0.0/24', '10.3.0.0/24']);
@@ -72,10 +77,7 @@ describe('Speaker', () => {
   it('graceful restart: a peer that drops without NOTIFICATION keeps its routes until its restart time, then they go', async () => {
     const a = speaker('127.0.0.1', 64512);
     const b = speaker('127.0.0.2', 64512, { gracefulRestart: { enabled: true, restartTime: 1, restarting: false } });
-    await a.start();
-    await b.start();
-    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port }]);
-    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    await peered(a, b);
     b.setOriginated(['10.244.2.0/24']);
     await until('learned', () => routes(a)['10.244.2.0/24'] === '127.0.0.2');
     await b.stop({ graceful: true });
@@ -87,10 +89,7 @@ describe('Speaker', () => {
   it('a clean stop sends Cease and the peer drops our routes at once', async () => {
     const a = speaker('127.0.0.1', 64512);
     const b = speaker('127.0.0.2', 64512);
-    await a.start();
-    await b.start();
-    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port }]);
-    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    await peered(a, b);
     b.setOriginated(['10.244.2.0/24']);
     await until('learned', () => routes(a)['10.244.2.0/24'] === '127.0.0.2');
     await b.stop({ graceful: false });
@@ -101,10 +100,7 @@ describe('Speaker', () => {
   it('a dropped peer\'s full table goes in slices of at most 2,048 prefixes, one per event-loop turn', async () => {
     const a = speaker('127.0.0.1', 64512, { maxPrefixes: 10_000 });
     const b = speaker('127.0.0.2', 64512);
-    await a.start();
-    await b.start();
-    a.setPeers([{ address: '127.0.0.2', asn: 64512, port: b.port }]);
-    b.setPeers([{ address: '127.0.0.1', asn: 64512, port: a.port }]);
+    await peered(a, b);
     b.setOriginated(Array.from({ length: 5000 }, (_, i) => `10.${100 + (i >> 8)}.${i & 255}.0/24`));
     await until('learned', () => Object.keys(routes(a)).length === 5000);
     const withdrawals: number[] = [];
