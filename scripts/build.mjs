@@ -1,6 +1,8 @@
 // Bundles each binary into one self-contained file in dist/bin, so it runs when copied alone.
 import { build } from 'esbuild';
-import { existsSync, mkdirSync, chmodSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, chmodSync, copyFileSync, readdirSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { dirname, join } from 'node:path';
 
 const entries = {
   lightly: 'plugin/main.ts',
@@ -38,3 +40,25 @@ for (const [name, entry] of Object.entries(entries)) {
 copyFileSync('plugin/shim.sh', 'dist/bin/lightly');
 chmodSync('dist/bin/lightly', 0o755);
 console.log('built dist/bin/lightly (shim)');
+
+// The native addon (native/*.c: the socket options and netlink socket Node lacks), built with the
+// node-gyp that npm ships, against this Node's own headers, and copied beside the bundles so an image
+// or a copied dist needs no compiler. Rebuilt only when a source is newer than the addon.
+const addon = 'native/build/Release/lightly_native.node';
+const sources = readdirSync('native').filter((f) => /\.(c|h|gyp)$/.test(f)).map((f) => join('native', f));
+if (!existsSync(addon) || sources.some((f) => statSync(f).mtimeMs > statSync(addon).mtimeMs)) {
+  execFileSync(process.execPath, [nodeGyp(), 'rebuild', '--silent', '--directory', 'native'], { stdio: 'inherit' });
+}
+mkdirSync('dist/native', { recursive: true });
+copyFileSync(addon, 'dist/native/lightly_native.node');
+console.log('built dist/native/lightly_native.node');
+
+function nodeGyp() {
+  const npmCli = process.env.npm_execpath; // set when run by `npm run build`
+  const roots = [npmCli ? join(dirname(npmCli), '..') : undefined, join(execFileSync('npm', ['root', '-g'], { encoding: 'utf8' }).trim(), 'npm')];
+  for (const root of roots) {
+    const gyp = root && join(root, 'node_modules', 'node-gyp', 'bin', 'node-gyp.js');
+    if (gyp && existsSync(gyp)) return gyp;
+  }
+  throw new Error('node-gyp not found beside npm: the native addon cannot be built');
+}

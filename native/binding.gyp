@@ -1,0 +1,9 @@
+{
+  "targets": [
+    {
+      "target_name": "lightly_native",
+      "sources": ["addon.c", "tcp_md5.c", "netlink.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"]
+    }
+  ]
+}

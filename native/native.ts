@@ -1,0 +1,25 @@
+// Loads the native addon (native/*.c): from dist/native beside a bundle, or native/build when run from source.
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** What the addon exports; each part adds its functions here. */
+export interface NativeAddon {}
+
+const candidates = [
+  // a bundle in dist/bin: the build copies the addon to dist/native
+  new URL('../native/lightly_native.node', import.meta.url),
+  // run from source (tsx, vitest): node-gyp's output
+  new URL('./build/Release/lightly_native.node', import.meta.url),
+];
+
+let loaded: NativeAddon | undefined;
+
+/** The addon; throws with the paths tried when it was not built (`npm run build` builds it). */
+export function nativeAddon(): NativeAddon {
+  if (loaded) return loaded;
+  const path = candidates.map((u) => fileURLToPath(u)).find((p) => existsSync(p));
+  if (!path) throw new Error(`lightly native addon not built: run npm run build (looked for ${candidates.map((u) => fileURLToPath(u)).join(', ')})`);
+  loaded = createRequire(import.meta.url)(path) as NativeAddon;
+  return loaded;
+}
