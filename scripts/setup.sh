@@ -14,14 +14,22 @@ declare -A wanted=(
   [ping]=iputils-ping [nsenter]=util-linux [iptables]=iptables [tc]=iproute2
   # the image test (deploy/image.test.ts): scripts/build-image.sh without a container registry
   [podman]=podman [runc]=runc [mmdebstrap]=mmdebstrap
+  # routers in the rack lab, metrics checks and the dashboard screenshot
+  [promtool]=prometheus [chromium]=chromium
 )
 missing=()
 for cmd in "${!wanted[@]}"; do command -v "$cmd" >/dev/null || missing+=("${wanted[$cmd]}"); done
 [ -x /usr/lib/cni/portmap ] || missing+=(containernetworking-plugins)
+[ -x /usr/lib/frr/bgpd ] || missing+=(frr)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
   apt-get update -qq
+  # Packages such as frr and prometheus start their services on install; on this host they must not
+  # (tests run their own, inside network namespaces), so service starts are refused while installing.
+  keep_policy=$([ -e /usr/sbin/policy-rc.d ] && echo yes || echo no)
+  [ "$keep_policy" = yes ] || { printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; }
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  [ "$keep_policy" = yes ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
