@@ -7,11 +7,14 @@ import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { type LabNode, type LabOptions, type LabPlan, agentConfig, agentLocalSettings, cniConfig, planLab, planNode } from './topology.js';
 import { birdConfig } from './bird.js';
+import { buildFabricOfRacks, buildRackNode, startFabricRouters } from './racks.js';
 
 export interface LabState {
   plan: LabPlan;
   agentPids: Record<string, number>;
   birdPid?: number;
+  /** With racks: the ToRs' and the spine's daemons. */
+  routerPids?: number[];
 }
 
 /** The lab's JSON as `lightly-lab up --json` and `status --json` print it (see ARCHITECTURE.md). */
@@ -62,7 +65,8 @@ export function readState(stateDir: string): LabState | undefined {
 }
 
 function writeState(state: LabState): void {
-  writeFileSync(statePath(state.plan.options.stateDir), JSON.stringify(state, null, 2));
+  // 0600: with racks it holds the sessions' passwords.
+  writeFileSync(statePath(state.plan.options.stateDir), JSON.stringify(state, null, 2), { mode: 0o600 });
 }
 
 function alive(pid: number | undefined): boolean {
@@ -124,7 +128,8 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
 export async function startAgent(node: LabNode, plan: LabPlan): Promise<number> {
   mkdirSync(node.dataDir, { recursive: true });
   const { kubeconfig } = plan.options;
-  writeFileSync(node.configFile, toYaml(kubeconfig ? agentLocalSettings(plan, node) : agentConfig(plan, node)));
+  // 0600: with racks it holds the session's TCP MD5 password.
+  writeFileSync(node.configFile, toYaml(kubeconfig ? agentLocalSettings(plan, node) : agentConfig(plan, node)), { mode: 0o600 });
   rmSync(node.cniAddrFile, { force: true });
   const args = kubeconfig ? ['--kubernetes', '--config', node.configFile] : ['--config', node.configFile];
   const env: Record<string, string> = kubeconfig ? { KUBECONFIG: kubeconfig, NODE_NAME: node.name } : {};
@@ -166,15 +171,25 @@ export async function up(options: LabOptions, log: Log, hooks: LabHooks = {}): P
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const state: LabState = { plan, agentPids: {} };
   writeState(state); // first, so that down can clean up after a failure halfway
-  log(`fabric: ${plan.fabricNetns} (bridge br0, ${plan.fabricAddress})`);
-  await buildFabric(plan);
+  if (plan.fabric) {
+    await buildFabricOfRacks(plan);
+    const routerPids: number[] = (state.routerPids = []);
+    await startFabricRouters(plan, (pids) => {
+      routerPids.push(...pids);
+      writeState(state);
+    });
+    log(`fabric: ${plan.fabric.racks.length} racks, ToRs (${plan.fabric.tor}) ${plan.fabric.racks.map((r) => `${r.torNetns} AS ${r.torAsn}`).join(', ')}; spine (${plan.fabric.spine}) ${plan.fabric.spineNetns} AS ${plan.fabric.spineAsn}`);
+  } else {
+    log(`fabric: ${plan.fabricNetns} (bridge br0, ${plan.fabricAddress})`);
+    await buildFabric(plan);
+  }
   await hooks.afterFabric?.(plan);
-  if (options.tor === 'bird') {
+  if (options.tor === 'bird' && !plan.fabric) {
     state.birdPid = await startBird(plan);
     log(`top-of-rack: BIRD in ${plan.fabricNetns}, AS ${plan.torAsn}`);
   }
   for (const node of plan.nodes) {
-    await buildNode(plan, node);
+    await (plan.fabric ? buildRackNode(plan, node) : buildNode(plan, node));
     state.agentPids[node.name] = await startAgent(node, plan);
     writeState(state);
     log(`${node.name}: ${node.netns} ${node.address}, pod CIDR ${node.podCIDR}, agent pid ${state.agentPids[node.name]}`);
@@ -194,6 +209,7 @@ export async function addNode(stateDir: string, log: Log): Promise<LabNode> {
   const state = readState(stateDir);
   if (!state) throw new Error(`no lab is up (no state in ${stateDir})`);
   const { plan } = state;
+  if (plan.fabric) throw new Error('add-node does not support a lab with racks yet');
   const node = planNode(plan.options, plan.nodes.length + 1);
   plan.nodes.push(node);
   plan.options.nodes = plan.nodes.length;
@@ -220,7 +236,7 @@ export async function addNode(stateDir: string, log: Log): Promise<LabNode> {
 
 export async function down(stateDir: string, prefix: string, log: Log): Promise<void> {
   const state = readState(stateDir);
-  const pids = [...Object.values(state?.agentPids ?? {}), state?.birdPid].filter((p): p is number => !!p);
+  const pids = [...Object.values(state?.agentPids ?? {}), state?.birdPid, ...(state?.routerPids ?? [])].filter((p): p is number => !!p);
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGTERM');
@@ -233,7 +249,7 @@ export async function down(stateDir: string, prefix: string, log: Log): Promise<
   });
   // Every namespace the lab could have made, recorded or not (a crash may have lost the record).
   const listed = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
-  const ours = (name: string): boolean => name.startsWith(prefix) && /^(node-\d+|pod-\d+-\d+|fabric)$/.test(name.slice(prefix.length));
+  const ours = (name: string): boolean => name.startsWith(prefix) && /^(node-\d+|pod-\d+-\d+|fabric|tor-\d+|spine)$/.test(name.slice(prefix.length));
   for (const name of listed.filter(ours)) await execa('ip', ['netns', 'del', name], { reject: false });
   rmSync(stateDir, { recursive: true, force: true });
   log(`lab down: ${listed.filter(ours).length} namespaces and ${pids.length} processes removed`);

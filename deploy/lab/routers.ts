@@ -101,8 +101,13 @@ export async function startFrr(netns: string, r: RouterFiles, conf: string, opti
     pids.push(pidOf(p.zebraPid));
   }
   const bgpArgs = options.zebra ? ['-z', p.zserv] : ['-n', '-Z'];
-  await run('ip', ['netns', 'exec', netns, '/usr/lib/frr/bgpd', ...common, ...bgpArgs, '-f', p.conf, '-i', p.pid]);
-  await waitForFile(`FRR bgpd ${r.name}`, p.pid);
+  try {
+    await run('ip', ['netns', 'exec', netns, '/usr/lib/frr/bgpd', ...common, ...bgpArgs, '-f', p.conf, '-i', p.pid]);
+    await waitForFile(`FRR bgpd ${r.name}`, p.pid);
+  } catch (err) {
+    await stopRouters(pids); // its zebra goes with it
+    throw err;
+  }
   pids.push(pidOf(p.pid));
   return pids;
 }
