@@ -42,6 +42,9 @@ const routers: Router[] = [
 ].map((r) => ({ ...r, kind: r.kind as Router['kind'], connects: r.connects as Router['connects'], netns: '', files: { dir, name: r.name } }));
 const ours = (r: Router) => `10.200.${r.subnet}.1`;
 const theirs = (r: Router) => `10.200.${r.subnet}.2`;
+/** The IPv6 session with the first BIRD (we connect): on our `::` listener IPv4 peers' keys are v4-mapped. */
+const OURS6 = 'fd00:200:1::1';
+const THEIRS6 = 'fd00:200:1::2';
 
 function birdConf(r: Router): string {
   return `router id ${theirs(r)};
@@ -54,7 +57,13 @@ protocol bgp lightly {
   password "${PASSWORD}";
   ipv4 { import all; export all; };
 }
-`;
+${r.name === 'birdwe' ? `protocol bgp lightly6 {
+  local ${THEIRS6} as ${r.asn}; neighbor ${OURS6} as 64512;
+  hold time 3; connect retry time 1; passive on;
+  password "${PASSWORD}";
+  ipv6 { import all; export none; };
+}
+` : ''}`;
 }
 
 function frrConf(r: Router): string {
@@ -77,8 +86,11 @@ ${r.connects === 'we' ? ` neighbor ${ours(r)} passive\n` : ''} address-family ip
 function writeAgentConfig(password: (r: Router) => string | undefined): void {
   writeFileSync(join(dir, 'agent.yaml'), stringify({
     nodeName: 'md5', routerId: '10.200.1.1', asn: 64512, podCIDRs: ['10.244.1.0/24'],
-    listen: { address: '0.0.0.0', port: 179 }, holdTime: 3, connectRetrySeconds: 1,
-    peers: routers.map((r) => ({ address: theirs(r), asn: r.asn, passive: r.connects === 'they', ...(password(r) ? { password: password(r) } : {}) })),
+    listen: { address: '::', port: 179 }, holdTime: 3, connectRetrySeconds: 1,
+    peers: [
+      ...routers.map((r) => ({ address: theirs(r), asn: r.asn, passive: r.connects === 'they', ...(password(r) ? { password: password(r) } : {}) })),
+      { address: THEIRS6, asn: routers[0]!.asn, ...(password(routers[0]!) ? { password: password(routers[0]!) } : {}) },
+    ],
     importCIDRs: ['10.0.0.0/8'], statusSocket: join(dir, 'agent.sock'), metricsPort: METRICS_PORT,
     cniServer: { enabled: false }, iprouteDir: join(dir, 'iproute2'), gracefulRestart: { enabled: false, restartTime: 30 },
   }), { mode: 0o600 });
@@ -87,6 +99,8 @@ function writeAgentConfig(password: (r: Router) => string | undefined): void {
 const ctl = (...args: string[]) => execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', join(dir, 'agent.sock'), ...args]);
 const ourStatus = async (): Promise<{ peers: { address: string; state: string; info?: string; hint?: string }[] }> => JSON.parse((await ctl('bgp', 'status', '--json')).stdout);
 const ourState = async (r: Router) => (await ourStatus()).peers.find((p) => p.address === theirs(r))?.state;
+
+const v6Established = async () => (await ourStatus()).peers.find((p) => p.address === THEIRS6)?.state === 'Established' && (await birdProtocols(routers[0]!.files)).lightly6 === 'Established';
 
 async function theirState(r: Router): Promise<string | undefined> {
   if (r.kind === 'bird') return (await birdProtocols(r.files)).lightly;
@@ -106,6 +120,10 @@ beforeAll(async () => {
     await ipIn(us, ['link', 'set', `to${r.name}`, 'up']);
     await ipIn(r.netns, ['addr', 'add', `${theirs(r)}/24`, 'dev', 'eth0']);
     await ipIn(r.netns, ['link', 'set', 'eth0', 'up']);
+    if (r.name === 'birdwe') {
+      await ipIn(us, ['-6', 'addr', 'add', `${OURS6}/64`, 'dev', `to${r.name}`, 'nodad']);
+      await ipIn(r.netns, ['-6', 'addr', 'add', `${THEIRS6}/64`, 'dev', 'eth0', 'nodad']);
+    }
     if (r.kind === 'bird') await startBird(r.netns, r.files, birdConf(r));
     else await startFrr(r.netns, r.files, frrConf(r));
   }
@@ -132,6 +150,7 @@ async function reload(password: (r: Router) => string | undefined): Promise<void
 describe('TCP MD5 (RFC 2385)', () => {
   it('the right password: sessions with BIRD and FRR come up, we connecting and they connecting, and routes flow', async () => {
     await until('all four sessions Established on both sides', allEstablished, 30_000, { context: () => agentLog.slice(-2000) });
+    await until('the IPv6 session with BIRD Established', v6Established, 15_000);
     const routes = await ipIn(us, ['route', 'show', 'proto', '201']);
     for (const r of routers) expect(routes).toContain(`10.9${r.subnet}.0.0/24 via ${theirs(r)}`);
   }, 60_000);
@@ -152,7 +171,7 @@ describe('TCP MD5 (RFC 2385)', () => {
 
   it('a wrong password: the live change resets the sessions (Cease 6/6), they never come back, and the status says why', async () => {
     await reload(() => WRONG);
-    await until('every session down', async () => (await Promise.all(routers.map(ourState))).every((s) => s !== 'Established'), 15_000);
+    await until('every session down', async () => (await ourStatus()).peers.every((p) => p.state !== 'Established'), 15_000);
     // RFC 4486: a peer whose settings changed gets Cease, Other Configuration Change (6/6).
     await until('BIRD received 6/6', () => routers.filter((r) => r.kind === 'bird').every((r) => /Received: Other configuration change/.test(readFileSync(join(dir, r.name, 'bird.log'), 'utf8'))), 10_000);
     const deadline = Date.now() + 8_000;
@@ -182,5 +201,6 @@ describe('TCP MD5 (RFC 2385)', () => {
   it('the right password again, changed live: every session comes back', async () => {
     await reload(() => PASSWORD);
     await until('all four sessions Established again', allEstablished, 30_000);
+    await until('the IPv6 session too', v6Established, 15_000);
   }, 40_000);
 });
