@@ -7,7 +7,8 @@ import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { type LabNode, type LabOptions, type LabPlan, agentConfig, agentLocalSettings, cniConfig, planLab, planNode } from './topology.js';
 import { birdConfig } from './bird.js';
-import { buildFabricOfRacks, buildRackNode, startFabricRouters } from './racks.js';
+import { buildFabricOfRacks, rackSegment, startFabricRouters } from './racks.js';
+import { addBridgeNamespace, ipBatch, run } from './shell.js';
 
 export interface LabState {
   plan: LabPlan;
@@ -40,16 +41,6 @@ function binary(name: string): string {
     if (existsSync(candidate)) return candidate;
   }
   throw new Error(`cannot find ${name}: run npm run build`);
-}
-
-async function run(cmd: string, args: string[], input?: string): Promise<string> {
-  const out = await execa(cmd, args, { input, reject: false });
-  if (out.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${out.stderr || out.stdout}`);
-  return out.stdout;
-}
-
-function ipBatch(netns: string, lines: string[]): Promise<string> {
-  return run('ip', ['-n', netns, '-batch', '-'], lines.join('\n') + '\n');
 }
 
 function statePath(stateDir: string): string {
@@ -98,19 +89,14 @@ function startIn(netns: string, cmd: string, args: string[], logFile: string, en
 }
 
 async function buildFabric(plan: LabPlan): Promise<void> {
-  await run('ip', ['netns', 'add', plan.fabricNetns]);
-  await ipBatch(plan.fabricNetns, [
-    'link set lo up',
-    'link add br0 type bridge',
-    `addr add ${plan.fabricAddress}/24 dev br0`,
-    'link set br0 up',
-  ]);
+  await addBridgeNamespace(plan.fabricNetns, plan.fabricAddress);
 }
 
-async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
+/** The node's namespace on a segment: the shared fabric, or (with racks) its rack's ToR. */
+async function buildNode(plan: LabPlan, node: LabNode, segment = { netns: plan.fabricNetns, gateway: plan.fabricAddress }): Promise<void> {
   await run('ip', ['netns', 'add', node.netns]);
   const port = `n${node.index}`;
-  await ipBatch(plan.fabricNetns, [
+  await ipBatch(segment.netns, [
     `link add ${port} type veth peer name eth0 netns ${node.netns}`,
     `link set ${port} master br0`,
     `link set ${port} up`,
@@ -120,7 +106,7 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
     `addr add ${node.address}/24 dev eth0`,
     'link set eth0 up',
     // A real node has a default route; Linux needs one to answer proxy ARP for the pods' gateway.
-    `route add default via ${plan.fabricAddress}`,
+    `route add default via ${segment.gateway}`,
   ]);
   await run('ip', ['netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
 }
@@ -189,7 +175,7 @@ export async function up(options: LabOptions, log: Log, hooks: LabHooks = {}): P
     log(`top-of-rack: BIRD in ${plan.fabricNetns}, AS ${plan.torAsn}`);
   }
   for (const node of plan.nodes) {
-    await (plan.fabric ? buildRackNode(plan, node) : buildNode(plan, node));
+    await buildNode(plan, node, plan.fabric ? rackSegment(plan, node) : undefined);
     state.agentPids[node.name] = await startAgent(node, plan);
     writeState(state);
     log(`${node.name}: ${node.netns} ${node.address}, pod CIDR ${node.podCIDR}, agent pid ${state.agentPids[node.name]}`);

@@ -5,8 +5,8 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { type RouterFiles, birdc, startBird, startFrr, vtysh } from './routers.js';
+import { addBridgeNamespace, ipBatch, run } from './shell.js';
 import { renderTemplate } from './template.js';
 import type { LabNode, LabOptions, LabPlan } from './topology.js';
 
@@ -118,12 +118,6 @@ export function spineConfig(plan: LabPlan, template: string): string {
   });
 }
 
-async function run(cmd: string, args: string[], input?: string): Promise<void> {
-  const out = await execa(cmd, args, { input, reject: false });
-  if (out.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${out.stderr || out.stdout}`);
-}
-
-const ipBatch = (netns: string, lines: string[]) => run('ip', ['-n', netns, '-batch', '-'], lines.join('\n') + '\n');
 const forwarding = (netns: string) => run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
 
 /** The spine and each rack's ToR namespace: a bridge for the rack's nodes, a link to the spine. */
@@ -133,12 +127,8 @@ export async function buildFabricOfRacks(plan: LabPlan): Promise<void> {
   await ipBatch(fabric.spineNetns, ['link set lo up']);
   await forwarding(fabric.spineNetns);
   for (const rack of fabric.racks) {
-    await run('ip', ['netns', 'add', rack.torNetns]);
+    await addBridgeNamespace(rack.torNetns, rack.rackAddress);
     await ipBatch(rack.torNetns, [
-      'link set lo up',
-      'link add br0 type bridge',
-      `addr add ${rack.rackAddress}/24 dev br0`,
-      'link set br0 up',
       `link add up0 type veth peer name ${rack.name} netns ${fabric.spineNetns}`,
       `addr add ${rack.uplinkAddress}/24 dev up0`,
       'link set up0 up',
@@ -148,14 +138,10 @@ export async function buildFabricOfRacks(plan: LabPlan): Promise<void> {
   }
 }
 
-/** A node's namespace on its rack's bridge, its ToR the default gateway. */
-export async function buildRackNode(plan: LabPlan, node: LabNode): Promise<void> {
+/** Pure: the segment a node of a rack joins: its ToR's bridge, the ToR its gateway. */
+export function rackSegment(plan: LabPlan, node: LabNode): { netns: string; gateway: string } {
   const rack = plan.fabric!.racks[rackOf(plan.options, node.index) - 1]!;
-  await run('ip', ['netns', 'add', node.netns]);
-  const port = `n${node.index}`;
-  await ipBatch(rack.torNetns, [`link add ${port} type veth peer name eth0 netns ${node.netns}`, `link set ${port} master br0`, `link set ${port} up`]);
-  await ipBatch(node.netns, ['link set lo up', `addr add ${node.address}/24 dev eth0`, 'link set eth0 up', `route add default via ${rack.rackAddress}`]);
-  await run('ip', ['netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
+  return { netns: rack.torNetns, gateway: rack.rackAddress };
 }
 
 /** Where a router of the lab keeps its files. */

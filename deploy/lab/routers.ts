@@ -2,7 +2,7 @@
 // (with its own zebra when routes must reach the namespace's kernel). Each has a directory of its own.
 import { chownSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
+import { run } from './shell.js';
 
 /** Where one daemon keeps its config, control socket, pid and log. */
 export interface RouterFiles {
@@ -19,12 +19,6 @@ const paths = (r: RouterFiles) => ({
   zserv: join(r.dir, r.name, 'zserv.api'),
   log: join(r.dir, r.name, `${r.name}.log`),
 });
-
-async function run(cmd: string, args: string[]): Promise<string> {
-  const out = await execa(cmd, args, { reject: false, timeout: 15_000 });
-  if (out.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${out.stderr || out.stdout}`);
-  return out.stdout;
-}
 
 async function waitForFile(what: string, path: string, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
