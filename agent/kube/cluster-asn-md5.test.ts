@@ -41,6 +41,8 @@ describe('Kubernetes mode: per-node AS and BGPPeer passwords', () => {
     api.upsert(BGP_CONFIGURATIONS, { metadata: { name: 'default' }, spec: { ebgpNodeMesh: true } });
     api.upsert(NODES, nodeObject('node-2', '192.0.2.2', '10.244.2.0/24', { rack: 'r1', 'lightly.dev/asn': '65109' }));
     await until('node-2, now AS 65109, meshed over eBGP', () => tor('192.0.2.2')?.asn === 65109);
+    // no BGPPeer has a password: Secrets are never read
+    expect(api.requests.filter((r) => r.path.includes('/secrets'))).toEqual([]);
   });
 
   it('mesh off with per-rack ToR BGPPeers: each node peers with its ToR alone, using the password from the Secret, changed live', async () => {
@@ -50,6 +52,7 @@ describe('Kubernetes mode: per-node AS and BGPPeer passwords', () => {
     api.upsert(BGP_PEERS, { metadata: { name: 'tor-r2' }, spec: { peerIP: '192.0.2.252', asn: 65002, nodeSelector: 'rack=r2' } });
     // The Secret is not there yet: the ToR is left out, and the BGPPeer gets an Event naming the Secret.
     await until('the BGPPeer reported', () => latest?.peerProblems?.length === 1);
+    expect(api.requests.some((r) => r.path === SECRETS)).toBe(true);
     expect(latest!.peers).toEqual([]);
     await until('an Event on the BGPPeer', () => api.list(EVENTS_PATH).some((e) => e.reason === 'PasswordUnavailable' && e.involvedObject?.name === 'tor-r1'));
 

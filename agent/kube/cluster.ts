@@ -92,7 +92,12 @@ export class ClusterWatch extends EventEmitter {
 
   /** Starts listing and watching in the background; 'desired' follows once everything is listed. */
   start(): void {
-    for (const r of [this.nodes, this.peers, this.configs, this.secrets]) r.start();
+    for (const r of [this.nodes, this.peers, this.configs]) r.start();
+  }
+
+  /** A BGPPeer takes its password from a Secret: only then are Secrets read (least privilege, no noise without the grant). */
+  private needsSecrets(): boolean {
+    return [...this.peers.items.values()].some((p) => p.spec?.password);
   }
 
   /**
@@ -100,8 +105,7 @@ export class ClusterWatch extends EventEmitter {
    * its password from one: a cluster without passwords (or without the Secrets grant) never waits for them.
    */
   synced(): boolean {
-    const needSecrets = [...this.peers.items.values()].some((p) => p.spec?.password);
-    return this.nodes.synced && this.peers.synced && this.configs.synced && (this.secrets.synced || !needSecrets);
+    return this.nodes.synced && this.peers.synced && this.configs.synced && (this.secrets.synced || !this.needsSecrets());
   }
 
   /** Our own Node as last seen. */
@@ -111,6 +115,7 @@ export class ClusterWatch extends EventEmitter {
 
   private schedule(): void {
     if (this.stopped) return;
+    if (this.needsSecrets()) this.secrets.start(); // once: start() is idempotent
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.recompute(), 20); // coalesce bursts of events
   }
