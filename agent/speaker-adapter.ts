@@ -37,10 +37,10 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
       return speaker.snapshot().map((p) => {
         const hint = md5Hint({ state: p.state as PeerState, tcpMd5: p.tcpMd5 }, drops);
         return {
-        address: p.address, asn: p.asn, type: (p.type ?? (p.asn === settings.asn ? 'node-mesh' : 'global')) as PeerType,
-        state: p.state as PeerState, uptimeSeconds: p.uptimeSeconds, prefixesReceived: p.prefixesReceived, prefixesAdvertised: p.prefixesAdvertised,
-        ...(p.info ? { info: p.info } : {}),
-        ...(hint ? { hint } : {}),
+          address: p.address, asn: p.asn, type: (p.type ?? (p.asn === settings.asn ? 'node-mesh' : 'global')) as PeerType,
+          state: p.state as PeerState, uptimeSeconds: p.uptimeSeconds, prefixesReceived: p.prefixesReceived, prefixesAdvertised: p.prefixesAdvertised,
+          ...(p.info ? { info: p.info } : {}),
+          ...(hint ? { hint } : {}),
         };
       });
     },
