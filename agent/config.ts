@@ -29,6 +29,8 @@ export const PeerSchema = z.object({
   /** We reflect routes to this iBGP peer (we are its route reflector). */
   routeReflectorClient: z.boolean().default(false),
   maxPrefixes: z.number().int().positive().optional(),
+  /** TCP MD5 key (RFC 2385) for this session: at most 80 bytes, the kernel's limit. */
+  password: z.string().min(1).refine((p) => Buffer.byteLength(p) <= 80, 'must be at most 80 bytes (the kernel\'s TCP MD5 key limit)').optional(),
 });
 export type PeerConfig = z.infer<typeof PeerSchema>;
 

@@ -15,6 +15,8 @@ export interface PeerStatus {
   prefixesAdvertised: number;
   /** Last error or NOTIFICATION, for the table's INFO column. */
   info?: string;
+  /** Why the session may not come up where no error says so (a TCP MD5 mismatch drops segments silently). */
+  hint?: string;
 }
 
 export interface BgpStatus {

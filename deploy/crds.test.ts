@@ -30,6 +30,11 @@ describe('CRD schemas (issue 13, item 5)', () => {
     [{ peerIP: '10.0.0.1', asn: 65000, nodeSelector: 'rack in (r1' }],
     [{ peerIP: '10.0.0.1', asn: 65000, nodeSelector: 'a=b=c' }],
     [{ peerIP: '10.0.0.1', asn: 65000, nodeSelector: 'rack,,zone' }],
+    [{ peerIP: '10.0.0.1' }],
+    [{ asn: 65000 }],
+    [{ peerIP: '10.0.0.1', asn: 65000, peerSelector: 'edge' }],
+    [{ peerSelector: 'a=b=c' }],
+    [{ peerIP: '10.0.0.1', asn: 65000, password: { secretKeyRef: { name: 'bgp' } } }],
   ])('a BGPPeer with %j is refused, as the agent refuses it', (spec) => {
     expect(peerOk(spec)).toBe(false);
     expect(agentTakesPeer(spec)).toBe(false);
@@ -40,6 +45,9 @@ describe('CRD schemas (issue 13, item 5)', () => {
     [{ peerIP: 'fd00::fe', asn: 4_294_967_295 }],
     [{ peerIP: '2001:db8:0:0:1:0:0:1', asn: 1, nodeSelector: 'rack in (r1, r2),!edge,topology.kubernetes.io/zone=eu-1a' }],
     [{ peerIP: '192.0.2.254', asn: 65000, node: 'node-1.example.com' }],
+    [{ peerSelector: 'edge', nodeSelector: 'rack=r1' }],
+    [{ peerSelector: 'edge', asn: 65000 }],
+    [{ peerIP: '192.0.2.254', asn: 65000, password: { secretKeyRef: { name: 'bgp-passwords', key: 'tor-r1' } } }],
   ])('a BGPPeer with %j is accepted by both', (spec) => {
     expect(peerOk(spec)).toBe(true);
     expect(agentTakesPeer(spec)).toBe(true);

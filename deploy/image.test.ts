@@ -70,3 +70,12 @@ describe('the image', () => {
     expect(Number(lines[4]!.split('.')[0])).toBeGreaterThanOrEqual(20);
   });
 });
+
+describe('the image, native addon', () => {
+  it('loads the prebuilt TCP MD5 addon beside the agent (no compiler on nodes) and makes a keyed socket', async () => {
+    const script = "const a=require('/opt/lightly/native/lightly_native.node'); const fd=a.tcpSocket(4); a.setTcpMd5Key(fd,'192.0.2.1','k'); console.log(typeof fd)";
+    const out = await podman([...RUN, '--entrypoint', 'node', IMAGE, '-e', script]);
+    expect(out.exitCode, out.stderr).toBe(0);
+    expect(out.stdout.trim()).toBe('number');
+  });
+});

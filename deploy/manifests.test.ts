@@ -8,7 +8,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { Ajv } from 'ajv';
 import { DaemonSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, ServiceAccount } from 'kubernetes-models/v1';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { Service } from 'kubernetes-models/v1';
 import { parseAgentConfig } from '../agent/config.js';
@@ -92,6 +92,8 @@ const VALIDATORS: Record<string, (m: Manifest) => { validate(): void }> = {
   'v1/ServiceAccount': (m) => new ServiceAccount(m as never),
   'rbac.authorization.k8s.io/v1/ClusterRole': (m) => new ClusterRole(m as never),
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': (m) => new ClusterRoleBinding(m as never),
+  'rbac.authorization.k8s.io/v1/Role': (m) => new Role(m as never),
+  'rbac.authorization.k8s.io/v1/RoleBinding': (m) => new RoleBinding(m as never),
   'apiextensions.k8s.io/v1/CustomResourceDefinition': (m) => new CustomResourceDefinition(m as never),
 };
 
@@ -283,6 +285,15 @@ describe('deploy/ manifests', () => {
     const binding = one('ClusterRoleBinding');
     expect(binding.roleRef.name).toBe(one('ClusterRole').metadata.name);
     expect(binding.subjects).toContainEqual({ kind: 'ServiceAccount', name: one('ServiceAccount').metadata.name, namespace: kustomization.namespace });
+    // Secrets (BGPPeer passwords, agent/kube/cluster.ts): only in the agent's namespace, only what a reflector does.
+    expect(allowed('', 'secrets', 'list') || allowed('', 'secrets', 'get')).toBe(false);
+    const role = one('Role');
+    expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }]);
+    const roleBinding = one('RoleBinding');
+    expect(roleBinding.roleRef).toMatchObject({ kind: 'Role', name: role.metadata.name });
+    expect(roleBinding.subjects).toContainEqual({ kind: 'ServiceAccount', name: one('ServiceAccount').metadata.name, namespace: kustomization.namespace });
+    const agent = one('DaemonSet').spec.template.spec.containers.find((c: { name: string }) => c.name === 'agent');
+    expect(agent.env).toContainEqual({ name: 'POD_NAMESPACE', valueFrom: { fieldRef: { fieldPath: 'metadata.namespace' } } });
   });
 });
 

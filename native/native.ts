@@ -4,7 +4,12 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** What the addon exports; each part adds its functions here. */
-export interface NativeAddon {}
+export interface NativeAddon {
+  /** tcp_md5.c: an unconnected, non-blocking TCP socket of this family, for `new net.Socket({ fd })`. */
+  tcpSocket(family: 4 | 6): number;
+  /** tcp_md5.c: sets (or with an empty key removes) the TCP MD5 key (RFC 2385) for a peer address on a socket. */
+  setTcpMd5Key(fd: number, address: string, key: string): void;
+}
 
 const candidates = [
   // a bundle in dist/bin: the build copies the addon to dist/native

@@ -32,7 +32,7 @@ export function formatBgpStatus(status: BgpStatus): string {
     p.state === 'Established' ? 'up' : p.state === 'Idle' ? 'down' : 'start',
     p.state === 'Established' ? formatDuration(p.uptimeSeconds) : '-',
     `${p.prefixesReceived}/${p.prefixesAdvertised}`,
-    p.state === 'Established' ? 'Established' : [p.state, p.info].filter(Boolean).join(': '),
+    p.state === 'Established' ? 'Established' : [p.state, p.info, p.hint].filter(Boolean).join(': '),
   ]);
   return `${header}\n${renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'PREFIXES RX/TX', 'INFO'], rows)}`;
 }

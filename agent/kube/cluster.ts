@@ -6,7 +6,7 @@ import { KubeClient } from './client.js';
 import type { ApiEndpoint } from './kubeconfig.js';
 import { type BgpConfigurationSpec, type BgpPeerSpec, type ClusterNode, DEFAULT_BGP_CONFIGURATION, type DesiredBgp, desiredBgp } from './desired.js';
 import { EventReporter } from './events.js';
-import { type Checked, checkBgpConfiguration, checkBgpPeer, slimNode } from './objects.js';
+import { type Checked, type SlimSecret, checkBgpConfiguration, checkBgpPeer, slimNode, slimSecret } from './objects.js';
 import { Reflector } from './reflector.js';
 
 export const CRD_GROUP = 'lightly.dev';
@@ -30,6 +30,8 @@ export interface ClusterWatchOptions {
   requestIdleMs?: number;
   /** The router id when our Node has neither the annotation nor an IPv4 InternalIP (the node-local file's routerId). */
   fallbackRouterId?: string;
+  /** Where BGPPeer passwords' Secrets are: the agent's own namespace (default: POD_NAMESPACE, else kube-system). */
+  secretsNamespace?: string;
 }
 
 type Log = Pick<Logger, 'info' | 'warn'>;
@@ -44,6 +46,11 @@ export class ClusterWatch extends EventEmitter {
   private readonly nodes: Reflector<ClusterNode>;
   private readonly peers: Reflector<Checked<BgpPeerSpec>>;
   private readonly configs: Reflector<Checked<BgpConfigurationSpec>>;
+  /** Secrets of our namespace: BGPPeer passwords (secretKeyRef) come from them. */
+  private readonly secrets: Reflector<SlimSecret>;
+  readonly secretsNamespace: string;
+  /** Each BGPPeer problem (a missing Secret, say) reported once per change. */
+  private reportedPeerProblems = '';
   private readonly events: EventReporter;
   private last = '';
   private timer?: NodeJS.Timeout;
@@ -79,6 +86,8 @@ export class ClusterWatch extends EventEmitter {
         return checked.invalid && previous?.spec ? { ...checked, spec: previous.spec } : checked;
       },
     });
+    this.secretsNamespace = options.secretsNamespace ?? process.env.POD_NAMESPACE ?? 'kube-system';
+    this.secrets = new Reflector<SlimSecret>({ ...common, optional: true, path: `/api/v1/namespaces/${encodeURIComponent(this.secretsNamespace)}/secrets`, transform: (raw) => slimSecret(raw) });
   }
 
   /** Starts listing and watching in the background; 'desired' follows once everything is listed. */
@@ -86,9 +95,17 @@ export class ClusterWatch extends EventEmitter {
     for (const r of [this.nodes, this.peers, this.configs]) r.start();
   }
 
-  /** All three collections have been listed at least once. */
+  /** A BGPPeer takes its password from a Secret: only then are Secrets read (least privilege, no noise without the grant). */
+  private needsSecrets(): boolean {
+    return [...this.peers.items.values()].some((p) => p.spec?.password);
+  }
+
+  /**
+   * All three collections have been listed at least once, and the Secrets too when a BGPPeer takes
+   * its password from one: a cluster without passwords (or without the Secrets grant) never waits for them.
+   */
   synced(): boolean {
-    return this.nodes.synced && this.peers.synced && this.configs.synced;
+    return this.nodes.synced && this.peers.synced && this.configs.synced && (this.secrets.synced || !this.needsSecrets());
   }
 
   /** Our own Node as last seen. */
@@ -98,6 +115,7 @@ export class ClusterWatch extends EventEmitter {
 
   private schedule(): void {
     if (this.stopped) return;
+    if (this.needsSecrets()) this.secrets.start(); // once: start() is idempotent
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.recompute(), 20); // coalesce bursts of events
   }
@@ -107,7 +125,7 @@ export class ClusterWatch extends EventEmitter {
     if (!this.synced()) return undefined;
     const config = this.configs.items.get('default')?.spec ?? {};
     const peers = [...this.peers.items.values()].flatMap((p) => (p.spec ? [p.spec] : []));
-    return desiredBgp(this.nodeName, [...this.nodes.items.values()], config, peers, this.options.fallbackRouterId);
+    return desiredBgp(this.nodeName, [...this.nodes.items.values()], config, peers, this.options.fallbackRouterId, { namespace: this.secretsNamespace, secrets: this.secrets.items });
   }
 
   private recompute(): void {
@@ -119,6 +137,7 @@ export class ClusterWatch extends EventEmitter {
     }
     const desired = this.current()!;
     this.reportProblem(desired);
+    this.reportPeerProblems(desired);
     const key = JSON.stringify(desired);
     if (key === this.last) return;
     this.last = key;
@@ -151,6 +170,18 @@ export class ClusterWatch extends EventEmitter {
     this.log.warn({ node: this.nodeName, reason: desired.problem.reason, err: desired.problem.message }, 'this node cannot be networked yet');
     const self = this.self();
     if (self) this.events.report({ kind: 'Node', apiVersion: 'v1', name: self.name, uid: self.uid ?? '', resourceVersion: '' }, desired.problem.reason, desired.problem.message);
+  }
+
+  /** BGPPeers left out for this node (a password's Secret missing): a log line and an Event on each, once per change. */
+  private reportPeerProblems(desired: DesiredBgp): void {
+    const key = JSON.stringify(desired.peerProblems ?? []);
+    if (key === this.reportedPeerProblems) return;
+    this.reportedPeerProblems = key;
+    for (const { peer, message } of desired.peerProblems ?? []) {
+      this.log.warn({ object: `BGPPeer/${peer}`, err: message }, 'BGPPeer left out for this node');
+      const ref = [...this.peers.items.values()].find((p) => p.ref.name === peer)?.ref;
+      if (ref) this.events.report(ref, 'PasswordUnavailable', `Lightly on ${this.nodeName} cannot use this BGPPeer: ${message}`);
+    }
   }
 
   /**
@@ -206,6 +237,6 @@ export class ClusterWatch extends EventEmitter {
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.timer);
-    await Promise.all([this.nodes, this.peers, this.configs].map((r) => r.stop()));
+    await Promise.all([this.nodes, this.peers, this.configs, this.secrets].map((r) => r.stop()));
   }
 }

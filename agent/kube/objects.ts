@@ -8,6 +8,8 @@ import { type Requirement, parseSelector } from './selector.js';
 
 /** The annotation that sets a node's BGP router id (IPv6-only or multi-homed nodes). */
 export const ROUTER_ID_ANNOTATION = 'lightly.dev/router-id';
+/** The label (or annotation) that sets a node's AS number: one AS per rack, or per node (RFC 7938). */
+export const ASN_LABEL = 'lightly.dev/asn';
 
 /** Enough of an object to name it in a log line or an Event. */
 export interface ObjectRef {
@@ -43,6 +45,7 @@ export function slimNode(raw: unknown): ClusterNode {
   const { spec, status, metadata } = node;
   const condition = status.conditions.find((c) => c.type === 'NetworkUnavailable');
   const routerId = metadata.annotations[ROUTER_ID_ANNOTATION];
+  const nodeAsn = metadata.labels[ASN_LABEL] ?? metadata.annotations[ASN_LABEL];
   return {
     name: metadata.name,
     uid: metadata.uid,
@@ -50,6 +53,7 @@ export function slimNode(raw: unknown): ClusterNode {
     internalIPs: status.addresses.filter((a) => a.type === 'InternalIP').map((a) => a.address),
     podCIDRs: spec.podCIDRs?.length ? spec.podCIDRs : spec.podCIDR ? [spec.podCIDR] : [],
     ...(routerId !== undefined ? { routerIdAnnotation: routerId } : {}),
+    ...(nodeAsn !== undefined ? { asnLabel: nodeAsn } : {}),
     ...(condition ? { networkUnavailable: { status: condition.status, reason: condition.reason ?? '' } } : {}),
   };
 }
@@ -63,26 +67,37 @@ const selector = z.string().transform((s, ctx): Requirement[] => {
   }
 });
 
+/** Where a BGPPeer's TCP MD5 password is: a key of a Secret in the agent's namespace. */
+const SecretKeyRef = z.object({ name: z.string().min(1).max(253), key: z.string().min(1).max(253) });
+
 const BgpPeerSpecSchema = z
   .object({
-    peerIP: ipAddress,
-    asn,
+    peerIP: ipAddress.optional(),
+    asn: asn.optional(),
     node: z.string().min(1).optional(),
     nodeSelector: z.string().optional(),
+    /** The peers are the Nodes matching this selector, each at its address and with its own AS (its lightly.dev/asn). */
+    peerSelector: z.string().optional(),
     holdTime: holdTime.optional(),
     maxPrefixes: z.number().int().positive().optional(),
+    password: z.object({ secretKeyRef: SecretKeyRef }).optional(),
   })
   .superRefine((spec, ctx) => {
     if (spec.node !== undefined && spec.nodeSelector !== undefined) ctx.addIssue({ code: 'custom', path: ['nodeSelector'], message: 'set node or nodeSelector, not both' });
-    if (spec.nodeSelector !== undefined) {
-      const parsed = selector.safeParse(spec.nodeSelector);
-      if (!parsed.success) ctx.addIssue({ code: 'custom', path: ['nodeSelector'], message: parsed.error.issues[0]!.message });
+    if ((spec.peerIP === undefined) === (spec.peerSelector === undefined)) ctx.addIssue({ code: 'custom', path: ['peerIP'], message: 'set peerIP or peerSelector, one of them' });
+    if (spec.peerIP !== undefined && spec.asn === undefined) ctx.addIssue({ code: 'custom', path: ['asn'], message: 'a peer set by peerIP needs its asn' });
+    for (const field of ['nodeSelector', 'peerSelector'] as const) {
+      if (spec[field] === undefined) continue;
+      const parsed = selector.safeParse(spec[field]);
+      if (!parsed.success) ctx.addIssue({ code: 'custom', path: [field], message: parsed.error.issues[0]!.message });
     }
   });
 
 const BgpConfigurationSpecSchema = z.object({
   asn: asn.optional(),
   nodeToNodeMesh: z.boolean().optional(),
+  /** The mesh also joins nodes of different AS, over eBGP; without it, only nodes of the same AS mesh. */
+  ebgpNodeMesh: z.boolean().optional(),
   importCIDRs: z.array(cidr).optional(),
   maxPrefixes: z.number().int().positive().optional(),
   natOutgoing: z.boolean().optional(),
@@ -116,6 +131,19 @@ export function checkBgpPeer(raw: unknown): Checked<BgpPeerSpec> {
 
 export function checkBgpConfiguration(raw: unknown): Checked<BgpConfigurationSpec> {
   return check(raw, 'BGPConfiguration', BgpConfigurationSpecSchema);
+}
+
+/** A Secret as the agent keeps it: its data, still base64 (decoded only for the key a BGPPeer names). */
+export interface SlimSecret {
+  name: string;
+  data: Record<string, string>;
+}
+
+const SecretShape = z.object({ metadata: z.object({ name: z.string().min(1) }), data: z.record(z.string(), z.string()).default({}) });
+
+export function slimSecret(raw: unknown): SlimSecret {
+  const secret = SecretShape.parse(raw);
+  return { name: secret.metadata.name, data: { ...secret.data } };
 }
 
 /** A router id as the annotation may give it: an IPv4 address (BGP identifiers are 32 bits, RFC 6286). */

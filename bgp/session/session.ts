@@ -1,6 +1,6 @@
 // One BGP peer: a TCP connection driven by the FSM, with real timers and the codec. Emits events up.
 import { EventEmitter } from 'node:events';
-import { Socket, connect } from 'node:net';
+import { Socket, connect, isIPv6 } from 'node:net';
 import { type NetworkInterfaceInfo, networkInterfaces } from 'node:os';
 import {
   AFI,
@@ -58,6 +58,44 @@ export interface SessionConfig {
   gracefulRestart?: { restartTime: number; restarting: boolean };
   /** Idle seconds before TCP keepalive probes start (default TCP_KEEPALIVE_IDLE_SECONDS; tests shorten it). */
   tcpKeepaliveIdleSeconds?: number;
+  /** TCP MD5 key (RFC 2385) for this peer: our connections carry it from their first SYN. Needs tcpMd5. */
+  password?: string;
+  tcpMd5?: TcpMd5;
+}
+
+/**
+ * TCP MD5 signatures (RFC 2385) as the host provides them (the agent: a small native addon). The
+ * speaker stays TypeScript; only the socket option, which Node lacks, comes from outside.
+ */
+export interface TcpMd5 {
+  /** An unconnected TCP socket of this family, for `new Socket({ fd })`: the key goes on it before connect. */
+  tcpSocket(family: 4 | 6): number;
+  /** Sets, or with an empty key removes, the key for a peer address on a socket (ours or a listener). */
+  setTcpMd5Key(fd: number, address: string, key: string): void;
+}
+
+/** The file descriptor under a Node socket or server (libuv's handle keeps it; Node does not expose it). */
+export function socketFd(socket: object): number | undefined {
+  const fd = (socket as { _handle?: { fd?: number } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
+
+/**
+ * A connection to the peer. With a password the socket is made unconnected and keyed first: the
+ * kernel signs the SYN itself, and a peer that wants a signature drops an unsigned one silently.
+ */
+function connectTo(config: SessionConfig): Socket {
+  const options = { host: config.peerAddress, port: config.port, ...(config.localAddress ? { localAddress: config.localAddress } : {}) };
+  if (!config.password) return connect(options);
+  if (!config.tcpMd5) throw new Error('a TCP MD5 password is set for this peer but this speaker has no TCP MD5 support');
+  const socket = new Socket({ fd: config.tcpMd5.tcpSocket(isIPv6(config.peerAddress.replace(/%.*$/, '')) ? 6 : 4) });
+  try {
+    config.tcpMd5.setTcpMd5Key(socketFd(socket)!, config.peerAddress, config.password);
+  } catch (err) {
+    socket.destroy();
+    throw err;
+  }
+  return socket.connect(options);
 }
 
 export interface Established {
@@ -339,7 +377,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private perform(action: Action): void {
     switch (action.type) {
       case 'connect': {
-        const socket = connect({ host: this.config.peerAddress, port: this.config.port, ...(this.config.localAddress ? { localAddress: this.config.localAddress } : {}) });
+        const socket = connectTo(this.config);
         this.attach(socket, true);
         socket.once('connect', () => {
           if (this.socket === socket) this.run({ type: 'TcpConnected' });

@@ -21,7 +21,7 @@ import {
 import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
 import { ImportFilter, exportAttributes, loopReason } from '../policy/policy.js';
-import { type Established, Session } from '../session/session.js';
+import { type Established, Session, type TcpMd5, socketFd } from '../session/session.js';
 
 export interface SpeakerConfig {
   asn: number;
@@ -53,6 +53,8 @@ export interface SpeakerConfig {
   nextHops?: NextHopResolver;
   /** Idle seconds before TCP keepalive probes on BGP connections (default 30; tests shorten it). */
   tcpKeepaliveIdleSeconds?: number;
+  /** TCP MD5 (RFC 2385) for peers with a password; without it such peers cannot connect. */
+  tcpMd5?: TcpMd5;
 }
 
 /**
@@ -84,6 +86,8 @@ export interface PeerSettings {
   maxPrefixes?: number;
   /** Carried through to snapshots (node-mesh, global, node-specific). */
   type?: string;
+  /** TCP MD5 key (RFC 2385), on our connections and on the listener for this address. Never in a snapshot. */
+  password?: string;
 }
 
 export interface PeerSnapshot {
@@ -95,6 +99,8 @@ export interface PeerSnapshot {
   prefixesReceived: number;
   prefixesAdvertised: number;
   info?: string;
+  /** The session is signed with TCP MD5 (whether the key matches the peer's, only the peer knows). */
+  tcpMd5?: boolean;
 }
 
 /**
@@ -194,7 +200,28 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     // listener left it would be thrown, and end the process.
     server.on('error', (err) => this.log.error({ err }, 'bgp listener: accepting a connection failed'));
     this.port = (this.server.address() as { port: number }).port;
+    for (const peer of this.peers.values()) this.setListenerKey(peer.settings.address, peer.settings.password ?? '');
   }
+
+  /**
+   * The listener's TCP MD5 key for one peer address (empty: none): the kernel checks the peer's SYN
+   * against it, and the accepted connection inherits it (RFC 2385 signs every segment, the SYN too).
+   */
+  private setListenerKey(address: string, key: string): void {
+    const fd = this.server && socketFd(this.server);
+    if (fd === undefined || (!key && !this.keyed.has(address))) return;
+    try {
+      if (!this.config.tcpMd5) throw new Error('no TCP MD5 support in this speaker');
+      this.config.tcpMd5.setTcpMd5Key(fd, address, key);
+      if (key) this.keyed.add(address);
+      else this.keyed.delete(address);
+    } catch (err) {
+      this.log.error({ peer: address, err: (err as Error).message }, 'bgp listener: cannot set the TCP MD5 key for this peer; its connections to us will fail');
+    }
+  }
+
+  /** Peer addresses that have a TCP MD5 key on the listener. */
+  private readonly keyed = new Set<string>();
 
   private onIncoming(socket: Socket): void {
     const address = (socket.remoteAddress ?? '').replace(/^::ffff:/, '');
@@ -226,6 +253,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
       connectRetrySeconds: this.config.connectRetrySeconds, passive: settings.passive ?? false, families,
       ...(this.config.tcpKeepaliveIdleSeconds !== undefined ? { tcpKeepaliveIdleSeconds: this.config.tcpKeepaliveIdleSeconds } : {}),
+      ...(settings.password ? { password: settings.password, ...(this.config.tcpMd5 ? { tcpMd5: this.config.tcpMd5 } : {}) } : {}),
       ...(this.config.listenAddress && this.config.listenAddress !== '0.0.0.0' && this.config.listenAddress !== '::' ? { localAddress: this.config.listenAddress } : {}),
       // The Restart State bit only while we still defer selection (RFC 4724 §4.1); see onEstablished.
       ...(this.config.gracefulRestart.enabled ? { gracefulRestart: { restartTime: this.config.gracefulRestart.restartTime, restarting: this.deferral !== undefined } } : {}),
@@ -235,6 +263,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       info: { id: settings.address, address: settings.address, asn: settings.asn, routerId: settings.address, ebgp, rrClient: settings.routeReflectorClient ?? false },
     };
     this.peers.set(settings.address, peer);
+    this.setListenerKey(settings.address, settings.password ?? '');
     session.on('state', (from, to) => this.emit('peerState', settings.address, from, to));
     session.on('established', (e) => this.onEstablished(peer, e));
     session.on('update', (u) => this.onUpdate(peer, u));
@@ -258,6 +287,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       peer.session.sendNotificationAndClose(ErrorCode.CEASE, subcode);
     }
     peer.session.stop();
+    this.setListenerKey(peer.settings.address, '');
     this.dropInSlices(peer);
     this.checkDeferral();
   }
@@ -680,6 +710,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
         address: p.settings.address, asn: p.settings.asn, ...(p.settings.type ? { type: p.settings.type } : {}),
         state: s.state, uptimeSeconds: s.uptimeSeconds, prefixesReceived: this.rib.count(p.info.id), prefixesAdvertised: p.adjOut.size,
         ...(s.lastError && s.state !== 'Established' ? { info: s.lastError } : {}),
+        ...(p.settings.password ? { tcpMd5: true } : {}),
       };
     });
   }

@@ -7,11 +7,15 @@ import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { type LabNode, type LabOptions, type LabPlan, agentConfig, agentLocalSettings, cniConfig, planLab, planNode } from './topology.js';
 import { birdConfig } from './bird.js';
+import { buildFabricOfRacks, rackSegment, startFabricRouters } from './racks.js';
+import { addBridgeNamespace, ipBatch, run } from './shell.js';
 
 export interface LabState {
   plan: LabPlan;
   agentPids: Record<string, number>;
   birdPid?: number;
+  /** With racks: the ToRs' and the spine's daemons. */
+  routerPids?: number[];
 }
 
 /** The lab's JSON as `lightly-lab up --json` and `status --json` print it (see ARCHITECTURE.md). */
@@ -39,16 +43,6 @@ function binary(name: string): string {
   throw new Error(`cannot find ${name}: run npm run build`);
 }
 
-async function run(cmd: string, args: string[], input?: string): Promise<string> {
-  const out = await execa(cmd, args, { input, reject: false });
-  if (out.exitCode !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${out.stderr || out.stdout}`);
-  return out.stdout;
-}
-
-function ipBatch(netns: string, lines: string[]): Promise<string> {
-  return run('ip', ['-n', netns, '-batch', '-'], lines.join('\n') + '\n');
-}
-
 function statePath(stateDir: string): string {
   return join(stateDir, 'state.json');
 }
@@ -62,7 +56,8 @@ export function readState(stateDir: string): LabState | undefined {
 }
 
 function writeState(state: LabState): void {
-  writeFileSync(statePath(state.plan.options.stateDir), JSON.stringify(state, null, 2));
+  // 0600: with racks it holds the sessions' passwords.
+  writeFileSync(statePath(state.plan.options.stateDir), JSON.stringify(state, null, 2), { mode: 0o600 });
 }
 
 function alive(pid: number | undefined): boolean {
@@ -94,19 +89,14 @@ function startIn(netns: string, cmd: string, args: string[], logFile: string, en
 }
 
 async function buildFabric(plan: LabPlan): Promise<void> {
-  await run('ip', ['netns', 'add', plan.fabricNetns]);
-  await ipBatch(plan.fabricNetns, [
-    'link set lo up',
-    'link add br0 type bridge',
-    `addr add ${plan.fabricAddress}/24 dev br0`,
-    'link set br0 up',
-  ]);
+  await addBridgeNamespace(plan.fabricNetns, plan.fabricAddress);
 }
 
-async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
+/** The node's namespace on a segment: the shared fabric, or (with racks) its rack's ToR. */
+async function buildNode(plan: LabPlan, node: LabNode, segment = { netns: plan.fabricNetns, gateway: plan.fabricAddress }): Promise<void> {
   await run('ip', ['netns', 'add', node.netns]);
   const port = `n${node.index}`;
-  await ipBatch(plan.fabricNetns, [
+  await ipBatch(segment.netns, [
     `link add ${port} type veth peer name eth0 netns ${node.netns}`,
     `link set ${port} master br0`,
     `link set ${port} up`,
@@ -116,7 +106,7 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
     `addr add ${node.address}/24 dev eth0`,
     'link set eth0 up',
     // A real node has a default route; Linux needs one to answer proxy ARP for the pods' gateway.
-    `route add default via ${plan.fabricAddress}`,
+    `route add default via ${segment.gateway}`,
   ]);
   await run('ip', ['netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
 }
@@ -124,7 +114,8 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
 export async function startAgent(node: LabNode, plan: LabPlan): Promise<number> {
   mkdirSync(node.dataDir, { recursive: true });
   const { kubeconfig } = plan.options;
-  writeFileSync(node.configFile, toYaml(kubeconfig ? agentLocalSettings(plan, node) : agentConfig(plan, node)));
+  // 0600: with racks it holds the session's TCP MD5 password.
+  writeFileSync(node.configFile, toYaml(kubeconfig ? agentLocalSettings(plan, node) : agentConfig(plan, node)), { mode: 0o600 });
   rmSync(node.cniAddrFile, { force: true });
   const args = kubeconfig ? ['--kubernetes', '--config', node.configFile] : ['--config', node.configFile];
   const env: Record<string, string> = kubeconfig ? { KUBECONFIG: kubeconfig, NODE_NAME: node.name } : {};
@@ -166,15 +157,25 @@ export async function up(options: LabOptions, log: Log, hooks: LabHooks = {}): P
   mkdirSync(options.stateDir, { recursive: true, mode: 0o700 });
   const state: LabState = { plan, agentPids: {} };
   writeState(state); // first, so that down can clean up after a failure halfway
-  log(`fabric: ${plan.fabricNetns} (bridge br0, ${plan.fabricAddress})`);
-  await buildFabric(plan);
+  if (plan.fabric) {
+    await buildFabricOfRacks(plan);
+    const routerPids: number[] = (state.routerPids = []);
+    await startFabricRouters(plan, (pids) => {
+      routerPids.push(...pids);
+      writeState(state);
+    });
+    log(`fabric: ${plan.fabric.racks.length} racks, ToRs (${plan.fabric.tor}) ${plan.fabric.racks.map((r) => `${r.torNetns} AS ${r.torAsn}`).join(', ')}; spine (${plan.fabric.spine}) ${plan.fabric.spineNetns} AS ${plan.fabric.spineAsn}`);
+  } else {
+    log(`fabric: ${plan.fabricNetns} (bridge br0, ${plan.fabricAddress})`);
+    await buildFabric(plan);
+  }
   await hooks.afterFabric?.(plan);
-  if (options.tor === 'bird') {
+  if (options.tor === 'bird' && !plan.fabric) {
     state.birdPid = await startBird(plan);
     log(`top-of-rack: BIRD in ${plan.fabricNetns}, AS ${plan.torAsn}`);
   }
   for (const node of plan.nodes) {
-    await buildNode(plan, node);
+    await buildNode(plan, node, plan.fabric ? rackSegment(plan, node) : undefined);
     state.agentPids[node.name] = await startAgent(node, plan);
     writeState(state);
     log(`${node.name}: ${node.netns} ${node.address}, pod CIDR ${node.podCIDR}, agent pid ${state.agentPids[node.name]}`);
@@ -194,6 +195,7 @@ export async function addNode(stateDir: string, log: Log): Promise<LabNode> {
   const state = readState(stateDir);
   if (!state) throw new Error(`no lab is up (no state in ${stateDir})`);
   const { plan } = state;
+  if (plan.fabric) throw new Error('add-node does not support a lab with racks yet');
   const node = planNode(plan.options, plan.nodes.length + 1);
   plan.nodes.push(node);
   plan.options.nodes = plan.nodes.length;
@@ -220,7 +222,7 @@ export async function addNode(stateDir: string, log: Log): Promise<LabNode> {
 
 export async function down(stateDir: string, prefix: string, log: Log): Promise<void> {
   const state = readState(stateDir);
-  const pids = [...Object.values(state?.agentPids ?? {}), state?.birdPid].filter((p): p is number => !!p);
+  const pids = [...Object.values(state?.agentPids ?? {}), state?.birdPid, ...(state?.routerPids ?? [])].filter((p): p is number => !!p);
   for (const pid of pids) {
     try {
       process.kill(pid, 'SIGTERM');
@@ -233,7 +235,7 @@ export async function down(stateDir: string, prefix: string, log: Log): Promise<
   });
   // Every namespace the lab could have made, recorded or not (a crash may have lost the record).
   const listed = (await run('ip', ['netns', 'list'])).split('\n').map((l) => l.split(' ')[0]!).filter(Boolean);
-  const ours = (name: string): boolean => name.startsWith(prefix) && /^(node-\d+|pod-\d+-\d+|fabric)$/.test(name.slice(prefix.length));
+  const ours = (name: string): boolean => name.startsWith(prefix) && /^(node-\d+|pod-\d+-\d+|fabric|tor-\d+|spine)$/.test(name.slice(prefix.length));
   for (const name of listed.filter(ours)) await execa('ip', ['netns', 'del', name], { reject: false });
   rmSync(stateDir, { recursive: true, force: true });
   log(`lab down: ${listed.filter(ours).length} namespaces and ${pids.length} processes removed`);

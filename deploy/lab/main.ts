@@ -1,10 +1,12 @@
 // lightly-lab: a whole Lightly cluster as network namespaces on one machine.
 //   lightly-lab up --nodes N --pods M [--tor bird] [--json]   lightly-lab status [--json]
+//   lightly-lab up --nodes N --racks R --tor frr|bird [--spine frr|bird]   (a ToR per rack, one spine)
 //   lightly-lab add-node [--json]                             lightly-lab down
 import { addNode, down, labView, status, up } from './lab.js';
 import type { LabOptions } from './topology.js';
 
 const USAGE = `usage: lightly-lab up --nodes N --pods M [--tor mesh|bird] [--hold-time S] [--json]
+       lightly-lab up --nodes N --pods M --racks R --tor frr|bird [--spine frr|bird] [--json]
        lightly-lab status [--json] | lightly-lab add-node [--json] | lightly-lab down
 common: --prefix lt- (namespace names)  --state-dir /run/lightly/lab`;
 
@@ -26,7 +28,10 @@ async function main(args: string[]): Promise<number> {
   switch (command) {
     case 'up': {
       const tor = option(args, '--tor', 'mesh');
-      if (tor !== 'mesh' && tor !== 'bird') throw new Error('--tor takes mesh or bird');
+      if (tor !== 'mesh' && tor !== 'bird' && tor !== 'frr') throw new Error('--tor takes mesh, bird or frr (frr with --racks)');
+      const racks = args.includes('--racks') ? Number(option(args, '--racks', '')) : undefined;
+      const spine = args.includes('--spine') ? option(args, '--spine', '') : undefined;
+      if (spine !== undefined && spine !== 'bird' && spine !== 'frr') throw new Error('--spine takes bird or frr');
       const options: LabOptions = {
         nodes: Number(option(args, '--nodes', '3')),
         pods: Number(option(args, '--pods', '2')),
@@ -34,6 +39,8 @@ async function main(args: string[]): Promise<number> {
         stateDir,
         holdTime: Number(option(args, '--hold-time', '9')),
         tor,
+        ...(racks !== undefined ? { racks } : {}),
+        ...(spine !== undefined ? { spine } : {}),
       };
       try {
         const state = await up(options, log);

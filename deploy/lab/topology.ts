@@ -1,5 +1,6 @@
 // The lab's plan, pure: names, addresses and pod CIDRs of N nodes with M pods each on one fabric.
 import { join } from 'node:path';
+import { type FabricPlan, type RouterKind, planFabric, rackNodeAddress, rackPeers } from './racks.js';
 
 export interface LabOptions {
   nodes: number;
@@ -10,8 +11,15 @@ export interface LabOptions {
   stateDir: string;
   /** BGP hold time of the agents (short in the lab so failures show quickly). */
   holdTime: number;
-  /** 'mesh': iBGP full mesh between nodes; 'bird': every node peers over eBGP with a BIRD top-of-rack. */
-  tor: 'mesh' | 'bird';
+  /**
+   * 'mesh': iBGP full mesh between nodes; 'bird': every node peers over eBGP with a BIRD top-of-rack.
+   * With racks: the ToRs' daemon, 'bird' or 'frr'.
+   */
+  tor: 'mesh' | 'bird' | 'frr';
+  /** Racks (RFC 7938 layout, racks.ts): each its own ToR namespace and AS, the ToRs peered with a spine. */
+  racks?: number;
+  /** The spine's daemon with racks (default: the ToRs'). */
+  spine?: RouterKind;
   /**
    * Kubernetes mode: agents run `--kubernetes` against the API server this kubeconfig names (it must be
    * reachable from the node namespaces, e.g. in the fabric), with NODE_NAME set; peers, ASN and pod
@@ -50,6 +58,8 @@ export interface LabPlan {
   torAsn: number;
   subnet: string;
   nodes: LabNode[];
+  /** With racks: the ToRs and the spine. */
+  fabric?: FabricPlan;
 }
 
 export const MAX_NODES = 200;
@@ -71,9 +81,9 @@ export function planNode(options: LabOptions, index: number): LabNode {
     index,
     name,
     netns: `${options.prefix}${name}`,
-    address: nodeAddress(index),
+    address: options.racks ? rackNodeAddress(options, index) : nodeAddress(index),
     // eBGP to a ToR: each node its own private ASN, as Calico does for AS-per-rack designs.
-    asn: options.tor === 'bird' ? NODE_ASN + index : NODE_ASN,
+    asn: options.tor !== 'mesh' ? NODE_ASN + index : NODE_ASN,
     podCIDR: nodePodCIDR(index),
     statusSocket: join(options.stateDir, `${name}.sock`),
     cniAddrFile: join(options.stateDir, `${name}.cni`),
@@ -93,7 +103,9 @@ export function planLab(options: LabOptions): LabPlan {
     throw new Error(`--nodes must be between 1 and ${MAX_NODES}`);
   }
   if (!Number.isInteger(options.pods) || options.pods < 0 || options.pods > 250) throw new Error('--pods must be between 0 and 250');
+  if (options.tor === 'frr' && !options.racks) throw new Error('--tor frr needs --racks N');
   return {
+    ...(options.racks ? { fabric: planFabric(options) } : {}),
     options,
     fabricNetns: `${options.prefix}fabric`,
     fabricAddress: '192.0.2.254',
@@ -106,8 +118,9 @@ export function planLab(options: LabOptions): LabPlan {
 /** The agent's standalone config for one node: a full mesh to every other node, or the ToR alone. */
 export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknown> {
   const others = plan.nodes.filter((n) => n.index !== node.index);
-  const peers =
-    plan.options.tor === 'bird'
+  const peers = plan.fabric
+    ? rackPeers(plan, node)
+    : plan.options.tor === 'bird'
       ? [{ address: plan.fabricAddress, asn: plan.torAsn, type: 'global' }]
       : others.map((n) => ({ address: n.address, asn: n.asn, type: 'node-mesh' }));
   return {

@@ -19,6 +19,8 @@ const COLLECTIONS: Record<string, { apiVersion: string; kind: string }> = {
   '/apis/lightly.dev/v1alpha1/bgppeers': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPPeer' },
   '/apis/lightly.dev/v1alpha1/bgpconfigurations': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPConfiguration' },
   '/api/v1/namespaces/default/events': { apiVersion: 'v1', kind: 'Event' },
+  // BGPPeer passwords: Secrets of the agent's namespace (get, list, watch like the rest)
+  '/api/v1/namespaces/kube-system/secrets': { apiVersion: 'v1', kind: 'Secret' },
 };
 
 /**
@@ -283,6 +285,12 @@ current-context: fake
 export const NODES = '/api/v1/nodes';
 export const BGP_PEERS = '/apis/lightly.dev/v1alpha1/bgppeers';
 export const BGP_CONFIGURATIONS = '/apis/lightly.dev/v1alpha1/bgpconfigurations';
+export const SECRETS = '/api/v1/namespaces/kube-system/secrets';
+
+/** A Secret as the API holds it: values base64-encoded under data. */
+export function secretObject(name: string, values: Record<string, string>) {
+  return { metadata: { name }, type: 'Opaque', data: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) };
+}
 
 export function nodeObject(name: string, address: string, podCIDR?: string, labels: Record<string, string> = {}) {
   return {
