@@ -27,8 +27,8 @@ export type PolicySettings = z.infer<typeof PolicySettings>;
 
 export interface PolicyStatus {
   synced: boolean;
-  /** The highest resourceVersion of the three collections in the last applied ruleset (tests wait on it). */
-  appliedVersion: number;
+  /** The resourceVersion of each collection that the kernel's ruleset reflects (tests wait on these). */
+  applied: { pods: string; namespaces: string; policies: string };
   policies: number;
   pods: number;
   ruleset: { sets: number; elements: number; rules: number; bytes: number };
@@ -49,7 +49,7 @@ export class PolicyEnforcer {
   private readonly namespaces: Reflector<PolicyNamespace>;
   private readonly policies: Reflector<NetworkPolicy>;
   private applied?: NftRuleset;
-  private appliedVersion = 0;
+  private appliedVersions = { pods: '', namespaces: '', policies: '' };
   private timer?: NodeJS.Timeout;
   private running = false;
   private again = false;
@@ -92,17 +92,17 @@ export class PolicyEnforcer {
     }
     this.running = true;
     try {
-      const version = Math.max(...[this.pods, this.namespaces, this.policies].map((r) => Number(r.version) || 0));
+      const versions = { pods: this.pods.version, namespaces: this.namespaces.version, policies: this.policies.version };
       const next = renderRuleset(compileNode(this.options.nodeName, { pods: this.pods.items.values(), namespaces: this.namespaces.items.values(), policies: this.policies.items.values() }));
       const text = updateText(this.applied, next);
       if (text) {
         const out = await nft(['-f', '-'], text, this.options.netns);
         if (out.exitCode !== 0) throw new Error(out.stderr.trim());
         if (!this.applied || text.startsWith('add table')) this.bytes = text.length;
-        this.options.log.info({ ...rulesetSize(next), full: text.startsWith('add table'), version }, 'network policy applied');
+        this.options.log.info({ ...rulesetSize(next), full: text.startsWith('add table'), versions }, 'network policy applied');
       }
       this.applied = next;
-      this.appliedVersion = version;
+      this.appliedVersions = versions;
       this.lastError = undefined;
     } catch (err) {
       this.applied = undefined;
@@ -122,7 +122,7 @@ export class PolicyEnforcer {
     const size = this.applied ? rulesetSize(this.applied) : { sets: 0, elements: 0, rules: 0 };
     return {
       synced: this.synced(),
-      appliedVersion: this.appliedVersion,
+      applied: this.appliedVersions,
       policies: this.policies.items.size,
       pods: this.pods.items.size,
       ruleset: { ...size, bytes: this.bytes },

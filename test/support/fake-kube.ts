@@ -148,12 +148,14 @@ export class FakeKube {
   }
 
   /** `name` is namespace/name for namespaced kinds. */
-  remove(path: string, name: string): void {
+  remove(path: string, name: string): Obj | undefined {
     const c = this.collections.get(path)!;
     const existing = c.items.get(name);
-    if (!existing) return;
+    if (!existing) return undefined;
     c.items.delete(name);
-    this.emit(c, 'DELETED', { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.rv) } });
+    const gone = { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.rv) } };
+    this.emit(c, 'DELETED', gone);
+    return gone;
   }
 
   get(path: string, name: string): Obj | undefined {
@@ -300,10 +302,8 @@ function handleNamespaced(api: FakeKube, req: IncomingMessage, namespace: string
   }
   if (!existing) return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `${key(name)} not found` });
   if (req.method === 'GET') return json(200, existing);
-  if (req.method === 'DELETE') {
-    api.remove(collection, key(name));
-    return json(200, { kind: 'Status', status: 'Success' });
-  }
+  // As the API server does for most kinds: the deleted object, here with the version of its deletion.
+  if (req.method === 'DELETE') return json(200, api.remove(collection, key(name)));
   json(405, { kind: 'Status', code: 405, message: `${req.method} not supported` });
 }
 
