@@ -252,3 +252,99 @@ describe('NetworkPolicy: the upstream e2e model (x, y, z × a, b, c; TCP and UDP
     }, 60_000);
   }
 });
+
+describe('NetworkPolicy: the agent around the model', () => {
+  const tcp80 = (ip: string) => ({ ip, port: 80, protocol: 'tcp' as const });
+  const ctl = async (args: string[]) => execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', nodes[0]!.statusSocket, ...args], { reject: false });
+  const nft = async (node: LabNode, args: string[]) => (await execIn(node.netns, 'nft', args)).stdout;
+
+  it('a new pod whose address is not known yet (plugin ADD before the kubelet reports it) is denied in directions a policy selecting it isolates; others stay open', async () => {
+    const spare = nodes[0]!.pods[5]!; // networked by the plugin, no Pod object yet
+    await model.serve('spare', spare.netns);
+    const pending = (labels: Record<string, string>, ip?: string) =>
+      ({ ...podObject('x/new', { node: nodes[0]!, pod: { ...spare, ip } }, labels), metadata: { namespace: 'x', name: 'new', labels } });
+    try {
+      await model.createPolicy('x', 'deny-new', { podSelector: { matchLabels: { app: 'new' } }, ingress: [] });
+      await model.settle();
+      expect(await model.probeFrom('x/b', tcp80(spare.ip!)), 'no pending pod: an unknown address is open').toBe(true);
+      // A pending pod in y matching the label is not selected by a policy of x: still open.
+      await model.putPod('y', { ...pending({ app: 'new' }), metadata: { namespace: 'y', name: 'new', labels: { app: 'new' } } });
+      await model.settle();
+      expect(await model.probeFrom('x/b', tcp80(spare.ip!))).toBe(true);
+      // Scheduled here, selected for ingress, address not reported yet: unknown addresses are closed to ingress.
+      await model.putPod('x', pending({ app: 'new' }));
+      await model.settle();
+      expect(await model.probeFrom('x/b', tcp80(spare.ip!)), 'same node').toBe(false);
+      expect(await model.probeFrom('x/c', tcp80(spare.ip!)), 'other node').toBe(false);
+      expect(await model.probeFrom('spare', tcp80(model.ip('x/b'))), 'egress is not isolated').toBe(true);
+      expect(await model.probeFrom('y/a', tcp80(model.ip('x/a'))), 'known pods are unaffected').toBe(true);
+      // The address arrives: the pod's own policy applies (still denied), and relabelled out it opens.
+      await model.putPod('x', pending({ app: 'new' }, spare.ip));
+      await model.settle();
+      expect(await model.probeFrom('x/b', tcp80(spare.ip!))).toBe(false);
+      await model.putPod('x', pending({ app: 'other' }, spare.ip));
+      await model.settle();
+      expect(await model.probeFrom('x/b', tcp80(spare.ip!))).toBe(true);
+    } finally {
+      await model.deletePod('x', 'new').catch(() => undefined);
+      await model.deletePod('y', 'new').catch(() => undefined);
+      await model.reset();
+    }
+  }, 60_000);
+
+  it('pod churn changes set elements only: the rules (and their handles) stay, the sets change', async () => {
+    await model.createPolicy('x', 'from-client', { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: { matchLabels: { role: 'client' } } }] }] });
+    await model.settle();
+    const rules = () => nft(nodes[0]!, ['-a', 'list', 'chain', 'inet', 'lightly-policy', 'ingress']);
+    const before = await rules();
+    try {
+      await model.labelPod('x/b', { role: 'client' });
+      await model.settle();
+      expect(await rules()).toBe(before);
+      expect(await nft(nodes[0]!, ['list', 'table', 'inet', 'lightly-policy'])).toContain(model.ip('x/b'));
+      expect(await model.probeFrom('x/b', tcp80(model.ip('x/a')))).toBe(true);
+    } finally {
+      await model.reset();
+    }
+  }, 60_000);
+
+  it('lightlyctl policy NS/POD names the policies selecting a pod and what each allows, for a pod on any node', async () => {
+    await model.createPolicy('x', 'from-b', { podSelector: podIs('a'), ingress: [{ from: [{ podSelector: podIs('b') }], ports: [{ port: 80 }] }] });
+    await model.createPolicy('x', 'deny-egress', { podSelector: {}, policyTypes: ['Egress'] });
+    await model.createPolicy('y', 'unrelated', { podSelector: {} });
+    await model.settle();
+    try {
+      const text = await ctl(['policy', 'x/a']);
+      expect(text.exitCode, String(text.stderr)).toBe(0);
+      expect(text.stdout).toContain('policy x/deny-egress');
+      expect(text.stdout).toContain('egress: deny all');
+      expect(text.stdout).toContain('ingress: allow from pods pod=b in namespace x on TCP/80');
+      expect(text.stdout).not.toContain('unrelated');
+      const view = JSON.parse((await ctl(['policy', 'x/c', '--json'])).stdout) as { node: string; isolated: unknown; policies: { name: string }[] };
+      expect(view.node).toBe('node-2');
+      expect(view.isolated).toEqual({ ingress: false, egress: true });
+      expect(view.policies.map((p) => p.name)).toEqual(['x/deny-egress']);
+      const missing = await ctl(['policy', 'x/nope']);
+      expect(missing.exitCode).toBe(1);
+      expect(missing.stderr).toContain('no pod x/nope');
+    } finally {
+      await model.reset();
+    }
+  }, 60_000);
+
+  it('touches nothing outside table inet lightly-policy, and `lightly-agent uninstall-policy` removes only it', async () => {
+    // Another table in the node's namespace (as kube-proxy's or a firewall's would be), with a rule.
+    await execIn(nodes[1]!.netns, 'nft', ['-f', '-'], { input: 'table ip lt-other {\n chain c { type filter hook forward priority 10; policy accept; counter; }\n}\n' });
+    const tables = await nft(nodes[1]!, ['list', 'tables']);
+    expect(tables).toContain('table inet lightly-policy');
+    expect(tables).toContain('table ip lt-other');
+    const out = await execIn(nodes[1]!.netns, process.execPath, ['dist/bin/lightly-agent.js', 'uninstall-policy']);
+    expect(out.exitCode, String(out.stderr)).toBe(0);
+    const after = await nft(nodes[1]!, ['list', 'tables']);
+    expect(after).not.toContain('lightly-policy');
+    expect(after).toContain('table ip lt-other');
+    expect(await nft(nodes[1]!, ['list', 'table', 'ip', 'lt-other'])).toContain('counter');
+    expect((await execIn(nodes[1]!.netns, process.execPath, ['dist/bin/lightly-agent.js', 'uninstall-policy'])).exitCode, 'idempotent').toBe(0);
+  }, 30_000);
+});
+

@@ -115,6 +115,18 @@ export class NetpolModel {
     await this.settle();
   }
 
+  /** A probe server in any namespace (a pod outside the model), known by `name` to probeFrom. */
+  async serve(name: string, netns: string): Promise<void> {
+    this.probes.push(execa('ip', ['netns', 'exec', netns, process.execPath, '--import', 'tsx', 'test/support/netpol-probe.ts', '--socket', this.probeSocket(name)], { reject: false, stdin: 'pipe' }));
+    await until(`the probe server of ${name}`, () => existsSync(this.probeSocket(name)), 30_000);
+  }
+
+  /** One probe from a model pod (or a server started by serve) to an address. */
+  async probeFrom(from: string, target: ProbeTarget, timeoutMs = 1_000): Promise<boolean> {
+    const res = await fakeKubeRequest(this.probeSocket(from), 'POST', '/probe', { timeoutMs, targets: [target] });
+    return (res.body as boolean[])[0]!;
+  }
+
   private probeSocket(key: string): string {
     return join(this.dir, `probe-${key.replace('/', '-')}.sock`);
   }
