@@ -78,6 +78,12 @@ describe('ipBlock with except', () => {
     expect(ipBlockRanges([{ cidr: '10.244.1.2/32', except: [] }, { cidr: '10.244.1.0/24', except: ['10.244.1.0/25'] }])).toEqual([['10.244.1.2', '10.244.1.2'], ['10.244.1.128', '10.244.1.255']]);
     expect(ipBlockRanges([{ cidr: '10.244.1.0/24', except: ['10.244.1.0/24'] }])).toEqual([]);
   });
+
+  it('an IPv6 block allows no IPv4 address, and the policy still isolates (never dropped whole)', () => {
+    const c = compile([policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::/8', except: ['fd00::/64'] } }] }] })]);
+    expect(c.ingressIsolated).toEqual(['10.244.1.2']);
+    expect(c.policies[0]!.ingress![0]).toMatchObject({ anyPeer: false, hasBlocks: true, cidrRanges: [] });
+  });
 });
 
 describe('ports', () => {
