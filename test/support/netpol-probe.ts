@@ -33,6 +33,15 @@ function probeTcp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
   });
 }
 
+/**
+ * UDP source ports, each used once per run: a random ephemeral port that repeats an earlier probe's
+ * 5-tuple within conntrack's UDP timeout would ride that earlier, allowed flow (replies and later
+ * packets of a flow pass by design), and a probe must always be a new flow. Below the kernel's
+ * ephemeral range, so nothing else takes them.
+ */
+const UDP_PORTS = { first: 20_000, last: 32_000 };
+let nextUdpPort = UDP_PORTS.first;
+
 /** UDP: the server echoes; an answer within the deadline is reachable. */
 function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -45,7 +54,9 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
     };
     socket.once('message', () => done(true));
     socket.once('error', () => done(false));
-    socket.send('probe', t.port, t.ip);
+    const port = nextUdpPort;
+    nextUdpPort = port >= UDP_PORTS.last ? UDP_PORTS.first : port + 1;
+    socket.bind(port, '0.0.0.0', () => socket.send('probe', t.port, t.ip));
   });
 }
 
