@@ -5,8 +5,9 @@
 // (concepts/services-networking/network-policies): a pod selected by no policy of a direction is open
 // in it; selected pods take what any selecting policy allows; a peer's namespaceSelector and
 // podSelector in one element both apply; separate elements are alternatives; replies pass.
-// SCTP: this kernel has no SCTP sockets (checked in beforeAll), so SCTP policies are checked for what
-// they must not allow over TCP and UDP, as upstream's "even if the plugin doesn't support SCTP" cases.
+// SCTP: Node has no SCTP sockets and this machine's kernel no SCTP protocol (socket(..., 132) fails
+// with EPROTONOSUPPORT), so SCTP policies are checked for what they must not allow over TCP and UDP,
+// as upstream's "even if the plugin doesn't support SCTP" cases; the SCTP rules are unit-tested.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-// lightlyctl: operators' CLI. `lightlyctl [--socket PATH] bgp status [--json]`, `lightlyctl routes [--json]`.
+// lightlyctl: operators' CLI. `lightlyctl [--socket PATH] bgp status [--json]`, `routes [--json]`, `policy NS/POD [--json]`.
 import type { BgpStatus, InstalledRoute } from '../status.js';
 import { AgentUnavailableError, getJson } from './client.js';
 import { formatBgpStatus, formatRoutes } from './format.js';

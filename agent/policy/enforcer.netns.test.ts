@@ -10,7 +10,7 @@ import { PolicyEnforcer } from './enforcer.js';
 const pool = new NetnsPool();
 const api = new FakeKube();
 let netns = '';
-const log = pino({ level: 'silent' });
+const log = pino({ level: process.env.LT_DEBUG ? 'info' : 'silent' });
 const table = async () => (await execIn(netns, 'nft', ['list', 'table', 'inet', 'lightly-policy'])).stdout as string;
 
 beforeAll(async () => {
@@ -33,6 +33,14 @@ describe('PolicyEnforcer (nft in a test namespace, fake API)', () => {
     await until('the table', async () => (await table()).includes('set local_pods'), 10_000);
     expect(await table()).toContain('10.244.1.2');
     api.upsert(NETWORK_POLICIES, { metadata: { namespace: 'x', name: 'deny' }, spec: { podSelector: {}, policyTypes: ['Ingress'] } });
+    // The kernel takes every kind of match the renderer writes (SCTP included, with or without the module).
+    api.upsert(NETWORK_POLICIES, {
+      metadata: { namespace: 'x', name: 'all-kinds' },
+      spec: { podSelector: { matchLabels: { pod: 'b' } }, policyTypes: ['Ingress', 'Egress'], ingress: [{ from: [{ podSelector: {} }, { ipBlock: { cidr: '10.0.0.0/8', except: ['10.1.0.0/16'] } }], ports: [{ protocol: 'SCTP', port: 80 }, { protocol: 'UDP', port: 80, endPort: 90 }, { port: 'http' }] }], egress: [{ to: [{ namespaceSelector: {} }], ports: [{ port: 'dns', protocol: 'UDP' }] }] },
+    });
+    await until('every kind of match in the kernel', async () => (await table()).includes('x/all-kinds egress[0]'), 10_000);
+    expect(await table()).toMatch(/sctp dport 80 accept comment "x\/all-kinds ingress\[0\]"/); // nft lists `meta l4proto sctp th dport` so
+    expect(first.status().lastError).toBeUndefined();
     await until('x/a isolated', async () => /ingress_isolated \{[^}]*10\.244\.1\.2/.test((await table()).replace(/\s+/g, ' ')), 10_000);
     expect(first.pod('x/a')).toMatchObject({ isolated: { ingress: true, egress: false }, policies: [{ name: 'x/deny', ingress: [] }] });
     api.remove(PODS, 'x/a');

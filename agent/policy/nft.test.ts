@@ -34,4 +34,12 @@ describe('nftables ruleset of table inet lightly-policy', () => {
     expect(updateText(before, render(base))).toBe('');
     expect(updateText(before, render(base, []))).toMatch(/^add table inet lightly-policy\ndelete table/);
   });
+
+  it('SCTP, endPort ranges and a protocol without port become l4proto/th dport matches', () => {
+    const sctp = slimNetworkPolicy({ metadata: { namespace: 'x', name: 'sctp' }, spec: { podSelector: {}, ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }, { protocol: 'UDP', port: 80, endPort: 81 }, { protocol: 'TCP' }] }] } });
+    const text = fullText(render(base, [sctp]));
+    expect(text).toMatch(/ip daddr @p\w+_targets meta l4proto sctp th dport 80 accept/);
+    expect(text).toMatch(/ip daddr @p\w+_targets meta l4proto udp th dport 80-81 accept/);
+    expect(text).toMatch(/ip daddr @p\w+_targets meta l4proto tcp accept/);
+  });
 });
