@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { type AgentConfig, peerType } from './config.js';
 import type { BestRouteChange, DesiredRoute, NextHopWatchPort, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
 import type { BgpStatus, InstalledRoute, NodeInfo, StatusSource } from './status.js';
-import { startStatusServer, type StatusServer } from './status-server.js';
+import { type StatusRoute, startStatusServer, type StatusServer } from './status-server.js';
 import { startMetricsServer } from './metrics.js';
 import { applyNat, removeNat } from './nat.js';
 
@@ -15,6 +15,8 @@ export interface DaemonDeps {
   nextHops?: NextHopWatchPort;
   /** Starts the CNI server the plugin shim talks to; returns how to stop it. */
   startCniServer?(addrFile: string): Promise<{ close(): Promise<void> }>;
+  /** More status API routes (network policy in Kubernetes mode). */
+  statusRoutes?: Record<string, StatusRoute>;
 }
 
 /**
@@ -74,7 +76,7 @@ export class AgentDaemon implements StatusSource {
     await this.speaker.start();
     log.info({ routerId: this.config.routerId, asn: this.config.asn, peers: this.config.peers.length }, 'bgp speaker started');
 
-    this.statusServer = await startStatusServer(this.config.statusSocket, this);
+    this.statusServer = await startStatusServer(this.config.statusSocket, this, this.deps.statusRoutes);
     if (this.config.metricsPort !== undefined) {
       this.metrics = await startMetricsServer(this.config.metricsPort, '0.0.0.0', this);
     }

@@ -1,4 +1,4 @@
-// lightly-agent: `--config FILE` (standalone), `--kubernetes [--config FILE]`, or `install-cni`.
+// lightly-agent: `--config FILE` (standalone), `--kubernetes [--config FILE]`, `install-cni` or `uninstall-policy`.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -13,6 +13,8 @@ import { KubernetesMode } from './kube/run.js';
 import { createSpeaker } from './speaker-adapter.js';
 import { createRouteSink } from './route-adapter.js';
 import { NextHopWatch } from './nexthop-watch.js';
+import { startPolicy, removePolicyTable } from './policy/run.js';
+import type { StatusRoute } from './status-server.js';
 
 const log = pino({ base: { component: 'lightly-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
 const here = dirname(fileURLToPath(import.meta.url));
@@ -64,8 +66,9 @@ function readLocalSettings(path: string | undefined): Record<string, unknown> {
   }
 }
 
-async function startDaemon(config: AgentConfig): Promise<AgentDaemon> {
+async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, StatusRoute>): Promise<AgentDaemon> {
   const daemon = new AgentDaemon(config, {
+    statusRoutes,
     log,
     makeSpeaker: (settings) => createSpeaker(settings, log),
     routes: createRouteSink(config, log),
@@ -114,18 +117,27 @@ async function main(args: string[]): Promise<void> {
     log.info({ written }, 'cni installed');
     return;
   }
+  if (args[0] === 'uninstall-policy') {
+    await removePolicyTable();
+    log.info({}, 'network policy table removed');
+    return;
+  }
   const configPath = flag(args, '--config');
   if (args.includes('--kubernetes')) {
     const nodeName = process.env.NODE_NAME;
     if (!nodeName) throw new ConfigError('--kubernetes needs NODE_NAME (downward API: spec.nodeName)');
     const local = readLocalSettings(configPath);
     const api = loadApiEndpoint(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
-    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon });
+    const policy = startPolicy({ api, nodeName, local, log });
+    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon: (config) => startDaemon(config, policy?.routes) });
     await mode.start();
-    stopOnSignals(() => mode.stop(true));
+    stopOnSignals(async () => {
+      await mode.stop(true);
+      await policy?.stop();
+    });
     return;
   }
-  if (!configPath) throw new ConfigError('usage: lightly-agent --config FILE | --kubernetes [--config FILE] | install-cni [options]');
+  if (!configPath) throw new ConfigError('usage: lightly-agent --config FILE | --kubernetes [--config FILE] | install-cni [options] | uninstall-policy');
   const daemon = await startDaemon(loadAgentConfig(configPath));
   stopOnSignals(() => daemon.stop(true));
   process.on('SIGHUP', () => {

@@ -23,7 +23,7 @@ export function natRuleset(podCIDRs: string[], clusterCIDRs: string[]): string {
 }
 
 /** Runs nft in this namespace, or in a named one (the lab, tests). */
-function nft(args: string[], input?: string, netns?: string) {
+export function nft(args: string[], input?: string, netns?: string) {
   const [cmd, full] = netns ? ['ip', ['netns', 'exec', netns, 'nft', ...args]] : ['nft', args];
   return execa(cmd, full, { input, reject: false });
 }

@@ -8,11 +8,15 @@ export interface StatusServer {
   close(): Promise<void>;
 }
 
-export async function startStatusServer(socketPath: string, source: StatusSource): Promise<StatusServer> {
-  const routes: Record<string, () => unknown> = {
+/** A status route's handler; it reads its query from the URL. */
+export type StatusRoute = (url: URL) => unknown;
+
+export async function startStatusServer(socketPath: string, source: StatusSource, extra: Record<string, StatusRoute> = {}): Promise<StatusServer> {
+  const routes: Record<string, StatusRoute> = {
     '/v1/bgp/status': () => source.bgpStatus(),
     '/v1/routes': () => source.routes(),
     '/v1/node': () => source.node(),
+    ...extra,
   };
   const server: Server = createServer((req, res) => {
     const handler = req.method === 'GET' ? routes[(req.url ?? '').split('?')[0]!] : undefined;
@@ -21,7 +25,7 @@ export async function startStatusServer(socketPath: string, source: StatusSource
       return;
     }
     try {
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(handler()));
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(handler(new URL(req.url ?? '/', 'http://agent'))));
     } catch (err) {
       res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }));
     }

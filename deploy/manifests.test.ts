@@ -276,6 +276,8 @@ describe('deploy/ manifests', () => {
       expect(allowed('', 'nodes', verb)).toBe(true);
       expect(allowed('lightly.dev', 'bgppeers', verb)).toBe(true);
       expect(allowed('lightly.dev', 'bgpconfigurations', verb)).toBe(true);
+      // agent/policy/enforcer.ts reflects what NetworkPolicy selectors read.
+      for (const [group, resource] of [['', 'pods'], ['', 'namespaces'], ['networking.k8s.io', 'networkpolicies']] as const) expect(allowed(group, resource, verb)).toBe(true);
     }
     expect(allowed('', 'nodes/status', 'patch')).toBe(true);
     expect(allowed('lightly.dev', 'bgpconfigurations', 'create')).toBe(true);

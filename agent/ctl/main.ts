@@ -1,10 +1,14 @@
-// lightlyctl: operators' CLI. `lightlyctl [--socket PATH] bgp status [--json]`, `lightlyctl routes [--json]`.
+// lightlyctl: operators' CLI. `lightlyctl [--socket PATH] bgp status [--json]`, `routes [--json]`, `policy NS/POD [--json]`.
 import type { BgpStatus, InstalledRoute } from '../status.js';
 import { AgentUnavailableError, getJson } from './client.js';
 import { formatBgpStatus, formatRoutes } from './format.js';
+import type { PodPolicyView } from '../policy/describe.js';
+import { formatPodPolicy } from './policy-format.js';
 
 const USAGE = `usage: lightlyctl [--socket PATH] bgp status [--json]
        lightlyctl [--socket PATH] routes [--json]
+       lightlyctl [--socket PATH] policy NAMESPACE/POD [--json]   (which NetworkPolicies select the pod, what each allows)
+       lightlyctl [--socket PATH] policy status [--json]
 The socket defaults to $LIGHTLY_SOCKET or /run/lightly/agent.sock.`;
 
 async function main(argv: string[]): Promise<number> {
@@ -31,6 +35,21 @@ async function main(argv: string[]): Promise<number> {
     if (command === 'routes') {
       const routes = await getJson<InstalledRoute[]>(socket, '/v1/routes');
       console.log(json ? JSON.stringify(routes, null, 2) : formatRoutes(routes));
+      return 0;
+    }
+    if (command === 'policy status') {
+      const status = await getJson<unknown>(socket, '/v1/policy');
+      console.log(JSON.stringify(status, null, 2));
+      return 0;
+    }
+    const pod = /^policy ([^/\s]+\/[^/\s]+)$/.exec(command)?.[1];
+    if (pod) {
+      const view = await getJson<PodPolicyView | { error: string }>(socket, `/v1/policy/pod?name=${encodeURIComponent(pod)}`);
+      if ('error' in view) {
+        console.error(`lightlyctl: ${view.error}`);
+        return 1;
+      }
+      console.log(json ? JSON.stringify(view, null, 2) : formatPodPolicy(view));
       return 0;
     }
   } catch (err) {

@@ -31,6 +31,8 @@ export interface ReflectorOptions<T> {
    * until the CRD appears. After a listing a 404 is an outage like any other: the cache stays.
    */
   optional?: boolean;
+  /** The key an object is kept under (default its name; namespaced kinds use namespace/name). */
+  key?: (raw: unknown) => string;
 }
 
 const nameOf = (raw: unknown): string => String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
@@ -48,7 +50,16 @@ export class Reflector<T> {
   private failures = 0;
   private running?: Promise<void>;
 
-  constructor(private readonly options: ReflectorOptions<T>) {}
+  private readonly keyOf: (raw: unknown) => string;
+
+  constructor(private readonly options: ReflectorOptions<T>) {
+    this.keyOf = options.key ?? nameOf;
+  }
+
+  /** The resourceVersion the cache is at (the last list's or watch event's). */
+  get version(): string {
+    return this.resourceVersion;
+  }
 
   start(): void {
     this.running ??= this.loop();
@@ -127,7 +138,7 @@ export class Reflector<T> {
       const query = new URLSearchParams({ limit: String(pageSize), ...(continueToken ? { continue: continueToken } : {}) });
       const page = await client.call('GET', `${path}?${query}`);
       for (const raw of (page?.items ?? []) as unknown[]) {
-        const name = nameOf(raw);
+        const name = this.keyOf(raw);
         const kept = this.keep(raw, this.items.get(name));
         if (kept !== undefined) fresh.set(name, kept);
       }
@@ -152,7 +163,7 @@ export class Reflector<T> {
       switch (event.type) {
         case 'ADDED':
         case 'MODIFIED': {
-          const name = nameOf(event.object);
+          const name = this.keyOf(event.object);
           const kept = this.keep(event.object, this.items.get(name));
           if (kept === undefined) break;
           const before = this.items.get(name);
@@ -161,7 +172,7 @@ export class Reflector<T> {
           break;
         }
         case 'DELETED':
-          if (this.items.delete(nameOf(event.object))) this.options.onChange();
+          if (this.items.delete(this.keyOf(event.object))) this.options.onChange();
           break;
         case 'ERROR':
           if (event.object?.code === 410) gone = true;

@@ -8,7 +8,7 @@ import { addNode, down, up } from '../../deploy/lab/lab.js';
 import { NetnsPool, execIn, ipIn } from '../support/netns.js';
 import { ratioLine } from './stats.js';
 
-async function iperf(serverNs: string, clientNs: string, address: string): Promise<number> {
+export async function iperf(serverNs: string, clientNs: string, address: string): Promise<number> {
   const server = execa('ip', ['netns', 'exec', serverNs, 'iperf3', '-s', '-1'], { reject: false });
   await new Promise((r) => setTimeout(r, 500));
   const out = await execIn(clientNs, 'iperf3', ['-c', address, '-t', '5', '-J'], { timeout: 30_000 });

@@ -4,7 +4,7 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { ApiEndpoint } from '../../agent/kube/kubeconfig.js';
 
-type Obj = { apiVersion: string; kind: string; metadata: { name: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
+type Obj = { apiVersion: string; kind: string; metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string> }; [k: string]: any };
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
 interface Collection {
@@ -21,7 +21,18 @@ const COLLECTIONS: Record<string, { apiVersion: string; kind: string }> = {
   '/api/v1/namespaces/default/events': { apiVersion: 'v1', kind: 'Event' },
   // BGPPeer passwords: Secrets of the agent's namespace (get, list, watch like the rest)
   '/api/v1/namespaces/kube-system/secrets': { apiVersion: 'v1', kind: 'Secret' },
+  '/api/v1/namespaces': { apiVersion: 'v1', kind: 'Namespace' },
+  '/api/v1/pods': { apiVersion: 'v1', kind: 'Pod' },
+  '/apis/networking.k8s.io/v1/networkpolicies': { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
 };
+
+/**
+ * Namespaced kinds, kept under `namespace/name` in their cluster-wide collection, and reached by item
+ * at /api/v1/namespaces/NS/pods[/NAME] (the real paths), as the API server serves them.
+ */
+const NAMESPACED: Record<string, string> = { pods: '/api/v1/pods', networkpolicies: '/apis/networking.k8s.io/v1/networkpolicies' };
+const NAMESPACED_PATH = /^\/apis?(?:\/networking\.k8s\.io)?\/v1\/namespaces\/([^/]+)\/(pods|networkpolicies)(?:\/([^/]+))?$/;
+const keyOf = (o: { metadata: { name: string; namespace?: string } }): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
 
 /**
  * up: answers; refuse: the port is closed (connection refused); hang: connections are accepted and
@@ -113,10 +124,10 @@ export class FakeKube {
   upsert(path: string, object: Omit<Obj, 'apiVersion' | 'kind'>): Obj {
     const c = this.collections.get(path)!;
     const meta = COLLECTIONS[path]!;
-    const uid = c.items.get(object.metadata.name)?.metadata.uid ?? object.metadata.uid ?? `uid-${object.metadata.name}-${this.rv}`;
+    const uid = c.items.get(keyOf(object as Obj))?.metadata.uid ?? object.metadata.uid ?? `uid-${object.metadata.name}-${this.rv}`;
     const full = { apiVersion: meta.apiVersion, kind: meta.kind, ...object, metadata: { ...object.metadata, uid, resourceVersion: String(++this.rv) } } as Obj;
-    const type: EventType = c.items.has(full.metadata.name) ? 'MODIFIED' : 'ADDED';
-    c.items.set(full.metadata.name, full);
+    const type: EventType = c.items.has(keyOf(full)) ? 'MODIFIED' : 'ADDED';
+    c.items.set(keyOf(full), full);
     this.emit(c, type, full);
     return full;
   }
@@ -138,12 +149,15 @@ export class FakeKube {
     for (const w of c.watchers) w.end();
   }
 
-  remove(path: string, name: string): void {
+  /** `name` is namespace/name for namespaced kinds. */
+  remove(path: string, name: string): Obj | undefined {
     const c = this.collections.get(path)!;
     const existing = c.items.get(name);
-    if (!existing) return;
+    if (!existing) return undefined;
     c.items.delete(name);
-    this.emit(c, 'DELETED', { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.rv) } });
+    const gone = { ...existing, metadata: { ...existing.metadata, resourceVersion: String(++this.rv) } };
+    this.emit(c, 'DELETED', gone);
+    return gone;
   }
 
   get(path: string, name: string): Obj | undefined {
@@ -192,6 +206,8 @@ export class FakeKube {
     if ([...this.absent].some((gone) => path === gone || path.startsWith(`${gone}/`))) {
       return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' });
     }
+    const namespaced = NAMESPACED_PATH.exec(path);
+    if (namespaced) return handleNamespaced(this, req, namespaced[1]!, NAMESPACED[namespaced[2]!]!, namespaced[3], json);
     const collection = this.collections.get(path);
     if (req.method === 'GET' && collection) {
       const watch = url.searchParams.get('watch');
@@ -265,6 +281,34 @@ export class FakeKube {
   }
 }
 
+/** Create (POST), read, replace (PUT) and delete one namespaced object; the namespace comes from the path. */
+function handleNamespaced(api: FakeKube, req: IncomingMessage, namespace: string, collection: string, name: string | undefined, json: (status: number, body: unknown) => void): void {
+  const key = (n: string): string => `${namespace}/${n}`;
+  if (name === undefined) {
+    if (req.method !== 'POST') return json(405, { kind: 'Status', code: 405, message: 'list or watch the cluster-wide collection' });
+    readBody(req, (body) => {
+      if (typeof body?.metadata?.name !== 'string') return json(422, { kind: 'Status', code: 422, reason: 'Invalid', message: 'metadata.name is required' });
+      if (api.get(collection, key(body.metadata.name))) return json(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: `${body.metadata.name} already exists` });
+      const { apiVersion: _a, kind: _k, ...rest } = body;
+      json(201, api.upsert(collection, { ...rest, metadata: { ...rest.metadata, namespace } }));
+    });
+    return;
+  }
+  const existing = api.get(collection, key(name));
+  if (req.method === 'PUT') {
+    readBody(req, (body) => {
+      const { apiVersion: _a, kind: _k, ...rest } = body;
+      json(existing ? 200 : 201, api.upsert(collection, { ...rest, metadata: { ...rest.metadata, name, namespace } }));
+    });
+    return;
+  }
+  if (!existing) return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `${key(name)} not found` });
+  if (req.method === 'GET') return json(200, existing);
+  // As the API server does for most kinds: the deleted object, here with the version of its deletion.
+  if (req.method === 'DELETE') return json(200, api.remove(collection, key(name)));
+  json(405, { kind: 'Status', code: 405, message: `${req.method} not supported` });
+}
+
 function readBody(req: IncomingMessage, then: (body: any) => void): void {
   let text = '';
   req.on('data', (c: Buffer) => (text += c));
@@ -291,6 +335,9 @@ export const SECRETS = '/api/v1/namespaces/kube-system/secrets';
 export function secretObject(name: string, values: Record<string, string>) {
   return { metadata: { name }, type: 'Opaque', data: Object.fromEntries(Object.entries(values).map(([k, v]) => [k, Buffer.from(v).toString('base64')])) };
 }
+export const NAMESPACES = '/api/v1/namespaces';
+export const PODS = '/api/v1/pods';
+export const NETWORK_POLICIES = '/apis/networking.k8s.io/v1/networkpolicies';
 
 export function nodeObject(name: string, address: string, podCIDR?: string, labels: Record<string, string> = {}) {
   return {

@@ -1,0 +1,44 @@
+// The fake API server run in a lab's fabric namespace, so that the nodes' agents reach it as a real
+// API server; the test drives it through its control socket (the file system crosses namespaces).
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type ResultPromise, execa } from 'execa';
+import type { LabPlan } from '../../deploy/lab/topology.js';
+import { NODES, fakeKubeRequest, kubeConfigYaml, nodeObject } from './fake-kube.js';
+import { until } from './wait.js';
+
+export const API_PORT = 6443;
+
+export interface FabricApi {
+  kubeconfig: string;
+  control: string;
+  kube(method: string, path: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** The lab's `afterFabric` hook: starts the API and registers the nodes, as kubelets would. */
+  afterFabric(plan: LabPlan): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function fabricApi(dir: string): FabricApi {
+  const control = join(dir, 'kube.sock');
+  const kubeconfig = join(dir, 'kubeconfig');
+  let api: ResultPromise | undefined;
+  const kube = (method: string, path: string, body?: unknown) => fakeKubeRequest(control, method, path, body);
+  return {
+    kubeconfig,
+    control,
+    kube,
+    async afterFabric(plan) {
+      writeFileSync(kubeconfig, kubeConfigYaml(`http://${plan.fabricAddress}:${API_PORT}`));
+      api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', plan.fabricAddress, '--port', String(API_PORT), '--control', control], { reject: false });
+      await until('the fake API', async () => existsSync(control), 20_000);
+      for (const node of plan.nodes) {
+        const created = await kube('POST', NODES, { apiVersion: 'v1', kind: 'Node', ...nodeObject(node.name, node.address, node.podCIDR) });
+        if (created.status !== 201) throw new Error(`cannot register ${node.name}: ${created.status}`);
+      }
+    },
+    async stop() {
+      api?.kill('SIGTERM');
+      await api;
+    },
+  };
+}
