@@ -102,7 +102,7 @@ function refOf(raw: unknown, kind: string): ObjectRef {
   return { kind, apiVersion: str(r?.apiVersion), name: str(r?.metadata?.name), uid: str(r?.metadata?.uid), resourceVersion: str(r?.metadata?.resourceVersion) };
 }
 
-function check<S>(raw: unknown, kind: string, schema: z.ZodType<S>): Checked<S> {
+export function check<S>(raw: unknown, kind: string, schema: z.ZodType<S>): Checked<S> {
   const ref = refOf(raw, kind);
   const parsed = schema.safeParse((raw as { spec?: unknown } | null)?.spec ?? {});
   if (parsed.success) return { ref, spec: parsed.data };
