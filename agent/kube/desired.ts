@@ -2,6 +2,7 @@
 import type { PeerConfig } from '../config.js';
 import { ROUTER_ID_ANNOTATION, validRouterId } from './objects.js';
 import { matchesSelector } from './selector.js';
+import { type ServiceAdvertisement, serviceAdvertisement } from '../services/announce.js';
 
 export const ROUTE_REFLECTOR_LABEL = 'lightly.dev/route-reflector';
 
@@ -25,6 +26,9 @@ export interface BgpConfigurationSpec {
   maxPrefixes?: number;
   natOutgoing?: boolean;
   holdTime?: number;
+  serviceClusterIPs?: { cidr: string }[];
+  serviceExternalIPs?: { cidr: string }[];
+  serviceLoadBalancerIPs?: { cidr: string }[];
 }
 
 export interface BgpPeerSpec {
@@ -58,6 +62,8 @@ export interface DesiredBgp {
   holdTime: number;
   /** Set when this node is a route reflector: its cluster id. */
   clusterId?: string;
+  /** The Service ranges to announce (BGPConfiguration serviceClusterIPs/…), when any is configured. */
+  services?: ServiceAdvertisement;
 }
 
 export const DEFAULT_ASN = 64512;
@@ -161,6 +167,7 @@ export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigur
     maxPrefixes: config.maxPrefixes ?? DEFAULT_BGP_CONFIGURATION.maxPrefixes,
     natOutgoing: config.natOutgoing ?? DEFAULT_BGP_CONFIGURATION.natOutgoing,
     holdTime: config.holdTime ?? DEFAULT_BGP_CONFIGURATION.holdTime,
+    ...serviceAdvertisement(config),
     // The cluster id must be an IPv4-shaped id on the wire; a label value that is not one maps to our router id.
     ...(myClusterId && !mesh ? { clusterId: /^\d+\.\d+\.\d+\.\d+$/.test(myClusterId) ? myClusterId : routerId } : {}),
   };

@@ -16,6 +16,8 @@ export interface ObjectRef {
   name: string;
   uid: string;
   resourceVersion: string;
+  /** Set for namespaced objects (a Service): their Events go to that namespace. */
+  namespace?: string;
 }
 
 const Meta = z.object({
@@ -87,6 +89,10 @@ const BgpConfigurationSpecSchema = z.object({
   maxPrefixes: z.number().int().positive().optional(),
   natOutgoing: z.boolean().optional(),
   holdTime: holdTime.optional(),
+  // Service advertisement (docs/services.md): nothing outside these is ever announced.
+  serviceClusterIPs: z.array(z.object({ cidr })).optional(),
+  serviceExternalIPs: z.array(z.object({ cidr })).optional(),
+  serviceLoadBalancerIPs: z.array(z.object({ cidr })).optional(),
 });
 
 /** A custom object as kept: the spec to use (none: skipped), and why the object as written is invalid. */

@@ -31,9 +31,13 @@ export interface ReflectorOptions<T> {
    * until the CRD appears. After a listing a 404 is an outage like any other: the cache stays.
    */
   optional?: boolean;
+  /** The map key of an object: its name by default; namespaced kinds use namespace/name. */
+  key?(raw: unknown): string;
 }
 
 const nameOf = (raw: unknown): string => String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
+/** namespace/name, the key of namespaced kinds (Services, EndpointSlices). */
+export const namespacedKey = (raw: unknown): string => `${String((raw as { metadata?: { namespace?: unknown } } | null)?.metadata?.namespace ?? '')}/${nameOf(raw)}`;
 
 export class Reflector<T> {
   readonly items = new Map<string, T>();
@@ -127,7 +131,7 @@ export class Reflector<T> {
       const query = new URLSearchParams({ limit: String(pageSize), ...(continueToken ? { continue: continueToken } : {}) });
       const page = await client.call('GET', `${path}?${query}`);
       for (const raw of (page?.items ?? []) as unknown[]) {
-        const name = nameOf(raw);
+        const name = (this.options.key ?? nameOf)(raw);
         const kept = this.keep(raw, this.items.get(name));
         if (kept !== undefined) fresh.set(name, kept);
       }
@@ -152,7 +156,7 @@ export class Reflector<T> {
       switch (event.type) {
         case 'ADDED':
         case 'MODIFIED': {
-          const name = nameOf(event.object);
+          const name = (this.options.key ?? nameOf)(event.object);
           const kept = this.keep(event.object, this.items.get(name));
           if (kept === undefined) break;
           const before = this.items.get(name);
@@ -161,7 +165,7 @@ export class Reflector<T> {
           break;
         }
         case 'DELETED':
-          if (this.items.delete(nameOf(event.object))) this.options.onChange();
+          if (this.items.delete((this.options.key ?? nameOf)(event.object))) this.options.onChange();
           break;
         case 'ERROR':
           if (event.object?.code === 410) gone = true;

@@ -11,6 +11,16 @@ export interface ServiceAdvertisement {
   loadBalancerIPs: string[];
 }
 
+/** The BGPConfiguration's Service ranges, as DesiredBgp carries them (absent when none is set). */
+export function serviceAdvertisement(spec: { serviceClusterIPs?: { cidr: string }[]; serviceExternalIPs?: { cidr: string }[]; serviceLoadBalancerIPs?: { cidr: string }[] }): { services?: ServiceAdvertisement } {
+  const cidrs = (list?: { cidr: string }[]): string[] => (list ?? []).map((c) => c.cidr);
+  const services = { clusterIPs: cidrs(spec.serviceClusterIPs), externalIPs: cidrs(spec.serviceExternalIPs), loadBalancerIPs: cidrs(spec.serviceLoadBalancerIPs) };
+  return services.clusterIPs.length + services.externalIPs.length + services.loadBalancerIPs.length ? { services } : {};
+}
+
+/** Every CIDR of the advertisement: never imported from peers (each node decides its own announcements). */
+export const advertisedRanges = (a: ServiceAdvertisement | undefined): string[] => (a ? [...a.clusterIPs, ...a.externalIPs, ...a.loadBalancerIPs] : []);
+
 export type AnnouncementOrigin = 'service-cluster-ip-range' | 'service-external-ip' | 'service-load-balancer-ip';
 
 export interface ServiceAnnouncement {

@@ -14,11 +14,16 @@ interface Collection {
   watchers: Set<ServerResponse>;
 }
 
-const COLLECTIONS: Record<string, { apiVersion: string; kind: string }> = {
+const COLLECTIONS: Record<string, { apiVersion: string; kind: string; namespaced?: boolean }> = {
   '/api/v1/nodes': { apiVersion: 'v1', kind: 'Node' },
   '/apis/lightly.dev/v1alpha1/bgppeers': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPPeer' },
   '/apis/lightly.dev/v1alpha1/bgpconfigurations': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPConfiguration' },
   '/api/v1/namespaces/default/events': { apiVersion: 'v1', kind: 'Event' },
+  // Service advertisement (issue 15): namespaced kinds, kept under `namespace/name`.
+  '/api/v1/services': { apiVersion: 'v1', kind: 'Service', namespaced: true },
+  '/apis/discovery.k8s.io/v1/endpointslices': { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', namespaced: true },
+  '/apis/coordination.k8s.io/v1/leases': { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespaced: true },
+  '/apis/lightly.dev/v1alpha1/loadbalancerippools': { apiVersion: 'lightly.dev/v1alpha1', kind: 'LoadBalancerIPPool' },
 };
 
 /**
@@ -111,10 +116,13 @@ export class FakeKube {
   upsert(path: string, object: Omit<Obj, 'apiVersion' | 'kind'>): Obj {
     const c = this.collections.get(path)!;
     const meta = COLLECTIONS[path]!;
-    const uid = c.items.get(object.metadata.name)?.metadata.uid ?? object.metadata.uid ?? `uid-${object.metadata.name}-${this.rv}`;
-    const full = { apiVersion: meta.apiVersion, kind: meta.kind, ...object, metadata: { ...object.metadata, uid, resourceVersion: String(++this.rv) } } as Obj;
-    const type: EventType = c.items.has(full.metadata.name) ? 'MODIFIED' : 'ADDED';
-    c.items.set(full.metadata.name, full);
+    // Namespaced kinds are kept (and removed, and got) under namespace/name.
+    const namespace = meta.namespaced ? ((object.metadata as { namespace?: string }).namespace ?? 'default') : undefined;
+    const key = namespace ? `${namespace}/${object.metadata.name}` : object.metadata.name;
+    const uid = c.items.get(key)?.metadata.uid ?? object.metadata.uid ?? `uid-${object.metadata.name}-${this.rv}`;
+    const full = { apiVersion: meta.apiVersion, kind: meta.kind, ...object, metadata: { ...object.metadata, ...(namespace ? { namespace } : {}), uid, resourceVersion: String(++this.rv) } } as Obj;
+    const type: EventType = c.items.has(key) ? 'MODIFIED' : 'ADDED';
+    c.items.set(key, full);
     this.emit(c, type, full);
     return full;
   }
@@ -158,6 +166,57 @@ export class FakeKube {
     return [...this.collections.get(path)!.items.values()];
   }
 
+  /**
+   * Namespaced kinds (Services, EndpointSlices, Leases): list per namespace, create, get, delete,
+   * PUT with optimistic concurrency (a stale metadata.resourceVersion is 409, as leader election
+   * relies on), and JSON merge patches of status (status.loadBalancer of a Service).
+   */
+  private handleNamespaced(req: IncomingMessage, t: NonNullable<ReturnType<typeof namespacedTarget>>, json: (status: number, body: unknown) => void): void {
+    const c = this.collections.get(t.collection)!;
+    const meta = COLLECTIONS[t.collection]!;
+    if (t.name === undefined) {
+      if (req.method === 'GET') {
+        const items = [...c.items.values()].filter((o) => (o.metadata as { namespace?: string }).namespace === t.namespace);
+        return json(200, { apiVersion: meta.apiVersion, kind: c.listKind, metadata: { resourceVersion: String(this.rv) }, items });
+      }
+      if (req.method === 'POST') {
+        return readBody(req, (body) => {
+          const name = body?.metadata?.name;
+          if (typeof name !== 'string' || !name) return json(422, { kind: 'Status', code: 422, reason: 'Invalid', message: 'metadata.name is required' });
+          if (c.items.has(`${t.namespace}/${name}`)) return json(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: `${name} already exists` });
+          const { apiVersion: _a, kind: _k, ...rest } = body;
+          this.creates.push({ path: t.collection, body });
+          json(201, this.upsert(t.collection, { ...rest, metadata: { ...rest.metadata, namespace: t.namespace } }));
+        });
+      }
+      return json(405, { kind: 'Status', code: 405, reason: 'MethodNotAllowed', message: `${req.method} on a collection` });
+    }
+    const key = `${t.namespace}/${t.name}`;
+    const existing = c.items.get(key);
+    if (!existing) return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `${key} not found` });
+    if (req.method === 'GET') return json(200, existing);
+    if (req.method === 'DELETE') {
+      this.remove(t.collection, key);
+      return json(200, { kind: 'Status', status: 'Success' });
+    }
+    readBody(req, (body) => {
+      if (req.method === 'PUT') {
+        const rv = body?.metadata?.resourceVersion;
+        if (rv && rv !== existing.metadata.resourceVersion) return json(409, { kind: 'Status', code: 409, reason: 'Conflict', message: `${key} has been modified` });
+        const { apiVersion: _a, kind: _k, ...rest } = body;
+        return json(200, this.upsert(t.collection, { ...rest, metadata: { ...rest.metadata, namespace: t.namespace } }));
+      }
+      if (req.method === 'PATCH') {
+        this.patches.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '', body });
+        // A status patch changes status only; a patch of the object, everything but status.
+        const patched = t.status ? { ...existing, status: mergePatch(existing.status, body?.status ?? {}) } : { ...mergePatch(existing, { ...body, status: undefined }), status: existing.status };
+        const { apiVersion: _a, kind: _k, ...rest } = patched;
+        return json(200, this.upsert(t.collection, rest));
+      }
+      json(405, { kind: 'Status', code: 405, reason: 'MethodNotAllowed', message: `${req.method} on ${key}` });
+    });
+  }
+
   // ---- HTTP ----
   private handleApi(req: IncomingMessage, res: ServerResponse): void {
     this.requests.push({ method: req.method ?? '', path: (req.url ?? '').split('?')[0]!, at: Date.now() });
@@ -191,6 +250,10 @@ export class FakeKube {
       return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' });
     }
     const collection = this.collections.get(path);
+    if (!collection) {
+      const namespaced = namespacedTarget(path);
+      if (namespaced && COLLECTIONS[namespaced.collection]?.namespaced) return this.handleNamespaced(req, namespaced, json);
+    }
     if (req.method === 'GET' && collection) {
       const watch = url.searchParams.get('watch');
       if (watch === 'true' || watch === '1') {
@@ -263,6 +326,24 @@ export class FakeKube {
   }
 }
 
+/** /api/v1/namespaces/NS/services[/NAME[/status]] and the same under /apis/GROUP/VERSION. */
+function namespacedTarget(path: string): { collection: string; namespace: string; name?: string; status: boolean } | undefined {
+  const m = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(\/status)?$/.exec(path);
+  if (!m) return undefined;
+  return { collection: `${m[1]}/${m[3]}`, namespace: m[2]!, ...(m[4] ? { name: decodeURIComponent(m[4]) } : {}), status: !!m[5] };
+}
+
+/** RFC 7386 JSON merge patch: objects merge, null deletes, anything else (arrays too) replaces. */
+export function mergePatch(target: any, patch: any): any {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
 function readBody(req: IncomingMessage, then: (body: any) => void): void {
   let text = '';
   req.on('data', (c: Buffer) => (text += c));
@@ -283,6 +364,11 @@ current-context: fake
 export const NODES = '/api/v1/nodes';
 export const BGP_PEERS = '/apis/lightly.dev/v1alpha1/bgppeers';
 export const BGP_CONFIGURATIONS = '/apis/lightly.dev/v1alpha1/bgpconfigurations';
+export const EVENTS_PATH_DEFAULT = '/api/v1/namespaces/default/events';
+export const SERVICES = '/api/v1/services';
+export const ENDPOINT_SLICES = '/apis/discovery.k8s.io/v1/endpointslices';
+export const LEASES = '/apis/coordination.k8s.io/v1/leases';
+export const LOAD_BALANCER_IP_POOLS = '/apis/lightly.dev/v1alpha1/loadbalancerippools';
 
 export function nodeObject(name: string, address: string, podCIDR?: string, labels: Record<string, string> = {}) {
   return {
