@@ -11,6 +11,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     holdTime: settings.holdTime, connectRetrySeconds: settings.connectRetrySeconds, gracefulRestart: settings.gracefulRestart,
     importCIDRs: settings.importCIDRs, allowDefaultRoute: settings.allowDefaultRoute, maxPrefixes: settings.maxPrefixes,
     ...(settings.clusterId ? { clusterId: settings.clusterId } : {}), log,
+    ...(settings.rejectCIDRs?.length ? { rejectCIDRs: settings.rejectCIDRs } : {}),
     ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
   });
   speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
