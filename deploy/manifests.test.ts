@@ -8,7 +8,7 @@ import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { Ajv } from 'ajv';
 import { DaemonSet } from 'kubernetes-models/apps/v1';
 import { ConfigMap, ServiceAccount } from 'kubernetes-models/v1';
-import { ClusterRole, ClusterRoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
+import { ClusterRole, ClusterRoleBinding, Role, RoleBinding } from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import { CustomResourceDefinition } from 'kubernetes-models/apiextensions.k8s.io/v1';
 import { Service } from 'kubernetes-models/v1';
 import { parseAgentConfig } from '../agent/config.js';
@@ -92,6 +92,8 @@ const VALIDATORS: Record<string, (m: Manifest) => { validate(): void }> = {
   'v1/ServiceAccount': (m) => new ServiceAccount(m as never),
   'rbac.authorization.k8s.io/v1/ClusterRole': (m) => new ClusterRole(m as never),
   'rbac.authorization.k8s.io/v1/ClusterRoleBinding': (m) => new ClusterRoleBinding(m as never),
+  'rbac.authorization.k8s.io/v1/Role': (m) => new Role(m as never),
+  'rbac.authorization.k8s.io/v1/RoleBinding': (m) => new RoleBinding(m as never),
   'apiextensions.k8s.io/v1/CustomResourceDefinition': (m) => new CustomResourceDefinition(m as never),
 };
 
@@ -126,7 +128,7 @@ describe('deploy/ manifests', () => {
     };
 
     it('CRD names are <plural>.<group> and match what the agent watches', () => {
-      expect(crds.map((c) => c.metadata.name).sort()).toEqual(['bgpconfigurations.lightly.dev', 'bgppeers.lightly.dev']);
+      expect(crds.map((c) => c.metadata.name).sort()).toEqual(['bgpconfigurations.lightly.dev', 'bgppeers.lightly.dev', 'loadbalancerippools.lightly.dev']);
       for (const c of crds) {
         expect(c.metadata.name).toBe(`${c.spec.names.plural}.${c.spec.group}`);
         expect(c.spec.scope).toBe('Cluster');
