@@ -3,27 +3,25 @@
 // CIDRs come from the Node objects only. The API server also goes away for 30 s, and bad objects
 // are applied live: the nodes must not notice either.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { type ResultPromise, execa } from 'execa';
+import { execa } from 'execa';
 import { down, restartAgent, status as labStatus, stopAgent, up } from '../deploy/lab/lab.js';
-import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
-import { BGP_CONFIGURATIONS, BGP_PEERS, NODES, fakeKubeRequest, kubeConfigYaml, nodeObject } from './support/fake-kube.js';
+import type { LabNode } from '../deploy/lab/topology.js';
+import { BGP_CONFIGURATIONS, BGP_PEERS, NODES } from './support/fake-kube.js';
+import { FabricApi } from './support/lab-kube.js';
 import { requireNetworkTools } from './support/netns.js';
 import { expectMeshReachable, pingOnce, routesOf, until } from './support/lab.js';
 
 const prefix = `lt-${randomBytes(2).toString('hex')}-`;
 const dir = mkdtempSync(join(tmpdir(), 'lt-labk8s-'));
 const stateDir = join(dir, 'state');
-const control = join(dir, 'kube.sock');
-const kubeconfig = join(dir, 'kubeconfig');
-const API_PORT = 6443;
-let api: ResultPromise | undefined;
+const api = new FabricApi(dir);
 let nodes: LabNode[] = [];
 
-const kube = (method: string, path: string, body?: unknown) => fakeKubeRequest(control, method, path, body);
+const kube = (method: string, path: string, body?: unknown) => api.kube(method, path, body);
 const EVENTS = '/api/v1/namespaces/default/events';
 const agentsRunning = (): boolean => labStatus(stateDir)!.health.every((h) => h.agentRunning);
 const condition = async (name: string) =>
@@ -43,28 +41,16 @@ async function expectPodsReachEachOther(): Promise<void> {
   for (const from of pods) for (const to of pods.filter((p) => p !== from)) expect(await pingOnce(from.netns, to.ip!), `${from.name} → ${to.name}`).toBe(true);
 }
 
-/** Runs the fake API in the fabric namespace and registers the nodes, as kubelets would. */
-async function startApi(plan: LabPlan): Promise<void> {
-  writeFileSync(kubeconfig, kubeConfigYaml(`http://${plan.fabricAddress}:${API_PORT}`));
-  api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', plan.fabricAddress, '--port', String(API_PORT), '--control', control], { reject: false });
-  await until('the fake API', async () => existsSync(control), 20_000);
-  for (const node of plan.nodes) {
-    const created = await kube('POST', NODES, { apiVersion: 'v1', kind: 'Node', ...nodeObject(node.name, node.address, node.podCIDR) });
-    expect(created.status).toBe(201);
-  }
-}
-
 beforeAll(async () => {
   await requireNetworkTools(['ip', 'nsenter', 'ping']);
   if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
-  const state = await up({ nodes: 3, pods: 1, prefix, stateDir, holdTime: 3, tor: 'mesh', kubeconfig }, () => undefined, { afterFabric: startApi });
+  const state = await up({ nodes: 3, pods: 1, prefix, stateDir, holdTime: 3, tor: 'mesh', kubeconfig: api.kubeconfig }, () => undefined, { afterFabric: (plan) => api.start(plan) });
   nodes = state.plan.nodes;
 }, 120_000);
 
 afterAll(async () => {
   await down(stateDir, prefix, () => undefined);
-  api?.kill('SIGTERM');
-  await api;
+  await api.stop();
   rmSync(dir, { recursive: true, force: true });
 }, 60_000);
 
