@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { down, up } from '../deploy/lab/lab.js';
+import { down, restartAgent, stopAgent, up } from '../deploy/lab/lab.js';
 import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
 import { BGP_CONFIGURATIONS, BGP_PEERS, EVENTS_PATH_DEFAULT, LOAD_BALANCER_IP_POOLS } from './support/fake-kube.js';
 import { FabricApi } from './support/lab-kube.js';
@@ -176,6 +176,35 @@ describe('Service advertisement in the lab (BIRD top-of-rack, Kubernetes mode)',
     expect(birdc.stdout).not.toContain('192.168.77.7');
     expect(birdc.stdout).not.toContain('100.100.0.5');
   }, 60_000);
+
+  it('graceful restart keeps Service prefixes like pod CIDRs: an agent restarted (SIGTERM) never leaves the ToR without its /32 and /24', async () => {
+    const node = nodes[0]!;
+    const watched = ['198.51.100.7/32', node.podCIDR];
+    let gaps = 0;
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        for (const p of watched) if (!(await hops(p)).includes(node.address)) gaps++;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      await stopAgent(stateDir, node.name, 'SIGTERM');
+      await new Promise((r) => setTimeout(r, 1_000));
+      await restartAgent(stateDir, node.name);
+      // Back and announcing again from the restarted agent (its status says so), still without a gap.
+      await until('the restarted agent announces the Service again', async () => {
+        const out = await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', node.statusSocket, 'bgp', 'status', '--json'], { reject: false });
+        return out.exitCode === 0 && JSON.parse(out.stdout).announced?.some((a: { prefix: string }) => a.prefix === '198.51.100.7/32') && JSON.parse(out.stdout).peers.some((p: { address: string; state: string }) => p.address === plan.fabricAddress && p.state === 'Established');
+      }, 30_000);
+      await new Promise((r) => setTimeout(r, 1_000));
+    } finally {
+      watching = false;
+      await watcher;
+    }
+    expect(gaps, 'polls where the ToR had lost the node as a next hop').toBe(0);
+    for (const p of watched) expect(await hops(p)).toContain(node.address);
+  }, 90_000);
 
   it('the Service deleted: its /32 leaves the ToR', async () => {
     expect((await kube('DELETE', SVC('web'))).status).toBe(200);
