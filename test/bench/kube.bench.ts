@@ -13,7 +13,7 @@ import { NetnsPool, execIn, ipIn } from '../support/netns.js';
 
 const MB = 1024 * 1024;
 
-function rssOf(pid: number): { rss: number; hwm: number } {
+export function rssOf(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };

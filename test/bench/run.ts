@@ -3,6 +3,7 @@ import { benchCni } from './cni.bench.js';
 import { benchBgp } from './bgp.bench.js';
 import { benchDataplane } from './dataplane.bench.js';
 import { benchKube } from './kube.bench.js';
+import { benchServices } from './services.bench.js';
 import { requireNetworkTools } from '../support/netns.js';
 
 const sections: [string, () => Promise<string[]>][] = [
@@ -10,6 +11,7 @@ const sections: [string, () => Promise<string[]>][] = [
   ['bgp', () => benchBgp()],
   ['dataplane', () => benchDataplane()],
   ['kube', () => benchKube()],
+  ['services', () => benchServices()],
 ];
 const only = process.argv[2];
 
