@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import { agentRuntime } from '../support/agent-runtime.js';
 import { BGP_CONFIGURATIONS, BGP_PEERS, LOAD_BALANCER_IP_POOLS, fakeKubeRequest, kubeConfigYaml } from '../support/fake-kube.js';
-import { NetnsPool, execIn, ipIn } from '../support/netns.js';
+import { NetnsPool, execIn, ipIn, killProcessesIn } from '../support/netns.js';
 import { until } from '../support/wait.js';
 import { rssOf } from './kube.bench.js';
 
@@ -92,16 +92,7 @@ protocol bgp node_1 { local 10.0.0.254 as 65000; neighbor 10.0.0.1 as 64512; con
       `  agent RSS ${Math.round(before / MB)} MB before, ${Math.round(rss / MB)} MB with ${count} Services (peak ${Math.round(peak / MB)} MB)`,
     ];
   } finally {
-    for (const ns of pool.names) {
-      const pids = (await execa('ip', ['netns', 'pids', ns], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
-      for (const p of pids) {
-        try {
-          process.kill(p, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
+    await killProcessesIn(pool.names); // the agent, the API and BIRD
     agent?.kill('SIGKILL');
     api?.kill('SIGKILL');
     await Promise.allSettled([agent, api]);
