@@ -211,4 +211,21 @@ describe('Service advertisement in the lab (BIRD top-of-rack, Kubernetes mode)',
     await torFollows('203.0.113.1/32', [], 'withdrawn after the Service is deleted');
     expect(await hops('10.96.0.0/12')).toEqual(addressesOf(...nodes)); // the rest stays
   }, 30_000);
+
+  it('failover: the allocating agent killed (SIGKILL), another takes the Lease within its time and allocates', async () => {
+    const lease = async () => (await kube('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/lightly-lb-allocator')).body?.spec?.holderIdentity as string | undefined;
+    const holder = await lease();
+    expect(nodes.map((n) => n.name)).toContain(holder);
+    const killedAt = Date.now();
+    await stopAgent(stateDir, holder!, 'SIGKILL');
+    expect((await kube('POST', '/api/v1/namespaces/default/services', serviceObject('after-failover', {}))).status).toBe(201);
+    // Lease 15 s, looked at every 2 s: the bound adds those and a margin for a loaded machine.
+    await until('an address from the new holder', async () => (await ingressOf('after-failover')).length === 1, 15_000 + 2 * 2_000 + 10_000);
+    const took = Date.now() - killedAt;
+    console.log(`failover: allocation ${took} ms after the holder was killed`);
+    const next = await lease();
+    expect(next).toBeDefined();
+    expect(next).not.toBe(holder);
+    expect(took).toBeGreaterThanOrEqual(13_000); // not before the Lease ran out (15 s, less a retry of slack)
+  }, 60_000);
 });
