@@ -49,6 +49,8 @@ export class ServiceAdvertiser extends EventEmitter<{ announcements: [ServiceAnn
   private config: ServiceAdvertisement = NONE;
   /** Services as the allocator last saw them (by identity: the reflector replaces an object that changed). */
   private seen = new Map<string, SlimService>();
+  /** Services whose stale addresses we asked to clear, as they were then. */
+  private readonly cleared = new Map<string, SlimService>();
   private poolsKey = '';
   private rebuild = true;
   private announced?: ServiceAnnouncement[];
@@ -147,17 +149,21 @@ export class ServiceAdvertiser extends EventEmitter<{ announcements: [ServiceAnn
     if (this.rebuild) {
       this.rebuild = false;
       this.seen = new Map();
+      this.cleared.clear();
       const results = this.allocator.restore(eligible.map(requestOf));
       for (const s of eligible) this.settle(s, results.get(s.key)!);
     } else {
       for (const s of eligible) if (this.seen.get(s.key) !== s) this.settle(s, this.allocator.assign(requestOf(s)));
     }
+    for (const key of this.cleared.keys()) if (!this.services.items.has(key)) this.cleared.delete(key);
     for (const s of all) {
       if (live.has(s.key)) continue;
       if (s.requestError && wantsLoadBalancerIP(s)) this.events.report(s.ref, 'InvalidLoadBalancerIPs', s.requestError);
       // Changed type (or class, or a bad request): the addresses we gave go back to the pools.
       const ours = s.ingress.filter((a) => pools.some((p) => inAnyCidr(a, p.cidrs)));
-      if (ours.length && (wantsLoadBalancerIP(s) || s.loadBalancerClass === undefined)) this.write(s, []);
+      if (!ours.length || this.cleared.get(s.key) === s || !(wantsLoadBalancerIP(s) || s.loadBalancerClass === undefined)) continue;
+      this.cleared.set(s.key, s); // once per version of the Service, not at every pass until the watch shows it
+      this.write(s, []);
     }
   }
 
@@ -193,6 +199,7 @@ export class ServiceAdvertiser extends EventEmitter<{ announcements: [ServiceAnn
             // The next pass tries again: the Service's status still differs from the allocation.
             this.options.log.warn({ service: key, err: err.message }, 'cannot write the Service status');
             this.seen.delete(key);
+            this.cleared.delete(key);
             setTimeout(() => this.schedule(), 1_000).unref();
           },
         )

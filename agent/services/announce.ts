@@ -41,6 +41,7 @@ export interface IgnoredAddress {
 export function readyNodesByService(slices: Iterable<SlimEndpointSlice>): Map<string, Set<string>> {
   const nodes = new Map<string, Set<string>>();
   for (const slice of slices) {
+    if (!slice.service) continue;
     for (const e of slice.endpoints) {
       if (!e.ready || !e.nodeName) continue;
       let set = nodes.get(slice.service);

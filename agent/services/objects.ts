@@ -147,11 +147,11 @@ const EndpointSliceShape = z.object({
 
 export function slimEndpointSlice(raw: unknown): SlimEndpointSlice {
   const e = EndpointSliceShape.parse(raw);
+  // A slice without the label belongs to no Service (kept, so that it is not logged at every relist).
   const service = e.metadata.labels[SERVICE_NAME_LABEL];
-  if (!service) throw new Error(`no ${SERVICE_NAME_LABEL} label`);
   return {
     key: `${e.metadata.namespace}/${e.metadata.name}`,
-    service: `${e.metadata.namespace}/${service}`,
+    service: service ? `${e.metadata.namespace}/${service}` : '',
     endpoints: (e.endpoints ?? []).map((p) => ({ ...(p.nodeName ? { nodeName: p.nodeName } : {}), ready: p.conditions.ready !== false, addresses: p.addresses })),
   };
 }
