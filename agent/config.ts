@@ -46,6 +46,8 @@ export const AgentConfigSchema = z.object({
   /** Accept only prefixes inside these; empty means any prefix but a default route. */
   importCIDRs: z.array(cidr).default([]),
   allowDefaultRoute: z.boolean().default(false),
+  /** Never accepted from peers: the Service ranges (Kubernetes mode sets them from the BGPConfiguration). */
+  rejectCIDRs: z.array(cidr).default([]),
   maxPrefixes: z.number().int().positive().default(10_000),
   holdTime: holdTime.default(90),
   connectRetrySeconds: z.number().positive().default(5),

@@ -153,6 +153,22 @@ describe('AgentDaemon', () => {
     await daemon.stop(true);
   });
 
+  it('Service prefixes are originated with the pod CIDRs (one set for graceful restart), live, and shown in bgp status with their Services', async () => {
+    const { daemon, speakers } = setup();
+    await daemon.start();
+    daemon.setServiceAnnouncements([{ prefix: '203.0.113.10/32', origin: 'service-load-balancer-ip', services: ['default/web'] }]);
+    expect(speakers[0]!.originated).toEqual(['10.244.1.0/24', '203.0.113.10/32']);
+    expect(daemon.bgpStatus().announced).toEqual([
+      { prefix: '10.244.1.0/24', origin: 'pod-cidr' },
+      { prefix: '203.0.113.10/32', origin: 'service-load-balancer-ip', services: ['default/web'] },
+    ]);
+    await daemon.reload(parseAgentConfig({ ...setup().config, routerId: '192.0.2.9' }));
+    expect(speakers.at(-1)!.originated).toEqual(['10.244.1.0/24', '203.0.113.10/32']); // a new speaker announces them too
+    daemon.setServiceAnnouncements([]);
+    expect(speakers.at(-1)!.originated).toEqual(['10.244.1.0/24']);
+    await daemon.stop(true);
+  });
+
   it('a new pod CIDR becomes a blackhole; one given up gets the learned route back, or goes', async () => {
     const { daemon, routes, speakers, config } = setup([{ prefix: '10.244.9.0/24', type: 'blackhole', nextHops: [] }]);
     await daemon.start();

@@ -2,7 +2,7 @@
 import type { Logger } from 'pino';
 import { type AgentConfig, peerType } from './config.js';
 import type { BestRouteChange, DesiredRoute, NextHopWatchPort, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
-import type { BgpStatus, InstalledRoute, NodeInfo, StatusSource } from './status.js';
+import type { AnnouncedPrefix, BgpStatus, InstalledRoute, NodeInfo, StatusSource } from './status.js';
 import { type StatusRoute, startStatusServer, type StatusServer } from './status-server.js';
 import { startMetricsServer } from './metrics.js';
 import { applyNat, removeNat } from './nat.js';
@@ -44,6 +44,8 @@ export class AgentDaemon implements StatusSource {
   private metrics?: { close(): Promise<void> };
   private cniServer?: { close(): Promise<void> };
   private natApplied = false;
+  /** Service prefixes to originate besides our pod CIDRs (Kubernetes mode: services/advertiser.ts). */
+  private serviceAnnouncements: AnnouncedPrefix[] = [];
 
   constructor(
     private config: AgentConfig,
@@ -71,7 +73,7 @@ export class AgentDaemon implements StatusSource {
     this.speaker.onBestRoutes((changes) => this.onBestRoutes(changes));
     // Kernel routes from before the restart that selection did not confirm are stale: they go.
     this.speaker.onSelectionDone(() => this.dropKept('selection after the restart is done'));
-    this.speaker.setOriginated(this.config.podCIDRs);
+    this.speaker.setOriginated(this.originated());
     this.speaker.setPeers(this.speakerPeers());
     await this.speaker.start();
     log.info({ routerId: this.config.routerId, asn: this.config.asn, peers: this.config.peers.length }, 'bgp speaker started');
@@ -87,6 +89,20 @@ export class AgentDaemon implements StatusSource {
     log.info({ node: this.config.nodeName, podCIDRs: this.config.podCIDRs }, 'agent ready');
   }
 
+  /** Pod CIDRs and Service prefixes: one set for the speaker, so graceful restart keeps both alike. */
+  private originated(): string[] {
+    return [...new Set([...this.config.podCIDRs, ...this.serviceAnnouncements.map((a) => a.prefix)])];
+  }
+
+  /**
+   * The Service prefixes this node announces now (no kernel route: traffic to them is the Service
+   * proxy's on this node). Only what changed reaches the peers: the speaker diffs the set.
+   */
+  setServiceAnnouncements(announcements: AnnouncedPrefix[]): void {
+    this.serviceAnnouncements = announcements;
+    this.speaker?.setOriginated(this.originated());
+  }
+
   private speakerSettings(restarting: boolean): SpeakerSettings {
     const c = this.config;
     return {
@@ -99,6 +115,7 @@ export class AgentDaemon implements StatusSource {
       gracefulRestart: { ...c.gracefulRestart, restarting },
       importCIDRs: c.importCIDRs,
       allowDefaultRoute: c.allowDefaultRoute,
+      ...(c.rejectCIDRs.length ? { rejectCIDRs: c.rejectCIDRs } : {}),
       maxPrefixes: c.maxPrefixes,
       ...(c.clusterId ? { clusterId: c.clusterId } : {}),
       ...(this.deps.nextHops ? { nextHops: this.deps.nextHops } : {}),
@@ -178,12 +195,12 @@ export class AgentDaemon implements StatusSource {
       for (const prefix of forgotten) this.program(prefix);
       this.speaker = this.deps.makeSpeaker(this.speakerSettings(false));
       this.speaker.onBestRoutes((changes) => this.onBestRoutes(changes));
-      this.speaker.setOriginated(next.podCIDRs);
+      this.speaker.setOriginated(this.originated());
       this.speaker.setPeers(this.speakerPeers());
       await this.speaker.start();
     } else {
-      this.speaker.setImportPolicy({ importCIDRs: next.importCIDRs, allowDefaultRoute: next.allowDefaultRoute, maxPrefixes: next.maxPrefixes });
-      this.speaker.setOriginated(next.podCIDRs);
+      this.speaker.setImportPolicy({ importCIDRs: next.importCIDRs, allowDefaultRoute: next.allowDefaultRoute, maxPrefixes: next.maxPrefixes, ...(next.rejectCIDRs.length ? { rejectCIDRs: next.rejectCIDRs } : {}) });
+      this.speaker.setOriginated(this.originated());
       this.speaker.setPeers(this.speakerPeers());
     }
     this.setOwn(next.podCIDRs);
@@ -210,7 +227,10 @@ export class AgentDaemon implements StatusSource {
 
   // ---- StatusSource ----
   bgpStatus(): BgpStatus {
-    return { node: this.config.nodeName, routerId: this.config.routerId, asn: this.config.asn, peers: this.speaker?.peerStatus() ?? [] };
+    return {
+      node: this.config.nodeName, routerId: this.config.routerId, asn: this.config.asn, peers: this.speaker?.peerStatus() ?? [],
+      announced: [...this.config.podCIDRs.map((prefix): AnnouncedPrefix => ({ prefix, origin: 'pod-cidr' })), ...this.serviceAnnouncements],
+    };
   }
 
   routes(): InstalledRoute[] {

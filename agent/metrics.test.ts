@@ -4,6 +4,12 @@ import type { BgpStatus, StatusSource } from './status.js';
 
 const status: BgpStatus = {
   node: 'node-1', routerId: '192.0.2.1', asn: 64512,
+  announced: [
+    { prefix: '10.244.1.0/24', origin: 'pod-cidr' },
+    { prefix: '10.96.0.0/12', origin: 'service-cluster-ip-range' },
+    { prefix: '203.0.113.10/32', origin: 'service-load-balancer-ip', services: ['default/web'] },
+    { prefix: '203.0.113.11/32', origin: 'service-load-balancer-ip', services: ['default/api'] },
+  ],
   peers: [
     { address: '192.0.2.2', asn: 64512, type: 'node-mesh', state: 'Established', uptimeSeconds: 5, prefixesReceived: 3, prefixesAdvertised: 1 },
     { address: '192.0.2.3', asn: 64512, type: 'node-mesh', state: 'Active', uptimeSeconds: 0, prefixesReceived: 0, prefixesAdvertised: 0 },
@@ -28,6 +34,9 @@ describe('metrics and health', () => {
     expect(text).toContain('lightly_bgp_session_state{peer="192.0.2.3",type="node-mesh"} 3');
     expect(text).toContain('lightly_bgp_prefixes_received{peer="192.0.2.2"} 3');
     expect(text).toContain('lightly_bgp_prefixes_advertised{peer="192.0.2.2"} 1');
+    expect(text).toContain('lightly_service_prefixes_announced{origin="service-load-balancer-ip"} 2');
+    expect(text).toContain('lightly_service_prefixes_announced{origin="service-cluster-ip-range"} 1');
+    expect(text).toContain('lightly_service_prefixes_announced{origin="service-external-ip"} 0');
     expect(text).toContain('lightly_routes_installed{type="unicast"} 1');
   });
   it('exports the event-loop delay, which a blocked event loop raises', async () => {

@@ -50,6 +50,16 @@ export function createMetrics(source: StatusSource): Registry {
     },
   });
   new Gauge({
+    name: 'lightly_service_prefixes_announced', help: 'Service prefixes this node announces over BGP, by origin (cluster IP range, external IP, LoadBalancer IP)',
+    labelNames: ['origin'], registers: [registry],
+    collect() {
+      this.reset();
+      const counts = new Map<string, number>(['service-cluster-ip-range', 'service-external-ip', 'service-load-balancer-ip'].map((o) => [o, 0]));
+      for (const a of source.bgpStatus().announced ?? []) if (counts.has(a.origin)) counts.set(a.origin, counts.get(a.origin)! + 1);
+      for (const [origin, n] of counts) this.set({ origin }, n);
+    },
+  });
+  new Gauge({
     name: 'lightly_routes_installed', help: 'Kernel routes with protocol lightly, by type', labelNames: ['type'], registers: [registry],
     collect() {
       this.reset();

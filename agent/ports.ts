@@ -13,6 +13,8 @@ export interface SpeakerSettings {
   gracefulRestart: { enabled: boolean; restartTime: number; /** we are coming back from a restart */ restarting: boolean };
   importCIDRs: string[];
   allowDefaultRoute: boolean;
+  /** Never imported: the Service ranges this cluster announces (each node decides its own). */
+  rejectCIDRs?: string[];
   maxPrefixes: number;
   clusterId?: string;
   /** Resolves BGP next hops through the kernel's routing table (RFC 4271 §9.1.2.1). */
@@ -49,7 +51,7 @@ export interface SpeakerPort {
   /** The prefixes this node originates (its pod CIDRs). */
   setOriginated(prefixes: string[]): void;
   /** Import CIDRs, default-route permission and prefix limit, applied live. */
-  setImportPolicy(policy: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>): void;
+  setImportPolicy(policy: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes' | 'rejectCIDRs'>): void;
   onBestRoutes(listener: (changes: BestRouteChange[]) => void): void;
   /** After our restart: selection is done (RFC 4724 §4.1), every best route has been reported. */
   onSelectionDone(listener: () => void): void;

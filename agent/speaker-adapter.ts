@@ -12,6 +12,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     holdTime: settings.holdTime, connectRetrySeconds: settings.connectRetrySeconds, gracefulRestart: settings.gracefulRestart,
     importCIDRs: settings.importCIDRs, allowDefaultRoute: settings.allowDefaultRoute, maxPrefixes: settings.maxPrefixes,
     ...(settings.clusterId ? { clusterId: settings.clusterId } : {}), log,
+    ...(settings.rejectCIDRs?.length ? { rejectCIDRs: settings.rejectCIDRs } : {}),
     ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
     tcpMd5: nativeTcpMd5,
   });

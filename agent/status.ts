@@ -24,6 +24,15 @@ export interface BgpStatus {
   routerId: string;
   asn: number;
   peers: PeerStatus[];
+  /** What this node originates and why: its pod CIDRs and, in Kubernetes mode, Service prefixes. */
+  announced?: AnnouncedPrefix[];
+}
+
+/** One originated prefix: why (`origin`) and, for Service addresses, which Services (namespace/name). */
+export interface AnnouncedPrefix {
+  prefix: string;
+  origin: 'pod-cidr' | 'service-cluster-ip-range' | 'service-external-ip' | 'service-load-balancer-ip';
+  services?: string[];
 }
 
 export interface InstalledRoute {

@@ -128,7 +128,7 @@ describe('deploy/ manifests', () => {
     };
 
     it('CRD names are <plural>.<group> and match what the agent watches', () => {
-      expect(crds.map((c) => c.metadata.name).sort()).toEqual(['bgpconfigurations.lightly.dev', 'bgppeers.lightly.dev']);
+      expect(crds.map((c) => c.metadata.name).sort()).toEqual(['bgpconfigurations.lightly.dev', 'bgppeers.lightly.dev', 'loadbalancerippools.lightly.dev']);
       for (const c of crds) {
         expect(c.metadata.name).toBe(`${c.spec.names.plural}.${c.spec.group}`);
         expect(c.spec.scope).toBe('Cluster');

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { execa } from 'execa';
 import { startStatusServer, type StatusServer } from '../status-server.js';
 import type { BgpStatus, InstalledRoute } from '../status.js';
-import { formatBgpStatus, formatDuration, formatRoutes } from './format.js';
+import { formatAnnounced, formatBgpStatus, formatDuration, formatRoutes } from './format.js';
 
 const CTL = resolve('dist/bin/lightlyctl.js');
 const status: BgpStatus = {
@@ -75,5 +75,8 @@ describe('formatting', () => {
   it('no peers, no routes', () => {
     expect(formatBgpStatus({ ...status, peers: [] })).toContain('No BGP peers configured.');
     expect(formatRoutes([])).toBe('No routes installed by Lightly.');
+    const announced = formatAnnounced([{ prefix: '10.244.1.0/24', origin: 'pod-cidr' }, { prefix: '203.0.113.10/32', origin: 'service-load-balancer-ip', services: ['default/web', 'shop/api'] }]);
+    expect(announced).toMatch(/203\.0\.113\.10\/32 +\| service-load-balancer-ip \| default\/web, shop\/api/);
+    expect(formatBgpStatus({ ...status, announced: [{ prefix: '10.96.0.0/12', origin: 'service-cluster-ip-range' }] })).toContain('10.96.0.0/12     | service-cluster-ip-range | -');
   });
 });

@@ -1,5 +1,5 @@
 // lightlyctl's human output, pure: status in, table text out.
-import type { BgpStatus, InstalledRoute, PeerStatus } from '../status.js';
+import type { AnnouncedPrefix, BgpStatus, InstalledRoute, PeerStatus } from '../status.js';
 
 const TYPE_LABEL: Record<PeerStatus['type'], string> = {
   'node-mesh': 'node-to-node mesh',
@@ -34,7 +34,15 @@ export function formatBgpStatus(status: BgpStatus): string {
     `${p.prefixesReceived}/${p.prefixesAdvertised}`,
     p.state === 'Established' ? 'Established' : [p.state, p.info, p.hint].filter(Boolean).join(': '),
   ]);
-  return `${header}\n${renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'PREFIXES RX/TX', 'INFO'], rows)}`;
+  const announced = status.announced?.length ? `\n${formatAnnounced(status.announced)}` : '';
+  return `${header}\n${renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'PREFIXES RX/TX', 'INFO'], rows)}${announced}`;
+}
+
+/** What the node originates and why: the prefix, its origin, the Services behind it. */
+export function formatAnnounced(announced: AnnouncedPrefix[] | undefined): string {
+  if (!announced?.length) return 'Nothing announced.';
+  const rows = announced.map((a) => [a.prefix, a.origin, a.services?.length ? a.services.join(', ') : '-']);
+  return renderTable(['ANNOUNCED PREFIX', 'WHY', 'SERVICES'], rows);
 }
 
 export function formatRoutes(routes: InstalledRoute[]): string {

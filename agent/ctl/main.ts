@@ -1,7 +1,7 @@
 // lightlyctl: operators' CLI. `lightlyctl [--socket PATH] bgp status [--json]`, `routes [--json]`, `policy NS/POD [--json]`.
 import type { BgpStatus, InstalledRoute } from '../status.js';
 import { AgentUnavailableError, getJson } from './client.js';
-import { formatBgpStatus, formatRoutes } from './format.js';
+import { formatAnnounced, formatBgpStatus, formatRoutes } from './format.js';
 import type { PodPolicyView } from '../policy/describe.js';
 import { formatPodPolicy } from './policy-format.js';
 
@@ -34,7 +34,9 @@ async function main(argv: string[]): Promise<number> {
     }
     if (command === 'routes') {
       const routes = await getJson<InstalledRoute[]>(socket, '/v1/routes');
-      console.log(json ? JSON.stringify(routes, null, 2) : formatRoutes(routes));
+      // The kernel's routes; then what this node announces and why (JSON: `bgp status --json`, field announced).
+      const announced = json ? undefined : (await getJson<BgpStatus>(socket, '/v1/bgp/status')).announced;
+      console.log(json ? JSON.stringify(routes, null, 2) : `${formatRoutes(routes)}\n${formatAnnounced(announced)}`);
       return 0;
     }
     if (command === 'policy status') {

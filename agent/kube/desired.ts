@@ -4,6 +4,7 @@ import { ROUTER_ID_ANNOTATION, type SlimSecret, validRouterId } from './objects.
 import { matchesSelector } from './selector.js';
 import { nodeAsn } from './node-asn.js';
 import { type SecretKeyRef, peerPassword } from './peer-password.js';
+import { type ServiceAdvertisement, serviceAdvertisement } from '../services/announce.js';
 
 export const ROUTE_REFLECTOR_LABEL = 'lightly.dev/route-reflector';
 
@@ -31,6 +32,9 @@ export interface BgpConfigurationSpec {
   maxPrefixes?: number;
   natOutgoing?: boolean;
   holdTime?: number;
+  serviceClusterIPs?: { cidr: string }[];
+  serviceExternalIPs?: { cidr: string }[];
+  serviceLoadBalancerIPs?: { cidr: string }[];
 }
 
 export interface BgpPeerSpec {
@@ -82,6 +86,8 @@ export interface DesiredBgp {
   clusterId?: string;
   /** BGPPeers that apply to this node but cannot be used as they stand (their peers are left out). */
   peerProblems?: PeerProblem[];
+  /** The Service ranges to announce (BGPConfiguration serviceClusterIPs/…), when any is configured. */
+  services?: ServiceAdvertisement;
 }
 
 export const DEFAULT_ASN = 64512;
@@ -220,6 +226,7 @@ export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigur
     maxPrefixes: config.maxPrefixes ?? DEFAULT_BGP_CONFIGURATION.maxPrefixes,
     natOutgoing: config.natOutgoing ?? DEFAULT_BGP_CONFIGURATION.natOutgoing,
     holdTime: config.holdTime ?? DEFAULT_BGP_CONFIGURATION.holdTime,
+    ...serviceAdvertisement(config),
     // The cluster id must be an IPv4-shaped id on the wire; a label value that is not one maps to our router id.
     ...(myClusterId && !mesh ? { clusterId: /^\d+\.\d+\.\d+\.\d+$/.test(myClusterId) ? myClusterId : routerId } : {}),
     ...(peerProblems.length ? { peerProblems } : {}),

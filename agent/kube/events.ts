@@ -27,8 +27,8 @@ export class EventReporter {
     const body = {
       apiVersion: 'v1',
       kind: 'Event',
-      metadata: { name: `${ref.name.slice(0, 200)}.${key}`, namespace: 'default' },
-      involvedObject: { apiVersion: ref.apiVersion, kind: ref.kind, name: ref.name, uid: ref.uid, resourceVersion: ref.resourceVersion },
+      metadata: { name: `${ref.name.slice(0, 200)}.${key}`, namespace: ref.namespace ?? 'default' },
+      involvedObject: { apiVersion: ref.apiVersion, kind: ref.kind, name: ref.name, uid: ref.uid, resourceVersion: ref.resourceVersion, ...(ref.namespace ? { namespace: ref.namespace } : {}) },
       reason,
       message: message.slice(0, 1024),
       type,
@@ -39,7 +39,7 @@ export class EventReporter {
       lastTimestamp: now,
       count: 1,
     };
-    this.client.request('POST', EVENTS_PATH, body).then(
+    this.client.request('POST', ref.namespace ? `/api/v1/namespaces/${ref.namespace}/events` : EVENTS_PATH, body).then(
       (res) => {
         if (res.status >= 400 && res.status !== 409) this.log.warn({ status: res.status, reason, object: `${ref.kind}/${ref.name}` }, 'cannot write a Kubernetes Event');
       },

@@ -18,6 +18,8 @@ export interface ObjectRef {
   name: string;
   uid: string;
   resourceVersion: string;
+  /** Set for namespaced objects (a Service): their Events go to that namespace. */
+  namespace?: string;
 }
 
 const Meta = z.object({
@@ -102,6 +104,10 @@ const BgpConfigurationSpecSchema = z.object({
   maxPrefixes: z.number().int().positive().optional(),
   natOutgoing: z.boolean().optional(),
   holdTime: holdTime.optional(),
+  // Service advertisement (docs/services.md): nothing outside these is ever announced.
+  serviceClusterIPs: z.array(z.object({ cidr })).optional(),
+  serviceExternalIPs: z.array(z.object({ cidr })).optional(),
+  serviceLoadBalancerIPs: z.array(z.object({ cidr })).optional(),
 });
 
 /** A custom object as kept: the spec to use (none: skipped), and why the object as written is invalid. */
@@ -117,7 +123,7 @@ function refOf(raw: unknown, kind: string): ObjectRef {
   return { kind, apiVersion: str(r?.apiVersion), name: str(r?.metadata?.name), uid: str(r?.metadata?.uid), resourceVersion: str(r?.metadata?.resourceVersion) };
 }
 
-function check<S>(raw: unknown, kind: string, schema: z.ZodType<S>): Checked<S> {
+export function check<S>(raw: unknown, kind: string, schema: z.ZodType<S>): Checked<S> {
   const ref = refOf(raw, kind);
   const parsed = schema.safeParse((raw as { spec?: unknown } | null)?.spec ?? {});
   if (parsed.success) return { ref, spec: parsed.data };

@@ -36,6 +36,8 @@ export interface ReflectorOptions<T> {
 }
 
 const nameOf = (raw: unknown): string => String((raw as { metadata?: { name?: unknown } } | null)?.metadata?.name ?? '');
+/** namespace/name, the key of namespaced kinds (Services, EndpointSlices). */
+export const namespacedKey = (raw: unknown): string => `${String((raw as { metadata?: { namespace?: unknown } } | null)?.metadata?.namespace ?? '')}/${nameOf(raw)}`;
 
 export class Reflector<T> {
   readonly items = new Map<string, T>();

@@ -2,11 +2,11 @@
 // readiness and NetworkUnavailable from one rule, shutdown, and the NAT cluster set.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { FakeKube, NODES, nodeObject } from '../../test/support/fake-kube.js';
+import { BGP_CONFIGURATIONS, FakeKube, LOAD_BALANCER_IP_POOLS, NODES, SERVICES, nodeObject } from '../../test/support/fake-kube.js';
 import { until as waitUntil } from '../../test/support/wait.js';
 import type { AgentConfig } from '../config.js';
 import { natRuleset } from '../nat.js';
-import type { PeerState } from '../status.js';
+import type { AnnouncedPrefix, PeerState } from '../status.js';
 import { desiredBgp } from './desired.js';
 import { EVENTS_PATH } from './events.js';
 import { KubernetesMode, type NodeDaemon, kubeAgentConfig } from './run.js';
@@ -15,6 +15,7 @@ class FakeDaemon implements NodeDaemon {
   static peerState: PeerState = 'Established';
   configs: AgentConfig[] = [];
   stopped?: boolean;
+  announced: AnnouncedPrefix[] = [];
   constructor(config: AgentConfig) {
     this.configs.push(config);
   }
@@ -26,6 +27,9 @@ class FakeDaemon implements NodeDaemon {
   }
   async stop(graceful: boolean) {
     this.stopped = graceful;
+  }
+  setServiceAnnouncements(announced: AnnouncedPrefix[]) {
+    this.announced = announced;
   }
   bgpStatus() {
     const peers = this.config.peers.map((p) => ({ address: p.address, asn: p.asn, type: 'node-mesh' as const, state: FakeDaemon.peerState, uptimeSeconds: 0, prefixesReceived: 0, prefixesAdvertised: 0 }));
@@ -166,6 +170,21 @@ describe('Kubernetes mode', () => {
     await api.setMode('up');
     api.upsert(NODES, nodeObject('node-3', '192.0.2.3', '10.244.3.0/24'));
     await until('node-3 applied', () => daemons[0]!.config.peers.length === 2, 8_000);
+  });
+});
+
+describe('Service advertisement (issue 15)', () => {
+  it('the daemon gets the Service prefixes with their Services, live, and never imports the Service ranges', async () => {
+    api.upsert(BGP_CONFIGURATIONS, { metadata: { name: 'default' }, spec: { serviceClusterIPs: [{ cidr: '10.96.0.0/12' }], serviceLoadBalancerIPs: [{ cidr: '203.0.113.0/24' }] } });
+    api.upsert(LOAD_BALANCER_IP_POOLS, { metadata: { name: 'p' }, spec: { cidrs: ['203.0.113.0/24'] } });
+    await startMode();
+    await until('the daemon', () => daemons.length === 1);
+    expect(daemons[0]!.config.rejectCIDRs).toEqual(['10.96.0.0/12', '203.0.113.0/24']);
+    await until('the cluster range announced', () => daemons[0]!.announced.some((a) => a.prefix === '10.96.0.0/12'));
+    api.upsert(SERVICES, { metadata: { name: 'web', namespace: 'default' }, spec: { type: 'LoadBalancer', ports: [{ port: 80 }] } });
+    await until('the /32 announced for default/web', () => daemons[0]!.announced.some((a) => a.prefix === '203.0.113.1/32' && a.services?.join() === 'default/web'), 10_000);
+    api.remove(SERVICES, 'default/web');
+    await until('withdrawn with the Service', () => !daemons[0]!.announced.some((a) => a.prefix === '203.0.113.1/32'));
   });
 });
 

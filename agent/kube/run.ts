@@ -8,12 +8,17 @@ import { type Blocker, type NetworkState, installedRouteOf, networkState } from 
 import type { StatusSource } from '../status.js';
 import { ClusterWatch, type ClusterWatchOptions } from './cluster.js';
 import type { DesiredBgp } from './desired.js';
+import { advertisedRanges } from '../services/announce.js';
+import { ServiceAdvertiser, type ServiceAdvertiserOptions } from '../services/advertiser.js';
+import type { AnnouncedPrefix } from '../status.js';
 import type { ApiEndpoint } from './kubeconfig.js';
 
 /** What Kubernetes mode needs of the daemon (AgentDaemon in production). */
 export interface NodeDaemon extends StatusSource {
   reload(config: AgentConfig): Promise<void>;
   stop(graceful: boolean): Promise<void>;
+  /** Service prefixes to announce besides the pod CIDRs (docs/services.md). */
+  setServiceAnnouncements?(announcements: AnnouncedPrefix[]): void;
 }
 
 export interface KubernetesModeDeps {
@@ -26,6 +31,8 @@ export interface KubernetesModeDeps {
   /** How often the condition is checked against the node's state; default 5 s. */
   conditionIntervalMs?: number;
   watch?: ClusterWatchOptions;
+  /** The allocator Lease's timing and the like (tests shorten it). */
+  services?: Pick<ServiceAdvertiserOptions, 'lease' | 'writeConcurrency'>;
 }
 
 /**
@@ -49,6 +56,7 @@ export function kubeAgentConfig(local: Record<string, unknown>, nodeName: string
       natOutgoing: d.natOutgoing,
       holdTime: d.holdTime,
       clusterCIDRs: [...new Set([...configured, ...d.clusterPodCIDRs])],
+      rejectCIDRs: advertisedRanges(d.services),
       ...(d.clusterId ? { clusterId: d.clusterId } : {}),
     },
     'cluster configuration',
@@ -59,6 +67,7 @@ const WAITING_FOR_API: Blocker = { reason: 'WaitingForKubernetesAPI', message: '
 
 export class KubernetesMode implements StatusSource {
   readonly watch: ClusterWatch;
+  readonly services: ServiceAdvertiser;
   private daemon?: NodeDaemon;
   private desired?: DesiredBgp;
   private applying: Promise<void> = Promise.resolve();
@@ -71,6 +80,7 @@ export class KubernetesMode implements StatusSource {
   constructor(private readonly deps: KubernetesModeDeps) {
     const fallbackRouterId = typeof deps.local.routerId === 'string' ? deps.local.routerId : undefined;
     this.watch = new ClusterWatch(deps.api, deps.nodeName, deps.log, { ...deps.watch, ...(fallbackRouterId ? { fallbackRouterId } : {}) });
+    this.services = new ServiceAdvertiser({ client: this.watch.client, nodeName: deps.nodeName, log: deps.log, ...deps.services, ...(deps.watch?.backoff ? { backoff: deps.watch.backoff } : {}) });
   }
 
   async start(): Promise<void> {
@@ -78,7 +88,10 @@ export class KubernetesMode implements StatusSource {
     if (typeof local.metricsPort === 'number') {
       this.metrics = await startMetricsServer(local.metricsPort, '0.0.0.0', this, () => this.blocker());
     }
+    this.services.on('announcements', (list) => this.daemon?.setServiceAnnouncements?.(list));
+    this.services.start();
     this.watch.on('desired', (d: DesiredBgp) => {
+      this.services.setConfig(d.services);
       this.desired = d;
       this.applying = this.applying.then(() => this.apply(d));
     });
@@ -116,13 +129,24 @@ export class KubernetesMode implements StatusSource {
     try {
       const config = kubeAgentConfig(local, nodeName, d);
       if (this.daemon) await this.daemon.reload(config);
-      else this.daemon = await this.deps.startDaemon(config);
+      else {
+        // Service prefixes are in the first announcement after a restart, so that peers holding ours
+        // under graceful restart do not drop them at our End-of-RIB (bounded: a missing RBAC rule must not stop BGP).
+        await this.servicesListed(10_000);
+        this.daemon = await this.deps.startDaemon(config);
+        this.daemon.setServiceAnnouncements?.(this.services.current() ?? []);
+      }
       this.applyError = undefined;
     } catch (err) {
       log.error({ err: (err as Error).message }, 'applying the cluster configuration failed');
       this.applyError = { reason: 'ConfigurationFailed', message: (err as Error).message };
     }
     void this.updateCondition();
+  }
+
+  private async servicesListed(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (this.services.current() === undefined && Date.now() < deadline && !this.stopping) await new Promise((r) => setTimeout(r, 50));
   }
 
   /** Patches NetworkUnavailable when the state's status or reason changed (ClusterWatch decides). */
@@ -152,6 +176,7 @@ export class KubernetesMode implements StatusSource {
       await Promise.race([down.catch((err: Error) => this.deps.log.warn({ err: err.message }, 'cannot set NetworkUnavailable on shutdown')), new Promise((r) => setTimeout(r, 3_000))]);
     }
     await this.watch.stop();
+    await this.services.stop();
     await this.daemon?.stop(graceful);
     await this.metrics?.close();
   }

@@ -55,6 +55,15 @@ describe('contains', () => {
   });
 });
 
+describe('importAllowed: rejectCIDRs (Service ranges each node announces itself)', () => {
+  it('refuses prefixes inside rejectCIDRs even where importCIDRs (or none) would accept them; others pass', () => {
+    const reject = { importCIDRs: [], allowDefaultRoute: false, rejectCIDRs: ['203.0.113.0/24', '10.96.0.0/12', '2001:db8:5::/64'] };
+    for (const prefix of ['203.0.113.10/32', '10.96.0.0/12', '2001:db8:5::10/128']) expect(importAllowed(prefix, reject), prefix).toBe(false);
+    for (const prefix of ['10.244.2.0/24', '203.0.112.0/23', '2001:db8:6::/64']) expect(importAllowed(prefix, reject), prefix).toBe(true);
+    expect(importAllowed('203.0.113.10/32', { ...reject, importCIDRs: ['203.0.0.0/16'] })).toBe(false);
+  });
+});
+
 describe('importAllowed: importCIDRs', () => {
   const p = policy(['10.244.0.0/16', 'fd00:244::/48']);
 

@@ -21,6 +21,8 @@ export function contains(outer: Prefix, inner: Prefix): boolean {
 export interface ImportPolicy {
   importCIDRs: Prefix[];
   allowDefaultRoute: boolean;
+  /** Never accepted, whatever importCIDRs say (the Service ranges each node announces for itself). */
+  rejectCIDRs?: Prefix[];
 }
 
 /** Accepts a prefix inside importCIDRs (any, when empty), and a default route only when allowed. */
@@ -43,9 +45,11 @@ export class ImportFilter {
   private readonly anyRange: boolean;
   private readonly v4: { network: number; length: number }[] = [];
   private readonly v6: Prefix[] = [];
+  private readonly reject: Prefix[];
 
   constructor(policy: ImportPolicy) {
     this.allowDefaultRoute = policy.allowDefaultRoute;
+    this.reject = policy.rejectCIDRs ?? [];
     this.anyRange = policy.importCIDRs.length === 0;
     for (const cidr of policy.importCIDRs) {
       const { afi, bytes, length } = parsePrefix(cidr);
@@ -56,6 +60,7 @@ export class ImportFilter {
 
   allows(prefix: Prefix): boolean {
     if (!this.allowDefaultRoute && prefix.endsWith('/0')) return false;
+    if (this.reject.length && this.reject.some((cidr) => contains(cidr, prefix))) return false;
     if (this.anyRange) return true;
     if (prefix.includes(':')) return this.v6.some((cidr) => contains(cidr, prefix));
     const { address, length } = parseIpv4Prefix(prefix);

@@ -44,6 +44,8 @@ export interface SpeakerConfig {
   };
   importCIDRs: Prefix[];
   allowDefaultRoute: boolean;
+  /** Refused whatever importCIDRs say (policy.ts). */
+  rejectCIDRs?: Prefix[];
   maxPrefixes: number;
   clusterId?: string;
   maxPaths?: number;
@@ -687,12 +689,13 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * newly allows were dropped on arrival, so peers that support it are asked to send everything
    * again (ROUTE-REFRESH, RFC 2918).
    */
-  setImportPolicy(policy: Pick<SpeakerConfig, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>): void {
-    const before = JSON.stringify([this.config.importCIDRs, this.config.allowDefaultRoute]);
+  setImportPolicy(policy: Pick<SpeakerConfig, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes' | 'rejectCIDRs'>): void {
+    const before = JSON.stringify([this.config.importCIDRs, this.config.allowDefaultRoute, this.config.rejectCIDRs ?? []]);
     this.config.importCIDRs = policy.importCIDRs;
     this.config.allowDefaultRoute = policy.allowDefaultRoute;
     this.config.maxPrefixes = policy.maxPrefixes;
-    if (JSON.stringify([policy.importCIDRs, policy.allowDefaultRoute]) === before) return;
+    this.config.rejectCIDRs = policy.rejectCIDRs ?? [];
+    if (JSON.stringify([policy.importCIDRs, policy.allowDefaultRoute, policy.rejectCIDRs ?? []]) === before) return;
     this.importFilter = new ImportFilter(policy);
     const changes: BestChange[] = [];
     for (const [prefix] of [...this.rib.bestPaths()]) {

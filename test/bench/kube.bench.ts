@@ -9,11 +9,11 @@ import { type ResultPromise, execa } from 'execa';
 import { build } from 'esbuild';
 import { agentRuntime } from '../support/agent-runtime.js';
 import { kubeConfigYaml } from '../support/fake-kube.js';
-import { NetnsPool, execIn, ipIn } from '../support/netns.js';
+import { NetnsPool, execIn, ipIn, killProcessesIn } from '../support/netns.js';
 
 const MB = 1024 * 1024;
 
-function rssOf(pid: number): { rss: number; hwm: number } {
+export function rssOf(pid: number): { rss: number; hwm: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (field: string) => Number(new RegExp(`${field}:\\s+(\\d+) kB`).exec(status)?.[1] ?? 0) * 1024;
   return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
@@ -96,16 +96,7 @@ async function measure(agentBundle: string, nodes: number): Promise<Sample> {
     return { rssMB: Math.round(rss / MB), peakMB: Math.round(rssOf(agent.pid!).hwm / MB), cniMB: Math.round(cni / MB), listedMs };
   } finally {
     // Everything in the namespace, the agent's CNI server child included (it holds the agent's stdout).
-    for (const ns of pool.names) {
-      const pids = (await execa('ip', ['netns', 'pids', ns], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
-      for (const pid of pids) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // already gone
-        }
-      }
-    }
+    await killProcessesIn(pool.names);
     agent?.kill('SIGKILL');
     api?.kill('SIGKILL');
     await Promise.allSettled([agent, api]);

@@ -4,6 +4,7 @@ import { benchBgp } from './bgp.bench.js';
 import { benchDataplane } from './dataplane.bench.js';
 import { benchKube } from './kube.bench.js';
 import { benchPolicy } from './policy.bench.js';
+import { benchServices } from './services.bench.js';
 import { requireNetworkTools } from '../support/netns.js';
 
 const sections: [string, () => Promise<string[]>][] = [
@@ -12,6 +13,7 @@ const sections: [string, () => Promise<string[]>][] = [
   ['dataplane', () => benchDataplane()],
   ['kube', () => benchKube()],
   ['policy', () => benchPolicy()],
+  ['services', () => benchServices()],
 ];
 const only = process.argv[2];
 

@@ -14,7 +14,7 @@ interface Collection {
   watchers: Set<ServerResponse>;
 }
 
-const COLLECTIONS: Record<string, { apiVersion: string; kind: string }> = {
+const COLLECTIONS: Record<string, { apiVersion: string; kind: string; namespaced?: boolean }> = {
   '/api/v1/nodes': { apiVersion: 'v1', kind: 'Node' },
   '/apis/lightly.dev/v1alpha1/bgppeers': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPPeer' },
   '/apis/lightly.dev/v1alpha1/bgpconfigurations': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPConfiguration' },
@@ -22,17 +22,15 @@ const COLLECTIONS: Record<string, { apiVersion: string; kind: string }> = {
   // BGPPeer passwords: Secrets of the agent's namespace (get, list, watch like the rest)
   '/api/v1/namespaces/kube-system/secrets': { apiVersion: 'v1', kind: 'Secret' },
   '/api/v1/namespaces': { apiVersion: 'v1', kind: 'Namespace' },
-  '/api/v1/pods': { apiVersion: 'v1', kind: 'Pod' },
-  '/apis/networking.k8s.io/v1/networkpolicies': { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy' },
+  '/api/v1/pods': { apiVersion: 'v1', kind: 'Pod', namespaced: true },
+  '/apis/networking.k8s.io/v1/networkpolicies': { apiVersion: 'networking.k8s.io/v1', kind: 'NetworkPolicy', namespaced: true },
+  // Service advertisement (issue 15): namespaced kinds, kept under `namespace/name`.
+  '/api/v1/services': { apiVersion: 'v1', kind: 'Service', namespaced: true },
+  '/apis/discovery.k8s.io/v1/endpointslices': { apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', namespaced: true },
+  '/apis/coordination.k8s.io/v1/leases': { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', namespaced: true },
+  '/apis/lightly.dev/v1alpha1/loadbalancerippools': { apiVersion: 'lightly.dev/v1alpha1', kind: 'LoadBalancerIPPool' },
 };
 
-/**
- * Namespaced kinds, kept under `namespace/name` in their cluster-wide collection, and reached by item
- * at /api/v1/namespaces/NS/pods[/NAME] (the real paths), as the API server serves them.
- */
-const NAMESPACED: Record<string, string> = { pods: '/api/v1/pods', networkpolicies: '/apis/networking.k8s.io/v1/networkpolicies' };
-const NAMESPACED_PATH = /^\/apis?(?:\/networking\.k8s\.io)?\/v1\/namespaces\/([^/]+)\/(pods|networkpolicies)(?:\/([^/]+))?$/;
-const keyOf = (o: { metadata: { name: string; namespace?: string } }): string => (o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name);
 
 /**
  * up: answers; refuse: the port is closed (connection refused); hang: connections are accepted and
@@ -124,10 +122,13 @@ export class FakeKube {
   upsert(path: string, object: Omit<Obj, 'apiVersion' | 'kind'>): Obj {
     const c = this.collections.get(path)!;
     const meta = COLLECTIONS[path]!;
-    const uid = c.items.get(keyOf(object as Obj))?.metadata.uid ?? object.metadata.uid ?? `uid-${object.metadata.name}-${this.rv}`;
-    const full = { apiVersion: meta.apiVersion, kind: meta.kind, ...object, metadata: { ...object.metadata, uid, resourceVersion: String(++this.rv) } } as Obj;
-    const type: EventType = c.items.has(keyOf(full)) ? 'MODIFIED' : 'ADDED';
-    c.items.set(keyOf(full), full);
+    // Namespaced kinds are kept (and removed, and got) under namespace/name.
+    const namespace = meta.namespaced ? ((object.metadata as { namespace?: string }).namespace ?? 'default') : undefined;
+    const key = namespace ? `${namespace}/${object.metadata.name}` : object.metadata.name;
+    const uid = c.items.get(key)?.metadata.uid ?? object.metadata.uid ?? `uid-${object.metadata.name}-${this.rv}`;
+    const full = { apiVersion: meta.apiVersion, kind: meta.kind, ...object, metadata: { ...object.metadata, ...(namespace ? { namespace } : {}), uid, resourceVersion: String(++this.rv) } } as Obj;
+    const type: EventType = c.items.has(key) ? 'MODIFIED' : 'ADDED';
+    c.items.set(key, full);
     this.emit(c, type, full);
     return full;
   }
@@ -174,6 +175,57 @@ export class FakeKube {
     return [...this.collections.get(path)!.items.values()];
   }
 
+  /**
+   * Namespaced kinds (Services, EndpointSlices, Leases): list per namespace, create, get, delete,
+   * PUT with optimistic concurrency (a stale metadata.resourceVersion is 409, as leader election
+   * relies on), and JSON merge patches of status (status.loadBalancer of a Service).
+   */
+  private handleNamespaced(req: IncomingMessage, t: NonNullable<ReturnType<typeof namespacedTarget>>, json: (status: number, body: unknown) => void): void {
+    const c = this.collections.get(t.collection)!;
+    const meta = COLLECTIONS[t.collection]!;
+    if (t.name === undefined) {
+      if (req.method === 'GET') {
+        const items = [...c.items.values()].filter((o) => (o.metadata as { namespace?: string }).namespace === t.namespace);
+        return json(200, { apiVersion: meta.apiVersion, kind: c.listKind, metadata: { resourceVersion: String(this.rv) }, items });
+      }
+      if (req.method === 'POST') {
+        return readBody(req, (body) => {
+          const name = body?.metadata?.name;
+          if (typeof name !== 'string' || !name) return json(422, { kind: 'Status', code: 422, reason: 'Invalid', message: 'metadata.name is required' });
+          if (c.items.has(`${t.namespace}/${name}`)) return json(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: `${name} already exists` });
+          const { apiVersion: _a, kind: _k, ...rest } = body;
+          this.creates.push({ path: t.collection, body });
+          json(201, this.upsert(t.collection, { ...rest, metadata: { ...rest.metadata, namespace: t.namespace } }));
+        });
+      }
+      return json(405, { kind: 'Status', code: 405, reason: 'MethodNotAllowed', message: `${req.method} on a collection` });
+    }
+    const key = `${t.namespace}/${t.name}`;
+    const existing = c.items.get(key);
+    // A PUT of a missing object creates it (as `kubectl apply` would end up doing); the rest need it.
+    if (!existing && req.method !== 'PUT') return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `${key} not found` });
+    if (req.method === 'GET') return json(200, existing);
+    // As the API server does for most kinds: the deleted object, here with the version of its deletion.
+    if (req.method === 'DELETE') return json(200, this.remove(t.collection, key));
+    readBody(req, (body) => {
+      if (req.method === 'PUT') {
+        const rv = body?.metadata?.resourceVersion;
+        if (existing && rv && rv !== existing.metadata.resourceVersion) return json(409, { kind: 'Status', code: 409, reason: 'Conflict', message: `${key} has been modified` });
+        const { apiVersion: _a, kind: _k, ...rest } = body;
+        return json(existing ? 200 : 201, this.upsert(t.collection, { ...rest, metadata: { ...rest.metadata, name: t.name, namespace: t.namespace } }));
+      }
+      if (!existing) return;
+      if (req.method === 'PATCH') {
+        this.patches.push({ path: req.url ?? '', contentType: req.headers['content-type'] ?? '', body });
+        // A status patch changes status only; a patch of the object, everything but status.
+        const patched = t.status ? { ...existing, status: mergePatch(existing.status, body?.status ?? {}) } : { ...mergePatch(existing, { ...body, status: undefined }), status: existing.status };
+        const { apiVersion: _a, kind: _k, ...rest } = patched;
+        return json(200, this.upsert(t.collection, rest));
+      }
+      json(405, { kind: 'Status', code: 405, reason: 'MethodNotAllowed', message: `${req.method} on ${key}` });
+    });
+  }
+
   // ---- HTTP ----
   private handleApi(req: IncomingMessage, res: ServerResponse): void {
     this.requests.push({ method: req.method ?? '', path: (req.url ?? '').split('?')[0]!, at: Date.now() });
@@ -206,9 +258,11 @@ export class FakeKube {
     if ([...this.absent].some((gone) => path === gone || path.startsWith(`${gone}/`))) {
       return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: 'the server could not find the requested resource' });
     }
-    const namespaced = NAMESPACED_PATH.exec(path);
-    if (namespaced) return handleNamespaced(this, req, namespaced[1]!, NAMESPACED[namespaced[2]!]!, namespaced[3], json);
     const collection = this.collections.get(path);
+    if (!collection) {
+      const namespaced = namespacedTarget(path);
+      if (namespaced && COLLECTIONS[namespaced.collection]?.namespaced) return this.handleNamespaced(req, namespaced, json);
+    }
     if (req.method === 'GET' && collection) {
       const watch = url.searchParams.get('watch');
       if (watch === 'true' || watch === '1') {
@@ -281,32 +335,22 @@ export class FakeKube {
   }
 }
 
-/** Create (POST), read, replace (PUT) and delete one namespaced object; the namespace comes from the path. */
-function handleNamespaced(api: FakeKube, req: IncomingMessage, namespace: string, collection: string, name: string | undefined, json: (status: number, body: unknown) => void): void {
-  const key = (n: string): string => `${namespace}/${n}`;
-  if (name === undefined) {
-    if (req.method !== 'POST') return json(405, { kind: 'Status', code: 405, message: 'list or watch the cluster-wide collection' });
-    readBody(req, (body) => {
-      if (typeof body?.metadata?.name !== 'string') return json(422, { kind: 'Status', code: 422, reason: 'Invalid', message: 'metadata.name is required' });
-      if (api.get(collection, key(body.metadata.name))) return json(409, { kind: 'Status', code: 409, reason: 'AlreadyExists', message: `${body.metadata.name} already exists` });
-      const { apiVersion: _a, kind: _k, ...rest } = body;
-      json(201, api.upsert(collection, { ...rest, metadata: { ...rest.metadata, namespace } }));
-    });
-    return;
+/** /api/v1/namespaces/NS/services[/NAME[/status]] and the same under /apis/GROUP/VERSION. */
+function namespacedTarget(path: string): { collection: string; namespace: string; name?: string; status: boolean } | undefined {
+  const m = /^(\/api\/v1|\/apis\/[^/]+\/[^/]+)\/namespaces\/([^/]+)\/([^/]+)(?:\/([^/]+))?(\/status)?$/.exec(path);
+  if (!m) return undefined;
+  return { collection: `${m[1]}/${m[3]}`, namespace: m[2]!, ...(m[4] ? { name: decodeURIComponent(m[4]) } : {}), status: !!m[5] };
+}
+
+/** RFC 7386 JSON merge patch: objects merge, null deletes, anything else (arrays too) replaces. */
+export function mergePatch(target: any, patch: any): any {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> = target && typeof target === 'object' && !Array.isArray(target) ? { ...target } : {};
+  for (const [k, v] of Object.entries(patch)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
   }
-  const existing = api.get(collection, key(name));
-  if (req.method === 'PUT') {
-    readBody(req, (body) => {
-      const { apiVersion: _a, kind: _k, ...rest } = body;
-      json(existing ? 200 : 201, api.upsert(collection, { ...rest, metadata: { ...rest.metadata, name, namespace } }));
-    });
-    return;
-  }
-  if (!existing) return json(404, { kind: 'Status', code: 404, reason: 'NotFound', message: `${key(name)} not found` });
-  if (req.method === 'GET') return json(200, existing);
-  // As the API server does for most kinds: the deleted object, here with the version of its deletion.
-  if (req.method === 'DELETE') return json(200, api.remove(collection, key(name)));
-  json(405, { kind: 'Status', code: 405, message: `${req.method} not supported` });
+  return out;
 }
 
 function readBody(req: IncomingMessage, then: (body: any) => void): void {
@@ -338,6 +382,11 @@ export function secretObject(name: string, values: Record<string, string>) {
 export const NAMESPACES = '/api/v1/namespaces';
 export const PODS = '/api/v1/pods';
 export const NETWORK_POLICIES = '/apis/networking.k8s.io/v1/networkpolicies';
+export const EVENTS_PATH_DEFAULT = '/api/v1/namespaces/default/events';
+export const SERVICES = '/api/v1/services';
+export const ENDPOINT_SLICES = '/apis/discovery.k8s.io/v1/endpointslices';
+export const LEASES = '/apis/coordination.k8s.io/v1/leases';
+export const LOAD_BALANCER_IP_POOLS = '/apis/lightly.dev/v1alpha1/loadbalancerippools';
 
 export function nodeObject(name: string, address: string, podCIDR?: string, labels: Record<string, string> = {}) {
   return {

@@ -60,6 +60,20 @@ export class NetnsPool {
   }
 }
 
+/** SIGKILLs every process left in these namespaces (an agent's children included), before they are deleted. */
+export async function killProcessesIn(names: string[]): Promise<void> {
+  for (const ns of names) {
+    const pids = (await execa('ip', ['netns', 'pids', ns], { reject: false })).stdout.split('\n').filter(Boolean).map(Number);
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
 /**
  * A namespace acting as a node's host: reaches an upstream namespace over a veth and has a default
  * route, because Linux answers proxy ARP (the pods' 169.254.1.1 gateway) only for routable targets.

@@ -1,0 +1,122 @@
+// The advertiser against the in-process fake API: the Lease decides who allocates, status is the
+// truth, announcements follow status and endpoints on every agent.
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { pino } from 'pino';
+import { KubeClient } from '../kube/client.js';
+import { ENDPOINT_SLICES, EVENTS_PATH_DEFAULT, FakeKube, LEASES, LOAD_BALANCER_IP_POOLS, SERVICES } from '../../test/support/fake-kube.js';
+import { until } from '../../test/support/wait.js';
+import { ServiceAdvertiser } from './advertiser.js';
+import type { ServiceAnnouncement } from './announce.js';
+import { leaseAction } from './lease.js';
+
+const log = pino({ level: 'silent' });
+const LEASE = { durationMs: 1_500, retryMs: 150 };
+const CONFIG = { clusterIPs: ['10.96.0.0/12'], externalIPs: [], loadBalancerIPs: ['203.0.113.0/24'] };
+
+let api: FakeKube;
+const agents: ServiceAdvertiser[] = [];
+const seen = new Map<ServiceAdvertiser, ServiceAnnouncement[]>();
+
+function agent(node: string): ServiceAdvertiser {
+  const a = new ServiceAdvertiser({ client: new KubeClient(api.apiEndpoint()), nodeName: node, log, lease: LEASE, backoff: { baseMs: 50, capMs: 200 } });
+  a.on('announcements', (list) => seen.set(a, list));
+  a.setConfig(CONFIG);
+  a.start();
+  agents.push(a);
+  return a;
+}
+
+const service = (name: string, spec: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) =>
+  api.upsert(SERVICES, { metadata: { name, namespace: 'default', creationTimestamp: new Date().toISOString() }, spec: { type: 'LoadBalancer', ports: [{ port: 80, protocol: 'TCP' }], ...spec }, ...extra });
+const ingressOf = (name: string): string[] => (api.get(SERVICES, `default/${name}`)?.status?.loadBalancer?.ingress ?? []).map((i: { ip: string }) => i.ip);
+const announces = (a: ServiceAdvertiser, prefix: string): boolean => (seen.get(a) ?? []).some((x) => x.prefix === prefix);
+const leader = (): ServiceAdvertiser | undefined => agents.find((a) => a.elector.leading);
+
+beforeEach(async () => {
+  api = new FakeKube();
+  await api.start();
+  api.upsert(LOAD_BALANCER_IP_POOLS, { metadata: { name: 'pool' }, spec: { cidrs: ['203.0.113.0/24'] } });
+});
+afterEach(async () => {
+  await Promise.all(agents.splice(0).map((a) => a.stop({ handBack: false })));
+  seen.clear();
+  await api.stop();
+});
+
+describe('leaseAction (client-go leader election rules)', () => {
+  it('creates a missing Lease, renews its own, waits on a live holder, takes over one not renewed for a whole duration', () => {
+    const lease = { holder: 'node-1', transitions: 0, resourceVersion: '5' };
+    expect(leaseAction(undefined, 'node-2', 0, 0, 15_000)).toBe('create');
+    expect(leaseAction(lease, 'node-1', 0, 99_000, 15_000)).toBe('renew');
+    expect(leaseAction(lease, 'node-2', 1_000, 15_999, 15_000)).toBe('wait');
+    expect(leaseAction(lease, 'node-2', 1_000, 16_000, 15_000)).toBe('take-over');
+    expect(leaseAction({ ...lease, holder: undefined }, 'node-2', 1_000, 1_000, 15_000)).toBe('take-over');
+  });
+});
+
+describe('ServiceAdvertiser', () => {
+  it('one agent allocates (the Lease holder); every agent announces the address from status', async () => {
+    const [a, b] = [agent('node-1'), agent('node-2')];
+    await until('a leader', () => !!leader(), 5_000);
+    expect(agents.filter((x) => x.elector.leading)).toHaveLength(1);
+    service('web');
+    await until('an address in status', () => ingressOf('web').length === 1, 5_000);
+    expect(ingressOf('web')).toEqual(['203.0.113.1']);
+    await until('both announce it', () => announces(a, '203.0.113.1/32') && announces(b, '203.0.113.1/32'), 5_000);
+    expect(seen.get(a)!.find((x) => x.prefix === '203.0.113.1/32')!.services).toEqual(['default/web']);
+    expect(api.get(LEASES, `kube-system/lightly-lb-allocator`)?.spec.holderIdentity).toBe(leader()!.options.nodeName);
+  });
+
+  it('failover: the leader killed (Lease not handed back), another agent takes over within the lease time and allocates', async () => {
+    agent('node-1');
+    agent('node-2');
+    await until('a leader', () => !!leader(), 5_000);
+    const first = leader()!;
+    service('before');
+    await until('first allocation', () => ingressOf('before').length === 1, 5_000);
+    const killedAt = Date.now();
+    await first.stop({ handBack: false });
+    agents.splice(agents.indexOf(first), 1);
+    const took = await until('another leader', () => !!leader(), LEASE.durationMs + 3 * LEASE.retryMs + 2_000);
+    expect(took).toBeLessThanOrEqual(LEASE.durationMs + 3 * LEASE.retryMs + 2_000);
+    expect(Date.now() - killedAt).toBeGreaterThanOrEqual(LEASE.durationMs - LEASE.retryMs); // not before the Lease ran out
+    service('after');
+    await until('allocation by the new leader', () => ingressOf('after').length === 1, 5_000);
+    expect(ingressOf('after')).toEqual(['203.0.113.2']);
+    expect(ingressOf('before')).toEqual(['203.0.113.1']); // rebuilt from status: nothing moved
+  });
+
+  it('restart from status: a fresh leader keeps every address and writes nothing for them; delete and type change release', async () => {
+    service('old', {}, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.50' }] } } });
+    service('req', { loadBalancerIP: '203.0.113.60' });
+    service('lan', { type: 'ClusterIP' });
+    agent('node-1');
+    await until('allocated', () => ingressOf('req').length === 1, 5_000);
+    expect(ingressOf('old')).toEqual(['203.0.113.50']);
+    expect(ingressOf('req')).toEqual(['203.0.113.60']);
+    expect(api.patches.filter((p) => p.path.includes('/services/old/'))).toEqual([]);
+    expect(ingressOf('lan')).toEqual([]);
+    // Type change: the address goes back; delete: likewise; the next Service gets the freed one.
+    const req = api.get(SERVICES, 'default/req')!;
+    api.upsert(SERVICES, { ...req, spec: { ...req.spec, type: 'ClusterIP', loadBalancerIP: undefined } });
+    await until('released on type change', () => ingressOf('req').length === 0, 5_000);
+    api.remove(SERVICES, 'default/old');
+    service('next', { loadBalancerIP: '203.0.113.50' });
+    await until('the freed address reused', () => ingressOf('next')[0] === '203.0.113.50', 5_000);
+  });
+
+  it('a conflicting request gets no address and an Event; Local policy follows EndpointSlices', async () => {
+    const [a, b] = [agent('node-1'), agent('node-2')];
+    await until('a leader', () => !!leader(), 5_000);
+    service('one', { loadBalancerIP: '203.0.113.9' });
+    await until('one allocated', () => ingressOf('one').length === 1, 5_000);
+    service('two', { loadBalancerIP: '203.0.113.9' });
+    await until('an AllocationFailed Event', () => api.list(EVENTS_PATH_DEFAULT).some((e) => e.reason === 'AllocationFailed' && e.involvedObject.name === 'two'), 5_000);
+    expect(ingressOf('two')).toEqual([]);
+    const one = api.get(SERVICES, 'default/one')!;
+    api.upsert(SERVICES, { ...one, spec: { ...one.spec, externalTrafficPolicy: 'Local' } });
+    await until('withdrawn without local endpoints', () => !announces(a, '203.0.113.9/32') && !announces(b, '203.0.113.9/32'), 5_000);
+    api.upsert(ENDPOINT_SLICES, { metadata: { name: 'one-abc', namespace: 'default', labels: { 'kubernetes.io/service-name': 'one' } }, endpoints: [{ addresses: ['10.244.2.5'], nodeName: 'node-2', conditions: { ready: true } }] });
+    await until('node-2 alone announces', () => announces(b, '203.0.113.9/32') && !announces(a, '203.0.113.9/32'), 5_000);
+  });
+});
