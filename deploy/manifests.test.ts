@@ -289,9 +289,11 @@ describe('deploy/ manifests', () => {
     expect(binding.subjects).toContainEqual({ kind: 'ServiceAccount', name: one('ServiceAccount').metadata.name, namespace: kustomization.namespace });
     // Secrets (BGPPeer passwords, agent/kube/cluster.ts): only in the agent's namespace, only what a reflector does.
     expect(allowed('', 'secrets', 'list') || allowed('', 'secrets', 'get')).toBe(false);
-    const role = one('Role');
+    const role = byKind('Role').find((r) => r.metadata.name === 'lightly-bgp-passwords')!;
     expect(role.rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] }]);
-    const roleBinding = one('RoleBinding');
+    // the only Role that grants Secrets (the other one is the LoadBalancer allocator's Lease)
+    expect(byKind('Role').filter((r) => JSON.stringify(r.rules).includes('secrets'))).toEqual([role]);
+    const roleBinding = byKind('RoleBinding').find((b) => b.roleRef.name === role.metadata.name)!;
     expect(roleBinding.roleRef).toMatchObject({ kind: 'Role', name: role.metadata.name });
     expect(roleBinding.subjects).toContainEqual({ kind: 'ServiceAccount', name: one('ServiceAccount').metadata.name, namespace: kustomization.namespace });
     const agent = one('DaemonSet').spec.template.spec.containers.find((c: { name: string }) => c.name === 'agent');
