@@ -6,6 +6,8 @@ import type { BgpStatus, InstalledRoute, NodeInfo, StatusSource } from './status
 import { startStatusServer, type StatusServer } from './status-server.js';
 import { startMetricsServer } from './metrics.js';
 import { applyNat, removeNat } from './nat.js';
+import type { FactsQuery, NodeFacts } from './doctor/facts.js';
+import { gatherFacts } from './doctor/gather.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -225,5 +227,14 @@ export class AgentDaemon implements StatusSource {
 
   node(): NodeInfo {
     return { nodeName: this.config.nodeName, podCIDRs: this.config.podCIDRs };
+  }
+
+  doctorFacts(query: FactsQuery): Promise<NodeFacts> {
+    const c = this.config;
+    return gatherFacts({
+      node: c.nodeName, address: c.routerId, podCIDRs: c.podCIDRs, natOutgoing: c.natOutgoing, clusterCIDRs: c.clusterCIDRs ?? c.importCIDRs,
+      peers: this.bgpStatus().peers.map((p) => ({ address: p.address, state: p.state, ...(p.info ? { info: p.info } : {}) })),
+      rib: (address) => this.speaker?.lookup?.(address) ?? { importAllowed: true },
+    }, query);
   }
 }

@@ -33,6 +33,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
         state: p.state as PeerState, uptimeSeconds: p.uptimeSeconds, prefixesReceived: p.prefixesReceived, prefixesAdvertised: p.prefixesAdvertised,
         ...(p.info ? { info: p.info } : {}),
       })),
+    lookup: (address) => speaker.lookup(address),
     stop: (options) => speaker.stop(options),
   };
 }
