@@ -99,7 +99,18 @@ function stopOnSignals(stop: () => Promise<void>): void {
   process.on('SIGINT', () => handler('SIGINT'));
 }
 
+const USAGE = `usage: lightly-agent --config FILE                 standalone: peers, ASN and pod CIDRs from FILE (YAML or JSON)
+       lightly-agent --kubernetes [--config FILE]  from Nodes and the CRDs (KUBECONFIG or in-cluster; NODE_NAME set);
+                                                   FILE then holds only node-local settings
+       lightly-agent install-cni [--source-dir D] [--cni-bin-dir D] [--lightly-dir D] [--cni-conf-dir D]
+                                 [--pod-cidr CIDR] [--mtu N] [--conf-name NAME]
+SIGHUP reloads the standalone config; SIGTERM stops gracefully (routes stay). Logs are pino JSON on stdout.`;
+
 async function main(args: string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   if (args[0] === 'install-cni') {
     const written = installCni({
       sourceDir: flag(args, '--source-dir') ?? here,
@@ -125,7 +136,7 @@ async function main(args: string[]): Promise<void> {
     stopOnSignals(() => mode.stop(true));
     return;
   }
-  if (!configPath) throw new ConfigError('usage: lightly-agent --config FILE | --kubernetes [--config FILE] | install-cni [options]');
+  if (!configPath) throw new ConfigError(USAGE);
   const daemon = await startDaemon(loadAgentConfig(configPath));
   stopOnSignals(() => daemon.stop(true));
   process.on('SIGHUP', () => {

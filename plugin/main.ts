@@ -29,7 +29,12 @@ async function serve(args: string[]): Promise<void> {
   }
 }
 
-if (process.argv[2] === 'serve') {
+const USAGE = `usage: CNI_COMMAND=ADD|DEL|CHECK|STATUS|GC|VERSION CNI_CONTAINERID=… CNI_NETNS=… CNI_IFNAME=… CNI_PATH=… lightly.js < netconf.json
+       lightly.js serve [--addr-file FILE] [--exit-with-stdin]   (the CNI server, started by lightly-agent)`;
+
+if (process.argv[2] === '--help' || process.argv[2] === '-h') {
+  process.stdout.write(`${USAGE}\n`);
+} else if (process.argv[2] === 'serve') {
   await serve(process.argv.slice(3));
 } else {
   const { stdout, exitCode } = await run(process.env, await readStdin());
