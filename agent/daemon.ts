@@ -8,6 +8,7 @@ import { startMetricsServer } from './metrics.js';
 import { applyNat, removeNat } from './nat.js';
 import type { FactsQuery, NodeFacts } from './doctor/facts.js';
 import { gatherFacts } from './doctor/gather.js';
+import type { CniStatsSnapshot } from './event-metrics.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -16,7 +17,7 @@ export interface DaemonDeps {
   /** The kernel's view of BGP next hops; without it every next hop counts as resolvable. */
   nextHops?: NextHopWatchPort;
   /** Starts the CNI server the plugin shim talks to; returns how to stop it. */
-  startCniServer?(addrFile: string): Promise<{ close(): Promise<void> }>;
+  startCniServer?(addrFile: string): Promise<{ close(): Promise<void>; stats?(): CniStatsSnapshot | undefined }>;
 }
 
 /**
@@ -42,7 +43,7 @@ export class AgentDaemon implements StatusSource {
   private keptTimer?: NodeJS.Timeout;
   private statusServer?: StatusServer;
   private metrics?: { close(): Promise<void> };
-  private cniServer?: { close(): Promise<void> };
+  private cniServer?: { close(): Promise<void>; stats?(): CniStatsSnapshot | undefined };
   private natApplied = false;
 
   constructor(
@@ -227,6 +228,10 @@ export class AgentDaemon implements StatusSource {
 
   node(): NodeInfo {
     return { nodeName: this.config.nodeName, podCIDRs: this.config.podCIDRs };
+  }
+
+  cniStats(): CniStatsSnapshot | undefined {
+    return this.cniServer?.stats?.();
   }
 
   doctorFacts(query: FactsQuery): Promise<NodeFacts> {

@@ -13,6 +13,7 @@ import { KubernetesMode } from './kube/run.js';
 import { createSpeaker } from './speaker-adapter.js';
 import { createRouteSink } from './route-adapter.js';
 import { NextHopWatch } from './nexthop-watch.js';
+import { type CniStatsSnapshot, parseCniStats } from './event-metrics.js';
 
 const log = pino({ base: { component: 'lightly-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
 const here = dirname(fileURLToPath(import.meta.url));
@@ -23,18 +24,21 @@ function flag(args: string[], name: string): string | undefined {
 }
 
 /** Runs `lightly.js serve` beside this bundle as a child; restarts it if it dies (bounded back-off). */
-async function startCniServer(addrFile: string): Promise<{ close(): Promise<void> }> {
+async function startCniServer(addrFile: string): Promise<{ close(): Promise<void>; stats(): CniStatsSnapshot | undefined }> {
   const bundle = [join(here, 'lightly.js'), '/opt/lightly/lib/lightly.js'].find((p) => existsSync(p));
   if (!bundle) {
     log.warn({}, 'lightly.js not found: no CNI server, the plugin will run in-process');
-    return { close: async () => undefined };
+    return { close: async () => undefined, stats: () => undefined };
   }
+  let stats: CniStatsSnapshot | undefined;
   let child: ReturnType<typeof spawn> | undefined;
   let closing = false;
   let delay = 500;
   const launch = (): void => {
     // Its stdin is a pipe from us: however we exit, the pipe closes and the server exits with us.
-    child = spawn(process.execPath, [bundle, 'serve', '--addr-file', addrFile, '--exit-with-stdin'], { stdio: ['pipe', 'inherit', 'inherit'] });
+    // The IPC channel carries its counters to our /metrics; a restarted server starts them from zero.
+    child = spawn(process.execPath, [bundle, 'serve', '--addr-file', addrFile, '--exit-with-stdin'], { stdio: ['pipe', 'inherit', 'inherit', 'ipc'] });
+    child.on('message', (message) => (stats = parseCniStats(message) ?? stats));
     const started = Date.now();
     child.on('exit', (code) => {
       if (closing) return;
@@ -51,6 +55,7 @@ async function startCniServer(addrFile: string): Promise<{ close(): Promise<void
       closing = true;
       child?.kill('SIGTERM');
     },
+    stats: () => stats,
   };
 }
 

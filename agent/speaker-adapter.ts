@@ -4,6 +4,7 @@ import { Speaker } from '../bgp/speaker/speaker.js';
 import type { SpeakerPort, SpeakerSettings } from './ports.js';
 import type { PeerState, PeerStatus } from './status.js';
 import type { PeerType } from './config.js';
+import { sessionFlaps } from './event-metrics.js';
 
 export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPort {
   const speaker = new Speaker({
@@ -13,7 +14,10 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     ...(settings.clusterId ? { clusterId: settings.clusterId } : {}), log,
     ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
   });
-  speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
+  speaker.on('peerState', (peer, from, to) => {
+    log.info({ peer, from, to }, 'bgp peer state changed');
+    if (from === 'Established') sessionFlaps.inc({ peer });
+  });
   speaker.on('deferralEnded', (reason) => log.info({ reason }, 'graceful restart: route selection no longer deferred'));
   return {
     start: () => speaker.start(),
