@@ -76,11 +76,11 @@ async function destinationFacts(opts: DoctorOptions, to: Endpoint, query: FactsQ
   const runThere = `lightlyctl doctor-facts ${query.local} ${query.remote}${query.remoteNode ? ` --remote-node ${query.remoteNode}` : ''} > facts.json` +
     (to.node ? ` (e.g. kubectl -n kube-system exec <the lightly pod on ${to.node}> -- …)` : '');
   const socket = opts.destSocket ?? to.socket;
-  if (!socket) return { unreachable: `no way to reach ${node}'s agent from here`, node, runThere };
+  if (!socket) return { unreachable: `no way to reach ${node}'s agent from here`, node, fix: `run this on ${node} and pass its output with --dest-facts FILE: ${runThere}` };
   try {
     return { facts: await fetchFacts(socket, query) };
   } catch (err) {
-    return { unreachable: (err as Error).message, node, runThere };
+    return { unreachable: (err as Error).message, node, fix: `start lightly-agent on ${node} (or, if it runs, ${runThere} there and pass it with --dest-facts FILE)` };
   }
 }
 

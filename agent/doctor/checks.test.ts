@@ -98,7 +98,7 @@ describe('doctor: the pure diagnosis', () => {
 
   it('an unreachable destination agent: a failed check saying what to run there', () => {
     const { src } = healthy();
-    const d = diagnose(FROM, TO, src, { unreachable: 'cannot reach the lightly agent', node: 'node-2', runThere: 'lightlyctl doctor-facts 10.244.2.2 10.244.1.2' });
+    const d = diagnose(FROM, TO, src, { unreachable: 'cannot reach the lightly agent', node: 'node-2', fix: 'run this on node-2 and pass its output with --dest-facts FILE: lightlyctl doctor-facts 10.244.2.2 10.244.1.2' });
     expect(d.firstBroken).toMatchObject({ id: 'destination-agent', node: 'node-2' });
     expect(d.firstBroken!.fix).toContain('lightlyctl doctor-facts');
   });

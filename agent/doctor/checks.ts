@@ -25,7 +25,7 @@ export interface Diagnosis {
 }
 
 /** The destination node's facts, or why they could not be had and what to run on that node instead. */
-export type DestinationFacts = { facts: NodeFacts } | { unreachable: string; node: string; runThere: string };
+export type DestinationFacts = { facts: NodeFacts } | { unreachable: string; node: string; fix: string };
 
 const hostPrefix = (ip: string): string => `${ip}/${ip.includes(':') ? 128 : 32}`;
 const inside = (ip: string, cidrs: string[]): boolean => cidrs.some((c) => contains(c, hostPrefix(ip)));
@@ -146,7 +146,7 @@ export function diagnose(from: string, to: string, src: NodeFacts, dest: Destina
   if (!sameNode) forwardChecks(s, src, to, dst?.address);
   const d = new Walk('facts' in dest ? dest.facts.node : dest.node);
   if ('unreachable' in dest) {
-    d.check('destination-agent', `destination node's agent`, false, dest.unreachable, `run this on ${dest.node} and pass its output with --dest-facts FILE: ${dest.runThere}`);
+    d.check('destination-agent', `destination node's agent`, false, dest.unreachable, dest.fix);
   } else if (dst) {
     if (!sameNode) ingressCheck(d, 'destination-ingress', dst, from, to);
     podChecks(d, 'destination', dst.local);
@@ -166,7 +166,7 @@ export function diagnose(from: string, to: string, src: NodeFacts, dest: Destina
     from, to, ok: !firstBroken, checks,
     ...(firstBroken ? { firstBroken } : {}),
     summary: firstBroken
-      ? `The path ${from} → ${to} breaks at ${firstBroken.node}: ${firstBroken.title} (${firstBroken.evidence}). Fix: ${firstBroken.fix}.`
+      ? `The path ${from} → ${to} breaks at ${firstBroken.node}: ${firstBroken.title} (${firstBroken.evidence}). Fix: ${firstBroken.fix}${/[.?!]$/.test(firstBroken.fix ?? '') ? '' : '.'}`
       : `The path ${from} → ${to} is good: every hop checked out.`,
   };
 }
@@ -174,6 +174,9 @@ export function diagnose(from: string, to: string, src: NodeFacts, dest: Destina
 /** The human report: one line per check, then the verdict. */
 export function formatDiagnosis(d: Diagnosis): string {
   const width = Math.max(...d.checks.map((c) => c.title.length));
-  const lines = d.checks.map((c) => `${c.status === 'ok' ? '  ok ' : 'FAIL '} ${c.node.padEnd(8)} ${c.title.padEnd(width)}  ${c.evidence}`);
+  const lines = d.checks.flatMap((c) => [
+    `${c.status === 'ok' ? '  ok ' : 'FAIL '} ${c.node.padEnd(8)} ${c.title.padEnd(width)}  ${c.evidence}`,
+    ...(c.fix ? [`${' '.repeat(17 + width)}fix: ${c.fix}`] : []),
+  ]);
   return [`doctor ${d.from} → ${d.to}`, ...lines, '', d.summary].join('\n');
 }
