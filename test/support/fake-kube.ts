@@ -19,6 +19,7 @@ const COLLECTIONS: Record<string, { apiVersion: string; kind: string }> = {
   '/apis/lightly.dev/v1alpha1/bgppeers': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPPeer' },
   '/apis/lightly.dev/v1alpha1/bgpconfigurations': { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPConfiguration' },
   '/api/v1/namespaces/default/events': { apiVersion: 'v1', kind: 'Event' },
+  '/api/v1/namespaces/default/pods': { apiVersion: 'v1', kind: 'Pod' },
 };
 
 /**
@@ -281,6 +282,7 @@ current-context: fake
 }
 
 export const NODES = '/api/v1/nodes';
+export const PODS = '/api/v1/namespaces/default/pods';
 export const BGP_PEERS = '/apis/lightly.dev/v1alpha1/bgppeers';
 export const BGP_CONFIGURATIONS = '/apis/lightly.dev/v1alpha1/bgpconfigurations';
 
