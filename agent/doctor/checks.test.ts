@@ -69,6 +69,16 @@ describe('doctor: the pure diagnosis', () => {
     expect(d.summary).toMatch(new RegExp(`^The path ${FROM} → ${TO} breaks at ${nodeName}: .*Fix: `));
   });
 
+  it('a kernel route missing is the agent not programming it: the default route that catches the packets is not to be deleted', () => {
+    const { src, dst } = healthy();
+    src.remote.route = { dst: 'default', type: 'unicast', gateways: ['192.0.2.254'], dev: 'eth0' };
+    const wider = run(src, dst).firstBroken!;
+    expect(wider).toMatchObject({ id: 'kernel-route' });
+    expect(wider.fix).toMatch(/has not programmed 10\.244\.2\.0\/24/);
+    src.remote.route = { dst: `${TO}`, type: 'unicast', gateways: ['192.0.2.9'], dev: 'eth0', protocol: 'static' };
+    expect(run(src, dst).firstBroken!.fix).toBe(`route ${TO} (proto static) shadows Lightly's: delete it`);
+  });
+
   it('an unreachable destination agent: a failed check saying what to run there', () => {
     const { src } = healthy();
     const d = diagnose(FROM, TO, src, { unreachable: 'cannot reach the lightly agent', node: 'node-2', fix: 'run this on node-2 and pass its output with --dest-facts FILE: lightlyctl doctor-facts 10.244.2.2 10.244.1.2' });

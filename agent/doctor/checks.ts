@@ -1,7 +1,7 @@
 // `lightlyctl doctor`'s pure core: facts from the source and destination nodes in, the path's checks
 // hop by hop out (ok/FAIL with the evidence), and the first broken hop with its fix in one sentence.
 import { contains } from '../../bgp/policy/policy.js';
-import type { NodeFacts, PodFacts, RouteFact, RouteGet } from './facts.js';
+import { type NodeFacts, type PodFacts, type RouteFact, type RouteGet, prefixLength } from './facts.js';
 
 export interface Check {
   /** Stable name of the hop, for scripts and tests. */
@@ -81,11 +81,13 @@ function forwardChecks(w: Walk, src: NodeFacts, to: string, destAddress: string 
   w.check('rib', `speaker's RIB has a route to ${to}`, ribOk,
     rib.best ? `${rib.prefix} from ${rib.best.peer} next hop ${rib.best.nextHop}${rib.best.stale ? ' (stale)' : ''}` : rib.importAllowed ? `no prefix covering ${to} received` : `no prefix covering ${to}: the import filter refuses it`,
     !rib.importAllowed ? `${src.node}'s import filter (importCIDRs) refuses ${to}: add its pod CIDR to importCIDRs` : `no peer advertises ${to}'s pod CIDR to ${src.node}: check the destination node's agent and its export`);
+  const shadow = route && (route.type !== 'unicast' || !isLightly(route)) && (!rib.prefix || prefixLength(route.dst) >= prefixLength(rib.prefix)) ? route : undefined;
   const kernelOk = routeGet.ok && !!route && route.type === 'unicast' && isLightly(route) && (!rib.best || route.gateways.includes(rib.best.nextHop));
   w.check('kernel-route', `${src.node}'s kernel route to ${to}`, kernelOk,
     `${route ? describeRoute(route) : 'no route'}; ip route get ${to}: ${describeGet(routeGet)}`,
-    route && route.type !== 'unicast' ? `delete the ${route.type} route that shadows Lightly's: ip route del ${route.type} ${route.dst}` :
-      route && !isLightly(route) ? `route ${route.dst}${route.protocol ? ` (proto ${route.protocol})` : ''} shadows Lightly's: delete it` :
+    // Another route is to blame only when at least as specific as the RIB's prefix; a wider one (the default) just catches what we did not program.
+    shadow?.type !== 'unicast' && shadow ? `delete the ${shadow.type} route that shadows Lightly's: ip route del ${shadow.type} ${shadow.dst}` :
+      shadow ? `route ${shadow.dst}${shadow.protocol ? ` (proto ${shadow.protocol})` : ''} shadows Lightly's: delete it` :
         `the agent has not programmed ${rib.prefix ?? to}: see lightlyctl routes and the agent's log for route programming failures`);
   for (const hop of src.remote.nextHops) {
     const direct = hop.routeGet.ok && !hop.routeGet.gateway;

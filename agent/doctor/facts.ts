@@ -22,6 +22,13 @@ export const routeSchema = z.object({
 });
 export type RouteFact = z.infer<typeof routeSchema>;
 
+/** The length of a route's `dst` as `ip -json` prints it (`default`, an address, or a prefix). */
+export function prefixLength(dst: string): number {
+  if (dst === 'default') return 0;
+  const slash = dst.indexOf('/');
+  return slash < 0 ? (dst.includes(':') ? 128 : 32) : Number(dst.slice(slash + 1));
+}
+
 export const linkSchema = z.object({
   name: z.string(),
   up: z.boolean(),

@@ -2,7 +2,7 @@
 // sysctls), plus the speaker's RIB and peers. Runs in the agent, i.e. in the host's network namespace.
 import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
-import type { FactsQuery, LinkFact, NodeFacts, PathFacts, PodFacts, RouteFact, RouteGet } from './facts.js';
+import { type FactsQuery, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type RouteFact, type RouteGet, prefixLength } from './facts.js';
 
 /** What the agent itself knows, handed to `gatherFacts`. */
 export interface AgentView {
@@ -53,12 +53,6 @@ function sysctl(path: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-function prefixLength(dst: string): number {
-  if (dst === 'default') return 0;
-  const slash = dst.indexOf('/');
-  return slash < 0 ? (dst.includes(':') ? 128 : 32) : Number(dst.slice(slash + 1));
 }
 
 function routeFact(r: IpRoute): RouteFact {
