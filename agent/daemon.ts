@@ -6,6 +6,9 @@ import type { AnnouncedPrefix, BgpStatus, InstalledRoute, NodeInfo, StatusSource
 import { type StatusRoute, startStatusServer, type StatusServer } from './status-server.js';
 import { startMetricsServer } from './metrics.js';
 import { applyNat, removeNat } from './nat.js';
+import type { FactsQuery, NodeFacts } from './doctor/facts.js';
+import { gatherFacts } from './doctor/gather.js';
+import type { CniStatsSnapshot } from './event-metrics.js';
 
 export interface DaemonDeps {
   log: Logger;
@@ -14,7 +17,7 @@ export interface DaemonDeps {
   /** The kernel's view of BGP next hops; without it every next hop counts as resolvable. */
   nextHops?: NextHopWatchPort;
   /** Starts the CNI server the plugin shim talks to; returns how to stop it. */
-  startCniServer?(addrFile: string): Promise<{ close(): Promise<void> }>;
+  startCniServer?(addrFile: string): Promise<{ close(): Promise<void>; stats?(): CniStatsSnapshot | undefined }>;
   /** More status API routes (network policy in Kubernetes mode). */
   statusRoutes?: Record<string, StatusRoute>;
 }
@@ -42,7 +45,7 @@ export class AgentDaemon implements StatusSource {
   private keptTimer?: NodeJS.Timeout;
   private statusServer?: StatusServer;
   private metrics?: { close(): Promise<void> };
-  private cniServer?: { close(): Promise<void> };
+  private cniServer?: { close(): Promise<void>; stats?(): CniStatsSnapshot | undefined };
   private natApplied = false;
   /** Service prefixes to originate besides our pod CIDRs (Kubernetes mode: services/advertiser.ts). */
   private serviceAnnouncements: AnnouncedPrefix[] = [];
@@ -247,5 +250,18 @@ export class AgentDaemon implements StatusSource {
 
   node(): NodeInfo {
     return { nodeName: this.config.nodeName, podCIDRs: this.config.podCIDRs };
+  }
+
+  cniStats(): CniStatsSnapshot | undefined {
+    return this.cniServer?.stats?.();
+  }
+
+  doctorFacts(query: FactsQuery): Promise<NodeFacts> {
+    const c = this.config;
+    return gatherFacts({
+      node: c.nodeName, address: c.routerId, podCIDRs: c.podCIDRs, natOutgoing: c.natOutgoing, clusterCIDRs: c.clusterCIDRs ?? c.importCIDRs,
+      peers: this.bgpStatus().peers.map((p) => ({ address: p.address, state: p.state, ...(p.info ? { info: p.info } : {}) })),
+      rib: (address) => this.speaker?.lookup?.(address) ?? { importAllowed: true },
+    }, query);
   }
 }

@@ -15,6 +15,7 @@ import { createRouteSink } from './route-adapter.js';
 import { NextHopWatch } from './nexthop-watch.js';
 import { startPolicy, removePolicyTable } from './policy/run.js';
 import type { StatusRoute } from './status-server.js';
+import { type CniStatsSnapshot, parseCniStats } from './event-metrics.js';
 
 const log = pino({ base: { component: 'lightly-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
 const here = dirname(fileURLToPath(import.meta.url));
@@ -25,18 +26,21 @@ function flag(args: string[], name: string): string | undefined {
 }
 
 /** Runs `lightly.js serve` beside this bundle as a child; restarts it if it dies (bounded back-off). */
-async function startCniServer(addrFile: string): Promise<{ close(): Promise<void> }> {
+async function startCniServer(addrFile: string): Promise<{ close(): Promise<void>; stats(): CniStatsSnapshot | undefined }> {
   const bundle = [join(here, 'lightly.js'), '/opt/lightly/lib/lightly.js'].find((p) => existsSync(p));
   if (!bundle) {
     log.warn({}, 'lightly.js not found: no CNI server, the plugin will run in-process');
-    return { close: async () => undefined };
+    return { close: async () => undefined, stats: () => undefined };
   }
+  let stats: CniStatsSnapshot | undefined;
   let child: ReturnType<typeof spawn> | undefined;
   let closing = false;
   let delay = 500;
   const launch = (): void => {
     // Its stdin is a pipe from us: however we exit, the pipe closes and the server exits with us.
-    child = spawn(process.execPath, [bundle, 'serve', '--addr-file', addrFile, '--exit-with-stdin'], { stdio: ['pipe', 'inherit', 'inherit'] });
+    // The IPC channel carries its counters to our /metrics; a restarted server starts them from zero.
+    child = spawn(process.execPath, [bundle, 'serve', '--addr-file', addrFile, '--exit-with-stdin'], { stdio: ['pipe', 'inherit', 'inherit', 'ipc'] });
+    child.on('message', (message) => (stats = parseCniStats(message) ?? stats));
     const started = Date.now();
     child.on('exit', (code) => {
       if (closing) return;
@@ -53,6 +57,7 @@ async function startCniServer(addrFile: string): Promise<{ close(): Promise<void
       closing = true;
       child?.kill('SIGTERM');
     },
+    stats: () => stats,
   };
 }
 
@@ -102,7 +107,19 @@ function stopOnSignals(stop: () => Promise<void>): void {
   process.on('SIGINT', () => handler('SIGINT'));
 }
 
+const USAGE = `usage: lightly-agent --config FILE                 standalone: peers, ASN and pod CIDRs from FILE (YAML or JSON)
+       lightly-agent --kubernetes [--config FILE]  from Nodes and the CRDs (KUBECONFIG or in-cluster; NODE_NAME set);
+                                                   FILE then holds only node-local settings
+       lightly-agent install-cni [--source-dir D] [--cni-bin-dir D] [--lightly-dir D] [--cni-conf-dir D]
+                                 [--pod-cidr CIDR] [--mtu N] [--conf-name NAME]
+       lightly-agent uninstall-policy              removes the NetworkPolicy table (inet lightly-policy) of this host
+SIGHUP reloads the standalone config; SIGTERM stops gracefully (routes stay). Logs are pino JSON on stdout.`;
+
 async function main(args: string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
   if (args[0] === 'install-cni') {
     const written = installCni({
       sourceDir: flag(args, '--source-dir') ?? here,
@@ -137,7 +154,7 @@ async function main(args: string[]): Promise<void> {
     });
     return;
   }
-  if (!configPath) throw new ConfigError('usage: lightly-agent --config FILE | --kubernetes [--config FILE] | install-cni [options] | uninstall-policy');
+  if (!configPath) throw new ConfigError(USAGE);
   const daemon = await startDaemon(loadAgentConfig(configPath));
   stopOnSignals(() => daemon.stop(true));
   process.on('SIGHUP', () => {

@@ -3,6 +3,7 @@ import { createServer, type Server } from 'node:http';
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks';
 import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { PeerState, StatusSource } from './status.js';
+import { registerEventMetrics } from './event-metrics.js';
 import { type Blocker, type NetworkState, installedRouteOf, networkState } from './readiness.js';
 
 /** Session state as a number, in RFC 4271 order, so dashboards can alert on `< 6`. */
@@ -26,6 +27,7 @@ export function createMetrics(source: StatusSource): Registry {
   eventLoopDelay();
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'lightly_agent_' });
+  registerEventMetrics(registry, source.cniStats ? () => source.cniStats!() : undefined);
   const peers = (): ReturnType<StatusSource['bgpStatus']>['peers'] => source.bgpStatus().peers;
   new Gauge({
     name: 'lightly_bgp_session_state', help: 'BGP session state per peer: 1 Idle … 6 Established',

@@ -58,6 +58,8 @@ export interface SpeakerPort {
   /** The kernel's routes or addresses changed: next hops are resolved again. */
   nextHopsChanged(): void;
   peerStatus(): PeerStatus[];
+  /** The RIB's longest match for an address and whether import policy takes it (lightlyctl doctor). */
+  lookup?(address: string): { prefix?: string; best?: { peer: string; nextHop: string; stale: boolean }; importAllowed: boolean };
   /** graceful: keep the kernel's routes and let peers hold ours (restart); else Cease 6/2 to all. */
   stop(options: { graceful: boolean }): Promise<void>;
 }

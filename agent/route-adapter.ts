@@ -2,11 +2,13 @@
 import type { Logger } from 'pino';
 import { RouteReconciler } from '../routes/reconciler.js';
 import { registerRouteProtocol } from '../routes/protocol.js';
+import { Ip } from '../routes/ip.js';
+import { timedRouteShell } from './event-metrics.js';
 import type { AgentConfig } from './config.js';
 import type { RouteSinkPort } from './ports.js';
 
 export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort {
-  const reconciler = new RouteReconciler({ onError: (err) => log.warn({ err: err.message }, 'route programming failed') });
+  const reconciler = new RouteReconciler({ shell: timedRouteShell(new Ip()), onError: (err) => log.warn({ err: err.message }, 'route programming failed') });
   return {
     start: async () => {
       try {

@@ -5,6 +5,7 @@ import type { SpeakerPort, SpeakerSettings } from './ports.js';
 import type { PeerState, PeerStatus } from './status.js';
 import type { PeerType } from './config.js';
 import { md5DropsSince, md5Hint, nativeTcpMd5, readMd5Drops } from './tcp-md5.js';
+import { sessionFlaps } from './event-metrics.js';
 
 export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPort {
   const speaker = new Speaker({
@@ -18,7 +19,10 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
   });
   // TCP MD5 drops counted from here on: older ones say nothing of this speaker's peers.
   const md5Base = readMd5Drops();
-  speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
+  speaker.on('peerState', (peer, from, to) => {
+    log.info({ peer, from, to }, 'bgp peer state changed');
+    if (from === 'Established') sessionFlaps.inc({ peer });
+  });
   speaker.on('deferralEnded', (reason) => log.info({ reason }, 'graceful restart: route selection no longer deferred'));
   return {
     start: () => speaker.start(),
@@ -45,6 +49,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
         };
       });
     },
+    lookup: (address) => speaker.lookup(address),
     stop: (options) => speaker.stop(options),
   };
 }

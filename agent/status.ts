@@ -1,5 +1,7 @@
 // Shapes of what the agent reports (status API, lightlyctl, metrics): the contract in ARCHITECTURE.md.
 import type { PeerType } from './config.js';
+import type { FactsQuery, NodeFacts } from './doctor/facts.js';
+import type { CniStatsSnapshot } from './event-metrics.js';
 
 /** RFC 4271 state names, as BIRD, GoBGP and Calico show them. */
 export type PeerState = 'Idle' | 'Connect' | 'Active' | 'OpenSent' | 'OpenConfirm' | 'Established';
@@ -55,4 +57,8 @@ export interface StatusSource {
   /** One canonical prefix's route in the kernel, without listing every route (readiness at a full table). */
   installedRoute?(prefix: string): InstalledRoute | undefined;
   node(): NodeInfo;
+  /** What this node's kernel and speaker say about one pod-to-pod path (lightlyctl doctor). */
+  doctorFacts?(query: FactsQuery): Promise<NodeFacts>;
+  /** The CNI server's last counters (it is a child process), for /metrics. */
+  cniStats?(): CniStatsSnapshot | undefined;
 }

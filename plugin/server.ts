@@ -13,6 +13,7 @@ import { run } from './cni.js';
 import { PersistentIpRunner } from './ip-runner.js';
 import { ShellIpLauncher, launchedRunner } from './ip-launcher.js';
 import { type PodIpRunners, namedNetns } from './dataplane.js';
+import { type CniStats, errorCodeOf } from './stats.js';
 import {
   MAX_LINE_BYTES,
   type Frame,
@@ -51,7 +52,7 @@ function sameSecret(a: string, b: string): boolean {
  * path but a named one under /run/netns, which the DaemonSet shares; /proc/PID/… would name
  * another process here) is handed back to the shim, which runs the plugin where the runtime is.
  */
-function pluginHandler(): { handle: Handler; close(): void } {
+function pluginHandler(stats?: CniStats): { handle: Handler; close(): void } {
   const hostIp = new PersistentIpRunner();
   const launcher = new ShellIpLauncher();
   const podIp: PodIpRunners = (netnsPath) => launchedRunner(launcher, ['-n', namedNetns(netnsPath)!]);
@@ -59,8 +60,10 @@ function pluginHandler(): { handle: Handler; close(): void } {
   // Read once: every access to process.env crosses into C++, tens of µs for a whole copy.
   const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('CNI_')));
   const handle: Handler = async ({ env, stdin }) => {
+    const started = performance.now();
     const { stdout, exitCode, elsewhere } = await run({ ...inherited, ...env }, stdin, { hostIp, podIp, netnsReachable });
-    if (elsewhere) return 'fallback';
+    if (elsewhere) return 'fallback'; // the shim runs it, and the time is not ours
+    stats?.record(env.CNI_COMMAND ?? 'none', (performance.now() - started) / 1000, exitCode === 0 ? undefined : errorCodeOf(stdout));
     return { exitCode: exitCode === 0 ? 0 : 1, stdout: stdout ? `${stdout}\n` : '' };
   };
   return {
@@ -111,12 +114,12 @@ interface Connection {
 /**
  * Serves on 127.0.0.1 (of the current network namespace) at a port only root may bind, and writes
  * "port token secret" to addrFile (0600), both secrets new on every start. `handler` replaces the
- * plugin in tests.
+ * plugin in tests; `stats` counts the plugin's answers.
  */
-export async function startCniServer(addrFile: string, handler?: Handler): Promise<CniServer> {
+export async function startCniServer(addrFile: string, handler?: Handler, stats?: CniStats): Promise<CniServer> {
   const token = newSecret(randomBytes);
   const secret = newSecret(randomBytes);
-  const plugin = handler ? undefined : pluginHandler();
+  const plugin = handler ? undefined : pluginHandler(stats);
   const handle = handler ?? plugin!.handle;
   const connections = new Set<Connection>();
 

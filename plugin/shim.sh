@@ -10,6 +10,11 @@
 # lightly.js beside this file (or beside the file a symlink to it points at), or
 # $LIGHTLY_HOME/lib/lightly.js. LIGHTLY_HOME defaults to /opt/lightly, where install-cni puts both.
 export LC_ALL=C # lengths count bytes
+if [[ ${1:-} == --help || ${1:-} == -h ]]; then # a runtime passes no arguments (CNI spec: all in CNI_* and stdin)
+  echo "usage: CNI_COMMAND=ADD|DEL|CHECK|STATUS|GC|VERSION CNI_CONTAINERID=… CNI_NETNS=… CNI_IFNAME=… CNI_PATH=… lightly < netconf.json"
+  echo "The Lightly CNI plugin, called by the container runtime; see docs/cni-plugin.md."
+  exit 0
+fi
 trap '' PIPE    # a server gone mid-write makes the write fail (then the fallback), not the shim die
 
 IFS= read -r -d '' conf

@@ -63,6 +63,30 @@ describe('lightlyctl', () => {
     expect(out.exitCode).toBe(2);
     expect(out.stderr).toContain('usage: lightlyctl');
   });
+  it('--help and --version print and exit 0', async () => {
+    const help = await execa(process.execPath, [CTL, '--help']);
+    expect(help.stdout).toContain('lightlyctl [--socket PATH] doctor FROM TO');
+    const version = await execa(process.execPath, [CTL, '--version']);
+    expect(version.stdout).toMatch(/^lightlyctl \d+\.\d+\.\d+$/);
+  });
+  it('completion bash completes commands and their options in a real bash', async () => {
+    const script = (await execa(process.execPath, [CTL, 'completion', 'bash'])).stdout;
+    const complete = async (line: string): Promise<string[]> => {
+      const words = line.split(' ');
+      const out = await execa('bash', ['-c', `${script}\nCOMP_WORDS=(${words.map((w) => `'${w}'`).join(' ')}); COMP_CWORD=${words.length - 1}; _lightlyctl; echo "\${COMPREPLY[@]}"`]);
+      return out.stdout.trim().split(/\s+/).filter(Boolean);
+    };
+    expect(await complete('lightlyctl d')).toEqual(['doctor', 'doctor-facts']);
+    expect(await complete('lightlyctl bgp ')).toEqual(['status']);
+    expect(await complete('lightlyctl --socket /x doctor a b --')).toEqual(['--json', '--lab', '--dest-facts', '--dest-socket']);
+  });
+  it('doctor-facts refuses what is not an address, before any command runs', async () => {
+    const out = await execa(process.execPath, [CTL, '--socket', join(dir, 'agent.sock'), 'doctor-facts', '10.0.0.1', '10.0.0.2;reboot'], { reject: false });
+    expect(out.exitCode).toBe(1);
+    expect(out.stderr).toContain('is not an IP address');
+    const { getJson } = await import('./client.js');
+    await expect(getJson(join(dir, 'agent.sock'), '/v1/doctor/facts?local=10.0.0.1&remote=x')).rejects.toThrow(/400.*remote must be an IP address/);
+  });
   it('the socket is root-only', () => {
     expect(statSync(join(dir, 'agent.sock')).mode & 0o777).toBe(0o600);
   });

@@ -1,6 +1,10 @@
-// lightlyctl: operators' CLI. `lightlyctl [--socket PATH] bgp status [--json]`, `routes [--json]`, `policy NS/POD [--json]`.
+// lightlyctl: operators' CLI. `bgp status`, `routes`, `policy NS/POD`, `doctor FROM TO`, `doctor-facts`, `completion bash`.
+import pkg from '../../package.json' with { type: 'json' };
 import type { BgpStatus, InstalledRoute } from '../status.js';
+import { formatDiagnosis } from '../doctor/checks.js';
 import { AgentUnavailableError, getJson } from './client.js';
+import { bashCompletion } from './completion.js';
+import { doctor, localFacts } from './doctor.js';
 import { formatAnnounced, formatBgpStatus, formatRoutes } from './format.js';
 import type { PodPolicyView } from '../policy/describe.js';
 import { formatPodPolicy } from './policy-format.js';
@@ -9,22 +13,37 @@ const USAGE = `usage: lightlyctl [--socket PATH] bgp status [--json]
        lightlyctl [--socket PATH] routes [--json]
        lightlyctl [--socket PATH] policy NAMESPACE/POD [--json]   (which NetworkPolicies select the pod, what each allows)
        lightlyctl [--socket PATH] policy status [--json]
-The socket defaults to $LIGHTLY_SOCKET or /run/lightly/agent.sock.`;
+       lightlyctl [--socket PATH] doctor FROM TO [--json] [--lab STATE_DIR] [--dest-facts FILE | --dest-socket PATH]
+       lightlyctl [--socket PATH] doctor-facts LOCAL_POD_IP REMOTE_POD_IP [--remote-node IP]
+       lightlyctl completion bash
+       lightlyctl --version
+The socket defaults to $LIGHTLY_SOCKET or /run/lightly/agent.sock.
+doctor walks the path from pod FROM to pod TO hop by hop and names the first broken one; FROM and TO
+are pod IPs, namespace/pod names (through KUBECONFIG) or, with --lab, lab pod names. It exits 0 when
+the path is good, 1 when a hop is broken. doctor-facts prints this node's facts for a doctor run on
+another node that cannot reach this agent (pass them there with --dest-facts).`;
+
+/** Options that take a value; the rest are flags or words. */
+const VALUED = ['--socket', '--lab', '--dest-facts', '--dest-socket', '--remote-node'] as const;
 
 async function main(argv: string[]): Promise<number> {
-  let socket = process.env.LIGHTLY_SOCKET ?? '/run/lightly/agent.sock';
+  const values: Partial<Record<(typeof VALUED)[number], string>> = {};
   const words: string[] = [];
   let json = false;
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
-    if (arg === '--socket') socket = argv[++i] ?? '';
-    else if (arg.startsWith('--socket=')) socket = arg.slice('--socket='.length);
+    const valued = VALUED.find((o) => arg === o || arg.startsWith(`${o}=`));
+    if (valued) values[valued] = arg === valued ? (argv[++i] ?? '') : arg.slice(valued.length + 1);
     else if (arg === '--json') json = true;
     else if (arg === '-h' || arg === '--help') {
       console.log(USAGE);
       return 0;
+    } else if (arg === '--version') {
+      console.log(`lightlyctl ${pkg.version}`);
+      return 0;
     } else words.push(arg);
   }
+  const socket = values['--socket'] ?? process.env.LIGHTLY_SOCKET ?? '/run/lightly/agent.sock';
   const command = words.join(' ');
   try {
     if (command === 'bgp status') {
@@ -52,6 +71,24 @@ async function main(argv: string[]): Promise<number> {
         return 1;
       }
       console.log(json ? JSON.stringify(view, null, 2) : formatPodPolicy(view));
+      return 0;
+    }
+    if (command === 'completion bash') {
+      process.stdout.write(bashCompletion());
+      return 0;
+    }
+    if (words[0] === 'doctor' && words.length === 3) {
+      const diagnosis = await doctor(words[1]!, words[2]!, {
+        socket,
+        ...(values['--lab'] ? { lab: values['--lab'] } : {}),
+        ...(values['--dest-facts'] ? { destFacts: values['--dest-facts'] } : {}),
+        ...(values['--dest-socket'] ? { destSocket: values['--dest-socket'] } : {}),
+      });
+      console.log(json ? JSON.stringify(diagnosis, null, 2) : formatDiagnosis(diagnosis));
+      return diagnosis.ok ? 0 : 1;
+    }
+    if (words[0] === 'doctor-facts' && words.length === 3) {
+      console.log(JSON.stringify(await localFacts(socket, words[1]!, words[2]!, values['--remote-node']), null, 2));
       return 0;
     }
   } catch (err) {

@@ -41,6 +41,9 @@ class FakeDaemon implements NodeDaemon {
   node() {
     return { nodeName: this.config.nodeName, podCIDRs: this.config.podCIDRs };
   }
+  cniStats() {
+    return { le: [0.1], verbs: { ADD: { buckets: [1], count: 1, sum: 0.02 } }, errors: {} };
+  }
 }
 
 let api: FakeKube;
@@ -89,6 +92,13 @@ afterEach(async () => {
 });
 
 describe('Kubernetes mode', () => {
+  it("serves the daemon's CNI server counters on its /metrics", async () => {
+    await startMode();
+    await until('the daemon', () => daemons.length === 1);
+    const text = await (await fetch(`http://127.0.0.1:${mode!.metricsPort()}/metrics`)).text();
+    expect(text).toContain('lightly_cni_request_duration_seconds_count{verb="ADD"} 1');
+  });
+
   it('API unreachable at start (item 4): live, not ready, no BGP and no kernel change until the Node is known; then starts with its router id', async () => {
     await api.setMode('refuse');
     await startMode();

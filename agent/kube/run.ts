@@ -193,4 +193,8 @@ export class KubernetesMode implements StatusSource {
   node(): ReturnType<StatusSource['node']> {
     return this.daemon?.node() ?? { nodeName: this.deps.nodeName, podCIDRs: this.desired?.podCIDRs ?? [] };
   }
+
+  cniStats(): ReturnType<NonNullable<StatusSource['cniStats']>> {
+    return this.daemon?.cniStats?.();
+  }
 }

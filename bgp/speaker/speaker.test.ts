@@ -131,3 +131,19 @@ describe('Speaker import policy, live', () => {
     expect(a.snapshot()[0]).toMatchObject({ state: 'Established', prefixesReceived: 1 });
   });
 });
+
+describe('Speaker lookup (lightlyctl doctor)', () => {
+  it('the Loc-RIB longest match for an address, its peer and next hop, and whether import policy takes it', async () => {
+    const a = speaker('127.0.0.1', 64512, { importCIDRs: ['10.244.0.0/16'] });
+    const b = speaker('127.0.0.2', 64512);
+    await peered(a, b);
+    a.setOriginated(['10.244.1.0/24']);
+    b.setOriginated(['10.244.0.0/16', '10.244.2.0/24']);
+    await until('both prefixes', () => Object.keys(routes(a)).length === 3);
+    expect(a.lookup('10.244.2.7')).toEqual({ prefix: '10.244.2.0/24', importAllowed: true, best: { peer: '127.0.0.2', nextHop: '127.0.0.2', stale: false } });
+    expect(a.lookup('10.244.9.1')).toMatchObject({ prefix: '10.244.0.0/16', best: { peer: '127.0.0.2' } });
+    expect(a.lookup('10.244.1.3')).toMatchObject({ prefix: '10.244.1.0/24', best: { peer: 'local' } });
+    expect(a.lookup('10.9.9.9')).toEqual({ importAllowed: false });
+    expect(b.lookup('10.9.9.9')).toEqual({ importAllowed: true });
+  });
+});

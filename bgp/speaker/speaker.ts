@@ -20,7 +20,7 @@ import {
 } from '../codec/index.js';
 import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
-import { ImportFilter, exportAttributes, loopReason } from '../policy/policy.js';
+import { ImportFilter, contains, exportAttributes, loopReason } from '../policy/policy.js';
 import { type Established, Session, type TcpMd5, socketFd } from '../session/session.js';
 
 export interface SpeakerConfig {
@@ -721,6 +721,24 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   /** Best routes now (for tests and the benchmark). */
   bestRoutes(): RouteChange[] {
     return [...this.rib.bestPaths()].map(([prefix, b]) => ({ prefix, nextHops: b.best.source === LOCAL ? [] : nextHopsOf(b.multipath) }));
+  }
+
+  /**
+   * The Loc-RIB's longest prefix covering `address`, its best path, and whether the import filter
+   * takes that address at all (for lightlyctl doctor: one pass over the table, on demand only).
+   */
+  lookup(address: string): { prefix?: Prefix; best?: { peer: string; nextHop: string; stale: boolean }; importAllowed: boolean } {
+    const host = `${address}/${address.includes(':') ? 128 : 32}`;
+    const length = (p: Prefix): number => Number(p.slice(p.indexOf('/') + 1));
+    let found: { prefix: Prefix; best: Route } | undefined;
+    for (const [prefix, selection] of this.rib.bestPaths()) {
+      if (prefix.includes(':') !== host.includes(':') || (found && length(prefix) <= length(found.prefix)) || !contains(prefix, host)) continue;
+      found = { prefix, best: selection.best };
+    }
+    const importAllowed = this.importFilter.allows(found?.prefix ?? host);
+    if (!found) return { importAllowed };
+    const { best } = found;
+    return { prefix: found.prefix, importAllowed, best: { peer: best.source === LOCAL ? LOCAL : best.source.address, nextHop: best.nextHop, stale: !!best.stale } };
   }
 
   /**

@@ -21,7 +21,7 @@ async function main(args: string[]): Promise<number> {
   const prefix = option(args, '--prefix', 'lt-');
   const stateDir = option(args, '--state-dir', '/run/lightly/lab');
   const log = (msg: string): void => void process.stderr.write(`${msg}\n`);
-  if (process.getuid?.() !== 0 && command !== undefined && command !== '--help') {
+  if (process.getuid?.() !== 0 && command !== undefined && command !== '--help' && command !== '-h') {
     log('lightly-lab: needs root (it creates network namespaces)');
     return 1;
   }
@@ -71,8 +71,12 @@ async function main(args: string[]): Promise<number> {
       await down(stateDir, prefix, log);
       return 0;
     default:
+      if (command === '--help' || command === '-h') {
+        console.log(USAGE);
+        return 0;
+      }
       log(USAGE);
-      return command === '--help' ? 0 : 2;
+      return 2;
   }
 }
 

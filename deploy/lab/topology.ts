@@ -65,6 +65,8 @@ export interface LabPlan {
 export const MAX_NODES = 200;
 export const NODE_ASN = 64512;
 export const TOR_ASN = 65000;
+/** Each agent serves /metrics on its node's address at the DaemonSet's port (a Prometheus in the fabric scrapes them). */
+export const LAB_METRICS_PORT = 9099;
 
 export function nodeAddress(index: number): string {
   return `192.0.2.${index}`;
@@ -135,6 +137,7 @@ export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknow
     connectRetrySeconds: 1,
     gracefulRestart: { enabled: true, restartTime: 10 },
     statusSocket: node.statusSocket,
+    metricsPort: LAB_METRICS_PORT,
     cniServer: { enabled: true, addrFile: node.cniAddrFile },
     // The lab never writes into the host's /etc: the protocol name is registered in its own dir.
     iprouteDir: join(plan.options.stateDir, 'iproute2'),

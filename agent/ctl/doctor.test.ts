@@ -1,0 +1,77 @@
+// lightlyctl doctor end to end on namespace/pod names (Kubernetes mode): pods looked up in a fake API,
+// the source node's facts from its agent's socket, the destination's from a file made with doctor-facts.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { startStatusServer, type StatusServer } from '../status-server.js';
+import type { FactsQuery } from '../doctor/facts.js';
+import { FakeKube, PODS } from '../../test/support/fake-kube.js';
+import { FROM, TO, healthy } from '../../test/support/doctor-facts.js';
+
+const CTL = resolve('dist/bin/lightlyctl.js');
+const dir = mkdtempSync(join(tmpdir(), 'lt-doctor-ctl-'));
+const socket = join(dir, 'agent.sock');
+const kubeconfig = join(dir, 'kubeconfig');
+const queries: FactsQuery[] = [];
+let api: FakeKube;
+let server: StatusServer;
+
+beforeAll(async () => {
+  api = new FakeKube();
+  await api.start();
+  writeFileSync(kubeconfig, api.kubeConfigYaml());
+  api.upsert(PODS, { metadata: { name: 'web', namespace: 'default' }, spec: { nodeName: 'node-1' }, status: { podIP: FROM } });
+  api.upsert(PODS, { metadata: { name: 'db', namespace: 'default' }, spec: { nodeName: 'node-2' }, status: { podIP: TO } });
+  const { src, dst } = healthy();
+  // One socket answers for both nodes here: as node-1 for FROM, as node-2 (through doctor-facts) for TO.
+  server = await startStatusServer(socket, {
+    bgpStatus: () => ({ node: 'node-1', routerId: '192.0.2.1', asn: 64512, peers: [] }),
+    routes: () => [],
+    node: () => ({ nodeName: 'node-1', podCIDRs: ['10.244.1.0/24'] }),
+    doctorFacts: async (q) => {
+      queries.push(q);
+      return q.local === FROM ? src : dst;
+    },
+  });
+});
+afterAll(async () => {
+  await server?.close();
+  await api?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const ctl = (args: string[]) => execa(process.execPath, [CTL, '--socket', socket, ...args], { reject: false, env: { KUBECONFIG: kubeconfig } });
+
+describe('lightlyctl doctor with namespace/pod names', () => {
+  it('without a way to the destination agent: fails that hop and says what to run on that node', async () => {
+    const out = await ctl(['doctor', 'default/web', 'default/db', '--json']);
+    expect(out.exitCode).toBe(1);
+    const d = JSON.parse(out.stdout);
+    expect(d).toMatchObject({ from: FROM, to: TO, ok: false, firstBroken: { id: 'destination-agent', node: 'node-2' } });
+    expect(d.firstBroken.fix).toContain(`lightlyctl doctor-facts ${TO} ${FROM} --remote-node 192.0.2.1 > facts.json`);
+    expect(d.firstBroken.fix).toContain('the lightly pod on node-2');
+    expect(queries.at(-1)).toEqual({ local: FROM, remote: TO });
+  });
+
+  it('with the facts gathered on the destination node: the whole path, exit 0', async () => {
+    const facts = await ctl(['doctor-facts', TO, FROM, '--remote-node', '192.0.2.1']);
+    expect(facts.exitCode).toBe(0);
+    expect(queries.at(-1)).toEqual({ local: TO, remote: FROM, remoteNode: '192.0.2.1' });
+    writeFileSync(join(dir, 'facts.json'), facts.stdout);
+    const out = await ctl(['doctor', 'default/web', 'default/db', '--dest-facts', join(dir, 'facts.json')]);
+    expect(out.stdout).toContain('is good');
+    expect(out.exitCode).toBe(0);
+    expect((await ctl(['doctor', 'default/web', 'default/db', '--dest-socket', socket])).exitCode).toBe(0);
+  });
+
+  it('a pod the API does not know, or a name that is neither: an error, not a diagnosis', async () => {
+    const missing = await ctl(['doctor', 'default/web', 'default/nope']);
+    expect(missing.exitCode).toBe(1);
+    expect(missing.stderr).toMatch(/nope/);
+    const bad = await ctl(['doctor', 'web', TO]);
+    expect(bad.exitCode).toBe(1);
+    expect(bad.stderr).toContain('give a pod IP, a namespace/pod name');
+  });
+});

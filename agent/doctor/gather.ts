@@ -1,0 +1,156 @@
+// The doctor's thin I/O layer: what this node's kernel says about one pod-to-pod path (`ip -json`,
+// sysctls), plus the speaker's RIB and peers. Runs in the agent, i.e. in the host's network namespace.
+import { readFileSync } from 'node:fs';
+import { execa } from 'execa';
+import { type FactsQuery, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type RouteFact, type RouteGet, prefixLength } from './facts.js';
+
+/** What the agent itself knows, handed to `gatherFacts`. */
+export interface AgentView {
+  node: string;
+  address: string;
+  podCIDRs: string[];
+  natOutgoing: boolean;
+  clusterCIDRs: string[];
+  peers: { address: string; state: string; info?: string }[];
+  /** The speaker's longest-prefix match for an address, and whether the import filter takes a prefix. */
+  rib(address: string): { prefix?: string; best?: { peer: string; nextHop: string; stale: boolean }; importAllowed: boolean };
+}
+
+/** Every command has a deadline: a doctor that hangs is worse than none. */
+const IP_TIMEOUT_MS = 3_000;
+/** Named namespaces looked through for a pod address when its veth names none. */
+const MAX_NETNS_SCAN = 512;
+
+interface IpRoute {
+  dst: string;
+  type?: string;
+  dev?: string;
+  gateway?: string;
+  protocol?: string;
+  nexthops?: { gateway?: string; dev?: string }[];
+}
+interface IpLink {
+  ifindex?: number;
+  ifname: string;
+  /** A veth's peer: its ifindex, in the namespace link_netnsid names. */
+  link_index?: number;
+  flags?: string[];
+  mtu: number;
+  link_netnsid?: number;
+  addr_info?: { local: string }[];
+}
+
+async function ip<T>(args: string[], netns?: string): Promise<{ rows?: T; error?: string }> {
+  const out = await execa('ip', [...(netns ? ['-n', netns] : []), '-json', ...args], { reject: false, timeout: IP_TIMEOUT_MS });
+  if (out.exitCode !== 0) return { error: (out.stderr || `ip exited ${out.exitCode}`).replace(/^RTNETLINK answers: /, '').trim() };
+  const text = out.stdout.trim();
+  return { rows: text ? (JSON.parse(text) as T) : undefined };
+}
+
+function sysctl(path: string): number | undefined {
+  try {
+    return Number(readFileSync(`/proc/sys/net/${path}`, 'utf8').trim());
+  } catch {
+    return undefined;
+  }
+}
+
+function routeFact(r: IpRoute): RouteFact {
+  const gateways = r.gateway ? [r.gateway] : (r.nexthops ?? []).flatMap((h) => (h.gateway ? [h.gateway] : []));
+  return { dst: r.dst, type: r.type ?? 'unicast', gateways, ...(r.dev ? { dev: r.dev } : {}), ...(r.protocol ? { protocol: r.protocol } : {}) };
+}
+
+async function routeGet(args: string[]): Promise<RouteGet> {
+  const { rows, error } = await ip<IpRoute[]>(['route', 'get', ...args]);
+  const r = rows?.[0];
+  if (!r) return { ok: false, error: error ?? 'no answer' };
+  return { ok: true, type: r.type ?? 'unicast', ...(r.dev ? { dev: r.dev } : {}), ...(r.gateway ? { gateway: r.gateway } : {}) };
+}
+
+/** The most specific route covering the address, whatever its protocol or type. */
+async function coveringRoute(address: string): Promise<RouteFact | undefined> {
+  const { rows } = await ip<IpRoute[]>(['route', 'show', 'match', address]);
+  const best = (rows ?? []).reduce<IpRoute | undefined>((a, r) => (!a || prefixLength(r.dst) > prefixLength(a.dst) ? r : a), undefined);
+  return best && routeFact(best);
+}
+
+async function link(name: string, netns?: string): Promise<(LinkFact & { netnsId?: number }) | undefined> {
+  const { rows } = await ip<IpLink[]>(['link', 'show', 'dev', name], netns);
+  const l = rows?.[0];
+  if (!l) return undefined;
+  const proxyArp = netns ? undefined : sysctl(`ipv4/conf/${name}/proxy_arp`);
+  return { name: l.ifname, up: (l.flags ?? []).includes('UP'), mtu: l.mtu, ...(proxyArp !== undefined ? { proxyArp } : {}), ...(l.link_netnsid !== undefined ? { netnsId: l.link_netnsid } : {}) };
+}
+
+/** The named namespace holding `address`: the one the veth's peer lives in, else the first whose addresses include it. */
+async function podNetns(address: string, netnsId: number | undefined): Promise<string | undefined> {
+  const { rows } = await ip<{ name: string; id?: number }[]>(['netns', 'list']);
+  const named = rows ?? [];
+  const byId = netnsId === undefined ? undefined : named.find((n) => n.id === netnsId);
+  if (byId) return byId.name;
+  for (const { name } of named.slice(0, MAX_NETNS_SCAN)) {
+    const addrs = await ip<IpLink[]>(['addr', 'show'], name);
+    if ((addrs.rows ?? []).some((l) => (l.addr_info ?? []).some((a) => a.local === address))) return name;
+  }
+  return undefined;
+}
+
+async function podFacts(address: string): Promise<PodFacts> {
+  const host = (await ip<IpRoute[]>(['route', 'show', 'exact', address.includes(':') ? `${address}/128` : `${address}/32`])).rows?.[0];
+  const hostRoute = host && routeFact(host);
+  let veth = hostRoute?.dev ? await link(hostRoute.dev) : undefined;
+  const netns = await podNetns(address, veth?.netnsId);
+  const eth0 = netns ? (await ip<IpLink[]>(['link', 'show', 'dev', 'eth0'], netns)).rows?.[0] : undefined;
+  // No host route (a veth taken down loses it): the veth is still found as the peer of the pod's eth0.
+  if (!veth && eth0?.link_index !== undefined) {
+    const peer = ((await ip<IpLink[]>(['link', 'show'])).rows ?? []).find((l) => l.ifindex === eth0.link_index);
+    if (peer) veth = await link(peer.ifname);
+  }
+  const facts: PodFacts = { ip: address, ...(hostRoute ? { hostRoute } : {}), ...(veth ? { veth: { name: veth.name, up: veth.up, mtu: veth.mtu, ...(veth.proxyArp !== undefined ? { proxyArp: veth.proxyArp } : {}) } } : {}) };
+  if (!netns) return facts;
+  const gateway = (await ip<IpRoute[]>(['route', 'show', 'default'], netns)).rows?.[0]?.gateway;
+  const neighbor = gateway ? (await ip<{ state?: string[] }[]>(['neigh', 'show', gateway, 'dev', 'eth0'], netns)).rows?.[0]?.state?.[0] : undefined;
+  return {
+    ...facts,
+    netns,
+    ...(eth0 ? { eth0: { name: eth0.ifname, up: (eth0.flags ?? []).includes('UP'), mtu: eth0.mtu } } : {}),
+    ...(gateway ? { defaultGateway: gateway } : {}),
+    ...(neighbor ? { gatewayNeighbor: neighbor } : {}),
+  };
+}
+
+/**
+ * The route towards the other pod and the way its packets come in. The uplink they arrive on is the
+ * device towards the other node (when named) or towards our next hop; the kernel's own input lookup
+ * (`ip route get … iif`) then applies rp_filter exactly as it would to a real packet.
+ */
+async function pathFacts(view: AgentView, query: FactsQuery): Promise<PathFacts> {
+  const { remote, local } = query;
+  const [get, route] = await Promise.all([routeGet([remote]), coveringRoute(remote)]);
+  const rib = view.rib(remote);
+  const gateways = [...new Set([...(rib.best ? [rib.best.nextHop] : []), ...(route?.gateways ?? [])])];
+  const nextHops = await Promise.all(
+    gateways.map(async (address) => {
+      const neighbor = (await ip<{ state?: string[] }[]>(['neigh', 'show', address])).rows?.[0]?.state?.[0];
+      return { address, routeGet: await routeGet([address]), ...(neighbor ? { neighbor } : {}) };
+    }),
+  );
+  const towards = query.remoteNode ? await routeGet([query.remoteNode]) : nextHops[0]?.routeGet;
+  const iif = towards?.dev;
+  let ingress: PathFacts['ingress'];
+  if (iif) {
+    const uplink = await link(iif);
+    const rpFilter = Math.max(sysctl('ipv4/conf/all/rp_filter') ?? 0, sysctl(`ipv4/conf/${iif}/rp_filter`) ?? 0);
+    const [validated, unvalidated] = await Promise.all([routeGet([local, 'from', remote, 'iif', iif]), routeGet([local])]);
+    ingress = { iif, rpFilter, mtu: uplink?.mtu ?? 0, routeGet: validated, unvalidated };
+  }
+  return { ip: remote, routeGet: get, ...(route ? { route } : {}), rib, nextHops, ...(ingress ? { ingress } : {}) };
+}
+
+export async function gatherFacts(view: AgentView, query: FactsQuery): Promise<NodeFacts> {
+  const [local, remote] = await Promise.all([podFacts(query.local), pathFacts(view, query)]);
+  return {
+    node: view.node, address: view.address, podCIDRs: view.podCIDRs, natOutgoing: view.natOutgoing, clusterCIDRs: view.clusterCIDRs,
+    peers: view.peers, local, remote,
+  };
+}

@@ -1,0 +1,31 @@
+// Facts of a healthy two-node pod-to-pod path, as two agents would report them (doctor tests break them).
+import type { NodeFacts } from '../../agent/doctor/facts.js';
+
+export const FROM = '10.244.1.2';
+export const TO = '10.244.2.2';
+
+export function node(name: string, address: string, cidr: string, local: string, remote: string, remoteNode: string, veth: string): NodeFacts {
+  return {
+    node: name, address, podCIDRs: [cidr], natOutgoing: false, clusterCIDRs: ['10.244.0.0/16'],
+    peers: [{ address: remoteNode, state: 'Established' }],
+    local: {
+      ip: local, netns: `lt-pod-${name}`, eth0: { name: 'eth0', up: true, mtu: 1500 }, defaultGateway: '169.254.1.1', gatewayNeighbor: 'REACHABLE',
+      hostRoute: { dst: local, type: 'unicast', dev: veth, protocol: 'lightly', gateways: [] },
+      veth: { name: veth, up: true, mtu: 1500, proxyArp: 1 },
+    },
+    remote: {
+      ip: remote,
+      routeGet: { ok: true, type: 'unicast', dev: 'eth0', gateway: remoteNode },
+      route: { dst: remote.replace(/\.\d+$/, '.0/24'), type: 'unicast', dev: 'eth0', protocol: 'lightly', gateways: [remoteNode] },
+      rib: { prefix: remote.replace(/\.\d+$/, '.0/24'), best: { peer: remoteNode, nextHop: remoteNode, stale: false }, importAllowed: true },
+      nextHops: [{ address: remoteNode, routeGet: { ok: true, type: 'unicast', dev: 'eth0' }, neighbor: 'REACHABLE' }],
+      ingress: { iif: 'eth0', rpFilter: 0, mtu: 1500, routeGet: { ok: true, type: 'unicast', dev: veth }, unvalidated: { ok: true, type: 'unicast', dev: veth } },
+    },
+  };
+}
+
+export const healthy = (): { src: NodeFacts; dst: NodeFacts } => ({
+  src: node('node-1', '192.0.2.1', '10.244.1.0/24', FROM, TO, '192.0.2.2', 'lxc111'),
+  dst: node('node-2', '192.0.2.2', '10.244.2.0/24', TO, FROM, '192.0.2.1', 'lxc222'),
+});
+
