@@ -71,6 +71,8 @@ export interface Established {
   localAddress: string;
   /** The link holding localAddress: where a link-local next hop from this peer is (RFC 2545 §3). */
   device?: string;
+  /** Every address of that link (unzoned): where our next hop of the other family comes from. */
+  linkAddresses: string[];
 }
 
 export interface SessionEvents {
@@ -387,12 +389,14 @@ export class Session extends EventEmitter<SessionEvents> {
         const families = caps.families.length ? this.config.families.filter((f) => caps.families.some((p) => p.afi === f.afi && p.safi === f.safi)) : [{ afi: AFI.IPv4, safi: SAFI_UNICAST }];
         this.lastError = undefined;
         const localAddress = this.socket?.localAddress?.replace(/^::ffff:/, '') ?? this.config.localAddress ?? '';
-        const device = deviceHolding(localAddress);
+        const interfaces = networkInterfaces();
+        const device = deviceHolding(localAddress, interfaces);
         this.established = {
           negotiated: action.negotiated, ctx: this.ctx, families,
           ...(caps.gracefulRestart ? { peerGracefulRestart: caps.gracefulRestart } : {}),
           routeRefresh: caps.routeRefresh,
           localAddress, ...(device ? { device } : {}),
+          linkAddresses: device ? (interfaces[device] ?? []).map((i) => i.address) : [],
         };
         this.emit('established', this.established);
         return;

@@ -22,6 +22,7 @@ import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
 import { ImportFilter, exportAttributes, loopReason } from '../policy/policy.js';
 import { type Established, Session } from '../session/session.js';
+import { type ConfiguredNextHops, receivedNextHop, selfNextHops } from './next-hop-self.js';
 
 export interface SpeakerConfig {
   asn: number;
@@ -53,6 +54,11 @@ export interface SpeakerConfig {
   nextHops?: NextHopResolver;
   /** Idle seconds before TCP keepalive probes on BGP connections (default 30; tests shorten it). */
   tcpKeepaliveIdleSeconds?: number;
+  /**
+   * Our next hop for a family the session's own address is not of (IPv6 routes over an IPv4
+   * session): configured here, else found on the session's link (see selfNextHops).
+   */
+  nextHopSelf?: ConfiguredNextHops;
 }
 
 /**
@@ -84,6 +90,16 @@ export interface PeerSettings {
   maxPrefixes?: number;
   /** Carried through to snapshots (node-mesh, global, node-specific). */
   type?: string;
+  /** The address families offered to this peer (RFC 4760 capability); default both unicast ones. */
+  families?: Afi[];
+}
+
+/** One negotiated family of a peer, with its prefix counts. */
+export interface FamilySnapshot {
+  /** `ipv4-unicast` or `ipv6-unicast`, as GoBGP and FRR name them. */
+  family: string;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
 }
 
 export interface PeerSnapshot {
@@ -94,6 +110,8 @@ export interface PeerSnapshot {
   uptimeSeconds: number;
   prefixesReceived: number;
   prefixesAdvertised: number;
+  /** The families negotiated on the session (none unless Established), each with its counts. */
+  families: FamilySnapshot[];
   info?: string;
 }
 
@@ -220,7 +238,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   private addPeer(settings: PeerSettings): void {
     const ebgp = settings.asn !== this.config.asn;
-    const families: Family[] = [{ afi: AFI.IPv4, safi: SAFI_UNICAST }, { afi: AFI.IPv6, safi: SAFI_UNICAST }];
+    const families: Family[] = (settings.families ?? [AFI.IPv4, AFI.IPv6]).map((afi) => ({ afi, safi: SAFI_UNICAST }));
     const session = new Session({
       localAsn: this.config.asn, routerId: this.config.routerId, peerAddress: settings.address, peerAsn: settings.asn,
       port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
@@ -397,9 +415,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    */
   private scoped(peer: Peer, nextHop: string): string {
     if (!isLinkLocal(nextHop)) return nextHop;
-    const device = peer.established?.device;
-    if (device) return `${nextHop}%${device}`;
-    this.warnOnce(peer, 'link-local', { nextHop }, 'link-local next hop on a session with no known link: routes not used');
+    const scoped = receivedNextHop(nextHop, peer.established?.localAddress ?? '', peer.established?.device);
+    if (scoped) return scoped;
+    this.warnOnce(peer, 'link-local', { nextHop }, 'link-local next hop alone, on a session not over link-local addresses: routes not used (RFC 2545 §3)');
     return '';
   }
 
@@ -641,15 +659,17 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   }
 
   private exportFor(peer: Peer, route: Route, afi: Afi): Export | undefined {
-    const local = peer.established!.localAddress;
-    // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
-    const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
-    let out = exportAttributes(route, peer.info, this.config, self);
+    const e = peer.established!;
+    // Next hop self needs an address of the prefix's family on this session's link (or configured).
+    const self = selfNextHops(afi, e.localAddress, e.linkAddresses, this.config.nextHopSelf);
+    let out = exportAttributes(route, peer.info, this.config, self[0] ?? '');
     // A link-local next hop (zoned) means nothing to a peer off that link: ours goes instead, as for eBGP.
-    if (out?.nextHop.includes('%')) out = { ...out, nextHop: self };
+    if (out?.nextHop.includes('%')) out = { ...out, nextHop: self[0] ?? '' };
     // A next hop of the prefix's own family: NEXT_HOP holds IPv4 only, and we do not speak RFC 8950.
     if (!out || !out.nextHop || out.nextHop.includes(':') !== (afi === AFI.IPv6)) return undefined;
-    return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
+    // Our link-local address goes only beside our own global one (RFC 2545 §3); a next hop passed on goes alone.
+    const nextHops = out.nextHop === self[0] ? self : [out.nextHop];
+    return { ...out, nextHops, key: JSON.stringify([out.attrs, nextHops]) };
   }
 
   /**
@@ -679,9 +699,24 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       return {
         address: p.settings.address, asn: p.settings.asn, ...(p.settings.type ? { type: p.settings.type } : {}),
         state: s.state, uptimeSeconds: s.uptimeSeconds, prefixesReceived: this.rib.count(p.info.id), prefixesAdvertised: p.adjOut.size,
+        families: this.familySnapshots(p),
         ...(s.lastError && s.state !== 'Established' ? { info: s.lastError } : {}),
       };
     });
+  }
+
+  /** Per negotiated family, the prefixes received and advertised; a peer of one family needs no count of its Adj-RIB-Out. */
+  private familySnapshots(p: Peer): FamilySnapshot[] {
+    const families = p.established?.families.filter((f) => f.safi === SAFI_UNICAST) ?? [];
+    let advertisedV6 = 0;
+    if (families.length > 1) {
+      for (const prefix of p.adjOut.keys()) if (familyOf(prefix) === AFI.IPv6) advertisedV6++;
+    } else if (families[0]?.afi === AFI.IPv6) advertisedV6 = p.adjOut.size;
+    return families.map((f) => ({
+      family: f.afi === AFI.IPv6 ? 'ipv6-unicast' : 'ipv4-unicast',
+      prefixesReceived: this.rib.count(p.info.id, ribFamily(f.afi)),
+      prefixesAdvertised: f.afi === AFI.IPv6 ? advertisedV6 : p.adjOut.size - advertisedV6,
+    }));
   }
 
   /** Best routes now (for tests and the benchmark). */
@@ -742,6 +777,8 @@ function routeChanges(changes: BestChange[]): RouteChange[] {
 interface Export {
   attrs: PathAttributes;
   nextHop: string;
+  /** MP_REACH_NLRI's next hops: `nextHop`, and our link-local address after it where RFC 2545 §3 wants it. */
+  nextHops: string[];
   key: string;
 }
 
@@ -786,7 +823,7 @@ const MAX_PREFIX_BYTES: Record<Afi, number> = { [AFI.IPv4]: 5, [AFI.IPv6]: 17 };
 function group(out: Export, afi: Afi, ctx: CodecContext, first: Prefix): Group {
   const make = afi === AFI.IPv4
     ? (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: { ...out.attrs, nextHop: out.nextHop }, nlri: chunk })
-    : (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: out.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: [out.nextHop], nlri: chunk } });
+    : (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: out.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: out.nextHops, nlri: chunk } });
   return { make, room: roomFor(make, ctx), first, prefixes: [] };
 }
 
