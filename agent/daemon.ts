@@ -41,7 +41,8 @@ export class AgentDaemon implements StatusSource {
   private statusServer?: StatusServer;
   private metrics?: { close(): Promise<void> };
   private cniServer?: { close(): Promise<void> };
-  private natApplied = false;
+  /** The families whose NAT table we installed (4: natOutgoing, 6: natOutgoingV6). */
+  private readonly natApplied = new Set<4 | 6>();
 
   constructor(
     private config: AgentConfig,
@@ -99,6 +100,7 @@ export class AgentDaemon implements StatusSource {
       allowDefaultRoute: c.allowDefaultRoute,
       maxPrefixes: c.maxPrefixes,
       ...(c.clusterId ? { clusterId: c.clusterId } : {}),
+      ...(c.nextHopSelf ? { nextHopSelf: c.nextHopSelf } : {}),
       ...(this.deps.nextHops ? { nextHops: this.deps.nextHops } : {}),
     };
   }
@@ -154,13 +156,12 @@ export class AgentDaemon implements StatusSource {
   }
 
   private async applyNat(): Promise<void> {
-    if (this.config.natOutgoing) {
-      const cluster = this.config.clusterCIDRs ?? this.config.importCIDRs;
-      await applyNat(this.config.podCIDRs, cluster);
-      this.natApplied = true;
-    } else if (this.natApplied) {
-      await removeNat();
-      this.natApplied = false;
+    const cluster = this.config.clusterCIDRs ?? this.config.importCIDRs;
+    for (const [family, wanted] of [[4, this.config.natOutgoing], [6, this.config.natOutgoingV6]] as const) {
+      if (wanted) {
+        await applyNat(this.config.podCIDRs, cluster, undefined, family);
+        this.natApplied.add(family);
+      } else if (this.natApplied.delete(family)) await removeNat(undefined, family);
     }
   }
 
@@ -202,7 +203,7 @@ export class AgentDaemon implements StatusSource {
     await this.statusServer?.close();
     await this.metrics?.close();
     await this.cniServer?.close();
-    if (!graceful && this.natApplied) await removeNat();
+    if (!graceful) for (const family of this.natApplied) await removeNat(undefined, family);
     this.deps.log.info({ graceful }, 'agent stopped');
   }
 

@@ -1,6 +1,7 @@
 // The agent's SpeakerPort over bgp/'s Speaker.
 import type { Logger } from 'pino';
 import { Speaker } from '../bgp/speaker/speaker.js';
+import { AFI } from '../bgp/codec/types.js';
 import type { SpeakerPort, SpeakerSettings } from './ports.js';
 import type { PeerState, PeerStatus } from './status.js';
 import type { PeerType } from './config.js';
@@ -12,6 +13,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     importCIDRs: settings.importCIDRs, allowDefaultRoute: settings.allowDefaultRoute, maxPrefixes: settings.maxPrefixes,
     ...(settings.clusterId ? { clusterId: settings.clusterId } : {}), log,
     ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
+    ...(settings.nextHopSelf ? { nextHopSelf: settings.nextHopSelf } : {}),
   });
   speaker.on('peerState', (peer, from, to) => log.info({ peer, from, to }, 'bgp peer state changed'));
   speaker.on('deferralEnded', (reason) => log.info({ reason }, 'graceful restart: route selection no longer deferred'));
@@ -21,6 +23,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
       speaker.setPeers(peers.map((p) => ({
         address: p.address, asn: p.asn, port: p.port, passive: p.passive, routeReflectorClient: p.routeReflectorClient, type: p.type,
         ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}), ...(p.maxPrefixes !== undefined ? { maxPrefixes: p.maxPrefixes } : {}),
+        ...(p.families ? { families: p.families.map((f) => (f === 'ipv6' ? AFI.IPv6 : AFI.IPv4)) } : {}),
       }))),
     setOriginated: (prefixes) => speaker.setOriginated(prefixes),
     setImportPolicy: (policy) => speaker.setImportPolicy(policy),
@@ -31,6 +34,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
       speaker.snapshot().map((p) => ({
         address: p.address, asn: p.asn, type: (p.type ?? (p.asn === settings.asn ? 'node-mesh' : 'global')) as PeerType,
         state: p.state as PeerState, uptimeSeconds: p.uptimeSeconds, prefixesReceived: p.prefixesReceived, prefixesAdvertised: p.prefixesAdvertised,
+        families: p.families,
         ...(p.info ? { info: p.info } : {}),
       })),
     stop: (options) => speaker.stop(options),

@@ -13,8 +13,19 @@ export interface PeerStatus {
   uptimeSeconds: number;
   prefixesReceived: number;
   prefixesAdvertised: number;
+  /**
+   * The address families negotiated with the peer (none unless Established), each with its own
+   * prefix counts: `ipv4-unicast`, `ipv6-unicast`. Added for dual stack (issue 14).
+   */
+  families?: FamilyStatus[];
   /** Last error or NOTIFICATION, for the table's INFO column. */
   info?: string;
+}
+
+export interface FamilyStatus {
+  family: string;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
 }
 
 export interface BgpStatus {

@@ -32,9 +32,16 @@ export function formatBgpStatus(status: BgpStatus): string {
     p.state === 'Established' ? 'up' : p.state === 'Idle' ? 'down' : 'start',
     p.state === 'Established' ? formatDuration(p.uptimeSeconds) : '-',
     `${p.prefixesReceived}/${p.prefixesAdvertised}`,
+    formatFamilies(p),
     p.state === 'Established' ? 'Established' : [p.state, p.info].filter(Boolean).join(': '),
   ]);
-  return `${header}\n${renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'PREFIXES RX/TX', 'INFO'], rows)}`;
+  return `${header}\n${renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'PREFIXES RX/TX', 'FAMILIES RX/TX', 'INFO'], rows)}`;
+}
+
+/** `ipv4 1/1, ipv6 2/0`: each negotiated family's prefixes received/advertised; `-` when none is (not Established). */
+export function formatFamilies(p: PeerStatus): string {
+  if (!p.families?.length) return '-';
+  return p.families.map((f) => `${f.family.replace(/-unicast$/, '')} ${f.prefixesReceived}/${f.prefixesAdvertised}`).join(', ');
 }
 
 export function formatRoutes(routes: InstalledRoute[]): string {
