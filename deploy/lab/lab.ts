@@ -7,6 +7,7 @@ import { execa } from 'execa';
 import { stringify as toYaml } from 'yaml';
 import { type LabNode, type LabOptions, type LabPlan, agentConfig, agentLocalSettings, cniConfig, planLab, planNode } from './topology.js';
 import { birdConfig } from './bird.js';
+import { fabricLines6, nodeAddressLines } from './ip-families.js';
 
 export interface LabState {
   plan: LabPlan;
@@ -22,8 +23,9 @@ export function labView(state: LabState): Record<string, unknown> {
       netns: n.netns,
       address: n.address,
       podCIDR: n.podCIDR,
+      ...(n.address6 ? { address6: n.address6, podCIDR6: n.podCIDR6 } : {}),
       statusSocket: n.statusSocket,
-      pods: n.pods.map((p) => ({ name: p.name, netns: p.netns, ip: p.ip })),
+      pods: n.pods.map((p) => ({ name: p.name, netns: p.netns, ip: p.ip, ...(p.ip6 ? { ip6: p.ip6 } : {}) })),
     })),
   };
 }
@@ -99,6 +101,7 @@ async function buildFabric(plan: LabPlan): Promise<void> {
     'link set lo up',
     'link add br0 type bridge',
     `addr add ${plan.fabricAddress}/24 dev br0`,
+    ...fabricLines6(plan.options),
     'link set br0 up',
   ]);
 }
@@ -113,10 +116,9 @@ async function buildNode(plan: LabPlan, node: LabNode): Promise<void> {
   ]);
   await ipBatch(node.netns, [
     'link set lo up',
-    `addr add ${node.address}/24 dev eth0`,
     'link set eth0 up',
     // A real node has a default route; Linux needs one to answer proxy ARP for the pods' gateway.
-    `route add default via ${plan.fabricAddress}`,
+    ...nodeAddressLines(plan, node),
   ]);
   await run('ip', ['netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
 }
@@ -143,6 +145,8 @@ async function addPod(node: LabNode, pod: LabNode['pods'][number]): Promise<void
   if (out.exitCode !== 0) throw new Error(`CNI ADD of ${pod.name} failed: ${out.stdout || out.stderr}`);
   const result = JSON.parse(out.stdout) as { ips: { address: string }[] };
   pod.ip = result.ips[0]!.address.split('/')[0];
+  const ip6 = result.ips.slice(1).find((ip) => ip.address.includes(':'));
+  if (ip6) pod.ip6 = ip6.address.split('/')[0];
 }
 
 async function startBird(plan: LabPlan): Promise<number> {

@@ -4,7 +4,7 @@
 import { addNode, down, labView, status, up } from './lab.js';
 import type { LabOptions } from './topology.js';
 
-const USAGE = `usage: lightly-lab up --nodes N --pods M [--tor mesh|bird] [--hold-time S] [--json]
+const USAGE = `usage: lightly-lab up --nodes N --pods M [--tor mesh|bird] [--dual-stack | --ipv6-only] [--hold-time S] [--json]
        lightly-lab status [--json] | lightly-lab add-node [--json] | lightly-lab down
 common: --prefix lt- (namespace names)  --state-dir /run/lightly/lab`;
 
@@ -34,6 +34,7 @@ async function main(args: string[]): Promise<number> {
         stateDir,
         holdTime: Number(option(args, '--hold-time', '9')),
         tor,
+        ...(args.includes('--dual-stack') ? { stack: 'dual' as const } : args.includes('--ipv6-only') ? { stack: 'ipv6' as const } : {}),
       };
       try {
         const state = await up(options, log);

@@ -1,5 +1,6 @@
 // The lab's plan, pure: names, addresses and pod CIDRs of N nodes with M pods each on one fabric.
 import { join } from 'node:path';
+import { type LabStack, importCIDRsOf, ipamOf, nodeStackFields, podCIDRsOf, torAddress } from './ip-families.js';
 
 export interface LabOptions {
   nodes: number;
@@ -18,6 +19,8 @@ export interface LabOptions {
    * CIDRs then come from Nodes and the CRDs, and only node-local settings from the lab.
    */
   kubeconfig?: string;
+  /** Address families (see LabStack); default ipv4. */
+  stack?: LabStack;
 }
 
 export interface LabPod {
@@ -25,6 +28,8 @@ export interface LabPod {
   netns: string;
   containerId: string;
   ip?: string;
+  /** The pod's IPv6 address beside `ip` in a dual-stack lab. */
+  ip6?: string;
 }
 
 export interface LabNode {
@@ -40,6 +45,11 @@ export interface LabNode {
   logFile: string;
   dataDir: string;
   pods: LabPod[];
+  /** Dual stack: the node's IPv6 address and pod CIDR beside the IPv4 ones. */
+  address6?: string;
+  podCIDR6?: string;
+  /** The BGP router id when it is not `address` (an IPv6-only underlay). */
+  routerId?: string;
 }
 
 export interface LabPlan {
@@ -67,7 +77,7 @@ export function nodePodCIDR(index: number): string {
 
 export function planNode(options: LabOptions, index: number): LabNode {
   const name = `node-${index}`;
-  return {
+  const node: LabNode = {
     index,
     name,
     netns: `${options.prefix}${name}`,
@@ -86,6 +96,7 @@ export function planNode(options: LabOptions, index: number): LabNode {
       containerId: `lab-${options.prefix.replace(/[^A-Za-z0-9]/g, '')}-pod-${index}-${j + 1}`,
     })),
   };
+  return { ...node, ...nodeStackFields(options, node) };
 }
 
 export function planLab(options: LabOptions): LabPlan {
@@ -108,16 +119,16 @@ export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknow
   const others = plan.nodes.filter((n) => n.index !== node.index);
   const peers =
     plan.options.tor === 'bird'
-      ? [{ address: plan.fabricAddress, asn: plan.torAsn, type: 'global' }]
+      ? [{ address: torAddress(plan), asn: plan.torAsn, type: 'global' }]
       : others.map((n) => ({ address: n.address, asn: n.asn, type: 'node-mesh' }));
   return {
     nodeName: node.name,
-    routerId: node.address,
+    routerId: node.routerId ?? node.address,
     asn: node.asn,
-    podCIDRs: [node.podCIDR],
+    podCIDRs: podCIDRsOf(node),
     listen: { address: node.address, port: 179 },
     peers,
-    importCIDRs: ['10.244.0.0/16'],
+    importCIDRs: importCIDRsOf(plan.options),
     holdTime: plan.options.holdTime,
     connectRetrySeconds: 1,
     gracefulRestart: { enabled: true, restartTime: 10 },
@@ -140,7 +151,7 @@ export function cniConfig(node: LabNode): Record<string, unknown> {
     cniVersion: '1.1.0',
     name: 'lightly-lab',
     type: 'lightly',
-    ipam: { subnet: node.podCIDR },
+    ipam: ipamOf(node),
     mtu: 1500,
     dataDir: node.dataDir,
     cniServer: node.cniAddrFile,
