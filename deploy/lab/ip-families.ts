@@ -58,13 +58,9 @@ export function ipamOf(node: LabNode): Record<string, unknown> {
   return node.podCIDR6 ? { ranges: [[{ subnet: node.podCIDR }], [{ subnet: node.podCIDR6 }]] } : { subnet: node.podCIDR };
 }
 
-/**
- * `ip -batch` lines giving the fabric bridge its IPv6 address, when the lab has IPv6. Multicast
- * snooping goes off, as on a plain switch: with it, neighbour solicitations (multicast) to a node whose
- * MLD report the bridge has not seen yet are dropped for up to a second after the node comes up.
- */
+/** `ip -batch` lines giving the fabric bridge its IPv6 address, when the lab has IPv6. */
 export function fabricLines6(options: LabOptions): string[] {
-  return stackOf(options) === 'ipv4' ? [] : ['link set br0 type bridge mcast_snooping 0', `addr add ${FABRIC_ADDRESS6}/64 dev br0 nodad`];
+  return stackOf(options) === 'ipv4' ? [] : [`addr add ${FABRIC_ADDRESS6}/64 dev br0 nodad`];
 }
 
 /**
