@@ -24,6 +24,8 @@ export interface BgpConfigurationSpec {
   importCIDRs?: string[];
   maxPrefixes?: number;
   natOutgoing?: boolean;
+  /** IPv6 masquerade beside IPv4's (dual stack); absent: off. */
+  natOutgoingV6?: boolean;
   holdTime?: number;
 }
 
@@ -55,6 +57,7 @@ export interface DesiredBgp {
   importCIDRs: string[];
   maxPrefixes: number;
   natOutgoing: boolean;
+  natOutgoingV6: boolean;
   holdTime: number;
   /** Set when this node is a route reflector: its cluster id. */
   clusterId?: string;
@@ -160,6 +163,7 @@ export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigur
     importCIDRs: config.importCIDRs ?? [],
     maxPrefixes: config.maxPrefixes ?? DEFAULT_BGP_CONFIGURATION.maxPrefixes,
     natOutgoing: config.natOutgoing ?? DEFAULT_BGP_CONFIGURATION.natOutgoing,
+    natOutgoingV6: config.natOutgoingV6 ?? false,
     holdTime: config.holdTime ?? DEFAULT_BGP_CONFIGURATION.holdTime,
     // The cluster id must be an IPv4-shaped id on the wire; a label value that is not one maps to our router id.
     ...(myClusterId && !mesh ? { clusterId: /^\d+\.\d+\.\d+\.\d+$/.test(myClusterId) ? myClusterId : routerId } : {}),

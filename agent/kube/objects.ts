@@ -86,6 +86,7 @@ const BgpConfigurationSpecSchema = z.object({
   importCIDRs: z.array(cidr).optional(),
   maxPrefixes: z.number().int().positive().optional(),
   natOutgoing: z.boolean().optional(),
+  natOutgoingV6: z.boolean().optional(),
   holdTime: holdTime.optional(),
 });
 
