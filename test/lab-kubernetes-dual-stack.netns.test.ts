@@ -40,6 +40,17 @@ function labNodeObject(node: LabNode): ReturnType<typeof nodeObject> & { metadat
   return node.routerId ? { ...object, metadata: { ...object.metadata, annotations: { [ROUTER_ID_ANNOTATION]: node.routerId } } } : object;
 }
 
+/** Each Node's NetworkUnavailable condition is False (LightlyIsUp): the blackholes of both its pod CIDRs are in. */
+async function expectNodesUp(nodes: LabNode[]): Promise<void> {
+  const control = join(labs.at(-1)!.dir, 'kube.sock');
+  for (const node of nodes) {
+    await until(`${node.name} reports LightlyIsUp`, async () => {
+      const got = await fakeKubeRequest(control, 'GET', `${NODES}/${node.name}`);
+      return (got.body.status.conditions as { type: string; status: string; reason: string }[]).some((c) => c.type === 'NetworkUnavailable' && c.status === 'False' && c.reason === 'LightlyIsUp');
+    }, 30_000);
+  }
+}
+
 /** A Kubernetes-mode lab with its own fake API, in the fabric at the address of the lab's underlay family. */
 async function kubeLab(stack: 'dual' | 'ipv6'): Promise<LabNode[]> {
   const dir = mkdtempSync(join(tmpdir(), 'lt-k8sds-'));
@@ -85,12 +96,14 @@ describe('Kubernetes mode, dual stack', () => {
     await expectRoutes(nodes, 4, (n) => n.podCIDR, (n) => n.address);
     await expectRoutes(nodes, 6, (n) => n.podCIDR6!, (n) => n.address6!);
     await expectPing(nodes, (p) => [p.ip!, p.ip6!]);
+    await expectNodesUp(nodes);
   }, 120_000);
 
   it('IPv6-only Nodes: the mesh over IPv6 InternalIPs, router id from the annotation', async () => {
     const nodes = await kubeLab('ipv6');
     await expectRoutes(nodes, 6, (n) => n.podCIDR, (n) => n.address);
     await expectPing(nodes, (p) => [p.ip!]);
+    await expectNodesUp(nodes);
     const status = JSON.parse((await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', nodes[0]!.statusSocket, 'bgp', 'status', '--json'])).stdout);
     expect(status).toMatchObject({ routerId: nodes[0]!.routerId, peers: [{ address: nodes[1]!.address, state: 'Established' }] });
   }, 120_000);
