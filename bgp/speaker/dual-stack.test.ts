@@ -93,5 +93,7 @@ describe('our next hop per family (RFC 2545 §3, RFC 4760 §3)', () => {
     expect(receivedNextHop('fe80::2', 'fd00:2::1', 'eth0')).toBeUndefined();
     expect(receivedNextHop('fe80::2', '192.0.2.1', 'eth0')).toBeUndefined();
     expect(receivedNextHop('fe80::2', 'fe80::1', undefined)).toBeUndefined();
+    expect(receivedNextHop('::ffff:c000:202', '192.0.2.1', 'eth0')).toBeUndefined(); // IPv4-mapped: no IPv6 next hop
+    expect(receivedNextHop('::ffff:1:c000:202', '192.0.2.1', 'eth0')).toBe('::ffff:1:c000:202'); // not mapped, just zeros first
   });
 });

@@ -34,13 +34,19 @@ export function selfNextHops(afi: Afi, localAddress: string, onLink: readonly st
   return global ? [global] : [];
 }
 
+/** `::ffff:a.b.c.d` as formatAddress writes it (RFC 4291 §2.5.5.2). */
+const IPV4_MAPPED = /^::ffff:[0-9a-f]{1,4}:[0-9a-f]{1,4}$/i;
+
 /**
  * RFC 2545 §3 from the receiving side: the next hop a route of the peer's is installed with, or
  * undefined when the announced ones cannot be used. The global one is used when there is one; a
  * link-local address alone only on a session over link-local addresses (it then names the peer on
- * that link and is kept zoned with it, `fe80::1%eth0`, the form the kernel route needs).
+ * that link and is kept zoned with it, `fe80::1%eth0`, the form the kernel route needs). An
+ * IPv4-mapped address, what a speaker with no IPv6 address of its own sends over an IPv4 session, is
+ * no IPv6 next hop: nothing can forward to it.
  */
 export function receivedNextHop(announced: string, sessionLocal: string, device: string | undefined): string | undefined {
+  if (IPV4_MAPPED.test(announced)) return undefined;
   if (!isLinkLocal(announced)) return announced;
   if (!isLinkLocal(bare(sessionLocal)) || !device) return undefined;
   return `${announced}%${device}`;

@@ -16,7 +16,6 @@ import {
   encodeMessage,
   endOfRib,
   endOfRibFamily,
-  isLinkLocal,
 } from '../codec/index.js';
 import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
@@ -409,15 +408,15 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   }
 
   /**
-   * A link-local next hop (alone in MP_REACH_NLRI, or first) is on the link the session runs over
-   * (RFC 2545 §3): it is kept zoned with that link, `fe80::1%eth0`, the form the kernel route needs.
-   * With no link known it cannot be used: '' (unresolvable, the routes are not installed).
+   * The IPv6 next hop a route is used with (see receivedNextHop): a link-local one alone only on a
+   * link-local session, zoned with its link (`fe80::1%eth0`, the form the kernel route needs). One
+   * that cannot be used gives '' (the routes are not installed).
    */
   private scoped(peer: Peer, nextHop: string): string {
-    if (!isLinkLocal(nextHop)) return nextHop;
+    if (!nextHop.includes(':')) return nextHop;
     const scoped = receivedNextHop(nextHop, peer.established?.localAddress ?? '', peer.established?.device);
     if (scoped) return scoped;
-    this.warnOnce(peer, 'link-local', { nextHop }, 'link-local next hop alone, on a session not over link-local addresses: routes not used (RFC 2545 §3)');
+    this.warnOnce(peer, 'ipv6-next-hop', { nextHop }, 'IPv6 next hop not usable (a link-local one alone off a link-local session, or an IPv4-mapped one; RFC 2545 §3): routes not used');
     return '';
   }
 
