@@ -99,6 +99,15 @@ describe('lab --dual-stack', () => {
       { family: 'ipv4-unicast', prefixesReceived: 1, prefixesAdvertised: 1 },
       { family: 'ipv6-unicast', prefixesReceived: 1, prefixesAdvertised: 1 },
     ]);
+    // Our IPv6 next hop is an address of the session's link: when node-1's goes, its IPv6 routes are
+    // withdrawn (no wrong next hop); when it is back, they are announced again, the session untouched.
+    const [n1, n2] = nodes as [LabNode, LabNode];
+    await ipIn(n1.netns, ['-6', 'addr', 'del', `${n1.address6}/64`, 'dev', 'eth0']);
+    await until('node-1\'s IPv6 pod CIDR withdrawn', async () => !(await routes6(n2)).includes(n1.podCIDR6!), 15_000);
+    expect(await routes4(n2)).toContain(`${n1.podCIDR} via ${n1.address}`);
+    await ipIn(n1.netns, ['-6', 'addr', 'add', `${n1.address6}/64`, 'dev', 'eth0', 'nodad']);
+    await until('node-1\'s IPv6 pod CIDR back', async () => (await routes6(n2)).includes(`${n1.podCIDR6} via ${n1.address6}`), 15_000);
+    expect((await bgpStatus(n1)).peers[0]).toMatchObject({ state: 'Established' });
   }, 120_000);
 
   it('through a BIRD top-of-rack (eBGP, one IPv4 session per node with an ipv6 channel): every pod pings every pod over both families', async () => {

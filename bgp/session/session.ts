@@ -396,7 +396,7 @@ export class Session extends EventEmitter<SessionEvents> {
           ...(caps.gracefulRestart ? { peerGracefulRestart: caps.gracefulRestart } : {}),
           routeRefresh: caps.routeRefresh,
           localAddress, ...(device ? { device } : {}),
-          linkAddresses: device ? (interfaces[device] ?? []).map((i) => i.address) : [],
+          linkAddresses: addressesOn(device, interfaces),
         };
         this.emit('established', this.established);
         return;
@@ -534,6 +534,11 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
   }
+}
+
+/** The addresses of one interface (unzoned), none for no interface: where our next hop of another family comes from. */
+export function addressesOn(device: string | undefined, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string[] {
+  return device ? (interfaces[device] ?? []).map((i) => i.address) : [];
 }
 
 /** The interface holding `address` in this network namespace (a zoned address names its own), if any. */

@@ -20,7 +20,7 @@ import {
 import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
 import { ImportFilter, exportAttributes, loopReason } from '../policy/policy.js';
-import { type Established, Session } from '../session/session.js';
+import { type Established, Session, addressesOn } from '../session/session.js';
 import { type ConfiguredNextHops, receivedNextHop, selfNextHops } from './next-hop-self.js';
 
 export interface SpeakerConfig {
@@ -451,6 +451,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * prefixes using one that flipped go through the decision again (RFC 4271 §9.1.2.1).
    */
   nextHopsChanged(): void {
+    this.ownAddressesChanged();
     const resolver = this.config.nextHops;
     if (!resolver) return;
     if (this.nextHopsForgotten) {
@@ -468,6 +469,22 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       flipped.add(nextHop);
     }
     this.apply(this.rib.revalidate(flipped));
+  }
+
+  /**
+   * Our addresses may have changed: a session whose link gained or lost one has its next hops of ours
+   * worked out again, and what changed is sent (the Adj-RIB-Out key holds the next hops): IPv6 routes
+   * go to an IPv4 peer once the link has a global IPv6 address, and are withdrawn when it goes.
+   */
+  private ownAddressesChanged(): void {
+    for (const peer of this.peers.values()) {
+      const e = peer.established;
+      if (!e?.device) continue;
+      const now = addressesOn(e.device);
+      if (now.length === e.linkAddresses.length && now.every((a, i) => a === e.linkAddresses[i])) continue;
+      e.linkAddresses = now;
+      if (!this.deferral) this.contained(peer, () => this.advertiseAll(peer, false)); // else all goes when it ends
+    }
   }
 
   /**
