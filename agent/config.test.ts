@@ -51,6 +51,17 @@ describe('agent config', () => {
     expect(() => parseAgentConfig(raw)).toThrow(field);
   });
 
+  it('dual stack (issue 14): both pod CIDRs, per-peer families, our IPv6 next hop; IPv6 NAT off unless asked', () => {
+    const base = { nodeName: 'n', routerId: '192.0.2.1', podCIDRs: ['10.244.1.0/24', 'fd00:10:244:1::/64'] };
+    const c = parseAgentConfig({ ...base, peers: [{ address: '2001:db8:2::2', asn: 64512, families: ['ipv6'] }], nextHopSelf: { ipv6: '2001:db8:2::1' } });
+    expect(c).toMatchObject({ podCIDRs: base.podCIDRs, natOutgoing: false, natOutgoingV6: false, nextHopSelf: { ipv6: '2001:db8:2::1' } });
+    expect(c.peers[0]!.families).toEqual(['ipv6']);
+    expect(() => parseAgentConfig({ ...base, nextHopSelf: { ipv6: '192.0.2.1' } })).toThrow(/nextHopSelf\.ipv6: must be an IPv6 address/);
+    expect(() => parseAgentConfig({ ...base, nextHopSelf: { ipv4: 'fd00::1' } })).toThrow(/nextHopSelf\.ipv4: must be an IPv4 address/);
+    expect(() => parseAgentConfig({ ...base, peers: [{ address: '192.0.2.2', asn: 1, families: ['ipv5'] }] })).toThrow(/peers\.0\.families\.0/);
+    expect(() => parseAgentConfig({ ...base, routerId: '2001:db8:2::1' })).toThrow(/routerId: must be an IPv4 address/); // 32 bits, even on IPv6-only nodes
+  });
+
   it('reports unreadable and unparsable files clearly', () => {
     expect(() => loadAgentConfig('/nonexistent/agent.yaml')).toThrow(/cannot read config \/nonexistent\/agent.yaml/);
     const dir = mkdtempSync(join(tmpdir(), 'lt-config-'));

@@ -6,6 +6,9 @@ import { z } from 'zod';
 
 export const ipAddress = z.string().refine((s) => (Address4.isValid(s) || Address6.isValid(s)) && !s.includes('/'), 'must be an IP address');
 export const ipv4Address = z.string().refine((s) => Address4.isValid(s) && !s.includes('/'), 'must be an IPv4 address');
+export const ipv6Address = z.string().refine((s) => Address6.isValid(s) && !s.includes('/') && !s.includes('%'), 'must be an IPv6 address');
+/** Address families a peer is offered (RFC 4760 capabilities), in config's words. */
+export const ADDRESS_FAMILIES = ['ipv4', 'ipv6'] as const;
 export const cidr = z
   .string()
   .refine((s) => s.includes('/') && (Address4.isValid(s) || Address6.isValid(s)), 'must be a CIDR like 10.244.1.0/24');
@@ -31,6 +34,8 @@ export const PeerSchema = z.object({
   maxPrefixes: z.number().int().positive().optional(),
   /** TCP MD5 key (RFC 2385) for this session: at most 80 bytes, the kernel's limit. */
   password: z.string().min(1).refine((p) => Buffer.byteLength(p) <= 80, 'must be at most 80 bytes (the kernel\'s TCP MD5 key limit)').optional(),
+  /** Address families offered to this peer; default both (IPv6 routes go over IPv4 sessions too, RFC 4760). */
+  families: z.array(z.enum(ADDRESS_FAMILIES)).min(1).optional(),
 });
 export type PeerConfig = z.infer<typeof PeerSchema>;
 
@@ -59,6 +64,13 @@ export const AgentConfigSchema = z.object({
   statusSocket: z.string().default('/run/lightly/agent.sock'),
   metricsPort: z.number().int().min(0).max(65535).optional(),
   natOutgoing: z.boolean().default(false),
+  /** Masquerade IPv6 pod traffic leaving the cluster too (natOutgoing is IPv4 only). */
+  natOutgoingV6: z.boolean().default(false),
+  /**
+   * Our next hop for routes of the family a session's own address is not of (IPv6 pod CIDRs over an
+   * IPv4 session). Default: an address of that family on the session's interface (global, for IPv6).
+   */
+  nextHopSelf: z.object({ ipv4: ipv4Address.optional(), ipv6: ipv6Address.optional() }).optional(),
   /** Masquerade pod traffic leaving these; defaults to the import CIDRs plus our pod CIDRs. */
   clusterCIDRs: z.array(cidr).optional(),
   /** The CNI server the `lightly` shim hands invocations to. */

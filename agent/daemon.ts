@@ -46,7 +46,8 @@ export class AgentDaemon implements StatusSource {
   private statusServer?: StatusServer;
   private metrics?: { close(): Promise<void> };
   private cniServer?: { close(): Promise<void>; stats?(): CniStatsSnapshot | undefined };
-  private natApplied = false;
+  /** The families whose NAT table we installed (4: natOutgoing, 6: natOutgoingV6). */
+  private readonly natApplied = new Set<4 | 6>();
   /** Service prefixes to originate besides our pod CIDRs (Kubernetes mode: services/advertiser.ts). */
   private serviceAnnouncements: AnnouncedPrefix[] = [];
 
@@ -121,6 +122,7 @@ export class AgentDaemon implements StatusSource {
       ...(c.rejectCIDRs.length ? { rejectCIDRs: c.rejectCIDRs } : {}),
       maxPrefixes: c.maxPrefixes,
       ...(c.clusterId ? { clusterId: c.clusterId } : {}),
+      ...(c.nextHopSelf ? { nextHopSelf: c.nextHopSelf } : {}),
       ...(this.deps.nextHops ? { nextHops: this.deps.nextHops } : {}),
     };
   }
@@ -176,13 +178,12 @@ export class AgentDaemon implements StatusSource {
   }
 
   private async applyNat(): Promise<void> {
-    if (this.config.natOutgoing) {
-      const cluster = this.config.clusterCIDRs ?? this.config.importCIDRs;
-      await applyNat(this.config.podCIDRs, cluster);
-      this.natApplied = true;
-    } else if (this.natApplied) {
-      await removeNat();
-      this.natApplied = false;
+    const cluster = this.config.clusterCIDRs ?? this.config.importCIDRs;
+    for (const [family, wanted] of [[4, this.config.natOutgoing], [6, this.config.natOutgoingV6]] as const) {
+      if (wanted) {
+        await applyNat(this.config.podCIDRs, cluster, undefined, family);
+        this.natApplied.add(family);
+      } else if (this.natApplied.delete(family)) await removeNat(undefined, family);
     }
   }
 
@@ -224,7 +225,7 @@ export class AgentDaemon implements StatusSource {
     await this.statusServer?.close();
     await this.metrics?.close();
     await this.cniServer?.close();
-    if (!graceful && this.natApplied) await removeNat();
+    if (!graceful) for (const family of this.natApplied) await removeNat(undefined, family);
     this.deps.log.info({ graceful }, 'agent stopped');
   }
 

@@ -28,6 +28,15 @@ beforeAll(async () => {
   await ipIn(pod, ['route', 'add', 'default', 'via', '169.254.1.1']);
   await ipIn(outside, ['addr', 'add', '203.0.113.2/24', 'dev', 'eth0']);
   await ipIn(outside, ['link', 'set', 'eth0', 'up']);
+  // IPv6 beside it: pod fd00:244:1::2 through the node's fe80::1 on lxc0; outside 2001:db8:113::2, no route back either.
+  await ipIn(node, ['-6', 'addr', 'add', 'fe80::1/64', 'dev', 'lxc0', 'nodad']);
+  await ipIn(node, ['-6', 'addr', 'add', '2001:db8:113::1/64', 'dev', 'up0', 'nodad']);
+  await ipIn(node, ['-6', 'route', 'add', 'fd00:244:1::2/128', 'dev', 'lxc0']);
+  await ipIn(node, ['-6', 'route', 'add', 'default', 'via', '2001:db8:113::2']);
+  await execIn(node, 'sysctl', ['-qw', 'net.ipv6.conf.all.forwarding=1']);
+  await ipIn(pod, ['-6', 'addr', 'add', 'fd00:244:1::2/128', 'dev', 'eth0', 'nodad']);
+  await ipIn(pod, ['-6', 'route', 'add', 'default', 'via', 'fe80::1', 'dev', 'eth0']);
+  await ipIn(outside, ['-6', 'addr', 'add', '2001:db8:113::2/64', 'dev', 'eth0', 'nodad']);
 });
 afterAll(() => pool.cleanup());
 
@@ -41,6 +50,18 @@ describe('natOutgoing', () => {
     expect(await ping(pod, '203.0.113.2')).toBe(true);
     await removeNat(node);
     await removeNat(node); // removing twice is fine
+    expect((await execIn(node, 'nft', ['list', 'tables'])).stdout).not.toContain(NAT_TABLE);
+  });
+
+  it('natOutgoingV6: IPv6 pod traffic is masqueraded only through its own ip6 table, which the IPv4 one never touches', async () => {
+    expect(await ping(pod, '2001:db8:113::2', 2)).toBe(false); // no route back
+    await applyNat(['10.244.1.0/24', 'fd00:244:1::/64'], ['10.244.0.0/16', 'fd00:244::/48'], node); // IPv4 only
+    expect(await ping(pod, '2001:db8:113::2', 2)).toBe(false);
+    await applyNat(['10.244.1.0/24', 'fd00:244:1::/64'], ['10.244.0.0/16', 'fd00:244::/48'], node, 6);
+    expect(String((await execIn(node, 'nft', ['list', 'table', 'ip6', NAT_TABLE])).stdout)).toContain('ip6 saddr @pod_cidrs ip6 daddr != @cluster_cidrs masquerade');
+    expect(await ping(pod, '2001:db8:113::2')).toBe(true);
+    await removeNat(node, 6);
+    await removeNat(node);
     expect((await execIn(node, 'nft', ['list', 'tables'])).stdout).not.toContain(NAT_TABLE);
   });
 

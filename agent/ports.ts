@@ -17,6 +17,8 @@ export interface SpeakerSettings {
   rejectCIDRs?: string[];
   maxPrefixes: number;
   clusterId?: string;
+  /** Our next hop per family where a session's own address is of the other family (see AgentConfig). */
+  nextHopSelf?: { ipv4?: string; ipv6?: string };
   /** Resolves BGP next hops through the kernel's routing table (RFC 4271 §9.1.2.1). */
   nextHops?: NextHopResolverPort;
 }

@@ -1,6 +1,7 @@
 // The agent's SpeakerPort over bgp/'s Speaker.
 import type { Logger } from 'pino';
 import { Speaker } from '../bgp/speaker/speaker.js';
+import { AFI } from '../bgp/codec/types.js';
 import type { SpeakerPort, SpeakerSettings } from './ports.js';
 import type { PeerState, PeerStatus } from './status.js';
 import type { PeerType } from './config.js';
@@ -15,6 +16,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     ...(settings.clusterId ? { clusterId: settings.clusterId } : {}), log,
     ...(settings.rejectCIDRs?.length ? { rejectCIDRs: settings.rejectCIDRs } : {}),
     ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
+    ...(settings.nextHopSelf ? { nextHopSelf: settings.nextHopSelf } : {}),
     tcpMd5: nativeTcpMd5,
   });
   // TCP MD5 drops counted from here on: older ones say nothing of this speaker's peers.
@@ -31,6 +33,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
         address: p.address, asn: p.asn, port: p.port, passive: p.passive, routeReflectorClient: p.routeReflectorClient, type: p.type,
         ...(p.holdTime !== undefined ? { holdTime: p.holdTime } : {}), ...(p.maxPrefixes !== undefined ? { maxPrefixes: p.maxPrefixes } : {}),
         ...(p.password ? { password: p.password } : {}),
+        ...(p.families ? { families: p.families.map((f) => (f === 'ipv6' ? AFI.IPv6 : AFI.IPv4)) } : {}),
       }))),
     setOriginated: (prefixes) => speaker.setOriginated(prefixes),
     setImportPolicy: (policy) => speaker.setImportPolicy(policy),
@@ -44,6 +47,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
         return {
           address: p.address, asn: p.asn, type: (p.type ?? (p.asn === settings.asn ? 'node-mesh' : 'global')) as PeerType,
           state: p.state as PeerState, uptimeSeconds: p.uptimeSeconds, prefixesReceived: p.prefixesReceived, prefixesAdvertised: p.prefixesAdvertised,
+          families: p.families,
           ...(p.info ? { info: p.info } : {}),
           ...(hint ? { hint } : {}),
         };

@@ -15,10 +15,21 @@ export interface PeerStatus {
   uptimeSeconds: number;
   prefixesReceived: number;
   prefixesAdvertised: number;
+  /**
+   * The address families negotiated with the peer (none unless Established), each with its own
+   * prefix counts: `ipv4-unicast`, `ipv6-unicast`. Added for dual stack (issue 14).
+   */
+  families?: FamilyStatus[];
   /** Last error or NOTIFICATION, for the table's INFO column. */
   info?: string;
   /** Why the session may not come up where no error says so (a TCP MD5 mismatch drops segments silently). */
   hint?: string;
+}
+
+export interface FamilyStatus {
+  family: string;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
 }
 
 export interface BgpStatus {

@@ -39,6 +39,28 @@ describe('RouteReconciler', () => {
     expect(await ipIn(ns, ['route', 'show', 'proto', '201'])).toBe('');
   });
 
+  it('IPv6 (dual stack, issue 14): ECMP and blackhole with proto 201, adopted unchanged by a restarted reconciler, then removed', async () => {
+    const rec = new RouteReconciler({ netns: ns });
+    await rec.start();
+    const wanted: Route[] = [r('fd00:244:3::/64', 'fd00::3', 'fd00::2'), { prefix: 'fd00:244:1::/64', type: 'blackhole', nextHops: [] }];
+    rec.setDesired(wanted);
+    await rec.flush();
+    const shown = await ipIn(ns, ['-6', 'route', 'show', 'proto', '201']);
+    expect(shown).toMatch(/fd00:244:3::\/64[^\n]*\n?\s+nexthop via fd00::2 dev va weight 1\s+nexthop via fd00::3 dev va weight 1/);
+    expect(shown).toContain('blackhole fd00:244:1::/64');
+    const again = new RouteReconciler({ netns: ns }); // a restarted agent reads them back as the same routes
+    await again.start();
+    expect(again.installed()).toEqual(expect.arrayContaining([
+      expect.objectContaining({ prefix: 'fd00:244:3::/64', type: 'unicast', nextHops: ['fd00::2', 'fd00::3'] }),
+      expect.objectContaining({ prefix: 'fd00:244:1::/64', type: 'blackhole' }),
+    ]));
+    rec.stop();
+    again.setDesired([]);
+    await again.flush();
+    again.stop();
+    expect(await ipIn(ns, ['-6', 'route', 'show', 'proto', '201'])).toBe('');
+  });
+
   it('adopts what a previous run left, removes stale ones, never touches other protocols or pod device routes', async () => {
     await ipIn(ns, ['route', 'add', '10.9.0.0/24', 'via', '192.0.2.2', 'proto', '201']); // left by an earlier agent
     await ipIn(ns, ['route', 'add', '10.8.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);

@@ -12,7 +12,8 @@ const CTL = resolve('dist/bin/lightlyctl.js');
 const status: BgpStatus = {
   node: 'node-1', routerId: '192.0.2.1', asn: 64512,
   peers: [
-    { address: '192.0.2.2', asn: 64512, type: 'node-mesh', state: 'Established', uptimeSeconds: 42, prefixesReceived: 1, prefixesAdvertised: 1 },
+    { address: '192.0.2.2', asn: 64512, type: 'node-mesh', state: 'Established', uptimeSeconds: 42, prefixesReceived: 3, prefixesAdvertised: 2,
+      families: [{ family: 'ipv4-unicast', prefixesReceived: 1, prefixesAdvertised: 1 }, { family: 'ipv6-unicast', prefixesReceived: 2, prefixesAdvertised: 1 }] },
     { address: '192.0.2.254', asn: 65000, type: 'global', state: 'Active', uptimeSeconds: 0, prefixesReceived: 0, prefixesAdvertised: 0, info: 'connection refused' },
   ],
 };
@@ -43,8 +44,8 @@ describe('lightlyctl', () => {
   it('bgp status prints a table with every peer', async () => {
     const out = await execa(process.execPath, [CTL, '--socket', join(dir, 'agent.sock'), 'bgp', 'status']);
     expect(out.stdout).toContain('| PEER ADDRESS | PEER TYPE');
-    expect(out.stdout).toMatch(/\| 192\.0\.2\.2\s+\| node-to-node mesh \| up\s+\| 42s\s+\| 1\/1\s+\| Established/);
-    expect(out.stdout).toMatch(/\| 192\.0\.2\.254\s+\| global\s+\| start \| -\s+\| 0\/0\s+\| Active: connection refused/);
+    expect(out.stdout).toMatch(/\| 192\.0\.2\.2\s+\| node-to-node mesh \| up\s+\| 42s\s+\| 3\/2\s+\| ipv4 1\/1, ipv6 2\/1 \| Established/);
+    expect(out.stdout).toMatch(/\| 192\.0\.2\.254\s+\| global\s+\| start \| -\s+\| 0\/0\s+\| -\s+\| Active: connection refused/);
   });
   it('routes lists what is installed', async () => {
     const out = await execa(process.execPath, [CTL, '--socket', join(dir, 'agent.sock'), 'routes']);

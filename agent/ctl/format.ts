@@ -32,10 +32,17 @@ export function formatBgpStatus(status: BgpStatus): string {
     p.state === 'Established' ? 'up' : p.state === 'Idle' ? 'down' : 'start',
     p.state === 'Established' ? formatDuration(p.uptimeSeconds) : '-',
     `${p.prefixesReceived}/${p.prefixesAdvertised}`,
+    formatFamilies(p),
     p.state === 'Established' ? 'Established' : [p.state, p.info, p.hint].filter(Boolean).join(': '),
   ]);
   const announced = status.announced?.length ? `\n${formatAnnounced(status.announced)}` : '';
-  return `${header}\n${renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'PREFIXES RX/TX', 'INFO'], rows)}${announced}`;
+  return `${header}\n${renderTable(['PEER ADDRESS', 'PEER TYPE', 'STATE', 'SINCE', 'PREFIXES RX/TX', 'FAMILIES RX/TX', 'INFO'], rows)}${announced}`;
+}
+
+/** `ipv4 1/1, ipv6 2/0`: each negotiated family's prefixes received/advertised; `-` when none is (not Established). */
+export function formatFamilies(p: PeerStatus): string {
+  if (!p.families?.length) return '-';
+  return p.families.map((f) => `${f.family.replace(/-unicast$/, '')} ${f.prefixesReceived}/${f.prefixesAdvertised}`).join(', ');
 }
 
 /** What the node originates and why: the prefix, its origin, the Services behind it. */

@@ -31,6 +31,8 @@ export interface BgpConfigurationSpec {
   importCIDRs?: string[];
   maxPrefixes?: number;
   natOutgoing?: boolean;
+  /** IPv6 masquerade beside IPv4's (dual stack); absent: off. */
+  natOutgoingV6?: boolean;
   holdTime?: number;
   serviceClusterIPs?: { cidr: string }[];
   serviceExternalIPs?: { cidr: string }[];
@@ -81,6 +83,7 @@ export interface DesiredBgp {
   importCIDRs: string[];
   maxPrefixes: number;
   natOutgoing: boolean;
+  natOutgoingV6: boolean;
   holdTime: number;
   /** Set when this node is a route reflector: its cluster id. */
   clusterId?: string;
@@ -225,6 +228,7 @@ export function desiredBgp(me: string, nodes: ClusterNode[], config: BgpConfigur
     importCIDRs: config.importCIDRs ?? [],
     maxPrefixes: config.maxPrefixes ?? DEFAULT_BGP_CONFIGURATION.maxPrefixes,
     natOutgoing: config.natOutgoing ?? DEFAULT_BGP_CONFIGURATION.natOutgoing,
+    natOutgoingV6: config.natOutgoingV6 ?? false,
     holdTime: config.holdTime ?? DEFAULT_BGP_CONFIGURATION.holdTime,
     ...serviceAdvertisement(config),
     // The cluster id must be an IPv4-shaped id on the wire; a label value that is not one maps to our router id.

@@ -103,6 +103,7 @@ const BgpConfigurationSpecSchema = z.object({
   importCIDRs: z.array(cidr).optional(),
   maxPrefixes: z.number().int().positive().optional(),
   natOutgoing: z.boolean().optional(),
+  natOutgoingV6: z.boolean().optional(),
   holdTime: holdTime.optional(),
   // Service advertisement (docs/services.md): nothing outside these is ever announced.
   serviceClusterIPs: z.array(z.object({ cidr })).optional(),

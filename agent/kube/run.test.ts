@@ -205,6 +205,8 @@ describe('natOutgoing cluster set (item 8)', () => {
     expect(config.clusterCIDRs).toEqual(expect.arrayContaining(['10.244.2.0/24', '10.244.3.0/24']));
     const ruleset = natRuleset(config.podCIDRs, config.clusterCIDRs ?? config.importCIDRs);
     expect(ruleset).toMatch(/set cluster_cidrs \{[^}]*10\.244\.2\.0\/24[^}]*10\.244\.3\.0\/24/);
+    expect(config.natOutgoingV6).toBe(false); // IPv4 only unless asked (issue 14)
+    expect(kubeAgentConfig({}, 'node-1', desiredBgp('node-1', nodes, { natOutgoing: true, natOutgoingV6: true }, [])).natOutgoingV6).toBe(true);
     const withConfigured = kubeAgentConfig({ clusterCIDRs: ['10.96.0.0/12'] }, 'node-1', desiredBgp('node-1', nodes, { natOutgoing: true }, []));
     expect(withConfigured.clusterCIDRs).toEqual(expect.arrayContaining(['10.96.0.0/12', '10.244.2.0/24']));
   });

@@ -54,6 +54,7 @@ export function kubeAgentConfig(local: Record<string, unknown>, nodeName: string
       importCIDRs: d.importCIDRs,
       maxPrefixes: d.maxPrefixes,
       natOutgoing: d.natOutgoing,
+      natOutgoingV6: d.natOutgoingV6,
       holdTime: d.holdTime,
       clusterCIDRs: [...new Set([...configured, ...d.clusterPodCIDRs])],
       rejectCIDRs: advertisedRanges(d.services),

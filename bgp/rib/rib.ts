@@ -203,8 +203,8 @@ export class Rib {
    * (which is never in a multipath). For every other prefix it is `[best]`, so not stored.
    */
   private readonly otherMultipath = new Map<Prefix, Route[]>();
-  /** source id → how many prefixes it has a route for (max-prefix checks, snapshots); updated in place. */
-  private readonly counts = new Map<string, { n: number }>();
+  /** source id → how many prefixes it has a route for, and how many of them IPv6 (max-prefix checks, snapshots); updated in place. */
+  private readonly counts = new Map<string, { n: number; v6: number }>();
 
   private lastAlone?: Route[];
 
@@ -218,12 +218,12 @@ export class Rib {
     const id = sourceIdOf(route);
     const held = this.table.get(prefix);
     if (held === undefined) {
-      this.addCount(id, 1);
+      this.addCount(id, 1, prefix);
       return this.select(prefix, held, this.aloneList(route));
     }
     const routes = candidateList(held);
     const at = routes.findIndex((p) => sourceIdOf(p) === id);
-    if (at < 0) this.addCount(id, 1);
+    if (at < 0) this.addCount(id, 1, prefix);
     return this.select(prefix, held, at < 0 ? [...routes, route] : routes.map((p, i) => (i === at ? route : p)));
   }
 
@@ -247,7 +247,7 @@ export class Rib {
     const routes = candidateList(held);
     const at = routes.findIndex((p) => sourceIdOf(p) === sourceId && (which === undefined || which(p)));
     if (at < 0) return undefined;
-    this.addCount(sourceId, -1);
+    this.addCount(sourceId, -1, prefix);
     return this.select(prefix, held, routes.filter((_, i) => i !== at));
   }
 
@@ -312,8 +312,11 @@ export class Rib {
     return changes;
   }
 
-  count(sourceId: string): number {
-    return this.counts.get(sourceId)?.n ?? 0;
+  /** Prefixes the source has a route for: all of them, or those of one family. */
+  count(sourceId: string, family?: 4 | 6): number {
+    const counter = this.counts.get(sourceId);
+    if (!counter) return 0;
+    return family === undefined ? counter.n : family === 6 ? counter.v6 : counter.n - counter.v6;
   }
 
   has(sourceId: string, prefix: Prefix): boolean {
@@ -352,10 +355,14 @@ export class Rib {
     return { best, multipath: this.otherMultipath.get(prefix) ?? [best] };
   }
 
-  private addCount(sourceId: string, delta: number): void {
+  private addCount(sourceId: string, delta: number, prefix: Prefix): void {
+    const v6 = familyOfPrefix(prefix) === 6 ? delta : 0;
     const counter = this.counts.get(sourceId);
-    if (!counter) this.counts.set(sourceId, { n: delta });
-    else if ((counter.n += delta) === 0) this.counts.delete(sourceId);
+    if (!counter) this.counts.set(sourceId, { n: delta, v6 });
+    else {
+      counter.v6 += v6;
+      if ((counter.n += delta) === 0) this.counts.delete(sourceId);
+    }
   }
 
   /** Runs the decision process over the prefix's new candidates, stores them ranked, reports a change. */

@@ -109,6 +109,8 @@ export interface Established {
   localAddress: string;
   /** The link holding localAddress: where a link-local next hop from this peer is (RFC 2545 §3). */
   device?: string;
+  /** Every address of that link (unzoned): where our next hop of the other family comes from. */
+  linkAddresses: string[];
 }
 
 export interface SessionEvents {
@@ -425,12 +427,14 @@ export class Session extends EventEmitter<SessionEvents> {
         const families = caps.families.length ? this.config.families.filter((f) => caps.families.some((p) => p.afi === f.afi && p.safi === f.safi)) : [{ afi: AFI.IPv4, safi: SAFI_UNICAST }];
         this.lastError = undefined;
         const localAddress = this.socket?.localAddress?.replace(/^::ffff:/, '') ?? this.config.localAddress ?? '';
-        const device = deviceHolding(localAddress);
+        const interfaces = networkInterfaces();
+        const device = deviceHolding(localAddress, interfaces);
         this.established = {
           negotiated: action.negotiated, ctx: this.ctx, families,
           ...(caps.gracefulRestart ? { peerGracefulRestart: caps.gracefulRestart } : {}),
           routeRefresh: caps.routeRefresh,
           localAddress, ...(device ? { device } : {}),
+          linkAddresses: addressesOn(device, interfaces),
         };
         this.emit('established', this.established);
         return;
@@ -568,6 +572,11 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
   }
+}
+
+/** The addresses of one interface (unzoned), none for no interface: where our next hop of another family comes from. */
+export function addressesOn(device: string | undefined, interfaces: NodeJS.Dict<NetworkInterfaceInfo[]> = networkInterfaces()): string[] {
+  return device ? (interfaces[device] ?? []).map((i) => i.address) : [];
 }
 
 /** The interface holding `address` in this network namespace (a zoned address names its own), if any. */

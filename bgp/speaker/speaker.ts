@@ -16,12 +16,12 @@ import {
   encodeMessage,
   endOfRib,
   endOfRibFamily,
-  isLinkLocal,
 } from '../codec/index.js';
 import type { State } from '../fsm/fsm.js';
 import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
 import { ImportFilter, contains, exportAttributes, loopReason } from '../policy/policy.js';
-import { type Established, Session, type TcpMd5, socketFd } from '../session/session.js';
+import { type Established, Session, type TcpMd5, addressesOn, socketFd } from '../session/session.js';
+import { type ConfiguredNextHops, receivedNextHop, selfNextHops } from './next-hop-self.js';
 
 export interface SpeakerConfig {
   asn: number;
@@ -57,6 +57,11 @@ export interface SpeakerConfig {
   tcpKeepaliveIdleSeconds?: number;
   /** TCP MD5 (RFC 2385) for peers with a password; without it such peers cannot connect. */
   tcpMd5?: TcpMd5;
+  /**
+   * Our next hop for a family the session's own address is not of (IPv6 routes over an IPv4
+   * session): configured here, else found on the session's link (see selfNextHops).
+   */
+  nextHopSelf?: ConfiguredNextHops;
 }
 
 /**
@@ -90,6 +95,16 @@ export interface PeerSettings {
   type?: string;
   /** TCP MD5 key (RFC 2385), on our connections and on the listener for this address. Never in a snapshot. */
   password?: string;
+  /** The address families offered to this peer (RFC 4760 capability); default both unicast ones. */
+  families?: Afi[];
+}
+
+/** One negotiated family of a peer, with its prefix counts. */
+export interface FamilySnapshot {
+  /** `ipv4-unicast` or `ipv6-unicast`, as GoBGP and FRR name them. */
+  family: string;
+  prefixesReceived: number;
+  prefixesAdvertised: number;
 }
 
 export interface PeerSnapshot {
@@ -100,6 +115,8 @@ export interface PeerSnapshot {
   uptimeSeconds: number;
   prefixesReceived: number;
   prefixesAdvertised: number;
+  /** The families negotiated on the session (none unless Established), each with its counts. */
+  families: FamilySnapshot[];
   info?: string;
   /** The session is signed with TCP MD5 (whether the key matches the peer's, only the peer knows). */
   tcpMd5?: boolean;
@@ -249,7 +266,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   private addPeer(settings: PeerSettings): void {
     const ebgp = settings.asn !== this.config.asn;
-    const families: Family[] = [{ afi: AFI.IPv4, safi: SAFI_UNICAST }, { afi: AFI.IPv6, safi: SAFI_UNICAST }];
+    const families: Family[] = (settings.families ?? [AFI.IPv4, AFI.IPv6]).map((afi) => ({ afi, safi: SAFI_UNICAST }));
     const session = new Session({
       localAsn: this.config.asn, routerId: this.config.routerId, peerAddress: settings.address, peerAsn: settings.asn,
       port: settings.port ?? 179, holdTime: settings.holdTime ?? this.config.holdTime,
@@ -423,15 +440,15 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   }
 
   /**
-   * A link-local next hop (alone in MP_REACH_NLRI, or first) is on the link the session runs over
-   * (RFC 2545 §3): it is kept zoned with that link, `fe80::1%eth0`, the form the kernel route needs.
-   * With no link known it cannot be used: '' (unresolvable, the routes are not installed).
+   * The IPv6 next hop a route is used with (see receivedNextHop): a link-local one alone only on a
+   * link-local session, zoned with its link (`fe80::1%eth0`, the form the kernel route needs). One
+   * that cannot be used gives '' (the routes are not installed).
    */
   private scoped(peer: Peer, nextHop: string): string {
-    if (!isLinkLocal(nextHop)) return nextHop;
-    const device = peer.established?.device;
-    if (device) return `${nextHop}%${device}`;
-    this.warnOnce(peer, 'link-local', { nextHop }, 'link-local next hop on a session with no known link: routes not used');
+    if (!nextHop.includes(':')) return nextHop;
+    const scoped = receivedNextHop(nextHop, peer.established?.localAddress ?? '', peer.established?.device);
+    if (scoped) return scoped;
+    this.warnOnce(peer, 'ipv6-next-hop', { nextHop }, 'IPv6 next hop not usable (a link-local one alone off a link-local session, or an IPv4-mapped one; RFC 2545 §3): routes not used');
     return '';
   }
 
@@ -466,6 +483,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * prefixes using one that flipped go through the decision again (RFC 4271 §9.1.2.1).
    */
   nextHopsChanged(): void {
+    this.ownAddressesChanged();
     const resolver = this.config.nextHops;
     if (!resolver) return;
     if (this.nextHopsForgotten) {
@@ -483,6 +501,22 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       flipped.add(nextHop);
     }
     this.apply(this.rib.revalidate(flipped));
+  }
+
+  /**
+   * Our addresses may have changed: a session whose link gained or lost one has its next hops of ours
+   * worked out again, and what changed is sent (the Adj-RIB-Out key holds the next hops): IPv6 routes
+   * go to an IPv4 peer once the link has a global IPv6 address, and are withdrawn when it goes.
+   */
+  private ownAddressesChanged(): void {
+    for (const peer of this.peers.values()) {
+      const e = peer.established;
+      if (!e?.device) continue;
+      const now = addressesOn(e.device);
+      if (now.length === e.linkAddresses.length && now.every((a, i) => a === e.linkAddresses[i])) continue;
+      e.linkAddresses = now;
+      if (!this.deferral) this.contained(peer, () => this.advertiseAll(peer, false)); // else all goes when it ends
+    }
   }
 
   /**
@@ -673,15 +707,17 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
   }
 
   private exportFor(peer: Peer, route: Route, afi: Afi): Export | undefined {
-    const local = peer.established!.localAddress;
-    // Next hop self needs an address of the prefix's family on this session; an IPv4 session has none for IPv6.
-    const self = afi === AFI.IPv6 ? (local.includes(':') ? local : '') : local.includes(':') ? '' : local;
-    let out = exportAttributes(route, peer.info, this.config, self);
+    const e = peer.established!;
+    // Next hop self needs an address of the prefix's family on this session's link (or configured).
+    const self = selfNextHops(afi, e.localAddress, e.linkAddresses, this.config.nextHopSelf);
+    let out = exportAttributes(route, peer.info, this.config, self[0] ?? '');
     // A link-local next hop (zoned) means nothing to a peer off that link: ours goes instead, as for eBGP.
-    if (out?.nextHop.includes('%')) out = { ...out, nextHop: self };
+    if (out?.nextHop.includes('%')) out = { ...out, nextHop: self[0] ?? '' };
     // A next hop of the prefix's own family: NEXT_HOP holds IPv4 only, and we do not speak RFC 8950.
     if (!out || !out.nextHop || out.nextHop.includes(':') !== (afi === AFI.IPv6)) return undefined;
-    return { ...out, key: JSON.stringify([out.attrs, out.nextHop]) };
+    // Our link-local address goes only beside our own global one (RFC 2545 §3); a next hop passed on goes alone.
+    const nextHops = out.nextHop === self[0] ? self : [out.nextHop];
+    return { ...out, nextHops, key: JSON.stringify([out.attrs, nextHops]) };
   }
 
   /**
@@ -712,10 +748,25 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       return {
         address: p.settings.address, asn: p.settings.asn, ...(p.settings.type ? { type: p.settings.type } : {}),
         state: s.state, uptimeSeconds: s.uptimeSeconds, prefixesReceived: this.rib.count(p.info.id), prefixesAdvertised: p.adjOut.size,
+        families: this.familySnapshots(p),
         ...(s.lastError && s.state !== 'Established' ? { info: s.lastError } : {}),
         ...(p.settings.password ? { tcpMd5: true } : {}),
       };
     });
+  }
+
+  /** Per negotiated family, the prefixes received and advertised; a peer of one family needs no count of its Adj-RIB-Out. */
+  private familySnapshots(p: Peer): FamilySnapshot[] {
+    const families = p.established?.families.filter((f) => f.safi === SAFI_UNICAST) ?? [];
+    let advertisedV6 = 0;
+    if (families.length > 1) {
+      for (const prefix of p.adjOut.keys()) if (familyOf(prefix) === AFI.IPv6) advertisedV6++;
+    } else if (families[0]?.afi === AFI.IPv6) advertisedV6 = p.adjOut.size;
+    return families.map((f) => ({
+      family: f.afi === AFI.IPv6 ? 'ipv6-unicast' : 'ipv4-unicast',
+      prefixesReceived: this.rib.count(p.info.id, ribFamily(f.afi)),
+      prefixesAdvertised: f.afi === AFI.IPv6 ? advertisedV6 : p.adjOut.size - advertisedV6,
+    }));
   }
 
   /** Best routes now (for tests and the benchmark). */
@@ -794,6 +845,8 @@ function routeChanges(changes: BestChange[]): RouteChange[] {
 interface Export {
   attrs: PathAttributes;
   nextHop: string;
+  /** MP_REACH_NLRI's next hops: `nextHop`, and our link-local address after it where RFC 2545 §3 wants it. */
+  nextHops: string[];
   key: string;
 }
 
@@ -838,7 +891,7 @@ const MAX_PREFIX_BYTES: Record<Afi, number> = { [AFI.IPv4]: 5, [AFI.IPv6]: 17 };
 function group(out: Export, afi: Afi, ctx: CodecContext, first: Prefix): Group {
   const make = afi === AFI.IPv4
     ? (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: { ...out.attrs, nextHop: out.nextHop }, nlri: chunk })
-    : (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: out.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: [out.nextHop], nlri: chunk } });
+    : (chunk: Prefix[]): UpdateMessage => ({ type: 2, withdrawn: [], attributes: out.attrs, nlri: [], mpReach: { family: { afi: AFI.IPv6, safi: SAFI_UNICAST }, nextHops: out.nextHops, nlri: chunk } });
   return { make, room: roomFor(make, ctx), first, prefixes: [] };
 }
 

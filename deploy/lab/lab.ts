@@ -9,6 +9,7 @@ import { type LabNode, type LabOptions, type LabPlan, agentConfig, agentLocalSet
 import { birdConfig } from './bird.js';
 import { buildFabricOfRacks, rackSegment, startFabricRouters } from './racks.js';
 import { addBridgeNamespace, ipBatch, run } from './shell.js';
+import { fabricLines6, nodeAddressLines } from './ip-families.js';
 
 export interface LabState {
   plan: LabPlan;
@@ -26,8 +27,9 @@ export function labView(state: LabState): Record<string, unknown> {
       netns: n.netns,
       address: n.address,
       podCIDR: n.podCIDR,
+      ...(n.address6 ? { address6: n.address6, podCIDR6: n.podCIDR6 } : {}),
       statusSocket: n.statusSocket,
-      pods: n.pods.map((p) => ({ name: p.name, netns: p.netns, ip: p.ip })),
+      pods: n.pods.map((p) => ({ name: p.name, netns: p.netns, ip: p.ip, ...(p.ip6 ? { ip6: p.ip6 } : {}) })),
     })),
   };
 }
@@ -89,7 +91,7 @@ function startIn(netns: string, cmd: string, args: string[], logFile: string, en
 }
 
 async function buildFabric(plan: LabPlan): Promise<void> {
-  await addBridgeNamespace(plan.fabricNetns, plan.fabricAddress);
+  await addBridgeNamespace(plan.fabricNetns, plan.fabricAddress, fabricLines6(plan.options));
 }
 
 /** The node's namespace on a segment: the shared fabric, or (with racks) its rack's ToR. */
@@ -103,10 +105,9 @@ async function buildNode(plan: LabPlan, node: LabNode, segment = { netns: plan.f
   ]);
   await ipBatch(node.netns, [
     'link set lo up',
-    `addr add ${node.address}/24 dev eth0`,
     'link set eth0 up',
     // A real node has a default route; Linux needs one to answer proxy ARP for the pods' gateway.
-    `route add default via ${segment.gateway}`,
+    ...nodeAddressLines(plan, node, segment.gateway),
   ]);
   await run('ip', ['netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
 }
@@ -134,6 +135,8 @@ async function addPod(node: LabNode, pod: LabNode['pods'][number]): Promise<void
   if (out.exitCode !== 0) throw new Error(`CNI ADD of ${pod.name} failed: ${out.stdout || out.stderr}`);
   const result = JSON.parse(out.stdout) as { ips: { address: string }[] };
   pod.ip = result.ips[0]!.address.split('/')[0];
+  const ip6 = result.ips.slice(1).find((ip) => ip.address.includes(':'));
+  if (ip6) pod.ip6 = ip6.address.split('/')[0];
 }
 
 async function startBird(plan: LabPlan): Promise<number> {

@@ -5,7 +5,7 @@
 import { addNode, down, labView, status, up } from './lab.js';
 import type { LabOptions } from './topology.js';
 
-const USAGE = `usage: lightly-lab up --nodes N --pods M [--tor mesh|bird] [--hold-time S] [--json]
+const USAGE = `usage: lightly-lab up --nodes N --pods M [--tor mesh|bird] [--dual-stack | --ipv6-only] [--hold-time S] [--json]
        lightly-lab up --nodes N --pods M --racks R --tor frr|bird [--spine frr|bird] [--json]
        lightly-lab status [--json] | lightly-lab add-node [--json] | lightly-lab down
 common: --prefix lt- (namespace names)  --state-dir /run/lightly/lab`;
@@ -41,6 +41,7 @@ async function main(args: string[]): Promise<number> {
         tor,
         ...(racks !== undefined ? { racks } : {}),
         ...(spine !== undefined ? { spine } : {}),
+        ...(args.includes('--dual-stack') ? { stack: 'dual' as const } : args.includes('--ipv6-only') ? { stack: 'ipv6' as const } : {}),
       };
       try {
         const state = await up(options, log);

@@ -13,7 +13,7 @@ export function ipBatch(netns: string, lines: string[]): Promise<string> {
 }
 
 /** A new namespace with a bridge br0 holding `address`/24: the segment the nodes' veths join, and their gateway. */
-export async function addBridgeNamespace(netns: string, address: string): Promise<void> {
+export async function addBridgeNamespace(netns: string, address: string, moreAddressLines: string[] = []): Promise<void> {
   await run('ip', ['netns', 'add', netns]);
-  await ipBatch(netns, ['link set lo up', 'link add br0 type bridge', `addr add ${address}/24 dev br0`, 'link set br0 up']);
+  await ipBatch(netns, ['link set lo up', 'link add br0 type bridge', `addr add ${address}/24 dev br0`, ...moreAddressLines, 'link set br0 up']);
 }

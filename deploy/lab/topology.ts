@@ -1,6 +1,7 @@
 // The lab's plan, pure: names, addresses and pod CIDRs of N nodes with M pods each on one fabric.
 import { join } from 'node:path';
 import { type FabricPlan, type RouterKind, planFabric, rackNodeAddress, rackPeers } from './racks.js';
+import { type LabStack, importCIDRsOf, ipamOf, nodeStackFields, podCIDRsOf, torAddress } from './ip-families.js';
 
 export interface LabOptions {
   nodes: number;
@@ -26,6 +27,8 @@ export interface LabOptions {
    * CIDRs then come from Nodes and the CRDs, and only node-local settings from the lab.
    */
   kubeconfig?: string;
+  /** Address families (see LabStack); default ipv4. */
+  stack?: LabStack;
 }
 
 export interface LabPod {
@@ -33,6 +36,8 @@ export interface LabPod {
   netns: string;
   containerId: string;
   ip?: string;
+  /** The pod's IPv6 address beside `ip` in a dual-stack lab. */
+  ip6?: string;
 }
 
 export interface LabNode {
@@ -48,6 +53,11 @@ export interface LabNode {
   logFile: string;
   dataDir: string;
   pods: LabPod[];
+  /** Dual stack: the node's IPv6 address and pod CIDR beside the IPv4 ones. */
+  address6?: string;
+  podCIDR6?: string;
+  /** The BGP router id when it is not `address` (an IPv6-only underlay). */
+  routerId?: string;
 }
 
 export interface LabPlan {
@@ -79,7 +89,7 @@ export function nodePodCIDR(index: number): string {
 
 export function planNode(options: LabOptions, index: number): LabNode {
   const name = `node-${index}`;
-  return {
+  const node: LabNode = {
     index,
     name,
     netns: `${options.prefix}${name}`,
@@ -98,6 +108,7 @@ export function planNode(options: LabOptions, index: number): LabNode {
       containerId: `lab-${options.prefix.replace(/[^A-Za-z0-9]/g, '')}-pod-${index}-${j + 1}`,
     })),
   };
+  return { ...node, ...nodeStackFields(options, node) };
 }
 
 export function planLab(options: LabOptions): LabPlan {
@@ -106,6 +117,8 @@ export function planLab(options: LabOptions): LabPlan {
   }
   if (!Number.isInteger(options.pods) || options.pods < 0 || options.pods > 250) throw new Error('--pods must be between 0 and 250');
   if (options.tor === 'frr' && !options.racks) throw new Error('--tor frr needs --racks N');
+  // The rack routers' templates carry IPv4 only: dual stack is proven with the mesh and the BIRD ToR.
+  if (options.racks && options.stack && options.stack !== 'ipv4') throw new Error('--racks does not take --dual-stack or --ipv6-only yet');
   return {
     ...(options.racks ? { fabric: planFabric(options) } : {}),
     options,
@@ -123,16 +136,16 @@ export function agentConfig(plan: LabPlan, node: LabNode): Record<string, unknow
   const peers = plan.fabric
     ? rackPeers(plan, node)
     : plan.options.tor === 'bird'
-      ? [{ address: plan.fabricAddress, asn: plan.torAsn, type: 'global' }]
+      ? [{ address: torAddress(plan), asn: plan.torAsn, type: 'global' }]
       : others.map((n) => ({ address: n.address, asn: n.asn, type: 'node-mesh' }));
   return {
     nodeName: node.name,
-    routerId: node.address,
+    routerId: node.routerId ?? node.address,
     asn: node.asn,
-    podCIDRs: [node.podCIDR],
+    podCIDRs: podCIDRsOf(node),
     listen: { address: node.address, port: 179 },
     peers,
-    importCIDRs: ['10.244.0.0/16'],
+    importCIDRs: importCIDRsOf(plan.options),
     holdTime: plan.options.holdTime,
     connectRetrySeconds: 1,
     gracefulRestart: { enabled: true, restartTime: 10 },
@@ -156,7 +169,7 @@ export function cniConfig(node: LabNode): Record<string, unknown> {
     cniVersion: '1.1.0',
     name: 'lightly-lab',
     type: 'lightly',
-    ipam: { subnet: node.podCIDR },
+    ipam: ipamOf(node),
     mtu: 1500,
     dataDir: node.dataDir,
     cniServer: node.cniAddrFile,

@@ -1,0 +1,110 @@
+// Dual stack in Kubernetes mode (issue 14, part 3): lab agents run `--kubernetes` against the fake API in
+// the fabric. Nodes with IPv4 and IPv6 `spec.podCIDRs` advertise both; IPv6-only Nodes (no IPv4
+// InternalIP) peer over IPv6 with the router id of their `lightly.dev/router-id` annotation.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { type ResultPromise, execa } from 'execa';
+import { down, up } from '../deploy/lab/lab.js';
+import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
+import { FABRIC_ADDRESS6, podCIDRsOf } from '../deploy/lab/ip-families.js';
+import { ROUTER_ID_ANNOTATION } from '../agent/kube/objects.js';
+import { NODES, fakeKubeRequest, kubeConfigYaml, nodeObject } from './support/fake-kube.js';
+import { ipIn, ping, requireNetworkTools } from './support/netns.js';
+import { pingOnce, until } from './support/lab.js';
+
+const API_PORT = 6443;
+const labs: { dir: string; stateDir: string; prefix: string; api?: ResultPromise }[] = [];
+
+beforeAll(async () => {
+  await requireNetworkTools(['ip', 'nsenter', 'ping']);
+  if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
+});
+
+afterAll(async () => {
+  for (const lab of labs.splice(0)) {
+    await down(lab.stateDir, lab.prefix, () => undefined);
+    lab.api?.kill('SIGTERM');
+    await lab.api;
+    rmSync(lab.dir, { recursive: true, force: true });
+  }
+}, 60_000);
+
+/** The Node a kubelet and kube-controller-manager would make for a lab node: its addresses and pod CIDRs of each family. */
+function labNodeObject(node: LabNode): ReturnType<typeof nodeObject> & { metadata: { annotations?: Record<string, string> } } {
+  const object = nodeObject(node.name, node.address, node.podCIDR);
+  object.spec = { podCIDR: node.podCIDR, podCIDRs: podCIDRsOf(node) };
+  if (node.address6) object.status.addresses.push({ type: 'InternalIP', address: node.address6 });
+  return node.routerId ? { ...object, metadata: { ...object.metadata, annotations: { [ROUTER_ID_ANNOTATION]: node.routerId } } } : object;
+}
+
+/** Each Node's NetworkUnavailable condition is False (LightlyIsUp): the blackholes of both its pod CIDRs are in. */
+async function expectNodesUp(nodes: LabNode[]): Promise<void> {
+  const control = join(labs.at(-1)!.dir, 'kube.sock');
+  for (const node of nodes) {
+    await until(`${node.name} reports LightlyIsUp`, async () => {
+      const got = await fakeKubeRequest(control, 'GET', `${NODES}/${node.name}`);
+      return (got.body.status.conditions as { type: string; status: string; reason: string }[]).some((c) => c.type === 'NetworkUnavailable' && c.status === 'False' && c.reason === 'LightlyIsUp');
+    }, 30_000);
+  }
+}
+
+/** A Kubernetes-mode lab with its own fake API, in the fabric at the address of the lab's underlay family. */
+async function kubeLab(stack: 'dual' | 'ipv6'): Promise<LabNode[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'lt-k8sds-'));
+  const lab: (typeof labs)[number] = { dir, stateDir: join(dir, 'state'), prefix: `lt-${randomBytes(2).toString('hex')}-` };
+  labs.push(lab);
+  const control = join(dir, 'kube.sock');
+  const kubeconfig = join(dir, 'kubeconfig');
+  const startApi = async (plan: LabPlan): Promise<void> => {
+    const host = stack === 'ipv6' ? FABRIC_ADDRESS6 : plan.fabricAddress;
+    writeFileSync(kubeconfig, kubeConfigYaml(`http://${host.includes(':') ? `[${host}]` : host}:${API_PORT}`));
+    lab.api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', host, '--port', String(API_PORT), '--control', control], { reject: false });
+    await until('the fake API', async () => existsSync(control), 20_000);
+    for (const node of plan.nodes) expect((await fakeKubeRequest(control, 'POST', NODES, { apiVersion: 'v1', kind: 'Node', ...labNodeObject(node) })).status).toBe(201);
+  };
+  const state = await up({ nodes: 2, pods: 1, prefix: lab.prefix, stateDir: lab.stateDir, holdTime: 3, tor: 'mesh', stack, kubeconfig }, () => undefined, { afterFabric: startApi });
+  return state.plan.nodes;
+}
+
+/** Each node routes every other node's pod CIDRs of `family` via that node (proto lightly), with a blackhole for its own. */
+async function expectRoutes(nodes: LabNode[], family: 4 | 6, cidr: (n: LabNode) => string, via: (n: LabNode) => string): Promise<void> {
+  const routes = (n: LabNode): Promise<string> => ipIn(n.netns, [`-${family}`, 'route', 'show', 'proto', '201']);
+  await until(`IPv${family} routes everywhere`, async () => (await Promise.all(nodes.map(routes))).every((r) => nodes.every((n) => r.includes(cidr(n)))), 30_000);
+  for (const node of nodes) {
+    const r = await routes(node);
+    expect(r).toContain(`blackhole ${cidr(node)}`);
+    for (const other of nodes.filter((n) => n !== node)) expect(r).toContain(`${cidr(other)} via ${via(other)} dev eth0`);
+  }
+}
+
+async function expectPing(nodes: LabNode[], ips: (p: LabNode['pods'][number]) => string[]): Promise<void> {
+  const pods = nodes.flatMap((n) => n.pods);
+  for (const from of pods) {
+    for (const to of pods.filter((p) => p !== from)) {
+      // A few tries: a lab seconds old still resolves its first IPv6 neighbours.
+      for (const ip of ips(to)) expect((await pingOnce(from.netns, ip)) || (await ping(from.netns, ip)), `${from.name} → ${ip}`).toBe(true);
+    }
+  }
+}
+
+describe('Kubernetes mode, dual stack', () => {
+  it('Nodes with an IPv4 and an IPv6 spec.podCIDRs: both advertised and installed, pods reach each other over both', async () => {
+    const nodes = await kubeLab('dual');
+    await expectRoutes(nodes, 4, (n) => n.podCIDR, (n) => n.address);
+    await expectRoutes(nodes, 6, (n) => n.podCIDR6!, (n) => n.address6!);
+    await expectPing(nodes, (p) => [p.ip!, p.ip6!]);
+    await expectNodesUp(nodes);
+  }, 120_000);
+
+  it('IPv6-only Nodes: the mesh over IPv6 InternalIPs, router id from the annotation', async () => {
+    const nodes = await kubeLab('ipv6');
+    await expectRoutes(nodes, 6, (n) => n.podCIDR, (n) => n.address);
+    await expectPing(nodes, (p) => [p.ip!]);
+    await expectNodesUp(nodes);
+    const status = JSON.parse((await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', nodes[0]!.statusSocket, 'bgp', 'status', '--json'])).stdout);
+    expect(status).toMatchObject({ routerId: nodes[0]!.routerId, peers: [{ address: nodes[1]!.address, state: 'Established' }] });
+  }, 120_000);
+});
