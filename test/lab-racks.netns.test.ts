@@ -25,18 +25,22 @@ describe.each([
   { tor: 'bird', spine: 'frr' },
 ] as const)('rack lab --dual-stack: 4 nodes, 2 racks, $tor ToRs, $spine spine', ({ tor, spine }) => {
   const prefix = `lt-${randomBytes(2).toString('hex')}-`;
-  const work = mkdtempSync(join(tmpdir(), 'lt-racks-'));
-  const stateDir = join(work, 'state');
+  let work: string;
+  let stateDir: string;
   let plan: LabPlan;
   const rackNodes = (index: number): LabNode[] => plan.nodes.filter((n) => rackOf(plan.options, n.index) === index);
 
   beforeAll(async () => {
     await requireNetworkTools(['ip', 'ping', 'bird', 'birdc', '/usr/lib/frr/bgpd', '/usr/lib/frr/zebra', 'vtysh']);
+    // made here, not at collection: a case filtered out (-t) then leaves no directory behind
+    work = mkdtempSync(join(tmpdir(), 'lt-racks-'));
+    stateDir = join(work, 'state');
     chmodSync(work, 0o711); // FRR, as the frr user, passes through to its own directory in the state
     plan = (await up({ nodes: 4, pods: 1, prefix, stateDir, holdTime: 3, tor, spine, racks: 2, stack: 'dual' }, () => undefined)).plan;
   }, 120_000);
 
   afterAll(async () => {
+    if (!work) return;
     await down(stateDir, prefix, () => undefined);
     rmSync(work, { recursive: true, force: true });
   }, 60_000);
