@@ -13,12 +13,11 @@ import { execa } from 'execa';
 import { down, up } from '../deploy/lab/lab.js';
 import { rackOf, torAsPath } from '../deploy/lab/racks.js';
 import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
-import { ipIn, ping, requireNetworkTools } from './support/netns.js';
-import { pingOnce, routesOf, until } from './support/lab.js';
+import { ping, requireNetworkTools } from './support/netns.js';
+import { pingOnce, routes6Of, routesOf, until } from './support/lab.js';
 
 interface Family { family: string; prefixesReceived: number; prefixesAdvertised: number }
 const status = async (socket: string) => JSON.parse((await execa(process.execPath, ['dist/bin/lightlyctl.js', '--socket', socket, 'bgp', 'status', '--json'])).stdout) as { asn: number; peers: { address: string; asn: number; state: string; prefixesReceived: number; prefixesAdvertised: number; families?: Family[] }[] };
-const routes6 = (node: LabNode): Promise<string> => ipIn(node.netns, ['-6', 'route', 'show', 'proto', '201']);
 
 describe.each([
   { tor: 'frr', spine: 'bird' },
@@ -67,7 +66,7 @@ describe.each([
     const rack1 = plan.fabric!.racks[0]!;
     const node1 = plan.nodes[0]!;
     const v4 = await routesOf(node1);
-    const v6 = await routes6(node1);
+    const v6 = await routes6Of(node1);
     for (const other of rackNodes(2)) {
       expect(v4).toContain(`${other.podCIDR} via ${rack1.rackAddress}`);
       expect(v6).toContain(`${other.podCIDR6} via ${rack1.rackAddress6} dev eth0`);
