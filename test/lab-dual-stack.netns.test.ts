@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { down, up } from '../deploy/lab/lab.js';
 import type { LabNode, LabOptions } from '../deploy/lab/topology.js';
 import { ipIn, ping, requireNetworkTools } from './support/netns.js';
-import { pingOnce, until } from './support/lab.js';
+import { pingOnce, routes6Of, until } from './support/lab.js';
 
 const log = (): void => undefined;
 const labs: { stateDir: string; prefix: string; dir: string }[] = [];
@@ -46,7 +46,6 @@ async function downAll(): Promise<void> {
   }
 }
 
-const routes6 = (node: LabNode): Promise<string> => ipIn(node.netns, ['-6', 'route', 'show', 'proto', '201']);
 const routes4 = (node: LabNode): Promise<string> => ipIn(node.netns, ['-4', 'route', 'show', 'proto', '201']);
 
 async function bgpStatus(node: LabNode): Promise<{ peers: { address: string; state: string; families?: { family: string; prefixesReceived: number; prefixesAdvertised: number }[] }[] }> {
@@ -55,9 +54,9 @@ async function bgpStatus(node: LabNode): Promise<{ peers: { address: string; sta
 
 /** Every node has every other node's IPv6 pod CIDR via that node's global IPv6 address, with proto lightly, and a blackhole for its own. */
 async function expectIpv6Routes(nodes: LabNode[], podCIDR6: (n: LabNode) => string, address6: (n: LabNode) => string): Promise<void> {
-  await until('IPv6 pod routes everywhere', async () => (await Promise.all(nodes.map(routes6))).every((r) => nodes.every((n) => r.includes(podCIDR6(n)))), 30_000);
+  await until('IPv6 pod routes everywhere', async () => (await Promise.all(nodes.map(routes6Of))).every((r) => nodes.every((n) => r.includes(podCIDR6(n)))), 30_000);
   for (const node of nodes) {
-    const r = await routes6(node);
+    const r = await routes6Of(node);
     expect(r).toContain(`blackhole ${podCIDR6(node)}`);
     for (const other of nodes.filter((n) => n !== node)) expect(r).toContain(`${podCIDR6(other)} via ${address6(other)} dev eth0`);
     expect(r).not.toMatch(/via fe80/); // a global next hop, never a link-local one alone (RFC 2545 §3)
@@ -103,10 +102,10 @@ describe('lab --dual-stack', () => {
     // withdrawn (no wrong next hop); when it is back, they are announced again, the session untouched.
     const [n1, n2] = nodes as [LabNode, LabNode];
     await ipIn(n1.netns, ['-6', 'addr', 'del', `${n1.address6}/64`, 'dev', 'eth0']);
-    await until('node-1\'s IPv6 pod CIDR withdrawn', async () => !(await routes6(n2)).includes(n1.podCIDR6!), 15_000);
+    await until('node-1\'s IPv6 pod CIDR withdrawn', async () => !(await routes6Of(n2)).includes(n1.podCIDR6!), 15_000);
     expect(await routes4(n2)).toContain(`${n1.podCIDR} via ${n1.address}`);
     await ipIn(n1.netns, ['-6', 'addr', 'add', `${n1.address6}/64`, 'dev', 'eth0', 'nodad']);
-    await until('node-1\'s IPv6 pod CIDR back', async () => (await routes6(n2)).includes(`${n1.podCIDR6} via ${n1.address6}`), 15_000);
+    await until('node-1\'s IPv6 pod CIDR back', async () => (await routes6Of(n2)).includes(`${n1.podCIDR6} via ${n1.address6}`), 15_000);
     expect((await bgpStatus(n1)).peers[0]).toMatchObject({ state: 'Established' });
   }, 120_000);
 

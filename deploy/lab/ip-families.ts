@@ -26,13 +26,16 @@ export function nodePodCIDR6(index: number): string {
 
 const stackOf = (options: LabOptions): LabStack => options.stack ?? 'ipv4';
 
+/** Dual stack: IPv4 underlay and sessions, IPv6 beside it on every link (the rack lab's routers then get IPv6 too). */
+export const isDualStack = (options: LabOptions): boolean => stackOf(options) === 'dual';
+
 /**
  * What a node's plan gets from the stack, over the IPv4 plan: in dual stack its IPv6 address and pod
  * CIDR beside the IPv4 ones; IPv6-only, IPv6 in their place and the IPv4 address kept as router id only.
  */
-export function nodeStackFields(options: LabOptions, node: Pick<LabNode, 'index' | 'address'>): Partial<LabNode> {
+export function nodeStackFields(options: LabOptions, node: Pick<LabNode, 'index' | 'address'>, address6 = nodeAddress6(node.index)): Partial<LabNode> {
   const stack = stackOf(options);
-  if (stack === 'dual') return { address6: nodeAddress6(node.index), podCIDR6: nodePodCIDR6(node.index) };
+  if (stack === 'dual') return { address6, podCIDR6: nodePodCIDR6(node.index) };
   if (stack === 'ipv6') return { routerId: node.address, address: nodeAddress6(node.index), podCIDR: nodePodCIDR6(node.index) };
   return {};
 }
@@ -67,10 +70,10 @@ export function fabricLines6(options: LabOptions): string[] {
  * `ip -batch` lines for a node's eth0 (up already) and default routes. IPv6 addresses skip duplicate
  * address detection, so the agent can bind them at once.
  */
-export function nodeAddressLines(plan: LabPlan, node: LabNode, gateway4 = plan.fabricAddress): string[] {
+export function nodeAddressLines(plan: LabPlan, node: LabNode, gateway4 = plan.fabricAddress, gateway6 = FABRIC_ADDRESS6): string[] {
   const stack = stackOf(plan.options);
   const v4 = [`addr add ${node.address}/24 dev eth0`, `route add default via ${gateway4}`];
-  const v6 = (address: string): string[] => [`addr add ${address}/64 dev eth0 nodad`, `route add default via ${FABRIC_ADDRESS6}`];
+  const v6 = (address: string): string[] => [`addr add ${address}/64 dev eth0 nodad`, `route add default via ${gateway6}`];
   if (stack === 'ipv6') return v6(node.address);
   return stack === 'dual' ? [...v4, ...v6(node.address6!)] : v4;
 }

@@ -95,7 +95,7 @@ async function buildFabric(plan: LabPlan): Promise<void> {
 }
 
 /** The node's namespace on a segment: the shared fabric, or (with racks) its rack's ToR. */
-async function buildNode(plan: LabPlan, node: LabNode, segment = { netns: plan.fabricNetns, gateway: plan.fabricAddress }): Promise<void> {
+async function buildNode(plan: LabPlan, node: LabNode, segment: { netns: string; gateway: string; gateway6?: string } = { netns: plan.fabricNetns, gateway: plan.fabricAddress }): Promise<void> {
   await run('ip', ['netns', 'add', node.netns]);
   const port = `n${node.index}`;
   await ipBatch(segment.netns, [
@@ -107,7 +107,7 @@ async function buildNode(plan: LabPlan, node: LabNode, segment = { netns: plan.f
     'link set lo up',
     'link set eth0 up',
     // A real node has a default route; Linux needs one to answer proxy ARP for the pods' gateway.
-    ...nodeAddressLines(plan, node, segment.gateway),
+    ...nodeAddressLines(plan, node, segment.gateway, segment.gateway6),
   ]);
   await run('ip', ['netns', 'exec', node.netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
 }

@@ -1,12 +1,12 @@
 // lightly-lab: a whole Lightly cluster as network namespaces on one machine.
 //   lightly-lab up --nodes N --pods M [--tor bird] [--json]   lightly-lab status [--json]
-//   lightly-lab up --nodes N --racks R --tor frr|bird [--spine frr|bird]   (a ToR per rack, one spine)
+//   lightly-lab up --nodes N --racks R --tor frr|bird [--spine frr|bird] [--dual-stack]   (a ToR per rack, one spine)
 //   lightly-lab add-node [--json]                             lightly-lab down
 import { addNode, down, labView, status, up } from './lab.js';
 import type { LabOptions } from './topology.js';
 
 const USAGE = `usage: lightly-lab up --nodes N --pods M [--tor mesh|bird] [--dual-stack | --ipv6-only] [--hold-time S] [--json]
-       lightly-lab up --nodes N --pods M --racks R --tor frr|bird [--spine frr|bird] [--json]
+       lightly-lab up --nodes N --pods M --racks R --tor frr|bird [--spine frr|bird] [--dual-stack] [--json]
        lightly-lab status [--json] | lightly-lab add-node [--json] | lightly-lab down
 common: --prefix lt- (namespace names)  --state-dir /run/lightly/lab`;
 

@@ -7,6 +7,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type RouterFiles, birdc, startBird, startFrr, vtysh } from './routers.js';
 import { addBridgeNamespace, ipBatch, run } from './shell.js';
+import { isDualStack } from './ip-families.js';
 import { renderTemplate } from './template.js';
 import type { LabNode, LabOptions, LabPlan } from './topology.js';
 
@@ -23,6 +24,11 @@ export interface RackPlan {
   /** The ToR's end of its link to the spine, and the spine's. */
   uplinkAddress: string;
   spineAddress: string;
+  /** Their IPv6 twins, given to the links in a dual-stack lab (documentation space, RFC 3849). */
+  rackAddress6: string;
+  rackSubnet6: string;
+  uplinkAddress6: string;
+  spineAddress6: string;
 }
 
 export interface FabricPlan {
@@ -63,6 +69,10 @@ export function planFabric(options: LabOptions, random: () => string = () => ran
         rackSubnet: `10.1.${index}.0/24`,
         uplinkAddress: `10.255.${index}.1`,
         spineAddress: `10.255.${index}.2`,
+        rackAddress6: `${rackPrefix6(index)}fe`,
+        rackSubnet6: `${rackPrefix6(index)}/64`,
+        uplinkAddress6: `2001:db8:ff:${index}::1`,
+        spineAddress6: `2001:db8:ff:${index}::2`,
       };
     }),
   };
@@ -76,6 +86,14 @@ export function rackOf(options: LabOptions, index: number): number {
 /** Pure: node i's address on its rack's subnet. */
 export function rackNodeAddress(options: LabOptions, index: number): string {
   return `10.1.${rackOf(options, index)}.${index}`;
+}
+
+/** Rack r's IPv6 subnet 2001:db8:1:r::/64, beside 10.1.r.0/24. */
+const rackPrefix6 = (rack: number): string => `2001:db8:1:${rack}::`;
+
+/** Pure: node i's IPv6 address on its rack's subnet (dual stack). */
+export function rackNodeAddress6(options: LabOptions, index: number): string {
+  return `${rackPrefix6(rackOf(options, index))}${index}`;
 }
 
 /** Pure: the one peer of a node in a rack, its ToR, with the session's password. */
@@ -97,6 +115,12 @@ export function readTemplate(role: 'tor' | 'spine', kind: RouterKind): string {
   return readFileSync(join(templateDir(), `${role}.${kind}.conf`), 'utf8');
 }
 
+/**
+ * The templates' `{{#ipv6}}` blocks: once in a dual-stack lab (the IPv6 family on the same IPv4
+ * sessions, RFC 4760), never otherwise. Their values are the outer ones.
+ */
+const ipv6Block = (plan: LabPlan): Record<string, never>[] => (isDualStack(plan.options) ? [{}] : []);
+
 /** Pure: a ToR's config from its template. */
 export function torConfig(plan: LabPlan, rack: RackPlan, template: string): string {
   const fabric = plan.fabric!;
@@ -106,6 +130,7 @@ export function torConfig(plan: LabPlan, rack: RackPlan, template: string): stri
     spineAddress: rack.spineAddress, spineAsn: fabric.spineAsn, holdTime: Math.max(3, plan.options.holdTime),
     nodePassword: fabric.nodePassword, fabricPassword: fabric.fabricPassword,
     nodes: nodes.map((n) => ({ protocol: n.name.replace(/-/g, '_'), address: n.address, nodeAsn: n.asn })),
+    ipv6: ipv6Block(plan),
   });
 }
 
@@ -115,33 +140,40 @@ export function spineConfig(plan: LabPlan, template: string): string {
   return renderTemplate(template, {
     name: 'spine', asn: fabric.spineAsn, routerId: '10.255.0.1', holdTime: Math.max(3, plan.options.holdTime), fabricPassword: fabric.fabricPassword,
     tors: fabric.racks.map((r) => ({ protocol: r.name.replace(/-/g, '_'), localAddress: r.spineAddress, address: r.uplinkAddress, torAsn: r.torAsn })),
+    ipv6: ipv6Block(plan),
   });
 }
 
-const forwarding = (netns: string) => run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1']);
+const forwarding = (netns: string) => run('ip', ['netns', 'exec', netns, 'sysctl', '-qw', 'net.ipv4.ip_forward=1', 'net.ipv6.conf.all.forwarding=1']);
 
-/** The spine and each rack's ToR namespace: a bridge for the rack's nodes, a link to the spine. */
+/**
+ * The spine and each rack's ToR namespace: a bridge for the rack's nodes, a link to the spine. In dual
+ * stack each gets its IPv6 address too (before the routers start: FRR takes an IPv6 next hop from the
+ * interface of an IPv4 session, and without a global one there sends an IPv4-mapped address).
+ */
 export async function buildFabricOfRacks(plan: LabPlan): Promise<void> {
   const fabric = plan.fabric!;
+  const v6 = (address: string, dev: string): string[] => (isDualStack(plan.options) ? [`addr add ${address}/64 dev ${dev} nodad`] : []);
   await run('ip', ['netns', 'add', fabric.spineNetns]);
   await ipBatch(fabric.spineNetns, ['link set lo up']);
   await forwarding(fabric.spineNetns);
   for (const rack of fabric.racks) {
-    await addBridgeNamespace(rack.torNetns, rack.rackAddress);
+    await addBridgeNamespace(rack.torNetns, rack.rackAddress, v6(rack.rackAddress6, 'br0'));
     await ipBatch(rack.torNetns, [
       `link add up0 type veth peer name ${rack.name} netns ${fabric.spineNetns}`,
       `addr add ${rack.uplinkAddress}/24 dev up0`,
+      ...v6(rack.uplinkAddress6, 'up0'),
       'link set up0 up',
     ]);
-    await ipBatch(fabric.spineNetns, [`addr add ${rack.spineAddress}/24 dev ${rack.name}`, `link set ${rack.name} up`]);
+    await ipBatch(fabric.spineNetns, [`addr add ${rack.spineAddress}/24 dev ${rack.name}`, ...v6(rack.spineAddress6, rack.name), `link set ${rack.name} up`]);
     await forwarding(rack.torNetns);
   }
 }
 
-/** Pure: the segment a node of a rack joins: its ToR's bridge, the ToR its gateway. */
-export function rackSegment(plan: LabPlan, node: LabNode): { netns: string; gateway: string } {
+/** Pure: the segment a node of a rack joins: its ToR's bridge, the ToR its gateway (of each family). */
+export function rackSegment(plan: LabPlan, node: LabNode): { netns: string; gateway: string; gateway6: string } {
   const rack = plan.fabric!.racks[rackOf(plan.options, node.index) - 1]!;
-  return { netns: rack.torNetns, gateway: rack.rackAddress };
+  return { netns: rack.torNetns, gateway: rack.rackAddress, gateway6: rack.rackAddress6 };
 }
 
 /** Where a router of the lab keeps its files. */
@@ -168,6 +200,7 @@ export async function torAsPath(plan: LabPlan, rack: RackPlan, prefix: string): 
     const out = await birdc(files, 'show', 'route', 'for', prefix, 'primary', 'all').catch(() => '');
     return /BGP\.as_path:\s*([\d ]*)/.exec(out)?.[1]?.trim() ?? '';
   }
-  const out = JSON.parse(await vtysh(rack.torNetns, files, `show bgp ipv4 unicast ${prefix} json`)) as { paths?: { aspath?: { string?: string }; bestpath?: { overall?: boolean } }[] };
+  const family = prefix.includes(':') ? 'ipv6' : 'ipv4';
+  const out = JSON.parse(await vtysh(rack.torNetns, files, `show bgp ${family} unicast ${prefix} json`)) as { paths?: { aspath?: { string?: string }; bestpath?: { overall?: boolean } }[] };
   return out.paths?.find((p) => p.bestpath?.overall)?.aspath?.string ?? '';
 }

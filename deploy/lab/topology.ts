@@ -1,6 +1,6 @@
 // The lab's plan, pure: names, addresses and pod CIDRs of N nodes with M pods each on one fabric.
 import { join } from 'node:path';
-import { type FabricPlan, type RouterKind, planFabric, rackNodeAddress, rackPeers } from './racks.js';
+import { type FabricPlan, type RouterKind, planFabric, rackNodeAddress, rackNodeAddress6, rackPeers } from './racks.js';
 import { type LabStack, importCIDRsOf, ipamOf, nodeStackFields, podCIDRsOf, torAddress } from './ip-families.js';
 
 export interface LabOptions {
@@ -108,7 +108,7 @@ export function planNode(options: LabOptions, index: number): LabNode {
       containerId: `lab-${options.prefix.replace(/[^A-Za-z0-9]/g, '')}-pod-${index}-${j + 1}`,
     })),
   };
-  return { ...node, ...nodeStackFields(options, node) };
+  return { ...node, ...nodeStackFields(options, node, options.racks ? rackNodeAddress6(options, index) : undefined) };
 }
 
 export function planLab(options: LabOptions): LabPlan {
@@ -117,8 +117,8 @@ export function planLab(options: LabOptions): LabPlan {
   }
   if (!Number.isInteger(options.pods) || options.pods < 0 || options.pods > 250) throw new Error('--pods must be between 0 and 250');
   if (options.tor === 'frr' && !options.racks) throw new Error('--tor frr needs --racks N');
-  // The rack routers' templates carry IPv4 only: dual stack is proven with the mesh and the BIRD ToR.
-  if (options.racks && options.stack && options.stack !== 'ipv4') throw new Error('--racks does not take --dual-stack or --ipv6-only yet');
+  // The rack routers' sessions are IPv4 (with IPv6 NLRI in dual stack): no IPv6-only underlay there.
+  if (options.racks && options.stack === 'ipv6') throw new Error('--racks does not take --ipv6-only yet');
   return {
     ...(options.racks ? { fabric: planFabric(options) } : {}),
     options,

@@ -9,6 +9,9 @@ export { until };
 /** A node's routes with protocol lightly, as `ip route` prints them. */
 export const routesOf = (node: LabNode): Promise<string> => ipIn(node.netns, ['route', 'show', 'proto', '201']);
 
+/** The same for IPv6. */
+export const routes6Of = (node: LabNode): Promise<string> => ipIn(node.netns, ['-6', 'route', 'show', 'proto', '201']);
+
 export const pingOnce = async (fromNetns: string, ip: string): Promise<boolean> =>
   (await execIn(fromNetns, 'ping', ['-c', '1', '-W', '1', ip])).exitCode === 0;
 
