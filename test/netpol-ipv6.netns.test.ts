@@ -9,11 +9,10 @@
 // fe80::ecee:eeff:feee:eeee) and the host resolves the pod with NS/NA; an isolated pod must keep
 // doing so, so one test flushes the neighbour caches and probes again.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
 import { POD_GATEWAY_V6 } from '../plugin/dataplane.js';
 import type { LabNode } from '../deploy/lab/topology.js';
 import { ALL, type Case, type ModelLab, NetpolModel, UDP, caseTests, modelLab, ns, nsIs, one, open, podIs, podObject } from './support/netpol-model.js';
-import { execIn, requireNetworkTools } from './support/netns.js';
+import { execIn } from './support/netns.js';
 
 let lab: ModelLab | undefined;
 let nodes: LabNode[] = [];
@@ -41,8 +40,6 @@ const CASES: Case[] = [
 ];
 
 beforeAll(async () => {
-  await requireNetworkTools(['ip', 'nsenter', 'nft']);
-  if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
   lab = await modelLab('dual');
   ({ nodes, model } = lab);
 }, 180_000);

@@ -9,11 +9,10 @@
 // with EPROTONOSUPPORT), so SCTP policies are checked for what they must not allow over TCP and UDP,
 // as upstream's "even if the plugin doesn't support SCTP" cases; the SCTP rules are unit-tested.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync } from 'node:fs';
 import { execa } from 'execa';
 import type { LabNode } from '../deploy/lab/topology.js';
 import { ALL, type Case, type ModelLab, NetpolModel, TCP, UDP, caseTests, modelLab, ns, nsIs, one, open, podIs, podObject } from './support/netpol-model.js';
-import { execIn, requireNetworkTools } from './support/netns.js';
+import { execIn } from './support/netns.js';
 
 let lab: ModelLab | undefined;
 let nodes: LabNode[] = [];
@@ -187,8 +186,6 @@ const CASES: Case[] = [
 ];
 
 beforeAll(async () => {
-  await requireNetworkTools(['ip', 'nsenter', 'nft']);
-  if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
   lab = await modelLab();
   ({ nodes, model } = lab);
 }, 180_000);

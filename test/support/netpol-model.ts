@@ -14,6 +14,7 @@ import type { LabNode, LabPod } from '../../deploy/lab/topology.js';
 import { getJson } from '../../agent/ctl/client.js';
 import { NAMESPACES as NAMESPACES_PATH, NETWORK_POLICIES, PODS, fakeKubeRequest } from './fake-kube.js';
 import { fabricApi } from './lab-kube.js';
+import { requireNetworkTools } from './netns.js';
 import type { ProbeTarget } from './netpol-probe.js';
 import { until } from './wait.js';
 
@@ -294,6 +295,8 @@ export interface ModelLab {
  * node-1 spare), in the lab's address families; torn down whole if it fails half built.
  */
 export async function modelLab(stack: LabStack = 'ipv4'): Promise<ModelLab> {
+  await requireNetworkTools(['ip', 'nsenter', 'nft']);
+  if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
   const prefix = `lt-${randomBytes(2).toString('hex')}-`;
   const dir = mkdtempSync(join(tmpdir(), 'lt-netpol-'));
   const stateDir = join(dir, 'state');
