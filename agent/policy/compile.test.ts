@@ -140,5 +140,7 @@ describe('ports', () => {
     expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ ports: [{ port: 'http', endPort: 90 }] }] })).toThrow();
     expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8' }, podSelector: {} }] }] })).toThrow();
     expect(() => policy('x', 'p', { podSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } })).toThrow();
+    for (const cidr of ['fd00::/129', '::::/64', '10.0.0.0/33', '300.0.0.0/8', 'fd00::1']) expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr } }] }] }), cidr).toThrow();
+    expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::/8', except: ['fd00::/200'] } }] }] })).toThrow();
   });
 });

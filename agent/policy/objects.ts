@@ -91,11 +91,11 @@ const LabelSelector = z
     }),
   ]);
 
-const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'an IPv4 CIDR');
-const ipv6Cidr = z.string().regex(/^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\/\d{1,3}$/, 'an IPv6 CIDR');
+// Parsed here, so that a CIDR the compiler could not take fails its own policy only, never the node's ruleset.
+const ipCidr = z.string().refine((c) => c.includes('/') && (Address4.isValid(c) || Address6.isValid(c)), 'an IPv4 or IPv6 CIDR');
 
 const Peer = z
-  .object({ podSelector: LabelSelector.optional(), namespaceSelector: LabelSelector.optional(), ipBlock: z.object({ cidr: z.union([ipv4Cidr, ipv6Cidr]), except: z.array(z.union([ipv4Cidr, ipv6Cidr])).default([]) }).optional() })
+  .object({ podSelector: LabelSelector.optional(), namespaceSelector: LabelSelector.optional(), ipBlock: z.object({ cidr: ipCidr, except: z.array(ipCidr).default([]) }).optional() })
   .refine((p) => (p.ipBlock ? !p.podSelector && !p.namespaceSelector : p.podSelector || p.namespaceSelector), { message: 'a peer is an ipBlock or selectors, exactly one of them' })
   .transform((p): PolicyPeer => (p.ipBlock ? { ipBlock: p.ipBlock } : { ...(p.podSelector ? { pods: p.podSelector } : {}), ...(p.namespaceSelector ? { namespaces: p.namespaceSelector } : {}) }));
 
