@@ -9,9 +9,9 @@ import { randomBytes } from 'node:crypto';
 import { type ResultPromise, execa } from 'execa';
 import { down, up } from '../deploy/lab/lab.js';
 import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
-import { FABRIC_ADDRESS6, podCIDRsOf } from '../deploy/lab/ip-families.js';
-import { ROUTER_ID_ANNOTATION } from '../agent/kube/objects.js';
-import { NODES, fakeKubeRequest, kubeConfigYaml, nodeObject } from './support/fake-kube.js';
+import { FABRIC_ADDRESS6 } from '../deploy/lab/ip-families.js';
+import { NODES, fakeKubeRequest, kubeConfigYaml } from './support/fake-kube.js';
+import { labNodeObject } from './support/lab-kube.js';
 import { ipIn, ping, requireNetworkTools } from './support/netns.js';
 import { pingOnce, until } from './support/lab.js';
 
@@ -31,14 +31,6 @@ afterAll(async () => {
     rmSync(lab.dir, { recursive: true, force: true });
   }
 }, 60_000);
-
-/** The Node a kubelet and kube-controller-manager would make for a lab node: its addresses and pod CIDRs of each family. */
-function labNodeObject(node: LabNode): ReturnType<typeof nodeObject> & { metadata: { annotations?: Record<string, string> } } {
-  const object = nodeObject(node.name, node.address, node.podCIDR);
-  object.spec = { podCIDR: node.podCIDR, podCIDRs: podCIDRsOf(node) };
-  if (node.address6) object.status.addresses.push({ type: 'InternalIP', address: node.address6 });
-  return node.routerId ? { ...object, metadata: { ...object.metadata, annotations: { [ROUTER_ID_ANNOTATION]: node.routerId } } } : object;
-}
 
 /** Each Node's NetworkUnavailable condition is False (LightlyIsUp): the blackholes of both its pod CIDRs are in. */
 async function expectNodesUp(nodes: LabNode[]): Promise<void> {

@@ -9,43 +9,14 @@
 // with EPROTONOSUPPORT), so SCTP policies are checked for what they must not allow over TCP and UDP,
 // as upstream's "even if the plugin doesn't support SCTP" cases; the SCTP rules are unit-tested.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { execa } from 'execa';
-import { down, up } from '../deploy/lab/lab.js';
 import type { LabNode } from '../deploy/lab/topology.js';
-import { getJson } from '../agent/ctl/client.js';
-import { fabricApi } from './support/lab-kube.js';
-import { ALL, NetpolModel, type Placement, Reachability, TCP, UDP, ns, podObject } from './support/netpol-model.js';
-import { execIn, requireNetworkTools } from './support/netns.js';
-import { until } from './support/wait.js';
+import { ALL, type Case, type ModelLab, NetpolModel, TCP, UDP, caseTests, modelLab, ns, nsIs, one, open, podIs, podObject } from './support/netpol-model.js';
+import { execIn } from './support/netns.js';
 
-const prefix = `lt-${randomBytes(2).toString('hex')}-`;
-const dir = mkdtempSync(join(tmpdir(), 'lt-netpol-'));
-const stateDir = join(dir, 'state');
-const api = fabricApi(dir);
+let lab: ModelLab | undefined;
 let nodes: LabNode[] = [];
 let model: NetpolModel;
-
-/** node-1 holds x/a x/b y/a y/c z/b; node-2 x/c y/b z/a z/c; the last lab pods stay spare (no Pod object). */
-const ON_NODE_1 = ['x/a', 'x/b', 'y/a', 'y/c', 'z/b'];
-const ON_NODE_2 = ['x/c', 'y/b', 'z/a', 'z/c'];
-
-const podIs = (value: string) => ({ matchLabels: { pod: value } });
-const nsIs = (value: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': value } });
-const open = () => new Reachability(true);
-
-interface Step {
-  act(m: NetpolModel): Promise<unknown>;
-  expected(m: NetpolModel): Reachability;
-}
-interface Case {
-  name: string;
-  steps: Step[];
-}
-const one = (name: string, act: Step['act'], expected: Step['expected']): Case => ({ name, steps: [{ act, expected }] });
 
 const CASES: Case[] = [
   one("default-deny-ingress: every pod of x closed to everyone", (m) => m.createPolicy('x', 'deny-ingress', { podSelector: {}, policyTypes: ['Ingress'] }), () => open().expect(ALL, ns('x'), false)),
@@ -215,22 +186,12 @@ const CASES: Case[] = [
 ];
 
 beforeAll(async () => {
-  await requireNetworkTools(['ip', 'nsenter', 'nft']);
-  if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
-  const state = await up({ nodes: 2, pods: 6, prefix, stateDir, holdTime: 3, tor: 'mesh', kubeconfig: api.kubeconfig }, () => undefined, { afterFabric: (plan) => api.afterFabric(plan) });
-  nodes = state.plan.nodes;
-  const placement = new Map<string, Placement>();
-  ON_NODE_1.forEach((key, i) => placement.set(key, { node: nodes[0]!, pod: nodes[0]!.pods[i]! }));
-  ON_NODE_2.forEach((key, i) => placement.set(key, { node: nodes[1]!, pod: nodes[1]!.pods[i]! }));
-  model = new NetpolModel(api.control, dir, placement, nodes);
-  await model.setup();
+  lab = await modelLab();
+  ({ nodes, model } = lab);
 }, 180_000);
 
 afterAll(async () => {
-  await model?.stop();
-  await down(stateDir, prefix, () => undefined);
-  await api.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await lab?.stop();
 }, 60_000);
 
 describe('NetworkPolicy: the upstream e2e model (x, y, z × a, b, c; TCP and UDP on 80 and 81; two nodes)', () => {
@@ -240,18 +201,7 @@ describe('NetworkPolicy: the upstream e2e model (x, y, z × a, b, c; TCP and UDP
 
   it(`implements at least 40 upstream cases (${CASES.length})`, () => expect(CASES.length).toBeGreaterThanOrEqual(40));
 
-  for (const c of CASES) {
-    it(c.name, async () => {
-      try {
-        for (const [i, step] of c.steps.entries()) {
-          await step.act(model);
-          expect(await model.mismatches(step.expected(model)), `step ${i + 1}`).toEqual([]);
-        }
-      } finally {
-        await model.reset();
-      }
-    }, 60_000);
-  }
+  caseTests(CASES, () => model);
 });
 
 describe('NetworkPolicy: the agent around the model', () => {

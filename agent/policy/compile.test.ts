@@ -4,11 +4,11 @@ import { describe, expect, it } from 'vitest';
 import { compileNode, ipBlockRanges } from './compile.js';
 import { type NetworkPolicy, type PolicyNamespace, type PolicyPod, slimNamespace, slimNetworkPolicy, slimPod } from './objects.js';
 
-const pod = (ns: string, name: string, ip: string | undefined, node: string, labels: Record<string, string> = {}, extra: Record<string, unknown> = {}): PolicyPod =>
+const pod = (ns: string, name: string, ip: string | undefined, node: string, labels: Record<string, string> = {}, extra: Record<string, unknown> = {}, ips = ip ? [ip] : []): PolicyPod =>
   slimPod({
     metadata: { namespace: ns, name, labels },
     spec: { nodeName: node, containers: [{ ports: [{ name: 'serve-80-tcp', containerPort: 80 }, { name: 'serve-81-udp', containerPort: 81, protocol: 'UDP' }] }], ...extra },
-    status: ip ? { podIP: ip, podIPs: [{ ip }] } : {},
+    status: ips.length ? { podIP: ips[0], podIPs: ips.map((i) => ({ ip: i })) } : {},
   });
 const ns = (name: string, labels: Record<string, string> = {}): PolicyNamespace => slimNamespace({ metadata: { name, labels: { 'kubernetes.io/metadata.name': name, ...labels } } });
 const policy = (namespace: string, name: string, spec: Record<string, unknown>): NetworkPolicy => slimNetworkPolicy({ metadata: { namespace, name }, spec });
@@ -79,11 +79,43 @@ describe('ipBlock with except', () => {
     expect(ipBlockRanges([{ cidr: '10.244.1.0/24', except: ['10.244.1.0/24'] }])).toEqual([]);
   });
 
-  it('an IPv6 block allows no IPv4 address, and the policy still isolates (never dropped whole)', () => {
-    const c = compile([policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::/8', except: ['fd00::/64'] } }] }] })]);
-    expect(c.ingressIsolated).toEqual(['10.244.1.2']);
-    expect(c.policies[0]!.ingress![0]).toMatchObject({ anyPeer: false, hasBlocks: true, cidrRanges: [] });
+  it('IPv6 blocks and excepts: each family cut by its own excepts only, IPv4 ranges first', () => {
+    expect(ipBlockRanges([{ cidr: 'fd00:10:244::/48', except: ['fd00:10:244:2::/64', '10.0.0.0/8'] }])).toEqual([
+      ['fd00:10:244::', 'fd00:10:244:1:ffff:ffff:ffff:ffff'],
+      ['fd00:10:244:3::', 'fd00:10:244:ffff:ffff:ffff:ffff:ffff'],
+    ]);
+    expect(ipBlockRanges([{ cidr: 'fd00:10:244:1::5/128', except: [] }, { cidr: '10.244.1.0/24', except: ['fd00::/8'] }])).toEqual([['10.244.1.0', '10.244.1.255'], ['fd00:10:244:1::5', 'fd00:10:244:1::5']]);
+    expect(ipBlockRanges([{ cidr: '::/0', except: ['::/1', '8000::/1'] }])).toEqual([]);
   });
+});
+
+describe('dual stack: a pod’s IPv6 addresses (status.podIPs) take part like its IPv4 one', () => {
+  const dual = (namespace: string, name: string, n: number, node: string, labels: Record<string, string>) =>
+    pod(namespace, name, undefined, node, labels, {}, [`10.244.${n}.2`, `FD00:10:244:${n}:0:0:0:2`]);
+  const dualPods = [dual('x', 'a', 1, 'n1', { pod: 'a' }), dual('y', 'b', 2, 'n2', { pod: 'b' })];
+  const c = compile([policy('x', 'p', { podSelector: {}, policyTypes: ['Ingress', 'Egress'], ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ port: 'serve-80-tcp' }] }], egress: [{ to: [{ podSelector: {}, namespaceSelector: {} }], ports: [{ port: 'serve-81-udp', protocol: 'UDP' }] }] })], dualPods);
+
+  it('local pods, isolation and targets hold both addresses, IPv6 canonical', () => {
+    expect(c.localPods).toEqual(['10.244.1.2', 'fd00:10:244:1::2']);
+    expect(c.ingressIsolated).toEqual(['10.244.1.2', 'fd00:10:244:1::2']);
+    expect(c.egressIsolated).toEqual(['10.244.1.2', 'fd00:10:244:1::2']);
+    expect(c.policies[0]!.targets).toEqual(['10.244.1.2', 'fd00:10:244:1::2']);
+  });
+
+  it('peers and named ports resolve to both addresses', () => {
+    expect(c.policies[0]!.ingress![0]!.peerPods).toEqual(['10.244.1.2', '10.244.2.2', 'fd00:10:244:1::2', 'fd00:10:244:2::2']);
+    expect(c.policies[0]!.ingress![0]!.named).toEqual([{ ip: '10.244.1.2', protocol: 'TCP', port: 80 }, { ip: 'fd00:10:244:1::2', protocol: 'TCP', port: 80 }]);
+    expect(c.policies[0]!.egress![0]!.named).toHaveLength(4);
+  });
+
+  it('an IPv6-only pod is known by its address, not pending', () => {
+    const v6only = pod('x', 'six', 'fd00:10:244:1::9', 'n1', { pod: 'a' });
+    const six = compile([policy('x', 'p', { podSelector: {} })], [...pods, v6only]);
+    expect(six.pendingIsolated).toEqual({ ingress: false, egress: false });
+    expect(six.ingressIsolated).toEqual(['10.244.1.2', 'fd00:10:244:1::9']);
+  });
+
+  it('an address that is neither family is dropped', () => expect(pod('x', 'bad', 'fd00::zz', 'n1').ips).toEqual([]));
 });
 
 describe('ports', () => {
@@ -108,5 +140,7 @@ describe('ports', () => {
     expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ ports: [{ port: 'http', endPort: 90 }] }] })).toThrow();
     expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.0.0.0/8' }, podSelector: {} }] }] })).toThrow();
     expect(() => policy('x', 'p', { podSelector: { matchExpressions: [{ key: 'a', operator: 'In' }] } })).toThrow();
+    for (const cidr of ['fd00::/129', '::::/64', '10.0.0.0/33', '300.0.0.0/8', 'fd00::1']) expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr } }] }] }), cidr).toThrow();
+    expect(() => policy('x', 'p', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00::/8', except: ['fd00::/200'] } }] }] })).toThrow();
   });
 });

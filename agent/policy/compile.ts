@@ -2,8 +2,8 @@
 // enforces on its own pods. Upstream rules: a pod selected by no policy of a direction is open in that
 // direction; once selected, traffic passes when any rule of any selecting policy allows it.
 import { createHash } from 'node:crypto';
-import { Address4 } from 'ip-address';
 import { matchesSelector } from '../kube/selector.js';
+import { addressAt, cidrRange } from '../services/addresses.js';
 import type { NetworkPolicy, PolicyNamespace, PolicyPeer, PolicyPod, PolicyPort, PolicyRule, Protocol } from './objects.js';
 
 export type Direction = 'ingress' | 'egress';
@@ -37,7 +37,7 @@ export interface CompiledRule {
   peerPods: string[];
   /** The rule has ipBlock peers. */
   hasBlocks: boolean;
-  /** ipBlocks as merged inclusive IPv4 ranges [first, last] (except clauses taken out). */
+  /** ipBlocks as merged inclusive ranges [first, last] of either family (except clauses taken out). */
   cidrRanges: [string, string][];
   /** `ports` was empty: every port and protocol. */
   anyPort: boolean;
@@ -85,39 +85,39 @@ function peerSelects(peer: Exclude<PolicyPeer, { ipBlock: unknown }>, policyName
   return !peer.pods || matchesSelector(peer.pods, pod.labels);
 }
 
-const toNumber = (ip: string): bigint => new Address4(ip).bigInt();
-const toAddress = (n: bigint): string => [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 255n)).join('.');
-
-function cidrRange(cidr: string): [bigint, bigint] {
-  const a = new Address4(cidr);
-  return [a.startAddress().bigInt(), a.endAddress().bigInt()];
-}
-
-/** ipBlocks minus their excepts, merged: what a set of IPv4 intervals holds. */
+/**
+ * ipBlocks minus their excepts, merged: what sets of intervals hold, IPv4 ranges first, then IPv6. An
+ * except only cuts its own family (an IPv6 except has no IPv4 address in it, and the reverse).
+ */
 export function ipBlockRanges(blocks: { cidr: string; except: string[] }[]): [string, string][] {
-  let pieces: [bigint, bigint][] = [];
-  for (const block of blocks) {
-    let parts: [bigint, bigint][] = [cidrRange(block.cidr)];
-    for (const except of block.except) {
-      const [xs, xe] = cidrRange(except);
-      parts = parts.flatMap(([s, e]): [bigint, bigint][] => {
-        if (xe < s || xs > e) return [[s, e]];
-        const kept: [bigint, bigint][] = [];
-        if (xs > s) kept.push([s, xs - 1n]);
-        if (xe < e) kept.push([xe + 1n, e]);
-        return kept;
-      });
+  const out: [string, string][] = [];
+  for (const v6 of [false, true]) {
+    let pieces: [bigint, bigint][] = [];
+    for (const block of blocks) {
+      const whole = cidrRange(block.cidr);
+      if (whole.v6 !== v6) continue;
+      let parts: [bigint, bigint][] = [[whole.first, whole.last]];
+      for (const except of block.except.map(cidrRange).filter((x) => x.v6 === v6)) {
+        parts = parts.flatMap(([s, e]): [bigint, bigint][] => {
+          if (except.last < s || except.first > e) return [[s, e]];
+          const kept: [bigint, bigint][] = [];
+          if (except.first > s) kept.push([s, except.first - 1n]);
+          if (except.last < e) kept.push([except.last + 1n, e]);
+          return kept;
+        });
+      }
+      pieces.push(...parts);
     }
-    pieces.push(...parts);
+    pieces = pieces.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const merged: [bigint, bigint][] = [];
+    for (const p of pieces) {
+      const last = merged[merged.length - 1];
+      if (last && p[0] <= last[1] + 1n) last[1] = p[1] > last[1] ? p[1] : last[1];
+      else merged.push([p[0], p[1]]);
+    }
+    out.push(...merged.map(([s, e]): [string, string] => [addressAt(v6, s), addressAt(v6, e)]));
   }
-  pieces = pieces.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  const merged: [bigint, bigint][] = [];
-  for (const p of pieces) {
-    const last = merged[merged.length - 1];
-    if (last && p[0] <= last[1] + 1n) last[1] = p[1] > last[1] ? p[1] : last[1];
-    else merged.push([p[0], p[1]]);
-  }
-  return merged.map(([s, e]) => [toAddress(s), toAddress(e)]);
+  return out;
 }
 
 function namedElements(ports: PolicyPort[], pods: PolicyPod[]): NamedPortElement[] {
@@ -134,10 +134,7 @@ function namedElements(ports: PolicyPort[], pods: PolicyPod[]): NamedPortElement
 function compileRule(rule: PolicyRule, direction: Direction, policy: NetworkPolicy, selected: PolicyPod[], live: PolicyPod[], namespaces: Map<string, PolicyNamespace>): CompiledRule {
   const anyPeer = rule.peers.length === 0;
   const selectors = rule.peers.filter((p): p is Exclude<PolicyPeer, { ipBlock: unknown }> => !('ipBlock' in p));
-  // IPv6 is not enforced yet (docs/network-policy.md): an IPv6 block allows no IPv4 address, and the
-  // rest of the policy still applies rather than the whole policy being dropped (which would open pods).
-  const v4 = (cidr: string): boolean => !cidr.includes(':');
-  const blocks = rule.peers.flatMap((p) => ('ipBlock' in p ? [{ cidr: p.ipBlock.cidr, except: p.ipBlock.except.filter(v4) }] : [])).filter((b) => v4(b.cidr));
+  const blocks = rule.peers.flatMap((p) => ('ipBlock' in p ? [p.ipBlock] : []));
   const hasBlocks = rule.peers.some((p) => 'ipBlock' in p);
   const peers = anyPeer ? live : live.filter((pod) => selectors.some((s) => peerSelects(s, policy.namespace, pod, namespaces)));
   const numeric = rule.ports.filter((p) => typeof p.port !== 'string');

@@ -43,3 +43,51 @@ describe('nftables ruleset of table inet lightly-policy', () => {
     expect(text).toMatch(/ip daddr @p\w+_targets meta l4proto tcp accept/);
   });
 });
+
+describe('dual stack: every set has an IPv6 twin (ipv6_addr) and every rule an ip6 one', () => {
+  const dual = (name: string, n: number, node: string, labels: Record<string, string>) =>
+    slimPod({ metadata: { namespace: 'x', name, labels }, spec: { nodeName: node, containers: [{ ports: [{ name: 'http', containerPort: 80 }] }] }, status: { podIPs: [{ ip: `10.244.${n}.2` }, { ip: `fd00:10:244:${n}::2` }] } });
+  const pods = [dual('a', 1, 'n1', { pod: 'a' }), dual('b', 2, 'n2', { pod: 'b' })];
+  const cidr = slimNetworkPolicy({ metadata: { namespace: 'x', name: 'cidr' }, spec: { podSelector: { matchLabels: { pod: 'a' } }, policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: 'fd00:10:244::/48', except: ['fd00:10:244:2::/64'] } }] }, { ports: [{ port: 'http' }] }] } });
+  const text = fullText(render(pods, [allowB, cidr]));
+  const set = (name: string) => text.split('\n').find((l) => l.startsWith(`  set ${name} `));
+
+  it('IPv6 addresses go into the ipv6_addr sets only, IPv4 ones into the ipv4_addr sets only', () => {
+    expect(set('local_pods')).toBe('  set local_pods { type ipv4_addr; elements = { 10.244.1.2 }; }');
+    expect(set('local_pods6')).toBe('  set local_pods6 { type ipv6_addr; elements = { fd00:10:244:1::2 }; }');
+    expect(set('ingress_isolated6')).toBe('  set ingress_isolated6 { type ipv6_addr; elements = { fd00:10:244:1::2 }; }');
+    expect(set('egress_isolated6')).toBe('  set egress_isolated6 { type ipv6_addr; elements = { fd00:10:244:1::2 }; }');
+    expect(text).toMatch(/set p\w+_i0_pods6 \{ type ipv6_addr; elements = \{ fd00:10:244:2::2 \}; \}/);
+    expect(text).toMatch(/set p\w+_i0_pods \{ type ipv4_addr; elements = \{ 10\.244\.2\.2 \}; \}/);
+  });
+
+  it('default deny and the pending race apply to both families', () => {
+    expect(text).toContain('oifname "lxc*" ip6 daddr @ingress_isolated6 jump ingress');
+    expect(text).toContain('iifname "lxc*" ip6 saddr @egress_isolated6 jump egress');
+    expect(text).toContain('oifname "lxc*" ip6 daddr != @local_pods6 ip6 daddr @pending_ingress6 drop');
+    expect(text).toContain('iifname "lxc*" ip6 saddr != @local_pods6 ip6 saddr @pending_egress6 drop');
+    const pending = fullText(renderRuleset(compileNode('n1', { pods: [slimPod({ metadata: { namespace: 'x', name: 'new', labels: { pod: 'a' } }, spec: { nodeName: 'n1' } })], namespaces: [], policies: [allowB] })));
+    expect(pending).toContain('set pending_ingress { type ipv4_addr; flags interval; elements = { 0.0.0.0/0 }; }');
+    expect(pending).toContain('set pending_ingress6 { type ipv6_addr; flags interval; elements = { ::/0 }; }');
+  });
+
+  it('rules match ip6 addresses against the twin sets: selectors, ipBlock with except, named ports', () => {
+    expect(text).toMatch(/ip6 daddr @p\w+_targets6 ip6 saddr @p\w+_i0_pods6 meta l4proto tcp th dport 80 accept comment "x\/allow-b ingress\[0\]"/);
+    expect(text).toMatch(/ip6 saddr @p\w+_targets6 ip6 daddr @p\w+_e0_cidr6 return comment "x\/cidr egress\[0\]"/);
+    expect(text).toMatch(/set p\w+_e0_cidr6 \{ type ipv6_addr; flags interval; elements = \{ fd00:10:244::-fd00:10:244:1:ffff:ffff:ffff:ffff, fd00:10:244:3::-fd00:10:244:ffff:ffff:ffff:ffff:ffff \}; \}/);
+    expect(text).toMatch(/set p\w+_e0_cidr \{ type ipv4_addr; flags interval; \}/);
+    expect(text).toMatch(/ip6 saddr @p\w+_targets6 ip6 daddr \. meta l4proto \. th dport @p\w+_e1_named6 return/);
+    expect(text).toMatch(/set p\w+_e1_named6 \{ type ipv6_addr \. inet_proto \. inet_service; elements = \{ fd00:10:244:1::2 \. tcp \. 80, fd00:10:244:2::2 \. tcp \. 80 \}; \}/);
+  });
+
+  it('only the forward hook: neighbour discovery with the host (input/output, link-local) is never filtered', () => {
+    expect(text.match(/hook \w+/g)).toEqual(['hook forward']);
+    expect(text).not.toMatch(/icmpv6|fe80/);
+  });
+
+  it('IPv6 pod churn is set elements only', () => {
+    const churn = updateText(render(pods, [allowB, cidr]), render([...pods, dual('b2', 3, 'n2', { pod: 'b' })], [allowB, cidr]));
+    expect(churn).not.toMatch(/table|chain|rule/);
+    expect(churn).toMatch(/add element inet lightly-policy p\w+_i0_pods6 \{ fd00:10:244:3::2 \}/);
+  });
+});

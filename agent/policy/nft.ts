@@ -25,57 +25,83 @@ export interface NftRuleset {
   chains: NftChain[];
 }
 
-const ANY_V4: string[] = ['0.0.0.0/0'];
+/**
+ * The two address families of the inet table. IPv4 sets keep their plain names, each has an IPv6
+ * twin named with a `6`; every rule is written once per family (`ip` / `ip6` matches), so an isolated
+ * pod is isolated over both, and what a policy allows it allows over both.
+ */
+interface Family {
+  /** The payload expression: `ip saddr`, `ip6 saddr`. */
+  ip: 'ip' | 'ip6';
+  suffix: '' | '6';
+  type: 'ipv4_addr' | 'ipv6_addr';
+  /** Every address of the family: the pending sets' one element while a pod of theirs is pending. */
+  any: string;
+}
+const FAMILIES: readonly Family[] = [
+  { ip: 'ip', suffix: '', type: 'ipv4_addr', any: '0.0.0.0/0' },
+  { ip: 'ip6', suffix: '6', type: 'ipv6_addr', any: '::/0' },
+];
+const isV6 = (address: string): boolean => address.includes(':');
+const ofFamily = (f: Family, addresses: string[]): string[] => addresses.filter((a) => isV6(a) === (f.ip === 'ip6'));
 
 function ruleSets(p: CompiledPolicy, dir: Direction, index: number, rule: CompiledRule): NftSet[] {
   const base = `p${p.id}_${dir[0]}${index}`;
   const sets: NftSet[] = [];
-  if (!rule.anyPeer && rule.hasSelectors) sets.push({ name: `${base}_pods`, type: 'ipv4_addr', interval: false, elements: rule.peerPods });
-  if (!rule.anyPeer && rule.hasBlocks) sets.push({ name: `${base}_cidr`, type: 'ipv4_addr', interval: true, elements: rule.cidrRanges.map(([a, b]) => (a === b ? a : `${a}-${b}`)) });
-  if (rule.hasNamed) {
-    const elements = [...new Set(rule.named.map((e) => `${e.ip} . ${e.protocol.toLowerCase()} . ${e.port}`))].sort();
-    sets.push({ name: `${base}_named`, type: 'ipv4_addr . inet_proto . inet_service', interval: false, elements });
+  for (const f of FAMILIES) {
+    if (!rule.anyPeer && rule.hasSelectors) sets.push({ name: `${base}_pods${f.suffix}`, type: f.type, interval: false, elements: ofFamily(f, rule.peerPods) });
+    if (!rule.anyPeer && rule.hasBlocks) {
+      const ranges = rule.cidrRanges.filter(([first]) => isV6(first) === (f.ip === 'ip6'));
+      sets.push({ name: `${base}_cidr${f.suffix}`, type: f.type, interval: true, elements: ranges.map(([a, b]) => (a === b ? a : `${a}-${b}`)) });
+    }
+    if (rule.hasNamed) {
+      const named = rule.named.filter((e) => isV6(e.ip) === (f.ip === 'ip6'));
+      const elements = [...new Set(named.map((e) => `${e.ip} . ${e.protocol.toLowerCase()} . ${e.port}`))].sort();
+      sets.push({ name: `${base}_named${f.suffix}`, type: `${f.type} . inet_proto . inet_service`, interval: false, elements });
+    }
   }
   return sets;
 }
 
-/** The rules of one NetworkPolicy rule: (each peer kind) x (each port); any one passing allows. */
+/** The rules of one NetworkPolicy rule: (each family) x (each peer kind) x (each port); any one passing allows. */
 function ruleLines(p: CompiledPolicy, dir: Direction, index: number, rule: CompiledRule): string[] {
   const base = `p${p.id}_${dir[0]}${index}`;
   const self = dir === 'ingress' ? 'daddr' : 'saddr';
   const peer = dir === 'ingress' ? 'saddr' : 'daddr';
   const verdict = dir === 'ingress' ? 'accept' : 'return'; // egress passed: the ingress side decides next
   const comment = `comment "${p.key} ${dir}[${index}]"`;
-  const target = `ip ${self} @p${p.id}_targets`;
-  const peers: string[] = rule.anyPeer ? [''] : [...(rule.hasSelectors ? [`ip ${peer} @${base}_pods`] : []), ...(rule.hasBlocks ? [`ip ${peer} @${base}_cidr`] : [])];
   const ports: string[] = rule.anyPort ? [''] : rule.ports.map((m) => `meta l4proto ${m.protocol.toLowerCase()}${m.from === undefined ? '' : ` th dport ${m.from === m.to ? m.from : `${m.from}-${m.to}`}`}`);
   const lines: string[] = [];
-  for (const pe of peers) for (const po of ports) lines.push([target, pe, po, verdict, comment].filter(Boolean).join(' '));
-  if (rule.hasNamed) {
-    const named = `ip daddr . meta l4proto . th dport @${base}_named`;
-    // Egress: the named set holds only peer pods' ports, so it is the peer match as well (an ipBlock
-    // peer has no named ports). Ingress: it holds the selected pods' ports; the source is matched apart.
-    const namedPeers = dir === 'egress' ? (rule.anyPeer || rule.hasSelectors ? [''] : []) : peers;
-    for (const pe of namedPeers) lines.push([target, pe, named, verdict, comment].filter(Boolean).join(' '));
+  for (const f of FAMILIES) {
+    const target = `${f.ip} ${self} @p${p.id}_targets${f.suffix}`;
+    const peers: string[] = rule.anyPeer ? [''] : [...(rule.hasSelectors ? [`${f.ip} ${peer} @${base}_pods${f.suffix}`] : []), ...(rule.hasBlocks ? [`${f.ip} ${peer} @${base}_cidr${f.suffix}`] : [])];
+    for (const pe of peers) for (const po of ports) lines.push([target, pe, po, verdict, comment].filter(Boolean).join(' '));
+    if (rule.hasNamed) {
+      const named = `${f.ip} daddr . meta l4proto . th dport @${base}_named${f.suffix}`;
+      // Egress: the named set holds only peer pods' ports, so it is the peer match as well (an ipBlock
+      // peer has no named ports). Ingress: it holds the selected pods' ports; the source is matched apart.
+      const namedPeers = dir === 'egress' ? (rule.anyPeer || rule.hasSelectors ? [''] : []) : peers;
+      for (const pe of namedPeers) lines.push([target, pe, named, verdict, comment].filter(Boolean).join(' '));
+    }
   }
   return lines;
 }
 
 /** The whole table for a node's compiled policy. */
 export function renderRuleset(c: CompiledNode): NftRuleset {
-  const sets: NftSet[] = [
-    { name: 'local_pods', type: 'ipv4_addr', interval: false, elements: c.localPods },
-    { name: 'ingress_isolated', type: 'ipv4_addr', interval: false, elements: c.ingressIsolated },
-    { name: 'egress_isolated', type: 'ipv4_addr', interval: false, elements: c.egressIsolated },
-    // 0.0.0.0/0 or nothing: whether an address not known yet on a pod interface is denied. A set and
-    // not a rule, so that a pod coming and going stays an element change.
-    { name: 'pending_ingress', type: 'ipv4_addr', interval: true, elements: c.pendingIsolated.ingress ? ANY_V4 : [] },
-    { name: 'pending_egress', type: 'ipv4_addr', interval: true, elements: c.pendingIsolated.egress ? ANY_V4 : [] },
-  ];
+  const sets: NftSet[] = FAMILIES.flatMap((f): NftSet[] => [
+    { name: `local_pods${f.suffix}`, type: f.type, interval: false, elements: ofFamily(f, c.localPods) },
+    { name: `ingress_isolated${f.suffix}`, type: f.type, interval: false, elements: ofFamily(f, c.ingressIsolated) },
+    { name: `egress_isolated${f.suffix}`, type: f.type, interval: false, elements: ofFamily(f, c.egressIsolated) },
+    // The whole family or nothing: whether an address not known yet on a pod interface is denied. A
+    // set and not a rule, so that a pod coming and going stays an element change.
+    { name: `pending_ingress${f.suffix}`, type: f.type, interval: true, elements: c.pendingIsolated.ingress ? [f.any] : [] },
+    { name: `pending_egress${f.suffix}`, type: f.type, interval: true, elements: c.pendingIsolated.egress ? [f.any] : [] },
+  ]);
   const chains: Record<Direction, string[]> = { ingress: [], egress: [] };
   for (const p of c.policies) {
     if (!p.ingress && !p.egress) continue;
-    sets.push({ name: `p${p.id}_targets`, type: 'ipv4_addr', interval: false, elements: p.targets });
+    for (const f of FAMILIES) sets.push({ name: `p${p.id}_targets${f.suffix}`, type: f.type, interval: false, elements: ofFamily(f, p.targets) });
     for (const dir of ['ingress', 'egress'] as const) {
       p[dir]?.forEach((rule, i) => {
         sets.push(...ruleSets(p, dir, i, rule));
@@ -83,18 +109,23 @@ export function renderRuleset(c: CompiledNode): NftRuleset {
       });
     }
   }
+  const perFamily = (line: (f: Family) => string): string[] => FAMILIES.map(line);
   return {
     sets,
     chains: [
       {
         name: 'forward',
+        // Only forwarded traffic is filtered. Neighbour discovery between a pod and its host (NS/NA
+        // with the gateway fe80::ecee:eeff:feee:eeee, RS/RA) is link-local and never forwarded: it
+        // runs on the host's input and output paths, which this table leaves alone, so isolated
+        // pods keep resolving their gateway. ICMPv6 errors of allowed flows are `related`.
         base: 'type filter hook forward priority filter; policy accept;',
         rules: [
           'ct state established,related accept',
-          `iifname ${POD_IF} ip saddr != @local_pods ip saddr @pending_egress drop comment "address not known yet, its pod is isolated"`,
-          `oifname ${POD_IF} ip daddr != @local_pods ip daddr @pending_ingress drop comment "address not known yet, its pod is isolated"`,
-          `iifname ${POD_IF} ip saddr @egress_isolated jump egress`,
-          `oifname ${POD_IF} ip daddr @ingress_isolated jump ingress`,
+          ...perFamily((f) => `iifname ${POD_IF} ${f.ip} saddr != @local_pods${f.suffix} ${f.ip} saddr @pending_egress${f.suffix} drop comment "address not known yet, its pod is isolated"`),
+          ...perFamily((f) => `oifname ${POD_IF} ${f.ip} daddr != @local_pods${f.suffix} ${f.ip} daddr @pending_ingress${f.suffix} drop comment "address not known yet, its pod is isolated"`),
+          ...perFamily((f) => `iifname ${POD_IF} ${f.ip} saddr @egress_isolated${f.suffix} jump egress`),
+          ...perFamily((f) => `oifname ${POD_IF} ${f.ip} daddr @ingress_isolated${f.suffix} jump ingress`),
         ],
       },
       { name: 'egress', rules: [...chains.egress, 'drop comment "isolated for egress, no policy allows"'] },

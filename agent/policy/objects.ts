@@ -1,6 +1,8 @@
 // What the policy enforcer keeps of Pods, Namespaces and NetworkPolicies (networking.k8s.io/v1): only the
 // fields the rules read, validated with zod as they arrive, so a bad object is its own error.
 import { z } from 'zod';
+import { Address4, Address6 } from 'ip-address';
+import { canonicalAddress } from '../services/addresses.js';
 import type { Requirement } from '../kube/selector.js';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
@@ -15,7 +17,7 @@ export interface PolicyPod {
   namespace: string;
   name: string;
   labels: Record<string, string>;
-  /** IPv4 addresses from status.podIPs; empty while the kubelet has not reported them yet. */
+  /** Addresses of both families from status.podIPs (IPv6 in canonical form); empty while the kubelet has not reported them yet. */
   ips: string[];
   /** spec.nodeName ('' while unscheduled). */
   node: string;
@@ -89,11 +91,11 @@ const LabelSelector = z
     }),
   ]);
 
-const ipv4Cidr = z.string().regex(/^(\d{1,3}\.){3}\d{1,3}\/\d{1,2}$/, 'an IPv4 CIDR');
-const ipv6Cidr = z.string().regex(/^[0-9a-fA-F:.]*:[0-9a-fA-F:.]*\/\d{1,3}$/, 'an IPv6 CIDR');
+// Parsed here, so that a CIDR the compiler could not take fails its own policy only, never the node's ruleset.
+const ipCidr = z.string().refine((c) => c.includes('/') && (Address4.isValid(c) || Address6.isValid(c)), 'an IPv4 or IPv6 CIDR');
 
 const Peer = z
-  .object({ podSelector: LabelSelector.optional(), namespaceSelector: LabelSelector.optional(), ipBlock: z.object({ cidr: z.union([ipv4Cidr, ipv6Cidr]), except: z.array(z.union([ipv4Cidr, ipv6Cidr])).default([]) }).optional() })
+  .object({ podSelector: LabelSelector.optional(), namespaceSelector: LabelSelector.optional(), ipBlock: z.object({ cidr: ipCidr, except: z.array(ipCidr).default([]) }).optional() })
   .refine((p) => (p.ipBlock ? !p.podSelector && !p.namespaceSelector : p.podSelector || p.namespaceSelector), { message: 'a peer is an ipBlock or selectors, exactly one of them' })
   .transform((p): PolicyPeer => (p.ipBlock ? { ipBlock: p.ipBlock } : { ...(p.podSelector ? { pods: p.podSelector } : {}), ...(p.namespaceSelector ? { namespaces: p.namespaceSelector } : {}) }));
 
@@ -150,7 +152,8 @@ export function slimPod(raw: unknown): PolicyPod {
     namespace: metadata.namespace,
     name: metadata.name,
     labels: { ...metadata.labels },
-    ips: all.filter((ip) => /^(\d{1,3}\.){3}\d{1,3}$/.test(ip)),
+    // Canonical, so that the same IPv6 address written two ways is one set element and one peer.
+    ips: all.filter((ip) => Address4.isValid(ip) || Address6.isValid(ip)).map(canonicalAddress),
     node: spec.nodeName,
     ports: spec.containers.flatMap((c) => c.ports.flatMap((p) => (p.name ? [{ name: p.name, port: p.containerPort, protocol: p.protocol }] : []))),
     inert: spec.hostNetwork || status.phase === 'Succeeded' || status.phase === 'Failed',

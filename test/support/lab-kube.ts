@@ -3,7 +3,9 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
-import type { LabPlan } from '../../deploy/lab/topology.js';
+import type { LabNode, LabPlan } from '../../deploy/lab/topology.js';
+import { podCIDRsOf } from '../../deploy/lab/ip-families.js';
+import { ROUTER_ID_ANNOTATION } from '../../agent/kube/objects.js';
 import { NODES, fakeKubeRequest, kubeConfigYaml, nodeObject } from './fake-kube.js';
 import { until } from './wait.js';
 
@@ -16,6 +18,14 @@ export interface FabricApi {
   /** The lab's `afterFabric` hook: starts the API and registers the nodes, as kubelets would. */
   afterFabric(plan: LabPlan): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The Node a kubelet and kube-controller-manager would make for a lab node: its addresses and pod CIDRs of each family. */
+export function labNodeObject(node: LabNode): ReturnType<typeof nodeObject> & { metadata: { annotations?: Record<string, string> } } {
+  const object = nodeObject(node.name, node.address, node.podCIDR);
+  object.spec = { podCIDR: node.podCIDR, podCIDRs: podCIDRsOf(node) };
+  if (node.address6) object.status.addresses.push({ type: 'InternalIP', address: node.address6 });
+  return node.routerId ? { ...object, metadata: { ...object.metadata, annotations: { [ROUTER_ID_ANNOTATION]: node.routerId } } } : object;
 }
 
 export function fabricApi(dir: string): FabricApi {
@@ -32,7 +42,7 @@ export function fabricApi(dir: string): FabricApi {
       api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', plan.fabricAddress, '--port', String(API_PORT), '--control', control], { reject: false });
       await until('the fake API', async () => existsSync(control), 20_000);
       for (const node of plan.nodes) {
-        const created = await kube('POST', NODES, { apiVersion: 'v1', kind: 'Node', ...nodeObject(node.name, node.address, node.podCIDR) });
+        const created = await kube('POST', NODES, { apiVersion: 'v1', kind: 'Node', ...labNodeObject(node) });
         if (created.status !== 201) throw new Error(`cannot register ${node.name}: ${created.status}`);
       }
     },

@@ -2,12 +2,19 @@
 // namespaces x, y, z with pods a, b, c, each serving TCP and UDP on 80 and 81, objects in the fake
 // API, and a probe matrix from every pod to every other pod and port. Expectations are Reachability
 // tables a test writes by hand; nothing here knows how policies are compiled.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { type ResultPromise, execa } from 'execa';
+import { expect, it } from 'vitest';
+import { down, up } from '../../deploy/lab/lab.js';
+import type { LabStack } from '../../deploy/lab/ip-families.js';
 import type { LabNode, LabPod } from '../../deploy/lab/topology.js';
 import { getJson } from '../../agent/ctl/client.js';
 import { NAMESPACES as NAMESPACES_PATH, NETWORK_POLICIES, PODS, fakeKubeRequest } from './fake-kube.js';
+import { fabricApi } from './lab-kube.js';
+import { requireNetworkTools } from './netns.js';
 import type { ProbeTarget } from './netpol-probe.js';
 import { until } from './wait.js';
 
@@ -68,9 +75,12 @@ export function podObject(key: string, place: Placement, labels: Record<string, 
       nodeName: place.node.name,
       containers: [{ name: 'serve', ports: PORTS.map((p) => ({ name: `serve-${p.split('/')[1]}-${p.split('/')[0]}`, containerPort: Number(p.split('/')[1]), protocol: p.split('/')[0]!.toUpperCase() })) }],
     },
-    status: { phase: 'Running', ...(place.pod.ip ? { podIP: place.pod.ip, podIPs: [{ ip: place.pod.ip }] } : {}) },
+    status: { phase: 'Running', ...(place.pod.ip ? { podIP: place.pod.ip, podIPs: [place.pod.ip, place.pod.ip6].flatMap((ip) => (ip ? [{ ip }] : [])) } : {}) },
   };
 }
+
+/** The address family a matrix is probed over (a dual-stack lab's pods have both). */
+export type ProbeFamily = 4 | 6;
 
 type Collection = 'pods' | 'namespaces' | 'policies';
 
@@ -92,6 +102,17 @@ export class NetpolModel {
     return this.placement.get(key)!.pod.ip!;
   }
 
+  /** The pod's IPv6 address (dual-stack lab). */
+  ip6(key: string): string {
+    const ip = this.placement.get(key)!.pod.ip6;
+    if (!ip) throw new Error(`${key} has no IPv6 address: the lab is not dual stack`);
+    return ip;
+  }
+
+  private probeArgs(netns: string, socket: string, ipv6: boolean): string[] {
+    return ['netns', 'exec', netns, process.execPath, '--import', 'tsx', 'test/support/netpol-probe.ts', '--socket', socket, ...(ipv6 ? ['--ipv6'] : [])];
+  }
+
   private kube(method: string, path: string, body?: unknown) {
     return fakeKubeRequest(this.control, method, path, body);
   }
@@ -109,15 +130,15 @@ export class NetpolModel {
     for (const [key, place] of this.placement) {
       await this.write('pods', 'POST', `/api/v1/namespaces/${key.split('/')[0]}/pods`, podObject(key, place, { pod: key.split('/')[1]! }));
       const socket = join(this.dir, `probe-${key.replace('/', '-')}.sock`);
-      this.probes.push(execa('ip', ['netns', 'exec', place.pod.netns, process.execPath, '--import', 'tsx', 'test/support/netpol-probe.ts', '--socket', socket], { reject: false, stdin: 'pipe' }));
+      this.probes.push(execa('ip', this.probeArgs(place.pod.netns, socket, Boolean(place.pod.ip6)), { reject: false, stdin: 'pipe' }));
     }
     await until('every probe server', () => [...this.placement.keys()].every((k) => existsSync(this.probeSocket(k))), 30_000);
     await this.settle();
   }
 
   /** A probe server in any namespace (a pod outside the model), known by `name` to probeFrom. */
-  async serve(name: string, netns: string): Promise<void> {
-    this.probes.push(execa('ip', ['netns', 'exec', netns, process.execPath, '--import', 'tsx', 'test/support/netpol-probe.ts', '--socket', this.probeSocket(name)], { reject: false, stdin: 'pipe' }));
+  async serve(name: string, netns: string, ipv6 = false): Promise<void> {
+    this.probes.push(execa('ip', this.probeArgs(netns, this.probeSocket(name), ipv6), { reject: false, stdin: 'pipe' }));
     await until(`the probe server of ${name}`, () => existsSync(this.probeSocket(name)), 30_000);
   }
 
@@ -189,8 +210,8 @@ export class NetpolModel {
     );
   }
 
-  /** One probe per cell, all pods in parallel; `only` limits it to some cells. */
-  async probe(timeoutMs: number, only?: Set<string>): Promise<Map<string, boolean>> {
+  /** One probe per cell over one family, all pods in parallel; `only` limits it to some cells. */
+  async probe(timeoutMs: number, only?: Set<string>, family: ProbeFamily = 4): Promise<Map<string, boolean>> {
     const seen = new Map<string, boolean>();
     await Promise.all(
       ALL.map(async (from) => {
@@ -199,7 +220,7 @@ export class NetpolModel {
           if (to === from) continue;
           for (const port of PORTS) {
             const key = Reachability.key(from, to, port);
-            if (!only || only.has(key)) cells.push({ key, target: { ip: this.ip(to), port: Number(port.split('/')[1]), protocol: port.split('/')[0] as 'tcp' | 'udp' } });
+            if (!only || only.has(key)) cells.push({ key, target: { ip: family === 6 ? this.ip6(to) : this.ip(to), port: Number(port.split('/')[1]), protocol: port.split('/')[0] as 'tcp' | 'udp' } });
           }
         }
         if (!cells.length) return;
@@ -214,16 +235,90 @@ export class NetpolModel {
    * The matrix against the expectation: one fast pass, then the cells that failed to connect though
    * expected open once more with a long deadline (a loaded machine, not a policy). Returns the wrong cells.
    */
-  async mismatches(expected: Reachability): Promise<string[]> {
+  async mismatches(expected: Reachability, family: ProbeFamily = 4): Promise<string[]> {
     await this.settle();
-    const seen = await this.probe(1_000);
+    const seen = await this.probe(1_000, undefined, family);
     const slow = new Set(expected.keys().filter((k) => expected.get(k) && !seen.get(k)));
-    if (slow.size) for (const [k, v] of await this.probe(3_000, slow)) seen.set(k, v);
+    if (slow.size) for (const [k, v] of await this.probe(3_000, slow, family)) seen.set(k, v);
     return expected.keys().filter((k) => seen.get(k) !== expected.get(k)).map((k) => `${k}: expected ${expected.get(k) ? 'allowed' : 'denied'}, saw ${seen.get(k) ? 'allowed' : 'denied'}`);
   }
 
   async stop(): Promise<void> {
     for (const p of this.probes) p.kill('SIGTERM');
     await Promise.all(this.probes);
+  }
+}
+
+/** node-1 holds x/a x/b y/a y/c z/b; node-2 x/c y/b z/a z/c; the last lab pods stay spare (no Pod object). */
+export const ON_NODE_1 = ['x/a', 'x/b', 'y/a', 'y/c', 'z/b'];
+export const ON_NODE_2 = ['x/c', 'y/b', 'z/a', 'z/c'];
+
+export const podIs = (value: string) => ({ matchLabels: { pod: value } });
+export const nsIs = (value: string) => ({ matchLabels: { 'kubernetes.io/metadata.name': value } });
+export const open = () => new Reachability(true);
+
+/** A case of the upstream suite: steps, each a change to the API and the matrix it must give. */
+export interface Step {
+  act(m: NetpolModel): Promise<unknown>;
+  expected(m: NetpolModel): Reachability;
+}
+export interface Case {
+  name: string;
+  steps: Step[];
+}
+export const one = (name: string, act: Step['act'], expected: Step['expected']): Case => ({ name, steps: [{ act, expected }] });
+
+/** One test per case, each probed over `family` and ending with the model reset. */
+export function caseTests(cases: Case[], model: () => NetpolModel, family: ProbeFamily = 4): void {
+  for (const c of cases) {
+    it(c.name, async () => {
+      try {
+        for (const [i, step] of c.steps.entries()) {
+          await step.act(model());
+          expect(await model().mismatches(step.expected(model()), family), `step ${i + 1}`).toEqual([]);
+        }
+      } finally {
+        await model().reset();
+      }
+    }, 60_000);
+  }
+}
+
+export interface ModelLab {
+  nodes: LabNode[];
+  model: NetpolModel;
+  stop(): Promise<void>;
+}
+
+/**
+ * The model on a two-node lab in Kubernetes mode against the fake API (six pods a node, the sixth of
+ * node-1 spare), in the lab's address families; torn down whole if it fails half built.
+ */
+export async function modelLab(stack: LabStack = 'ipv4'): Promise<ModelLab> {
+  await requireNetworkTools(['ip', 'nsenter', 'nft']);
+  if (!existsSync('dist/bin/lightly-agent.js')) throw new Error('dist/bin/lightly-agent.js is missing: run npm run build (scripts/test.sh does)');
+  const prefix = `lt-${randomBytes(2).toString('hex')}-`;
+  const dir = mkdtempSync(join(tmpdir(), 'lt-netpol-'));
+  const stateDir = join(dir, 'state');
+  const api = fabricApi(dir);
+  let model: NetpolModel | undefined;
+  const stop = async (): Promise<void> => {
+    await model?.stop();
+    await down(stateDir, prefix, () => undefined);
+    await api.stop();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    const state = await up({ nodes: 2, pods: 6, prefix, stateDir, holdTime: 3, tor: 'mesh', stack, kubeconfig: api.kubeconfig }, () => undefined, { afterFabric: (plan) => api.afterFabric(plan) });
+    const nodes = state.plan.nodes;
+    const placement = new Map<string, Placement>();
+    ON_NODE_1.forEach((key, i) => placement.set(key, { node: nodes[0]!, pod: nodes[0]!.pods[i]! }));
+    ON_NODE_2.forEach((key, i) => placement.set(key, { node: nodes[1]!, pod: nodes[1]!.pods[i]! }));
+    model = new NetpolModel(api.control, dir, placement, nodes);
+    await model.setup();
+    return { nodes, model, stop };
+  } catch (err) {
+    await stop();
+    throw err;
   }
 }

@@ -1,7 +1,8 @@
 // One process per lab pod for the network policy model: serves TCP and UDP on the model's ports and,
 // on request, probes other pods from inside this pod's namespace. The test reaches it over a unix
 // socket (the file system crosses namespaces):
-//   ip netns exec POD node --import tsx test/support/netpol-probe.ts --socket PATH [--ports 80,81]
+//   ip netns exec POD node --import tsx test/support/netpol-probe.ts --socket PATH [--ports 80,81] [--ipv6]
+// --ipv6 (a dual-stack pod) serves on the pod's IPv6 addresses as well.
 // POST /probe {"timeoutMs": 1000, "targets": [{"ip","port","protocol"}]} answers [true|false, ...].
 import { createSocket } from 'node:dgram';
 import { createServer as createHttpServer } from 'node:http';
@@ -45,7 +46,8 @@ let nextUdpPort = UDP_PORTS.first;
 /** UDP: the server echoes; an answer within the deadline is reachable. */
 function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createSocket('udp4');
+    const v6 = t.ip.includes(':');
+    const socket = createSocket(v6 ? 'udp6' : 'udp4');
     const timer = setTimeout(() => done(false), timeoutMs);
     const done = (ok: boolean): void => {
       clearTimeout(timer);
@@ -56,7 +58,7 @@ function probeUdp(t: ProbeTarget, timeoutMs: number): Promise<boolean> {
     socket.once('error', () => done(false));
     const port = nextUdpPort;
     nextUdpPort = port >= UDP_PORTS.last ? UDP_PORTS.first : port + 1;
-    socket.bind(port, '0.0.0.0', () => socket.send('probe', t.port, t.ip));
+    socket.bind(port, v6 ? '::' : '0.0.0.0', () => socket.send('probe', t.port, t.ip));
   });
 }
 
@@ -64,11 +66,16 @@ async function main(): Promise<void> {
   const socketPath = flag('--socket');
   if (!socketPath) throw new Error('--socket PATH is required');
   const ports = (flag('--ports') ?? '80,81').split(',').map(Number);
+  // Each family its own sockets (IPv6 ones v6-only), so the IPv4 servers are the same with or without --ipv6.
+  const families = process.argv.includes('--ipv6') ? (['0.0.0.0', '::'] as const) : (['0.0.0.0'] as const);
   for (const port of ports) {
-    await new Promise<void>((resolve) => createServer((s) => s.end('ok').on('error', () => undefined)).listen(port, '0.0.0.0', resolve));
-    const udp = createSocket('udp4');
-    udp.on('message', (msg, from) => udp.send(msg, from.port, from.address));
-    await new Promise<void>((resolve) => udp.bind(port, '0.0.0.0', resolve));
+    for (const host of families) {
+      const ipv6Only = host === '::';
+      await new Promise<void>((resolve) => createServer((s) => s.end('ok').on('error', () => undefined)).listen({ port, host, ipv6Only }, resolve));
+      const udp = createSocket({ type: ipv6Only ? 'udp6' : 'udp4', ipv6Only });
+      udp.on('message', (msg, from) => udp.send(msg, from.port, from.address));
+      await new Promise<void>((resolve) => udp.bind(port, host, resolve));
+    }
   }
   rmSync(socketPath, { force: true });
   const control = createHttpServer((req, res) => {
