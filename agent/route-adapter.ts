@@ -6,7 +6,10 @@ import type { AgentConfig } from './config.js';
 import type { RouteSinkPort } from './ports.js';
 
 export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort {
-  const reconciler = new RouteReconciler({ onError: (err) => log.warn({ err: err.message }, 'route programming failed') });
+  const reconciler = new RouteReconciler({
+    onError: (err) => log.warn({ err: err.message }, 'route programming failed'),
+    onWriterFallback: (err) => log.warn({ err: err.message }, 'netlink route writer unavailable: programming routes through ip -batch'),
+  });
   return {
     start: async () => {
       try {
