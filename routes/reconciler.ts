@@ -101,8 +101,10 @@ export class RouteReconciler {
   /** Prefixes to look at, in order of change (one may be in it twice: looked at twice, cheaply). */
   private queue: string[] = [];
   private head = 0;
-  /** Prefixes with a line at `ip` now. */
-  private readonly inFlight = new Set<string>();
+  /** Prefixes with a line at `ip` now, and the chunk it is in (0: a flush). */
+  private readonly inFlight = new Map<string, number>();
+  /** Numbers the chunks: inFlight says which chunk a prefix's line is in. */
+  private chunks = 0;
   /** Prefixes the kernel refused; they are queued again on the retry timer. */
   private refused = new Set<string>();
   private resyncWanted = false;
@@ -118,7 +120,13 @@ export class RouteReconciler {
    * are done: when every one of a gateway's is a queued removal, they go as one flush. Undefined
    * after `ip` failed (unknown until the next comparison with the kernel).
    */
-  private viaGateway?: Map<string, number> = new Map();
+  private viaGateway?: Map<string, number>;
+  /**
+   * Whether whole-gateway removals go as one flush: only through `ip`, which waits for each `del`'s
+   * answer but not for a flush's. Netlink messages are sent without waiting either way, so the
+   * bookkeeping for flushes would only cost CPU.
+   */
+  private readonly flushes: boolean;
   /**
    * Queued removals, roughly (a hint for when to look for a flush; the look itself is exact): kept
    * as one number because it is counted on every removal, the hot path of a withdrawn table.
@@ -136,6 +144,8 @@ export class RouteReconciler {
 
   constructor(private readonly options: ReconcilerOptions = {}) {
     this.shell = options.shell ?? kernelShell(options);
+    this.flushes = !this.shell.write;
+    if (this.flushes) this.viaGateway = new Map();
     this.retryDelay = options.retryMs ?? 1000;
   }
 
@@ -323,7 +333,7 @@ export class RouteReconciler {
       if (!isDeviceRoute(r) || this.ownedDevices.has(r.prefix)) kernel.set(r.prefix, r);
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
-    this.viaGateway = new Map();
+    this.viaGateway = this.flushes ? new Map() : undefined;
     this.removals = 0;
     for (const r of kernel.values()) this.countGateway(r, 1);
     if (!this.desired) {
@@ -371,27 +381,22 @@ export class RouteReconciler {
     const refusedLines = new Set(failures.map((f) => f.line - 1));
     let applied = 0;
     let done = 0;
-    for (const [i, l] of lines.entries()) {
-      const refused = refusedLines.has(i);
-      const prefixes = l.covers ?? [l.prefix];
+    // Once per change of a full table: no array or iterator per line (they are what GC then spends its time on).
+    for (let i = 0; i < lines.length; i++) {
+      const l = lines[i]!;
+      const refused = refusedLines.size > 0 && refusedLines.has(i);
+      const covers = l.covers;
+      const n = covers ? covers.length : 1;
       if (refused) {
-        this.countGateway(l.route, -prefixes.length);
-        this.countGateway(l.have, prefixes.length);
+        this.countGateway(l.route, -n);
+        this.countGateway(l.have, n);
       } else {
-        applied += prefixes.length;
+        applied += n;
       }
-      for (const prefix of prefixes) {
+      for (let k = 0; k < n; k++) {
         // A flush answers for a whole table's worth: its bookkeeping must not hold the event loop either.
         if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
-        this.inFlight.delete(prefix);
-        if (refused) {
-          this.refused.add(prefix);
-          continue;
-        }
-        const want = this.desired?.get(prefix);
-        if (want === l.route) this.differs.delete(prefix);
-        else this.differs.set(prefix, l.route ?? null); // changed again meanwhile: queued again too
-        if (!l.route && !want) this.ownedDevices.delete(prefix);
+        this.settle(covers ? covers[k]! : l.prefix, l.route, refused);
       }
     }
     this.counters.changesApplied += applied;
@@ -405,6 +410,19 @@ export class RouteReconciler {
     return { applied: lines.length - failures.length, failures };
   }
 
+  /** What the kernel's answer to a change of `prefix` to `route` (undefined: removed) means for our bookkeeping. */
+  private settle(prefix: string, route: Route | undefined, refused: boolean): void {
+    this.inFlight.delete(prefix);
+    if (refused) {
+      this.refused.add(prefix);
+      return;
+    }
+    const want = this.desired?.get(prefix);
+    if (want === route) this.differs.delete(prefix);
+    else this.differs.set(prefix, route ?? null); // changed again meanwhile: queued again too
+    if (!route && !want && this.ownedDevices.size > 0) this.ownedDevices.delete(prefix);
+  }
+
   /** Renders queued prefixes into at most chunkLines lines; prefixes already right cost nothing. */
   private takeChunk(): Line[] {
     const flush = this.takeFlush();
@@ -413,16 +431,17 @@ export class RouteReconciler {
     const desired = this.desired ?? new Map<string, Route>();
     const lines: Line[] = [];
     const later: string[] = [];
-    const taken = new Set<string>();
+    const chunk = ++this.chunks;
     let visited = 0;
     // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
     while (this.head < this.queue.length && lines.length < max && visited < max * 8) {
       const prefix = this.queue[this.head++]!;
       visited++;
-      if (this.inFlight.has(prefix)) {
+      const at = this.inFlight.get(prefix);
+      if (at !== undefined) {
         // Queued twice within this chunk: its line already has the latest. Else an earlier chunk's
         // line is still at the kernel: looked at again once that is answered.
-        if (!taken.has(prefix)) later.push(prefix);
+        if (at !== chunk) later.push(prefix);
         continue;
       }
       this.refused.delete(prefix);
@@ -440,8 +459,7 @@ export class RouteReconciler {
         this.countGateway(have, -1);
         this.countGateway(line.route, 1);
         lines.push(line);
-        taken.add(prefix);
-        this.inFlight.add(prefix);
+        this.inFlight.set(prefix, chunk);
       }
     }
     if (this.head === this.queue.length || this.head > 65_536) {
@@ -480,7 +498,7 @@ export class RouteReconciler {
       const covers = [...prefixes];
       for (const prefix of covers) {
         this.refused.delete(prefix);
-        this.inFlight.add(prefix);
+        this.inFlight.set(prefix, 0);
       }
       const have = this.differs.get(covers[0]!)!;
       counts.delete(gateway);

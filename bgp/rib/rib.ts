@@ -183,6 +183,7 @@ const sourceIdOf = (p: Route): string => (p.source === LOCAL ? LOCAL : p.source.
  */
 type Candidates = Route | Route[];
 
+const NO_ROUTES: Route[] = [];
 const candidateList = (c: Candidates): Route[] => (Array.isArray(c) ? c : [c]);
 const bestOfCandidates = (c: Candidates): Route => (Array.isArray(c) ? c[0]! : c);
 
@@ -244,7 +245,13 @@ export class Rib {
   withdraw(sourceId: string, prefix: Prefix, which?: (route: Route) => boolean): BestChange | undefined {
     const held = this.table.get(prefix);
     if (held === undefined) return undefined;
-    const routes = candidateList(held);
+    if (!Array.isArray(held)) {
+      // The common case, one path and it goes (a full table withdrawn): no lists made and dropped per prefix.
+      if (sourceIdOf(held) !== sourceId || (which !== undefined && !which(held))) return undefined;
+      this.addCount(sourceId, -1);
+      return this.select(prefix, held, NO_ROUTES);
+    }
+    const routes = held;
     const at = routes.findIndex((p) => sourceIdOf(p) === sourceId && (which === undefined || which(p)));
     if (at < 0) return undefined;
     this.addCount(sourceId, -1);
@@ -365,7 +372,9 @@ export class Rib {
     if (usable.length === 0) {
       if (routes.length === 0) this.table.delete(prefix);
       else this.table.set(prefix, routes.length === 1 ? routes[0]! : routes);
-      if (routes.length === 0) this.unresolved.delete(prefix);
+      if (routes.length === 0) {
+        if (this.unresolved.size > 0) this.unresolved.delete(prefix);
+      }
       else this.unresolved.add(prefix);
       if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
       return hadBest ? { prefix, multipath: [] } : undefined;
