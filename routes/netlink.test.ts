@@ -20,7 +20,10 @@ class FakeKernel implements NetlinkAddon {
   netlinkOpen(): number {
     return 7;
   }
-  netlinkClose(): void {}
+  closed: number[] = [];
+  netlinkClose(fd: number): void {
+    this.closed.push(fd);
+  }
   netlinkIfIndex(_fd: number, name: string): number {
     return name === 'va' ? 3 : 0;
   }
@@ -69,6 +72,17 @@ describe('NetlinkRouteShell (fake kernel)', () => {
       { line: 4, command: 'route add 10.0.7.0/24 proto 201 via 192.0.2.2 dev gone0', error: 'Cannot find device "gone0"' },
     ]);
     expect(kernel.sent.map((m) => m.type)).toEqual([24, 24, 25, 25, 25]);
+  });
+  it('closes its socket after the writes already queued', async () => {
+    const kernel = new FakeKernel();
+    const shell = new NetlinkRouteShell({ addon: kernel });
+    const write = shell.write([add(u('10.0.1.0/24', '192.0.2.2'))]);
+    shell.close();
+    expect(kernel.closed).toEqual([]);
+    await write;
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(kernel.closed).toEqual([7]);
+    expect(kernel.sent).toHaveLength(1);
   });
 });
 

@@ -90,8 +90,10 @@ export class NetlinkRouteShell implements RouteShell {
     });
   }
 
+  /** Closes the socket once the writes already queued are done. */
   close(): void {
-    if (this.fd >= 0) this.tail.then(() => this.addon.netlinkClose(this.fd), () => undefined);
+    const fd = this.fd;
+    if (fd >= 0) void this.tail.then(() => this.addon.netlinkClose(fd));
     this.fd = -1;
     this.ip.close();
   }
