@@ -171,7 +171,8 @@ static int await_ack(struct send_work *w, uint32_t seq, uint8_t *reply, size_t s
       w->what = errno == EAGAIN ? "netlink: no answer from the kernel" : "netlink: recv";
       return -1;
     }
-    for (struct nlmsghdr *h = (struct nlmsghdr *)reply; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+    int left = (int)n; /* signed, as NLMSG_OK and NLMSG_NEXT expect: never wraps past the end */
+    for (struct nlmsghdr *h = (struct nlmsghdr *)reply; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_type != NLMSG_ERROR) continue;
       const struct nlmsgerr *e = NLMSG_DATA(h);
       if (e->error != 0 && keep_error(w, h) < 0) {
@@ -234,12 +235,12 @@ static void send_execute(napi_env env, void *data) {
 static void send_complete(napi_env env, napi_status status, void *data) {
   struct send_work *w = data;
   napi_value value;
-  if (status == napi_ok && w->err == 0) {
-    void *copy;
-    if (napi_create_buffer_copy(env, w->errors_length, w->errors ? (void *)w->errors : (void *)"", &copy, &value) == napi_ok) {
-      napi_resolve_deferred(env, w->deferred, value);
-    }
+  void *copy;
+  if (status == napi_ok && w->err == 0 &&
+      napi_create_buffer_copy(env, w->errors_length, w->errors ? (void *)w->errors : (void *)"", &copy, &value) == napi_ok) {
+    napi_resolve_deferred(env, w->deferred, value);
   } else {
+    if (status == napi_ok && w->err == 0) w->err = ENOMEM; /* the replies could not be handed over: the caller compares again */
     char message[256];
     napi_value text;
     snprintf(message, sizeof message, "%s: %s", w->what ? w->what : "netlink", strerror(w->err ? w->err : EIO));
