@@ -203,10 +203,12 @@ export class RouteReconciler {
 
   /** Wants no route of ours for the prefix. */
   remove(prefix: string): void {
-    const p = normalisePrefix(prefix);
     const desired = this.started();
-    // One lookup where there were four: this runs once per prefix of a withdrawn full table.
-    const before = desired.get(p);
+    // One lookup where there were four, and a prefix we hold is canonical already: this runs once
+    // per prefix of a withdrawn full table.
+    let before = desired.get(prefix);
+    const p = before === undefined ? normalisePrefix(prefix) : prefix;
+    if (before === undefined && p !== prefix) before = desired.get(p);
     if (before === undefined && !this.differs.has(p)) return;
     if (before !== undefined) {
       if (this.flushes) this.removals++;
@@ -404,7 +406,7 @@ export class RouteReconciler {
       for (let k = 0; k < n; k++) {
         // A flush answers for a whole table's worth: its bookkeeping must not hold the event loop either.
         if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
-        this.settle(covers ? covers[k]! : l.prefix, l.route, refused);
+        this.settle(covers ? covers[k]! : l.prefix, l.have, l.route, refused);
       }
     }
     this.counters.changesApplied += applied;
@@ -418,14 +420,18 @@ export class RouteReconciler {
     return { applied: lines.length - failures.length, failures };
   }
 
-  /** What the kernel's answer to a change of `prefix` to `route` (undefined: removed) means for our bookkeeping. */
-  private settle(prefix: string, route: Route | undefined, refused: boolean): void {
+  /**
+   * What the kernel's answer to a change of `prefix` from `have` to `route` (undefined: removed) means
+   * for our bookkeeping. While its line is out, `differs` holds `have` for the prefix (nothing replaces
+   * an entry there, and a full comparison waits for the lines out).
+   */
+  private settle(prefix: string, have: Route | undefined, route: Route | undefined, refused: boolean): void {
     this.inFlight.delete(prefix);
     if (refused) {
       this.refused.add(prefix);
       return;
     }
-    this.count(this.differs.get(prefix), -1); // what the kernel had (the prefix is in differs while its line is out)
+    this.count(have, -1);
     this.count(route, 1);
     const want = this.desired?.get(prefix);
     if (want === route) this.differs.delete(prefix);
