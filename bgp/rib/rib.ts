@@ -183,7 +183,8 @@ const sourceIdOf = (p: Route): string => (p.source === LOCAL ? LOCAL : p.source.
  */
 type Candidates = Route | Route[];
 
-const NO_ROUTES: Route[] = [];
+/** Shared and frozen (a full table withdrawn is a million of them): never pushed to. */
+const NO_ROUTES = Object.freeze([]) as unknown as Route[];
 const candidateList = (c: Candidates): Route[] => (Array.isArray(c) ? c : [c]);
 const bestOfCandidates = (c: Candidates): Route => (Array.isArray(c) ? c[0]! : c);
 
@@ -377,7 +378,7 @@ export class Rib {
       }
       else this.unresolved.add(prefix);
       if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-      return hadBest ? { prefix, multipath: [] } : undefined;
+      return hadBest ? { prefix, multipath: NO_ROUTES } : undefined;
     }
     if (this.unresolved.size > 0) this.unresolved.delete(prefix);
     const { best, tied } = decide(usable);
