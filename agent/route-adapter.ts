@@ -1,6 +1,7 @@
 // The agent's RouteSinkPort over routes/'s reconciler, registering the `lightly` protocol name first.
 import type { Logger } from 'pino';
 import { RouteReconciler } from '../routes/reconciler.js';
+import { nativeAddon } from '../native/native.js';
 import { registerRouteProtocol } from '../routes/protocol.js';
 import type { AgentConfig } from './config.js';
 import type { RouteSinkPort } from './ports.js';
@@ -8,6 +9,7 @@ import type { RouteSinkPort } from './ports.js';
 export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort {
   const reconciler = new RouteReconciler({
     onError: (err) => log.warn({ err: err.message }, 'route programming failed'),
+    netlink: nativeAddon,
     onWriterFallback: (err) => log.warn({ err: err.message }, 'netlink route writer unavailable: programming routes through ip -batch'),
   });
   return {

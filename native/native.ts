@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { NetlinkSocketApi } from '../routes/netlink.js';
 
 /** What the addon exports; each part adds its functions here. */
 export interface NativeAddon {}
@@ -24,20 +25,5 @@ export function nativeAddon(): NativeAddon {
   return loaded;
 }
 
-/** native/netlink.c: an rtnetlink socket that sends caller-encoded messages (routes/netlink-codec.ts). */
-export interface NetlinkAddon {
-  /** A NETLINK_ROUTE socket's fd, made inside the namespace at this path (e.g. /var/run/netns/NAME) if given. */
-  netlinkOpen(netnsPath?: string): number;
-  netlinkClose(fd: number): void;
-  /** A link's index in the socket's namespace; 0 when there is none of that name. */
-  netlinkIfIndex(fd: number, name: string): number;
-  /**
-   * Sends the messages on the thread pool, in pieces that each end with a message flagged NLM_F_ACK
-   * (the last must be), waiting for each piece's acknowledgement; resolves with the kernel's error
-   * replies (NLMSG_ERROR, error ≠ 0) concatenated. One send per fd at a time; the buffer must not change meanwhile.
-   */
-  netlinkSend(fd: number, messages: Buffer): Promise<Buffer>;
-}
-
-// netlink.c's part of the addon (declaration merging keeps each part's lines apart).
-export interface NativeAddon extends NetlinkAddon {}
+// netlink.c's part of the addon (declaration merging keeps each part's lines apart): what routes/netlink.ts uses.
+export interface NativeAddon extends NetlinkSocketApi {}

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import type { Route, RouteWrite } from './desired.js';
 import { NetlinkRouteShell } from './netlink.js';
+import { nativeAddon } from '../native/native.js';
 
 const pool = new NetnsPool();
 let ns = '';
@@ -17,7 +18,7 @@ beforeAll(async () => {
   await requireNetworkTools(['ip']);
   ns = await pool.create('netlink');
   await addConnectedLink(ns, 'va', 'vb', ['192.0.2.1/24', 'fd00::1/64']);
-  shell = new NetlinkRouteShell({ netns: ns });
+  shell = new NetlinkRouteShell({ netns: ns, addon: nativeAddon() });
 });
 afterAll(async () => {
   shell?.close();

@@ -1,20 +1,13 @@
 // The netlink writer's bookkeeping over a fake addon (which messages, which acknowledgements, which
 // refusals go back to which change), and the reconciler's deliberate fallback when the addon is missing.
-import { describe, expect, it, vi } from 'vitest';
-import type { NetlinkAddon } from '../native/native.js';
+import { describe, expect, it } from 'vitest';
 import type { Route, RouteWrite } from './desired.js';
 import { NLM_F_ACK } from './netlink-codec.js';
-import { NetlinkRouteShell } from './netlink.js';
+import { type NetlinkSocketApi, NetlinkRouteShell } from './netlink.js';
 import { RouteReconciler } from './reconciler.js';
 
-vi.mock('../native/native.js', () => ({
-  nativeAddon: () => {
-    throw new Error('lightly native addon not built: run npm run build');
-  },
-}));
-
 /** Answers like the kernel: an NLMSG_ERROR (capped) for each message whose prefix is refused. */
-class FakeKernel implements NetlinkAddon {
+class FakeKernel implements NetlinkSocketApi {
   sent: { seq: number; type: number; ack: boolean; third: number }[] = [];
   refuse = new Set<number>(); // third octet of refused prefixes
   netlinkOpen(): number {
@@ -89,9 +82,12 @@ describe('NetlinkRouteShell (fake kernel)', () => {
 describe('RouteReconciler writer choice', () => {
   it('falls back to ip -batch, and says why, when the addon cannot be loaded', () => {
     const reasons: string[] = [];
-    new RouteReconciler({ netns: 'lt-none', onWriterFallback: (err) => reasons.push(err.message) }).stop();
+    const missing = (): NetlinkSocketApi => {
+      throw new Error('lightly native addon not built: run npm run build');
+    };
+    new RouteReconciler({ netns: 'lt-none', netlink: missing, onWriterFallback: (err) => reasons.push(err.message) }).stop();
     expect(reasons).toEqual(['lightly native addon not built: run npm run build']);
-    new RouteReconciler({ writer: 'ip', netns: 'lt-none', onWriterFallback: (err) => reasons.push(err.message) }).stop();
+    new RouteReconciler({ netns: 'lt-none', onWriterFallback: (err) => reasons.push(err.message) }).stop(); // ip asked for
     expect(reasons).toHaveLength(1);
   });
 });

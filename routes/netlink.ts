@@ -1,16 +1,32 @@
 // The thin shell around native/netlink.c: writes a chunk of route changes as rtnetlink messages on one
 // socket, the kernel's refusals mapped back to the change by sequence number. Reads stay `ip -json`.
-import { nativeAddon, type NetlinkAddon } from '../native/native.js';
 import { type BatchFailure, Ip } from './ip.js';
 import { type Route, type RouteWrite, renderWrite } from './desired.js';
 import { NetlinkEncodeError, RouteMessageWriter, decodeErrors, describeError } from './netlink-codec.js';
 import type { RouteShell } from './reconciler.js';
 
+/**
+ * What the writer needs of native/netlink.c (the addon, `nativeAddon()` in native/native.ts; routes/
+ * does not load it: the agent hands it in). An NETLINK_ROUTE socket that sends caller-encoded messages.
+ */
+export interface NetlinkSocketApi {
+  /** A NETLINK_ROUTE socket's fd, made inside the namespace at this path (e.g. /var/run/netns/NAME) if given. */
+  netlinkOpen(netnsPath?: string): number;
+  netlinkClose(fd: number): void;
+  /** A link's index in the socket's namespace; 0 when there is none of that name. */
+  netlinkIfIndex(fd: number, name: string): number;
+  /**
+   * Sends the messages on the thread pool, in pieces that each end with a message flagged NLM_F_ACK
+   * (the last must be), waiting for each piece's acknowledgement; resolves with the kernel's error
+   * replies (NLMSG_ERROR, error ≠ 0) concatenated. One send per fd at a time; the buffer must not change meanwhile.
+   */
+  netlinkSend(fd: number, messages: Buffer): Promise<Buffer>;
+}
+
 export interface NetlinkShellOptions {
   /** Write inside this named namespace (labs, tests); default: our own. */
   netns?: string;
-  /** The addon (tests may pass a fake); default: the built one. */
-  addon?: NetlinkAddon;
+  addon: NetlinkSocketApi;
 }
 
 /**
@@ -20,16 +36,16 @@ export interface NetlinkShellOptions {
 const ACK_EVERY = 256;
 
 export class NetlinkRouteShell implements RouteShell {
-  private readonly addon: NetlinkAddon;
+  private readonly addon: NetlinkSocketApi;
   private fd: number;
   private readonly ip: Ip;
   private seq = 0;
   /** Sends go one at a time on the socket; each waits for the one before. */
   private tail: Promise<unknown> = Promise.resolve();
 
-  /** Throws when the addon cannot be loaded or the socket opened (the caller decides what to fall back to). */
-  constructor(options: NetlinkShellOptions = {}) {
-    this.addon = options.addon ?? nativeAddon();
+  /** Throws when the socket cannot be opened (the caller decides what to fall back to). */
+  constructor(options: NetlinkShellOptions) {
+    this.addon = options.addon;
     this.fd = this.addon.netlinkOpen(options.netns ? `/var/run/netns/${options.netns}` : undefined);
     this.ip = new Ip({ netns: options.netns });
   }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import { RouteReconciler } from './reconciler.js';
+import { nativeAddon } from '../native/native.js';
 import { registerRouteProtocol } from './protocol.js';
 import type { Route } from './desired.js';
 
@@ -23,7 +24,7 @@ describe.each(['netlink', 'ip'] as const)('RouteReconciler (%s writer)', (writer
   });
 
   it('installs unicast, ECMP, IPv6 and blackhole routes with proto 201, and converges on changes', async () => {
-    const rec = new RouteReconciler({ writer, netns: ns });
+    const rec = new RouteReconciler({ netlink: writer === 'netlink' ? nativeAddon : undefined, netns: ns });
     await rec.start();
     rec.setDesired([r('10.244.2.0/24', '192.0.2.2'), r('10.244.3.0/24', '192.0.2.3', '192.0.2.2'), r('fd00:244:2::/64', 'fd00::2'),
       { prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] }]);
@@ -45,7 +46,7 @@ describe.each(['netlink', 'ip'] as const)('RouteReconciler (%s writer)', (writer
     await ipIn(ns, ['route', 'add', '10.9.0.0/24', 'via', '192.0.2.2', 'proto', '201']); // left by an earlier agent
     await ipIn(ns, ['route', 'add', '10.8.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);
     await ipIn(ns, ['route', 'add', '10.244.1.7/32', 'dev', 'va', 'scope', 'link', 'proto', '201']); // a pod's, from the plugin
-    const rec = new RouteReconciler({ writer, netns: ns });
+    const rec = new RouteReconciler({ netlink: writer === 'netlink' ? nativeAddon : undefined, netns: ns });
     await rec.start();
     expect(rec.installed().map((x) => x.prefix)).toEqual(['10.9.0.0/24']);
     rec.setDesired([r('10.10.0.0/24', '192.0.2.3')]);
@@ -61,7 +62,7 @@ describe.each(['netlink', 'ip'] as const)('RouteReconciler (%s writer)', (writer
 
   it('reports changes the kernel refuses and keeps the rest', async () => {
     const errors: Error[] = [];
-    const rec = new RouteReconciler({ writer, netns: ns, onError: (e) => errors.push(e) });
+    const rec = new RouteReconciler({ netlink: writer === 'netlink' ? nativeAddon : undefined, netns: ns, onError: (e) => errors.push(e) });
     await rec.start();
     rec.setDesired([r('10.11.0.0/24', '198.51.100.9'), r('10.12.0.0/24', '192.0.2.2')]); // first gateway unreachable
     await rec.flush();
@@ -74,7 +75,7 @@ describe.each(['netlink', 'ip'] as const)('RouteReconciler (%s writer)', (writer
 
   it('removes a gateway\'s whole table (through ip: with one flush), leaving ECMP, other gateways\' and other protocols\' routes', async () => {
     await ipIn(ns, ['route', 'add', '10.7.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);
-    const rec = new RouteReconciler({ writer, netns: ns });
+    const rec = new RouteReconciler({ netlink: writer === 'netlink' ? nativeAddon : undefined, netns: ns });
     await rec.start();
     const table = Array.from({ length: 5000 }, (_, i) => `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`);
     for (const prefix of table) rec.upsert(r(prefix, '192.0.2.2'));
@@ -101,7 +102,7 @@ describe.each(['netlink', 'ip'] as const)('RouteReconciler (%s writer)', (writer
   });
 
   it('installs 100,000 routes in one batch', async () => {
-    const rec = new RouteReconciler({ writer, netns: ns });
+    const rec = new RouteReconciler({ netlink: writer === 'netlink' ? nativeAddon : undefined, netns: ns });
     await rec.start();
     const many: Route[] = [];
     for (let i = 0; i < 100_000; i++) many.push(r(`10.${64 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32`, '192.0.2.2'));

@@ -4,7 +4,7 @@
 // on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
 import { type Route, type RouteWrite, familyOf, normalisePrefix, normaliseRoute, renderWrite, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
-import { NetlinkRouteShell } from './netlink.js';
+import { type NetlinkSocketApi, NetlinkRouteShell } from './netlink.js';
 
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
 export interface RouteShell {
@@ -37,11 +37,11 @@ export interface ReconcilerOptions {
   flushMin?: number;
   onError?(err: Error): void;
   /**
-   * How changes reach the kernel: `netlink` (default) sends rtnetlink messages through the native
-   * addon; `ip` feeds `ip -batch`. Reads are `ip -json` either way.
+   * Loads the native addon (`nativeAddon` of native/native.ts): changes then reach the kernel as
+   * rtnetlink messages. Without it, or when it cannot be loaded, through `ip -batch`. Reads are `ip -json` either way.
    */
-  writer?: 'netlink' | 'ip';
-  /** The netlink writer could not be had (addon not built or not loadable): changes go through `ip -batch`. */
+  netlink?: () => NetlinkSocketApi;
+  /** The netlink writer was asked for but could not be had (addon not built or not loadable): changes go through `ip -batch`. */
   onWriterFallback?(err: Error): void;
   /** Replaces `ip` (unit tests). */
   shell?: RouteShell;
@@ -578,13 +578,13 @@ export class RouteReconciler {
 }
 
 /**
- * The netlink writer unless `ip` is asked for. Without the addon the agent still works, deliberately
- * on `ip -batch` (tested, ~2.4x slower to withdraw a full table), and says so through onWriterFallback.
+ * The netlink writer when the addon is handed in. Without it the agent still works, deliberately on
+ * `ip -batch` (tested, ~1.4-2.5x slower to write a full table), and says so through onWriterFallback.
  */
 function kernelShell(options: ReconcilerOptions): RouteShell {
-  if (options.writer !== 'ip') {
+  if (options.netlink) {
     try {
-      return new NetlinkRouteShell({ netns: options.netns });
+      return new NetlinkRouteShell({ netns: options.netns, addon: options.netlink() });
     } catch (err) {
       options.onWriterFallback?.(err as Error);
     }
