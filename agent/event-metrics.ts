@@ -3,6 +3,8 @@
 import { Counter, Histogram, type Registry } from 'prom-client';
 import { z } from 'zod';
 import type { RouteShell } from '../routes/reconciler.js';
+import type { RouteWrite } from '../routes/desired.js';
+import type { BatchFailure } from '../routes/ip.js';
 
 /** One set per process (like the event-loop monitor); createMetrics registers them in its registry. */
 export const routeProgramming = new Histogram({
@@ -18,22 +20,25 @@ export const sessionFlaps = new Counter({
 
 /** The route shell with each batch timed and its lines counted; the reconciler does not know. */
 export function timedRouteShell(shell: RouteShell): RouteShell {
+  // One batch of changes, as `ip` lines or as values (the netlink writer): timed and counted alike.
+  const timed = async <T>(changes: readonly T[], apply: (changes: readonly T[]) => Promise<BatchFailure[]>): Promise<BatchFailure[]> => {
+    const stop = routeProgramming.startTimer();
+    try {
+      const failures = await apply(changes);
+      routeChanges.inc({ result: 'applied' }, changes.length - failures.length);
+      if (failures.length) routeChanges.inc({ result: 'refused' }, failures.length);
+      return failures;
+    } catch (err) {
+      routeChanges.inc({ result: 'refused' }, changes.length);
+      throw err;
+    } finally {
+      stop();
+    }
+  };
   return {
     readRoutes: () => shell.readRoutes(),
-    batch: async (lines) => {
-      const stop = routeProgramming.startTimer();
-      try {
-        const failures = await shell.batch(lines);
-        routeChanges.inc({ result: 'applied' }, lines.length - failures.length);
-        if (failures.length) routeChanges.inc({ result: 'refused' }, failures.length);
-        return failures;
-      } catch (err) {
-        routeChanges.inc({ result: 'refused' }, lines.length);
-        throw err;
-      } finally {
-        stop();
-      }
-    },
+    batch: (lines) => timed(lines, (l) => shell.batch(l as string[])),
+    ...(shell.write ? { write: (changes: readonly RouteWrite[]) => timed(changes, (c) => shell.write!(c)) } : {}),
     ...(shell.close ? { close: () => shell.close!() } : {}),
   };
 }

@@ -1,7 +1,8 @@
 // Keeps the kernel's view of BGP next hops current: `ip -json` reads, re-read when `ip monitor` reports a change.
 import { execa, type ResultPromise } from 'execa';
 import type { Logger } from 'pino';
-import { ReachabilityTable, type Reachability } from '../routes/reachability.js';
+import { type IpRouteRow, ReachabilityTable, type Reachability } from '../routes/reachability.js';
+import { streamIpJson } from '../routes/ip.js';
 import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from '../routes/protocol-number.js';
 import type { NextHopWatchPort } from './ports.js';
 
@@ -10,6 +11,9 @@ const SETTLE_MS = 100;
 /** The slow safety net, should the monitor miss something or die. */
 const POLL_MS = 30_000;
 const READ_TIMEOUT_MS = 10_000;
+
+/** A row of `ip -json route show` that is not one of our own routes (as ip prints the protocol, by name or number). */
+const notOurs = (row: string): boolean => !row.includes(`"protocol":"${ROUTE_PROTOCOL_NAME}"`) && !row.includes(`"protocol":"${ROUTE_PROTOCOL}"`);
 
 export class NextHopWatch implements NextHopWatchPort {
   /** Undefined until the kernel has been read once: until then every next hop counts as reachable, as before. */
@@ -82,9 +86,12 @@ export class NextHopWatch implements NextHopWatchPort {
   }
 
   private async read(): Promise<void> {
-    const ip = (args: string[]) => execa('ip', ['-json', ...args], { timeout: READ_TIMEOUT_MS, maxBuffer: 1024 * 1024 * 1024 });
-    const [v4, v6, addresses] = await Promise.all([ip(['-4', 'route', 'show', 'table', 'main']), ip(['-6', 'route', 'show', 'table', 'main']), ip(['addr', 'show'])]);
-    const next = ReachabilityTable.fromIpJson([v4.stdout, v6.stdout], addresses.stdout);
+    // The main table holds every route we learned (a full table: a million): those rows are dropped
+    // unparsed as the text streams, so a read costs neither a whole-table JSON.parse nor its memory.
+    const routes: IpRouteRow[] = [];
+    const read = (family: 4 | 6) => streamIpJson(['-json', `-${family}`, 'route', 'show', 'table', 'main'], (rows) => routes.push(...(rows as IpRouteRow[])), { keep: notOurs, timeout: READ_TIMEOUT_MS });
+    const [addresses] = await Promise.all([execa('ip', ['-json', 'addr', 'show'], { timeout: READ_TIMEOUT_MS }), read(4), read(6)]);
+    const next = ReachabilityTable.fromRows(routes, addresses.stdout);
     if (next.key === this.table?.key) return;
     this.table = next;
     if (this.stopped) return;

@@ -1,14 +1,19 @@
 // The agent's RouteSinkPort over routes/'s reconciler, registering the `lightly` protocol name first.
 import type { Logger } from 'pino';
-import { RouteReconciler } from '../routes/reconciler.js';
+import { RouteReconciler, kernelShell } from '../routes/reconciler.js';
+import { nativeAddon } from '../native/native.js';
 import { registerRouteProtocol } from '../routes/protocol.js';
-import { Ip } from '../routes/ip.js';
 import { timedRouteShell } from './event-metrics.js';
 import type { AgentConfig } from './config.js';
 import type { RouteSinkPort } from './ports.js';
 
 export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort {
-  const reconciler = new RouteReconciler({ shell: timedRouteShell(new Ip()), onError: (err) => log.warn({ err: err.message }, 'route programming failed') });
+  // The netlink writer (ip -batch when the addon cannot be had), timed for the route programming metrics.
+  const shell = timedRouteShell(kernelShell({
+    netlink: nativeAddon,
+    onWriterFallback: (err) => log.warn({ err: err.message }, 'netlink route writer unavailable: programming routes through ip -batch'),
+  }));
+  const reconciler = new RouteReconciler({ shell, onError: (err) => log.warn({ err: err.message }, 'route programming failed') });
   return {
     start: async () => {
       try {

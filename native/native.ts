@@ -2,6 +2,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import type { NetlinkSocketApi } from '../routes/netlink.js';
 
 /** What the addon exports; each part adds its functions here. */
 export interface NativeAddon {
@@ -28,3 +29,6 @@ export function nativeAddon(): NativeAddon {
   loaded = createRequire(import.meta.url)(path) as NativeAddon;
   return loaded;
 }
+
+// netlink.c's part of the addon (declaration merging keeps each part's lines apart): what routes/netlink.ts uses.
+export interface NativeAddon extends NetlinkSocketApi {}

@@ -217,6 +217,26 @@ export function renderFlushVia(gateway: string): string {
   return `route flush proto ${ROUTE_PROTOCOL} via ${gateway} table main`;
 }
 
+/** One change for the kernel: what an `ip -batch` line says, as a value. */
+export interface RouteWrite {
+  op: 'add' | 'replace' | 'delete' | 'flush';
+  prefix: string;
+  /** What the kernel has for the prefix once the change succeeds; undefined for a delete or flush. */
+  route: Route | undefined;
+  /** What it had before. */
+  have: Route | undefined;
+  /** A flush: the gateway, and every prefix it removes (`prefix` is the first). */
+  gateway?: string;
+  covers?: string[];
+}
+
+/** The change as an `ip -batch` line. */
+export function renderWrite(w: RouteWrite): string {
+  if (w.op === 'flush') return renderFlushVia(w.gateway!);
+  if (w.op === 'delete') return renderDelete(w.have!);
+  return w.op === 'add' ? renderAdd(w.route!) : renderReplace(w.route!);
+}
+
 /** Removes first (they free the prefixes), then adds, then replaces; one line per change. */
 export function renderChanges(diff: RouteDiff): RouteChange[] {
   return [

@@ -29,6 +29,31 @@ export class IpCommandError extends Error {
   }
 }
 
+/**
+ * Runs `ip ARGS` (with -json) and hands over the rows of the array it prints a pipe-read at a time, so
+ * a table of a million routes never sits in memory as one text nor holds the event loop in one
+ * JSON.parse. `keep` sees each row's JSON text first: rows it refuses are never parsed.
+ */
+export async function streamIpJson(args: string[], onRows: (rows: unknown[]) => void, options: { keep?: (row: string) => boolean; timeout?: number } = {}): Promise<void> {
+  const splitter = new JsonArraySplitter();
+  let child;
+  try {
+    child = execa('ip', args, { reject: false, buffer: false, stdin: 'ignore', stderr: 'pipe', timeout: options.timeout });
+  } catch (err) {
+    throw new IpCommandError(args, (err as Error).message);
+  }
+  let stderr = '';
+  child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+  child.stdout?.setEncoding('utf8').on('data', (text: string) => {
+    const keep = options.keep;
+    if (!keep) return onRows(splitter.pushParsed(text));
+    const rows = splitter.push(text).filter(keep);
+    if (rows.length) onRows(JSON.parse(`[${rows.join(',')}]`) as unknown[]);
+  });
+  const out = await child;
+  if (out.exitCode !== 0) throw new IpCommandError(args, stderr || String(out.message ?? ''));
+}
+
 export class Ip {
   constructor(private readonly options: IpOptions = {}) {}
 
@@ -57,20 +82,9 @@ export class Ip {
   private async readFamily(family: 4 | 6): Promise<Route[]> {
     const args = this.args(['-json', `-${family}`, 'route', 'show', 'proto', String(ROUTE_PROTOCOL), 'table', 'main']);
     const routes: Route[] = [];
-    const splitter = new JsonArraySplitter();
-    let child;
-    try {
-      child = execa('ip', args, { reject: false, buffer: false, stdin: 'ignore', stderr: 'pipe' });
-    } catch (err) {
-      throw new IpCommandError(args, (err as Error).message);
-    }
-    let stderr = '';
-    child.stderr?.setEncoding('utf8').on('data', (text: string) => (stderr += text));
-    child.stdout?.setEncoding('utf8').on('data', (text: string) => {
-      for (const route of routesFromRows(splitter.pushParsed(text), family)) routes.push(route);
+    await streamIpJson(args, (rows) => {
+      for (const route of routesFromRows(rows, family)) routes.push(route);
     });
-    const out = await child;
-    if (out.exitCode !== 0) throw new IpCommandError(args, stderr || String(out.message ?? ''));
     return routes;
   }
 

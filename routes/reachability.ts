@@ -83,7 +83,12 @@ export class ReachabilityTable {
 
   /** From `ip -json route show table main` (each family's text) and `ip -json addr show`. */
   static fromIpJson(routeTexts: string[], addressText: string): ReachabilityTable {
-    const rows = routeTexts.flatMap((t) => (t.trim() ? (JSON.parse(t) as IpRouteRow[]) : [])).filter(resolvingRoute);
+    return ReachabilityTable.fromRows(routeTexts.flatMap((t) => (t.trim() ? (JSON.parse(t) as IpRouteRow[]) : [])), addressText);
+  }
+
+  /** From route rows already parsed (streamed, see routes/ip.ts streamIpJson) and the `ip -json addr show` text. */
+  static fromRows(routeRows: IpRouteRow[], addressText: string): ReachabilityTable {
+    const rows = routeRows.filter(resolvingRoute);
     const addresses = (addressText.trim() ? (JSON.parse(addressText) as IpAddressRow[]) : []).flatMap((l) =>
       (l.addr_info ?? []).flatMap((i) => (!i.local ? [] : isLinkLocal(i.local) ? (l.ifname ? [`${i.local}%${l.ifname}`] : []) : [i.local])));
     const links = rows.flatMap((r) => (isLinkLocal(r.dst) && r.dev ? [r.dev] : []));

@@ -202,6 +202,43 @@ describe('RouteReconciler (fake ip)', () => {
     );
   });
 
+  it('counts what the kernel has as it changes (stats() walks no table), through refusals and every route type', async () => {
+    const prefix = fc.integer({ min: 0, max: 5 }).map((i) => `10.${i}.0.0/24`);
+    const route = fc.oneof(
+      fc.constantFrom<string[]>(['192.0.2.2'], ['192.0.2.2', '192.0.2.3']).map((hops) => (p: string): Route => r(p, ...hops)),
+      fc.constant((p: string): Route => ({ prefix: p, type: 'blackhole', nextHops: [] })),
+    );
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('upsert' as const), prefix, route }),
+      fc.record({ kind: fc.constant('remove' as const), prefix }),
+      fc.record({ kind: fc.constant('flush' as const) }),
+      fc.record({ kind: fc.constant('refuse' as const), prefix }),
+    );
+    const fromInstalled = (rec: RouteReconciler) => {
+      const routes = rec.installed();
+      return { unicast: routes.filter((x) => x.type === 'unicast').length, blackhole: routes.filter((x) => x.type === 'blackhole').length, ecmp: routes.filter((x) => x.nextHops.length > 1).length, installed: routes.length };
+    };
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 30 }), async (ops) => {
+        const ip = new FakeIp();
+        ip.kernel.set('10.9.0.0/24', r('10.9.0.0/24', '192.0.2.2', '192.0.2.4')); // adopted
+        const rec = new RouteReconciler({ shell: ip, chunkLines: 2, retryMs: 1 });
+        await rec.start();
+        for (const o of ops) {
+          if (o.kind === 'upsert') rec.upsert(o.route(o.prefix));
+          else if (o.kind === 'remove') rec.remove(o.prefix);
+          else if (o.kind === 'refuse') ip.refuse.add(o.prefix);
+          else await rec.flush();
+          expect(rec.stats()).toMatchObject(fromInstalled(rec));
+        }
+        await rec.flush();
+        rec.stop();
+        expect(rec.stats()).toMatchObject(fromInstalled(rec));
+      }),
+      { numRuns: 200 },
+    );
+  });
+
   it('repairs drift on the periodic comparison: a route of ours deleted or changed behind our back, one added', async () => {
     const ip = new FakeIp();
     const rec = new RouteReconciler({ shell: ip, resyncMs: 20 });

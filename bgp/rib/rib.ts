@@ -183,6 +183,8 @@ const sourceIdOf = (p: Route): string => (p.source === LOCAL ? LOCAL : p.source.
  */
 type Candidates = Route | Route[];
 
+/** Shared and frozen (a full table withdrawn is a million of them): never pushed to. */
+const NO_ROUTES = Object.freeze([]) as unknown as Route[];
 const candidateList = (c: Candidates): Route[] => (Array.isArray(c) ? c : [c]);
 const bestOfCandidates = (c: Candidates): Route => (Array.isArray(c) ? c[0]! : c);
 
@@ -244,7 +246,13 @@ export class Rib {
   withdraw(sourceId: string, prefix: Prefix, which?: (route: Route) => boolean): BestChange | undefined {
     const held = this.table.get(prefix);
     if (held === undefined) return undefined;
-    const routes = candidateList(held);
+    if (!Array.isArray(held)) {
+      // The common case, one path and it goes (a full table withdrawn): no lists made and dropped per prefix.
+      if (sourceIdOf(held) !== sourceId || (which !== undefined && !which(held))) return undefined;
+      this.addCount(sourceId, -1, prefix);
+      return this.select(prefix, held, NO_ROUTES);
+    }
+    const routes = held;
     const at = routes.findIndex((p) => sourceIdOf(p) === sourceId && (which === undefined || which(p)));
     if (at < 0) return undefined;
     this.addCount(sourceId, -1, prefix);
@@ -372,10 +380,12 @@ export class Rib {
     if (usable.length === 0) {
       if (routes.length === 0) this.table.delete(prefix);
       else this.table.set(prefix, routes.length === 1 ? routes[0]! : routes);
-      if (routes.length === 0) this.unresolved.delete(prefix);
+      if (routes.length === 0) {
+        if (this.unresolved.size > 0) this.unresolved.delete(prefix);
+      }
       else this.unresolved.add(prefix);
       if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-      return hadBest ? { prefix, multipath: [] } : undefined;
+      return hadBest ? { prefix, multipath: NO_ROUTES } : undefined;
     }
     if (this.unresolved.size > 0) this.unresolved.delete(prefix);
     const { best, tied } = decide(usable);

@@ -821,13 +821,16 @@ function nextHopsOf(multipath: Route[]): string[] {
  * Best-route changes as the agent installs them. Consecutive prefixes with the same lone route (one
  * UPDATE's worth) share one next-hop list rather than one each: listeners must not modify it.
  */
+/** No route (withdrawn, or our own): one frozen array for all of them, a withdrawn table makes no garbage of it. */
+const NO_NEXT_HOPS = Object.freeze([]) as unknown as string[];
+
 function routeChanges(changes: BestChange[]): RouteChange[] {
   const out: RouteChange[] = new Array(changes.length);
   let lastRoute: Route | undefined;
   let lastNextHops: string[] = [];
   for (let i = 0; i < changes.length; i++) {
     const { prefix, best, multipath } = changes[i]!;
-    if (!best || best.source === LOCAL) out[i] = { prefix, nextHops: [] };
+    if (!best || best.source === LOCAL) out[i] = { prefix, nextHops: NO_NEXT_HOPS };
     else if (multipath.length === 1 && multipath[0] === lastRoute) out[i] = { prefix, nextHops: lastNextHops };
     else {
       const nextHops = nextHopsOf(multipath);

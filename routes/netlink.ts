@@ -1,0 +1,116 @@
+// The thin shell around native/netlink.c: writes a chunk of route changes as rtnetlink messages on one
+// socket, the kernel's refusals mapped back to the change by sequence number. Reads stay `ip -json`.
+import { type BatchFailure, Ip } from './ip.js';
+import { type Route, type RouteWrite, renderWrite } from './desired.js';
+import { NetlinkEncodeError, RouteMessageWriter, decodeErrors, describeError } from './netlink-codec.js';
+import type { RouteShell } from './reconciler.js';
+
+/**
+ * What the writer needs of native/netlink.c (the addon, `nativeAddon()` in native/native.ts; routes/
+ * does not load it: the agent hands it in). An NETLINK_ROUTE socket that sends caller-encoded messages.
+ */
+export interface NetlinkSocketApi {
+  /** A NETLINK_ROUTE socket's fd, made inside the namespace at this path (e.g. /var/run/netns/NAME) if given. */
+  netlinkOpen(netnsPath?: string): number;
+  netlinkClose(fd: number): void;
+  /** A link's index in the socket's namespace; 0 when there is none of that name. */
+  netlinkIfIndex(fd: number, name: string): number;
+  /**
+   * Sends the messages on the thread pool, in pieces that each end with a message flagged NLM_F_ACK
+   * (the last must be), waiting for each piece's acknowledgement; resolves with the kernel's error
+   * replies (NLMSG_ERROR, error ≠ 0) concatenated. One send per fd at a time; the buffer must not change meanwhile.
+   */
+  netlinkSend(fd: number, messages: Buffer): Promise<Buffer>;
+}
+
+export interface NetlinkShellOptions {
+  /** Write inside this named namespace (labs, tests); default: our own. */
+  netns?: string;
+  addon: NetlinkSocketApi;
+}
+
+/**
+ * Messages per acknowledged piece: the kernel answers only the last (and any refused), so a piece's
+ * refusals are bounded and fit the socket's receive buffer (4 MiB asked for, ~1 KB per reply).
+ */
+const ACK_EVERY = 256;
+
+export class NetlinkRouteShell implements RouteShell {
+  private readonly addon: NetlinkSocketApi;
+  private fd: number;
+  private readonly ip: Ip;
+  private seq = 0;
+  /** Sends go one at a time on the socket; each waits for the one before. */
+  private tail: Promise<unknown> = Promise.resolve();
+
+  /** Throws when the socket cannot be opened (the caller decides what to fall back to). */
+  constructor(options: NetlinkShellOptions) {
+    this.addon = options.addon;
+    this.fd = this.addon.netlinkOpen(options.netns ? `/var/run/netns/${options.netns}` : undefined);
+    this.ip = new Ip({ netns: options.netns });
+  }
+
+  readRoutes(): Promise<Route[]> {
+    return this.ip.readRoutes();
+  }
+
+  /** Only through write(): lines of `ip` are not what this shell speaks. */
+  batch(): Promise<BatchFailure[]> {
+    return Promise.reject(new Error('NetlinkRouteShell writes route changes, not ip lines'));
+  }
+
+  /**
+   * Encodes the changes now (a flush as one delete per prefix it covers) and sends them after the
+   * previous write. A change that cannot be encoded (its link is gone) is refused without being sent.
+   */
+  write(changes: readonly RouteWrite[]): Promise<BatchFailure[]> {
+    const writer = new RouteMessageWriter(Math.min(64 + changes.length * 56, 1 << 24));
+    const base = this.seq;
+    /** The change (0-based) of each message, by seq - base. */
+    const changeOf: number[] = [];
+    const failures: BatchFailure[] = [];
+    const ifIndexOf = (dev: string): number => this.addon.netlinkIfIndex(this.fd, dev);
+    changes.forEach((c, i) => {
+      const message = (): number => {
+        changeOf.push(i);
+        if (changeOf.length % ACK_EVERY === 0) writer.ack();
+        return base + changeOf.length;
+      };
+      try {
+        if (c.op === 'flush') for (const prefix of c.covers ?? [c.prefix]) writer.delete(prefix, message());
+        else if (c.op === 'delete') writer.delete(c.prefix, message());
+        else {
+          writer.route(c.op, c.route!, base + changeOf.length + 1, ifIndexOf);
+          message();
+        }
+      } catch (err) {
+        if (!(err instanceof NetlinkEncodeError)) throw err;
+        failures.push({ line: i + 1, command: renderWrite(c), error: err.message });
+      }
+    });
+    this.seq = (base + changeOf.length + 1) >>> 0;
+    if (changeOf.length === 0) return Promise.resolve(failures);
+    writer.ack();
+    const bytes = writer.bytes();
+    const sent = this.tail.then(() => this.addon.netlinkSend(this.fd, bytes));
+    this.tail = sent.catch(() => undefined);
+    return sent.then((replies) => {
+      const refused = new Set<number>();
+      for (const e of decodeErrors(replies)) {
+        const i = changeOf[(e.seq - base - 1) >>> 0];
+        if (i === undefined || refused.has(i)) continue;
+        refused.add(i);
+        failures.push({ line: i + 1, command: renderWrite(changes[i]!), error: describeError(e) });
+      }
+      return failures.sort((a, b) => a.line - b.line);
+    });
+  }
+
+  /** Closes the socket once the writes already queued are done. */
+  close(): void {
+    const fd = this.fd;
+    if (fd >= 0) void this.tail.then(() => this.addon.netlinkClose(fd));
+    this.fd = -1;
+    this.ip.close();
+  }
+}
