@@ -2,7 +2,6 @@
 // sysctls), plus the speaker's RIB and peers. Runs in the agent, i.e. in the host's network namespace.
 import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
-import { nft } from '../nat.js';
 import { TABLE } from '../policy/nft.js';
 import { type DirectionVerdict, type FactsQuery, type FlowPort, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type PolicyFacts, type RouteFact, type RouteGet, flowPortSchema, prefixLength } from './facts.js';
 
@@ -158,10 +157,10 @@ async function pathFacts(view: AgentView, query: FactsQuery): Promise<PathFacts>
  */
 async function dropRule(direction: 'ingress' | 'egress', verdict: DirectionVerdict): Promise<string> {
   const chain = verdict.pending ? 'forward' : direction;
-  const out = await nft(['-a', 'list', 'chain', 'inet', TABLE, chain]).catch((err: Error) => ({ exitCode: 1, stdout: '', stderr: err.message }));
-  if (out.exitCode !== 0) return `nft list chain inet ${TABLE} ${chain}: ${String(out.stderr).trim() || 'failed'}`;
+  const out = await execa('nft', ['-a', 'list', 'chain', 'inet', TABLE, chain], { reject: false, timeout: IP_TIMEOUT_MS });
+  if (out.exitCode !== 0) return `nft list chain inet ${TABLE} ${chain}: ${out.stderr.trim() || out.shortMessage}`;
   const mark = verdict.pending ? `@pending_${direction} drop` : `isolated for ${direction}, no policy allows`;
-  const line = String(out.stdout).split('\n').map((l) => l.trim()).find((l) => l.includes(mark));
+  const line = out.stdout.split('\n').map((l) => l.trim()).find((l) => l.includes(mark));
   return line ? `chain ${chain} of inet ${TABLE}: ${line}` : `no drop rule in chain ${chain} of inet ${TABLE}`;
 }
 
