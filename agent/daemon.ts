@@ -6,7 +6,7 @@ import type { AnnouncedPrefix, BgpStatus, InstalledRoute, NodeInfo, StatusSource
 import { type StatusRoute, startStatusServer, type StatusServer } from './status-server.js';
 import { startMetricsServer } from './metrics.js';
 import { applyNat, removeNat } from './nat.js';
-import type { FactsQuery, NodeFacts } from './doctor/facts.js';
+import type { FactsQuery, FlowPort, NodeFacts, PolicyFacts } from './doctor/facts.js';
 import { gatherFacts } from './doctor/gather.js';
 import type { CniStatsSnapshot } from './event-metrics.js';
 
@@ -20,6 +20,8 @@ export interface DaemonDeps {
   startCniServer?(addrFile: string): Promise<{ close(): Promise<void>; stats?(): CniStatsSnapshot | undefined }>;
   /** More status API routes (network policy in Kubernetes mode). */
   statusRoutes?: Record<string, StatusRoute>;
+  /** NetworkPolicy's verdicts for doctor (Kubernetes mode with enforcement); without it policy is not enforced here. */
+  policyFacts?(local: string, remote: string, port?: FlowPort): PolicyFacts;
 }
 
 /**
@@ -263,6 +265,7 @@ export class AgentDaemon implements StatusSource {
       node: c.nodeName, address: c.routerId, podCIDRs: c.podCIDRs, natOutgoing: c.natOutgoing, clusterCIDRs: c.clusterCIDRs ?? c.importCIDRs,
       peers: this.bgpStatus().peers.map((p) => ({ address: p.address, state: p.state, ...(p.info ? { info: p.info } : {}) })),
       rib: (address) => this.speaker?.lookup?.(address) ?? { importAllowed: true },
+      ...(this.deps.policyFacts ? { policy: this.deps.policyFacts } : {}),
     }, query);
   }
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
 import { parse as parseYaml } from 'yaml';
 import { type AgentConfig, ConfigError, loadAgentConfig } from './config.js';
-import { AgentDaemon } from './daemon.js';
+import { AgentDaemon, type DaemonDeps } from './daemon.js';
 import { installCni } from './install-cni.js';
 import { loadApiEndpoint } from './kube/kubeconfig.js';
 import { KubernetesMode } from './kube/run.js';
@@ -71,9 +71,10 @@ function readLocalSettings(path: string | undefined): Record<string, unknown> {
   }
 }
 
-async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, StatusRoute>): Promise<AgentDaemon> {
+async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, StatusRoute>, policyFacts?: DaemonDeps['policyFacts']): Promise<AgentDaemon> {
   const daemon = new AgentDaemon(config, {
     statusRoutes,
+    ...(policyFacts ? { policyFacts } : {}),
     log,
     makeSpeaker: (settings) => createSpeaker(settings, log),
     routes: createRouteSink(config, log),
@@ -146,7 +147,7 @@ async function main(args: string[]): Promise<void> {
     const local = readLocalSettings(configPath);
     const api = loadApiEndpoint(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
     const policy = startPolicy({ api, nodeName, local, log });
-    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon: (config) => startDaemon(config, policy?.routes) });
+    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon: (config) => startDaemon(config, policy?.routes, policy?.flowFacts) });
     await mode.start();
     stopOnSignals(async () => {
       await mode.stop(true);

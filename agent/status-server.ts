@@ -4,6 +4,7 @@ import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { isIP } from 'node:net';
 import type { StatusSource } from './status.js';
+import { flowPortSchema } from './doctor/facts.js';
 
 export interface StatusServer {
   close(): Promise<void>;
@@ -11,7 +12,7 @@ export interface StatusServer {
 
 class BadRequest extends Error {}
 
-/** `?local=IP&remote=IP[&remoteNode=IP]`: addresses only, since they end up as `ip` arguments. */
+/** `?local=IP&remote=IP[&remoteNode=IP][&port=N/proto]`: addresses only, since they end up as `ip` arguments. */
 function doctorFacts(source: StatusSource, query: URLSearchParams): Promise<unknown> {
   const address = (name: string, required: boolean): string | undefined => {
     const value = query.get(name) ?? undefined;
@@ -20,8 +21,10 @@ function doctorFacts(source: StatusSource, query: URLSearchParams): Promise<unkn
     return value;
   };
   const [local, remote, remoteNode] = [address('local', true)!, address('remote', true)!, address('remoteNode', false)];
+  const port = query.get('port') ?? undefined;
+  if (port !== undefined && !flowPortSchema.safeParse(port).success) throw new BadRequest('port must be N, N/tcp, N/udp or N/sctp');
   if (!source.doctorFacts) throw new BadRequest('this agent cannot gather doctor facts');
-  return source.doctorFacts({ local, remote, ...(remoteNode ? { remoteNode } : {}) });
+  return source.doctorFacts({ local, remote, ...(remoteNode ? { remoteNode } : {}), ...(port ? { port } : {}) });
 }
 
 /** A status route's handler; it reads its query from the URL and may answer with a promise. */

@@ -4,8 +4,8 @@
 export const COMMANDS: Record<string, string[]> = {
   'bgp status': ['--json'],
   routes: ['--json'],
-  doctor: ['--json', '--lab', '--dest-facts', '--dest-socket'],
-  'doctor-facts': ['--remote-node'],
+  doctor: ['--json', '--lab', '--dest-facts', '--dest-socket', '--port'],
+  'doctor-facts': ['--remote-node', '--port'],
   'completion bash': [],
 };
 export const GLOBAL_OPTIONS = ['--socket', '--help', '--version'];
@@ -28,7 +28,7 @@ _lightlyctl() {
   esac
   for ((i = 1; i < COMP_CWORD; i++)); do
     case "\${COMP_WORDS[i]}" in
-      --socket|--dest-socket|--dest-facts|--lab|--remote-node) ((i++)) ;;
+      --socket|--dest-socket|--dest-facts|--lab|--remote-node|--port) ((i++)) ;;
       -*) ;;
       *) if [ -z "$cmd" ]; then cmd="\${COMP_WORDS[i]}"; fi; ((cword_cmd++)) ;;
     esac

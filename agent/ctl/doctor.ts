@@ -5,7 +5,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import { contains } from '../../bgp/policy/policy.js';
 import { type DestinationFacts, type Diagnosis, diagnose } from '../doctor/checks.js';
-import { type FactsQuery, type NodeFacts, nodeFactsSchema } from '../doctor/facts.js';
+import { type FactsQuery, type NodeFacts, flowPortSchema, nodeFactsSchema } from '../doctor/facts.js';
 import { KubeClient } from '../kube/client.js';
 import { loadApiEndpoint } from '../kube/kubeconfig.js';
 import { getJson } from './client.js';
@@ -30,6 +30,8 @@ export interface DoctorOptions {
   /** The destination node's facts, gathered there with `lightlyctl doctor-facts`. */
   destFacts?: string;
   destSocket?: string;
+  /** `--port N[/tcp|udp|sctp]`: the port the policy verdicts are for; absent: any traffic. */
+  port?: string;
 }
 
 /** A pod as the user named it, once resolved: its address and, where known, its node. */
@@ -42,7 +44,7 @@ interface Endpoint {
 const hostPrefix = (ip: string): string => `${ip}/${ip.includes(':') ? 128 : 32}`;
 
 export function factsPath(query: FactsQuery): string {
-  const params = new URLSearchParams({ local: query.local, remote: query.remote, ...(query.remoteNode ? { remoteNode: query.remoteNode } : {}) });
+  const params = new URLSearchParams({ local: query.local, remote: query.remote, ...(query.remoteNode ? { remoteNode: query.remoteNode } : {}), ...(query.port ? { port: query.port } : {}) });
   return `/v1/doctor/facts?${params}`;
 }
 
@@ -73,7 +75,7 @@ async function resolve(name: string, lab: LabState | undefined): Promise<Endpoin
 async function destinationFacts(opts: DoctorOptions, to: Endpoint, query: FactsQuery): Promise<DestinationFacts> {
   if (opts.destFacts) return { facts: nodeFactsSchema.parse(JSON.parse(readFileSync(opts.destFacts, 'utf8'))) };
   const node = to.node ?? `the node of ${to.ip}`;
-  const runThere = `lightlyctl doctor-facts ${query.local} ${query.remote}${query.remoteNode ? ` --remote-node ${query.remoteNode}` : ''} > facts.json` +
+  const runThere = `lightlyctl doctor-facts ${query.local} ${query.remote}${query.remoteNode ? ` --remote-node ${query.remoteNode}` : ''}${query.port ? ` --port ${query.port}` : ''} > facts.json` +
     (to.node ? ` (e.g. kubectl -n kube-system exec <the lightly pod on ${to.node}> -- …)` : '');
   const socket = opts.destSocket ?? to.socket;
   if (!socket) return { unreachable: `no way to reach ${node}'s agent from here`, node, fix: `run this on ${node} and pass its output with --dest-facts FILE: ${runThere}` };
@@ -84,20 +86,30 @@ async function destinationFacts(opts: DoctorOptions, to: Endpoint, query: FactsQ
   }
 }
 
+/** `--port` checked at the boundary and written the one way (N/proto) that facts queries carry. */
+function portOption(port: string | undefined): string | undefined {
+  if (port === undefined) return undefined;
+  const parsed = flowPortSchema.safeParse(port);
+  if (!parsed.success) throw new Error(`--port ${port}: give N, N/tcp, N/udp or N/sctp`);
+  return `${parsed.data.port}/${parsed.data.protocol.toLowerCase()}`;
+}
+
 export async function doctor(fromName: string, toName: string, opts: DoctorOptions): Promise<Diagnosis> {
+  const port = portOption(opts.port);
   const lab = opts.lab ? labStateSchema.parse(JSON.parse(readFileSync(`${opts.lab}/state.json`, 'utf8'))) : undefined;
   const [from, to] = await Promise.all([resolve(fromName, lab), resolve(toName, lab)]);
   const srcSocket = from.socket ?? opts.socket;
-  const src = await fetchFacts(srcSocket, { local: from.ip, remote: to.ip });
+  const src = await fetchFacts(srcSocket, { local: from.ip, remote: to.ip, ...(port ? { port } : {}) });
   const sameNode = src.podCIDRs.some((c) => contains(c, hostPrefix(to.ip)));
-  const query = { local: to.ip, remote: from.ip, remoteNode: src.address };
+  const query = { local: to.ip, remote: from.ip, remoteNode: src.address, ...(port ? { port } : {}) };
   const dest = sameNode ? { facts: await fetchFacts(srcSocket, query) } : await destinationFacts(opts, to, query);
-  return diagnose(from.ip, to.ip, src, dest);
+  return diagnose(from.ip, to.ip, src, dest, port);
 }
 
 /** `doctor-facts`: this node's facts, for a doctor run on another node (--dest-facts). */
-export async function localFacts(socket: string, local: string, remote: string, remoteNode?: string): Promise<NodeFacts> {
+export async function localFacts(socket: string, local: string, remote: string, remoteNode?: string, portText?: string): Promise<NodeFacts> {
   for (const a of [local, remote, ...(remoteNode ? [remoteNode] : [])]) if (!isIP(a)) throw new Error(`${a} is not an IP address`);
-  return fetchFacts(socket, { local, remote, ...(remoteNode ? { remoteNode } : {}) });
+  const port = portOption(portText);
+  return fetchFacts(socket, { local, remote, ...(remoteNode ? { remoteNode } : {}), ...(port ? { port } : {}) });
 }
 

@@ -4,6 +4,9 @@ import fc from 'fast-check';
 import { diagnose, formatDiagnosis } from './checks.js';
 import { type NodeFacts, nodeFactsSchema } from './facts.js';
 import { FROM, TO, healthy } from '../../test/support/doctor-facts.js';
+import { compileNode } from '../policy/compile.js';
+import { slimNamespace, slimNetworkPolicy, slimPod } from '../policy/objects.js';
+import { policyFacts } from '../policy/verdict.js';
 
 const run = (src: NodeFacts, dst: NodeFacts) => diagnose(FROM, TO, src, { facts: dst });
 
@@ -15,8 +18,8 @@ describe('doctor: the pure diagnosis', () => {
     expect(d.ok).toBe(true);
     expect(d.firstBroken).toBeUndefined();
     expect(d.checks.map((c) => c.id)).toEqual([
-      'source-pod-eth0', 'source-pod-default-route', 'source-veth', 'source-host-route', 'bgp-session', 'rib', 'kernel-route', 'next-hop',
-      'destination-ingress', 'destination-pod-eth0', 'destination-pod-default-route', 'destination-veth', 'destination-host-route', 'return-route',
+      'source-pod-eth0', 'source-pod-default-route', 'source-veth', 'source-host-route', 'source-policy', 'bgp-session', 'rib', 'kernel-route', 'next-hop',
+      'destination-ingress', 'destination-pod-eth0', 'destination-pod-default-route', 'destination-veth', 'destination-host-route', 'destination-policy', 'return-route',
       'reply-ingress', 'mtu', 'nat',
     ]);
     expect(formatDiagnosis(d)).toContain('is good');
@@ -111,5 +114,93 @@ describe('doctor: the pure diagnosis', () => {
       dst.remote.ingress!.mtu = mtu - 1;
       return run(src, dst).firstBroken?.id === 'mtu';
     }));
+  });
+
+  describe('network policy verdicts (Kubernetes NetworkPolicy semantics: a selected pod takes what any selecting policy allows)', () => {
+    // x/a on node-1 (FROM) talks to y/b on node-2 (TO); each node's verdicts come from its own compiled model, as in the agent.
+    const pods = [
+      slimPod({ metadata: { namespace: 'x', name: 'a', labels: { app: 'a' } }, spec: { nodeName: 'node-1' }, status: { podIP: FROM } }),
+      slimPod({ metadata: { namespace: 'y', name: 'b', labels: { app: 'b' } }, spec: { nodeName: 'node-2', containers: [{ ports: [{ name: 'http', containerPort: 8080 }] }] }, status: { podIP: TO } }),
+    ];
+    const namespaces = ['x', 'y'].map((name) => slimNamespace({ metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } }));
+    const policy = (namespace: string, name: string, spec: Record<string, unknown>) => slimNetworkPolicy({ metadata: { namespace, name }, spec });
+    const withPolicies = (policies: ReturnType<typeof policy>[], port?: string) => {
+      const facts = healthy();
+      const flow = port ? { port: Number(port.split('/')[0]), protocol: (port.split('/')[1] ?? 'tcp').toUpperCase() as 'TCP' | 'UDP' } : undefined;
+      facts.src.policy = policyFacts(compileNode('node-1', { pods, namespaces, policies }), pods, FROM, TO, flow);
+      facts.dst.policy = policyFacts(compileNode('node-2', { pods, namespaces, policies }), pods, TO, FROM, flow);
+      return diagnose(FROM, TO, facts.src, { facts: facts.dst }, port);
+    };
+    const denyIngress = policy('y', 'deny-ingress', { podSelector: {}, policyTypes: ['Ingress'] });
+
+    it('no policy enforced (standalone): the policy hops say so and pass', () => {
+      const { src, dst } = healthy();
+      src.policy = dst.policy = { enforced: false, reason: 'this node enforces no NetworkPolicy (standalone mode, or networkPolicy.enabled: false)' };
+      const d = run(src, dst);
+      expect(d.ok).toBe(true);
+      expect(d.checks.filter((c) => c.id.endsWith('-policy'))).toEqual([
+        expect.objectContaining({ id: 'source-policy', status: 'ok', evidence: expect.stringMatching(/^not enforced: .*standalone/) }),
+        expect.objectContaining({ id: 'destination-policy', status: 'ok', evidence: expect.stringMatching(/^not enforced/) }),
+      ]);
+    });
+
+    it('pods selected by no policy: open in both directions', () => {
+      const d = withPolicies([policy('y', 'only-c', { podSelector: { matchLabels: { app: 'c' } }, policyTypes: ['Ingress'] })]);
+      expect(d.ok).toBe(true);
+      expect(d.checks.find((c) => c.id === 'destination-policy')!.evidence).toBe('open: y/b is selected by no ingress policy');
+    });
+
+    it('default deny ingress on the destination: the destination policy hop is the first broken one, with the fix', () => {
+      const d = withPolicies([denyIngress]);
+      expect(d.firstBroken).toMatchObject({ id: 'destination-policy', node: 'node-2', title: 'network policy: ingress to y/b from x/a (any port)' });
+      expect(d.firstBroken!.evidence).toBe('denied: selected by y/deny-ingress (default deny ingress)');
+      expect(d.firstBroken!.fix).toBe('allow it with a NetworkPolicy in namespace y selecting y/b with an ingress rule from podSelector {app: a} with namespaceSelector {kubernetes.io/metadata.name: x} on the ports it needs (lightlyctl policy y/b shows what selects it)');
+      expect(d.summary).toMatch(/^The path 10\.244\.1\.2 → 10\.244\.2\.2 breaks at node-2: network policy: ingress to y\/b from x\/a/);
+      expect(d.checks.find((c) => c.id === 'source-policy')).toMatchObject({ status: 'ok' });
+    });
+
+    it('default deny egress on the source: named on node-1 before any hop of the destination', () => {
+      const facts = withPolicies([policy('x', 'deny-egress', { podSelector: { matchLabels: { app: 'a' } }, policyTypes: ['Egress'] }), denyIngress]);
+      expect(facts.firstBroken).toMatchObject({ id: 'source-policy', node: 'node-1', title: 'network policy: egress from x/a to y/b (any port)' });
+      expect(facts.firstBroken!.evidence).toBe('denied: selected by x/deny-egress (default deny egress)');
+      expect(facts.firstBroken!.fix).toContain('selecting x/a with an egress rule to podSelector {app: b} with namespaceSelector {kubernetes.io/metadata.name: y}');
+    });
+
+    it('allowed by one of two selecting policies: the path is good and the evidence names the rule that allows', () => {
+      const fromX = policy('y', 'from-x', { podSelector: { matchLabels: { app: 'b' } }, ingress: [{ from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'x' } } }] }] });
+      const d = withPolicies([denyIngress, fromX]);
+      expect(d.ok).toBe(true);
+      expect(d.checks.find((c) => c.id === 'destination-policy')!.evidence).toBe('allowed by y/from-x ingress[0] on any port; selected by y/deny-ingress (default deny ingress), y/from-x (1 ingress rule)');
+      // The same rule with a podSelector that x/a does not match allows nothing.
+      const fromOthers = policy('y', 'from-x', { podSelector: { matchLabels: { app: 'b' } }, ingress: [{ from: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: 'z' } } }] }] });
+      expect(withPolicies([denyIngress, fromOthers]).firstBroken).toMatchObject({ id: 'destination-policy', evidence: 'denied: selected by y/deny-ingress (default deny ingress), y/from-x (1 ingress rule); no rule allows x/a' });
+    });
+
+    it('a port-specific rule: any traffic passes, the port it names passes, another port is denied', () => {
+      const tcp80 = policy('y', 'web', { podSelector: {}, ingress: [{ from: [{ namespaceSelector: {} }], ports: [{ protocol: 'TCP', port: 80 }, { port: 'http' }] }] });
+      expect(withPolicies([tcp80]).ok).toBe(true);
+      expect(withPolicies([tcp80]).checks.find((c) => c.id === 'destination-policy')!.evidence).toContain('on TCP 80, named ports');
+      expect(withPolicies([tcp80], '80/tcp').ok).toBe(true);
+      expect(withPolicies([tcp80], '8080/tcp').ok).toBe(true); // the pod's named port `http`
+      const d = withPolicies([tcp80], '80/udp');
+      expect(d.port).toBe('80/udp');
+      expect(d.firstBroken).toMatchObject({ id: 'destination-policy', title: 'network policy: ingress to y/b from x/a (UDP 80)', evidence: 'denied: selected by y/web (1 ingress rule); no rule allows x/a on UDP 80' });
+      expect(d.firstBroken!.fix).toContain('on UDP 80');
+      expect(formatDiagnosis(d)).toContain('doctor 10.244.1.2 → 10.244.2.2 port 80/udp');
+    });
+
+    it('an ipBlock peer and the kernel evidence: the drop rule named in the evidence', () => {
+      const blocks = policy('y', 'blocks', { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: '10.244.0.0/16', except: ['10.244.1.0/24'] } }] }] });
+      const facts = healthy();
+      const compiled = compileNode('node-2', { pods, namespaces, policies: [blocks] });
+      const v = policyFacts(compiled, [pods[1]!], TO, FROM); // x/a unknown to this view: an ipBlock is the fix
+      expect(v).toMatchObject({ ingress: { allowed: false } });
+      if (!('ingress' in v)) throw new Error('synced facts expected');
+      facts.dst.policy = { ...v, ingress: { ...v.ingress, kernel: 'chain ingress of inet lightly-policy: drop comment "isolated for ingress, no policy allows" # handle 9' } };
+      const d = diagnose(FROM, TO, facts.src, { facts: facts.dst });
+      expect(d.firstBroken!.evidence).toMatch(/no rule allows 10\.244\.1\.2; chain ingress of inet lightly-policy: drop .*# handle 9$/);
+      expect(d.firstBroken!.fix).toContain('ingress rule from ipBlock 10.244.1.2/32');
+      expect(nodeFactsSchema.parse(facts.dst)).toEqual(facts.dst);
+    });
   });
 });

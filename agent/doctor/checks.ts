@@ -1,7 +1,7 @@
 // `lightlyctl doctor`'s pure core: facts from the source and destination nodes in, the path's checks
 // hop by hop out (ok/FAIL with the evidence), and the first broken hop with its fix in one sentence.
 import { contains } from '../../bgp/policy/policy.js';
-import { type NodeFacts, type PodFacts, type RouteFact, type RouteGet, prefixLength } from './facts.js';
+import { type NodeFacts, type PodFacts, type RouteFact, type RouteGet, flowPortSchema, prefixLength } from './facts.js';
 
 export interface Check {
   /** Stable name of the hop, for scripts and tests. */
@@ -17,6 +17,8 @@ export interface Check {
 export interface Diagnosis {
   from: string;
   to: string;
+  /** `--port` as given (N/proto); absent: any port, the policy question being whether any traffic passes. */
+  port?: string;
   ok: boolean;
   checks: Check[];
   /** The first check that failed, walking from the source pod to the destination pod and back. */
@@ -120,6 +122,46 @@ function returnCheck(w: Walk, dst: NodeFacts, from: string): void {
       route && !isLightly(route) ? `route ${describeRoute(route)} on ${dst.node} takes the replies away from Lightly's route: delete it` : `${dst.node} has no route back to ${from}: check its BGP sessions (lightlyctl bgp status there)`);
 }
 
+const labelsText = (labels: Record<string, string>): string => `{${Object.entries(labels).map(([k, v]) => `${k}: ${v}`).join(', ')}}`;
+
+/**
+ * The node's NetworkPolicy verdict for the flow: egress of the source pod on its node, ingress of the
+ * destination pod on its node (replies pass as established). Where no policy is enforced it passes.
+ */
+function policyCheck(w: Walk, id: string, facts: NodeFacts, direction: 'ingress' | 'egress', port: string | undefined): void {
+  const p = facts.policy;
+  const local = p && 'local' in p && p.local ? p.local.name : facts.local.ip;
+  const remote = p && 'remote' in p && p.remote ? p.remote.name : facts.remote.ip;
+  const flow = direction === 'egress' ? `egress from ${local} to ${remote}` : `ingress to ${local} from ${remote}`;
+  const on = port ? (({ protocol, port: n }) => `${protocol} ${n}`)(flowPortSchema.parse(port)) : undefined;
+  const title = `network policy: ${flow} (${on ?? 'any port'})`;
+  if (!p || !p.enforced) {
+    w.check(id, title, true, `not enforced: ${p ? p.reason : 'this agent reports no policy verdicts'}`, '');
+    return;
+  }
+  if (!('egress' in p)) {
+    w.check(id, title, false, 'no verdict: the agent has not listed Pods, Namespaces and NetworkPolicies yet',
+      `wait for ${facts.node}'s agent to reach the API (lightlyctl policy status there shows lastError)`);
+    return;
+  }
+  const v = p[direction];
+  const selected = v.selectedBy.map((s) => `${s.policy} (${s.rules ? `${s.rules} ${direction} rule${s.rules > 1 ? 's' : ''}` : `default deny ${direction}`})`).join(', ');
+  if (v.allowed) {
+    w.check(id, title, true, v.allowedBy ? `allowed by ${v.allowedBy.policy} ${direction}[${v.allowedBy.rule}] on ${v.allowedBy.ports}; selected by ${selected}` : `open: ${local} is selected by no ${direction} policy`, '');
+    return;
+  }
+  const evidence = v.pending
+    ? `denied: ${facts.local.ip} has no Pod in the API yet, and until it has, ${facts.node} drops an unknown pod address`
+    : `denied: selected by ${selected}${v.selectedBy.some((s) => s.rules) ? `; no rule allows ${remote}${on ? ` on ${on}` : ''}` : ''}`;
+  const namespace = local.includes('/') ? local.split('/')[0]! : undefined;
+  const peer = p.remote
+    ? `podSelector ${labelsText(p.remote.labels)}${p.remote.name.split('/')[0] === namespace ? '' : ` with namespaceSelector {kubernetes.io/metadata.name: ${p.remote.name.split('/')[0]}}`}`
+    : `ipBlock ${facts.remote.ip}/32`;
+  w.check(id, title, false, `${evidence}${v.kernel ? `; ${v.kernel}` : ''}`,
+    v.pending ? `wait for the kubelet to report ${facts.local.ip} in the Pod's status (kubectl get pod -o wide)` :
+      `allow it with a NetworkPolicy${namespace ? ` in namespace ${namespace}` : ''} selecting ${local} with an ${direction} rule ${direction === 'ingress' ? 'from' : 'to'} ${peer} on ${on ?? 'the ports it needs'} (lightlyctl policy ${local} shows what selects it)`);
+}
+
 function mtuCheck(w: Walk, src: NodeFacts, dst: NodeFacts | undefined): void {
   const hops: [string, number | undefined][] = [
     [`${src.node} pod eth0`, src.local.eth0?.mtu],
@@ -140,9 +182,10 @@ function natNote(w: Walk, src: NodeFacts, to: string): void {
     !src.natOutgoing ? 'off: pod addresses leave the node as they are' : masq ? `on: ${to} is outside the cluster CIDRs, so it sees ${src.node}'s address` : `on, but ${to} is inside the cluster CIDRs (${src.clusterCIDRs.join(', ')}): not masqueraded`, '');
 }
 
-export function diagnose(from: string, to: string, src: NodeFacts, dest: DestinationFacts): Diagnosis {
+export function diagnose(from: string, to: string, src: NodeFacts, dest: DestinationFacts, port?: string): Diagnosis {
   const s = new Walk(src.node);
   podChecks(s, 'source', src.local);
+  policyCheck(s, 'source-policy', src, 'egress', port);
   const sameNode = inside(to, src.podCIDRs);
   const dst = 'facts' in dest ? dest.facts : undefined;
   if (!sameNode) forwardChecks(s, src, to, dst?.address);
@@ -152,6 +195,7 @@ export function diagnose(from: string, to: string, src: NodeFacts, dest: Destina
   } else if (dst) {
     if (!sameNode) ingressCheck(d, 'destination-ingress', dst, from, to);
     podChecks(d, 'destination', dst.local);
+    policyCheck(d, 'destination-policy', dst, 'ingress', port);
     if (!sameNode) {
       returnCheck(d, dst, from);
       ingressCheck(s, 'reply-ingress', src, to, from);
@@ -165,7 +209,7 @@ export function diagnose(from: string, to: string, src: NodeFacts, dest: Destina
   const checks = [...s.checks.filter((c) => c.id !== 'reply-ingress'), ...d.checks, ...replyIngress, ...tail.checks];
   const firstBroken = checks.find((c) => c.status === 'FAIL');
   return {
-    from, to, ok: !firstBroken, checks,
+    from, to, ...(port ? { port } : {}), ok: !firstBroken, checks,
     ...(firstBroken ? { firstBroken } : {}),
     summary: firstBroken
       ? `The path ${from} → ${to} breaks at ${firstBroken.node}: ${firstBroken.title} (${firstBroken.evidence}). Fix: ${firstBroken.fix}${/[.?!]$/.test(firstBroken.fix ?? '') ? '' : '.'}`
@@ -180,5 +224,5 @@ export function formatDiagnosis(d: Diagnosis): string {
     `${c.status === 'ok' ? '  ok ' : 'FAIL '} ${c.node.padEnd(8)} ${c.title.padEnd(width)}  ${c.evidence}`,
     ...(c.fix ? [`${' '.repeat(17 + width)}fix: ${c.fix}`] : []),
   ]);
-  return [`doctor ${d.from} → ${d.to}`, ...lines, '', d.summary].join('\n');
+  return [`doctor ${d.from} → ${d.to}${d.port ? ` port ${d.port}` : ''}`, ...lines, '', d.summary].join('\n');
 }

@@ -76,6 +76,58 @@ export const pathSchema = z.object({
 });
 export type PathFacts = z.infer<typeof pathSchema>;
 
+/**
+ * The flow's port as `--port N[/tcp|udp|sctp]` gives it (TCP when the protocol is left out). Without
+ * one the policy question is "is any traffic allowed": a rule allowing some port answers yes.
+ */
+export const flowPortSchema = z
+  .string()
+  .regex(/^\d{1,5}(\/(tcp|udp|sctp))?$/i, 'a port: N, N/tcp, N/udp or N/sctp')
+  .transform((s) => {
+    const [port, protocol = 'tcp'] = s.split('/');
+    return { port: Number(port), protocol: protocol!.toUpperCase() as 'TCP' | 'UDP' | 'SCTP' };
+  })
+  .refine((p) => p.port >= 1 && p.port <= 65535, 'a port between 1 and 65535');
+export type FlowPort = z.output<typeof flowPortSchema>;
+
+/** One direction's NetworkPolicy verdict for the flow, from the node's compiled policy model. */
+export const directionVerdictSchema = z.object({
+  /** Selected by some policy of this direction: only what a policy allows passes. */
+  isolated: z.boolean(),
+  /** The policies of this direction selecting the pod, with their rule count (0: default deny). */
+  selectedBy: z.array(z.object({ policy: z.string(), rules: z.number() })),
+  allowed: z.boolean(),
+  /** The first rule that allows the flow, and the ports it allows in words. */
+  allowedBy: z.object({ policy: z.string(), rule: z.number(), ports: z.string() }).optional(),
+  /** The pod's address is not known to the API yet while a pod of this node is isolated: denied until it is. */
+  pending: z.boolean().optional(),
+  /** Evidence from the kernel: the nftables rule that drops the flow (or why none could be read). */
+  kernel: z.string().optional(),
+});
+export type DirectionVerdict = z.infer<typeof directionVerdictSchema>;
+
+const podRefSchema = z.object({ name: z.string(), labels: z.record(z.string(), z.string()) });
+
+/**
+ * NetworkPolicy on this node for the flow between its pod and the other one: `egress` for local →
+ * remote (the source node's), `ingress` for remote → local (the destination node's). Replies pass as
+ * established connections, so these two are all a flow meets.
+ */
+export const policyFactsSchema = z.union([
+  z.object({ enforced: z.literal(false), reason: z.string() }),
+  z.object({ enforced: z.literal(true), synced: z.literal(false) }),
+  z.object({
+    enforced: z.literal(true),
+    synced: z.literal(true),
+    /** The pods as the API names them (absent: no Pod object has the address). */
+    local: podRefSchema.optional(),
+    remote: podRefSchema.optional(),
+    egress: directionVerdictSchema,
+    ingress: directionVerdictSchema,
+  }),
+]);
+export type PolicyFacts = z.infer<typeof policyFactsSchema>;
+
 export const nodeFactsSchema = z.object({
   node: z.string(),
   /** The node's router id: its address on the fabric. */
@@ -86,6 +138,8 @@ export const nodeFactsSchema = z.object({
   peers: z.array(z.object({ address: z.string(), state: z.string(), info: z.string().optional() })),
   local: podSchema,
   remote: pathSchema,
+  /** Absent from agents older than the policy verdicts. */
+  policy: policyFactsSchema.optional(),
 });
 export type NodeFacts = z.infer<typeof nodeFactsSchema>;
 
@@ -94,4 +148,6 @@ export interface FactsQuery {
   local: string;
   remote: string;
   remoteNode?: string;
+  /** `N/proto` (flowPortSchema); absent: any port. */
+  port?: string;
 }

@@ -2,7 +2,8 @@
 // sysctls), plus the speaker's RIB and peers. Runs in the agent, i.e. in the host's network namespace.
 import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
-import { type FactsQuery, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type RouteFact, type RouteGet, prefixLength } from './facts.js';
+import { TABLE } from '../policy/nft.js';
+import { type DirectionVerdict, type FactsQuery, type FlowPort, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type PolicyFacts, type RouteFact, type RouteGet, flowPortSchema, prefixLength } from './facts.js';
 
 /** What the agent itself knows, handed to `gatherFacts`. */
 export interface AgentView {
@@ -14,6 +15,8 @@ export interface AgentView {
   peers: { address: string; state: string; info?: string }[];
   /** The speaker's longest-prefix match for an address, and whether the import filter takes a prefix. */
   rib(address: string): { prefix?: string; best?: { peer: string; nextHop: string; stale: boolean }; importAllowed: boolean };
+  /** NetworkPolicy's verdicts from the compiled model; absent when this node enforces none. */
+  policy?(local: string, remote: string, port?: FlowPort): PolicyFacts;
 }
 
 /** Every command has a deadline: a doctor that hangs is worse than none. */
@@ -147,10 +150,32 @@ async function pathFacts(view: AgentView, query: FactsQuery): Promise<PathFacts>
   return { ip: remote, routeGet: get, ...(route ? { route } : {}), rib, nextHops, ...(ingress ? { ingress } : {}) };
 }
 
+/**
+ * The kernel's side of a denied verdict: the rule of our table that drops the flow, as `nft -a` lists
+ * it (one chain, so cheap), or that the table is missing (then nothing drops it: the model and the
+ * kernel disagree, and the operator should know).
+ */
+async function dropRule(direction: 'ingress' | 'egress', verdict: DirectionVerdict): Promise<string> {
+  const chain = verdict.pending ? 'forward' : direction;
+  const out = await execa('nft', ['-a', 'list', 'chain', 'inet', TABLE, chain], { reject: false, timeout: IP_TIMEOUT_MS });
+  if (out.exitCode !== 0) return `nft list chain inet ${TABLE} ${chain}: ${out.stderr.trim() || out.shortMessage}`;
+  const mark = verdict.pending ? `@pending_${direction} drop` : `isolated for ${direction}, no policy allows`;
+  const line = out.stdout.split('\n').map((l) => l.trim()).find((l) => l.includes(mark));
+  return line ? `chain ${chain} of inet ${TABLE}: ${line}` : `no drop rule in chain ${chain} of inet ${TABLE}`;
+}
+
+async function policyFacts(view: AgentView, query: FactsQuery): Promise<PolicyFacts> {
+  if (!view.policy) return { enforced: false, reason: 'this node enforces no NetworkPolicy (standalone mode, or networkPolicy.enabled: false)' };
+  const facts = view.policy(query.local, query.remote, query.port === undefined ? undefined : flowPortSchema.parse(query.port));
+  if (!('egress' in facts)) return facts;
+  const [egress, ingress] = await Promise.all((['egress', 'ingress'] as const).map(async (d) => (facts[d].allowed ? facts[d] : { ...facts[d], kernel: await dropRule(d, facts[d]) })));
+  return { ...facts, egress: egress!, ingress: ingress! };
+}
+
 export async function gatherFacts(view: AgentView, query: FactsQuery): Promise<NodeFacts> {
-  const [local, remote] = await Promise.all([podFacts(query.local), pathFacts(view, query)]);
+  const [local, remote, policy] = await Promise.all([podFacts(query.local), pathFacts(view, query), policyFacts(view, query)]);
   return {
     node: view.node, address: view.address, podCIDRs: view.podCIDRs, natOutgoing: view.natOutgoing, clusterCIDRs: view.clusterCIDRs,
-    peers: view.peers, local, remote,
+    peers: view.peers, local, remote, policy,
   };
 }

@@ -6,10 +6,12 @@ import { KubeClient } from '../kube/client.js';
 import type { ApiEndpoint } from '../kube/kubeconfig.js';
 import { Reflector } from '../kube/reflector.js';
 import { nft } from '../nat.js';
-import { compileNode } from './compile.js';
+import type { FlowPort, PolicyFacts } from '../doctor/facts.js';
+import { type CompiledNode, compileNode } from './compile.js';
 import { type PodPolicyView, describePod } from './describe.js';
 import { type NftRuleset, TABLE, renderRuleset, rulesetSize, updateText } from './nft.js';
 import { type NetworkPolicy, type PolicyNamespace, type PolicyPod, namespacedKey, slimNamespace, slimNetworkPolicy, slimPod } from './objects.js';
+import { policyFacts } from './verdict.js';
 
 export const PODS_PATH = '/api/v1/pods';
 export const NAMESPACES_PATH = '/api/v1/namespaces';
@@ -49,6 +51,8 @@ export class PolicyEnforcer {
   private readonly namespaces: Reflector<PolicyNamespace>;
   private readonly policies: Reflector<NetworkPolicy>;
   private applied?: NftRuleset;
+  /** The model the kernel's ruleset was rendered from: what doctor's verdicts read. */
+  private model?: CompiledNode;
   private appliedVersions = { pods: '', namespaces: '', policies: '' };
   private timer?: NodeJS.Timeout;
   private running = false;
@@ -93,7 +97,8 @@ export class PolicyEnforcer {
     this.running = true;
     try {
       const versions = { pods: this.pods.version, namespaces: this.namespaces.version, policies: this.policies.version };
-      const next = renderRuleset(compileNode(this.options.nodeName, { pods: this.pods.items.values(), namespaces: this.namespaces.items.values(), policies: this.policies.items.values() }));
+      const model = compileNode(this.options.nodeName, { pods: this.pods.items.values(), namespaces: this.namespaces.items.values(), policies: this.policies.items.values() });
+      const next = renderRuleset(model);
       const text = updateText(this.applied, next);
       if (text) {
         const out = await nft(['-f', '-'], text, this.options.netns);
@@ -102,10 +107,12 @@ export class PolicyEnforcer {
         this.options.log.info({ ...rulesetSize(next), full: text.startsWith('add table'), versions }, 'network policy applied');
       }
       this.applied = next;
+      this.model = model;
       this.appliedVersions = versions;
       this.lastError = undefined;
     } catch (err) {
       this.applied = undefined;
+      this.model = undefined;
       this.lastError = (err as Error).message;
       this.options.log.error({ err: this.lastError }, 'applying network policy failed; retrying');
       this.schedule(1_000);
@@ -133,6 +140,12 @@ export class PolicyEnforcer {
   /** `namespace/name` of any pod in the cluster (the answer is the same on every node). */
   pod(key: string): PodPolicyView | undefined {
     return describePod(this.pods.items.get(key), this.policies.items.values());
+  }
+
+  /** doctor's policy facts for a flow between this node's pod `local` and `remote`, as the kernel enforces them now. */
+  flowFacts(local: string, remote: string, port?: FlowPort): PolicyFacts {
+    if (!this.model) return { enforced: true, synced: false };
+    return policyFacts(this.model, this.pods.items.values(), local, remote, port);
   }
 
   /** The status socket's routes for `lightlyctl policy`. */
