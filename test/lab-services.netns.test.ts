@@ -2,7 +2,8 @@
 // a BIRD top-of-rack that merges what they announce into ECMP routes in its kernel, and a client
 // behind it. The ToR must hold a LoadBalancer /32 with exactly the nodes that should announce it as
 // next hops, follow endpoint moves and policy changes, drop it with the Service, never see an address
-// outside the configured ranges, and carry the client's traffic to a pod through the address.
+// outside the configured ranges, and carry the client's traffic to a pod through the address. The lab
+// is dual stack: a dual-stack Service's /128 reaches the ToR beside its /32, via the nodes' IPv6 addresses.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,7 @@ import { down, restartAgent, stopAgent, up } from '../deploy/lab/lab.js';
 import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
 import { BGP_CONFIGURATIONS, BGP_PEERS, EVENTS_PATH_DEFAULT, LOAD_BALANCER_IP_POOLS } from './support/fake-kube.js';
 import { fabricApi } from './support/lab-kube.js';
-import { NetnsPool, requireNetworkTools } from './support/netns.js';
+import { NetnsPool, ipIn, requireNetworkTools } from './support/netns.js';
 import { until } from './support/lab.js';
 import { applyDnat, attachClient, dnatScript, podServer, startTor, tcpHello, torNextHops } from './support/service-path.js';
 
@@ -26,6 +27,8 @@ const TOR_ASN = 65000;
 const NODE_ASN = 64512;
 /** A correctness bound, generous for a loaded 2-core machine; the measured times are printed. */
 const FOLLOW_MS = 5_000;
+/** LoadBalancer addresses of the IPv6 family (documentation space, RFC 3849). */
+const V6_POOL = '2001:db8:5::/112';
 let plan: LabPlan;
 let nodes: LabNode[] = [];
 let torPid: number | undefined;
@@ -36,6 +39,7 @@ const kube = (method: string, path: string, body?: unknown) => api.kube(method, 
 const SVC = (name: string) => `/api/v1/namespaces/default/services/${name}`;
 const hops = (prefix: string) => torNextHops(plan.fabricNetns, prefix);
 const addressesOf = (...picked: LabNode[]) => picked.map((n) => n.address).sort();
+const addresses6Of = (...picked: LabNode[]) => picked.map((n) => n.address6!).sort();
 
 async function cluster(plan_: LabPlan): Promise<void> {
   plan = plan_;
@@ -43,11 +47,11 @@ async function cluster(plan_: LabPlan): Promise<void> {
   const created = await Promise.all([
     kube('POST', BGP_CONFIGURATIONS, {
       apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPConfiguration', metadata: { name: 'default' },
-      spec: { asn: NODE_ASN, nodeToNodeMesh: true, serviceClusterIPs: [{ cidr: '10.96.0.0/12' }], serviceExternalIPs: [{ cidr: '198.51.100.0/24' }], serviceLoadBalancerIPs: [{ cidr: '203.0.113.0/24' }] },
+      spec: { asn: NODE_ASN, nodeToNodeMesh: true, serviceClusterIPs: [{ cidr: '10.96.0.0/12' }], serviceExternalIPs: [{ cidr: '198.51.100.0/24' }], serviceLoadBalancerIPs: [{ cidr: '203.0.113.0/24' }, { cidr: V6_POOL }] },
     }),
     kube('POST', BGP_PEERS, { apiVersion: 'lightly.dev/v1alpha1', kind: 'BGPPeer', metadata: { name: 'tor' }, spec: { peerIP: plan.fabricAddress, asn: TOR_ASN } }),
     // 100.100.0.0/24 is allocatable but outside serviceLoadBalancerIPs: such addresses are never announced.
-    kube('POST', LOAD_BALANCER_IP_POOLS, { apiVersion: 'lightly.dev/v1alpha1', kind: 'LoadBalancerIPPool', metadata: { name: 'public' }, spec: { cidrs: ['203.0.113.0/24', '100.100.0.0/24'] } }),
+    kube('POST', LOAD_BALANCER_IP_POOLS, { apiVersion: 'lightly.dev/v1alpha1', kind: 'LoadBalancerIPPool', metadata: { name: 'public' }, spec: { cidrs: ['203.0.113.0/24', '100.100.0.0/24', V6_POOL] } }),
   ]);
   for (const c of created) expect(c.status).toBe(201);
   torPid = await startTor(plan, TOR_ASN, NODE_ASN, dir);
@@ -57,16 +61,17 @@ function serviceObject(name: string, spec: Record<string, unknown>, annotations:
   return { apiVersion: 'v1', kind: 'Service', metadata: { name, namespace: 'default', annotations, creationTimestamp: new Date().toISOString() }, spec: { type: 'LoadBalancer', ports: [{ port: 80, protocol: 'TCP' }], clusterIP: '10.96.0.20', ...spec } };
 }
 
-/** The Service's EndpointSlice with one ready endpoint per given node (its first pod). */
-async function setEndpoints(service: string, on: LabNode[]): Promise<void> {
+/** The Service's EndpointSlice of one family with one ready endpoint per given node (its first pod). */
+async function setEndpoints(service: string, on: LabNode[], family: 'IPv4' | 'IPv6' = 'IPv4'): Promise<void> {
+  const name = family === 'IPv4' ? `${service}-lab` : `${service}-lab6`;
   const slice = {
-    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
-    metadata: { name: `${service}-lab`, namespace: 'default', labels: { 'kubernetes.io/service-name': service } },
-    endpoints: on.map((n) => ({ addresses: [n.pods[0]!.ip], nodeName: n.name, conditions: { ready: true } })),
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: family,
+    metadata: { name, namespace: 'default', labels: { 'kubernetes.io/service-name': service } },
+    endpoints: on.map((n) => ({ addresses: [family === 'IPv4' ? n.pods[0]!.ip : n.pods[0]!.ip6], nodeName: n.name, conditions: { ready: true } })),
     ports: [{ port: 80, protocol: 'TCP' }],
   };
-  const existing = await kube('GET', `/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/${service}-lab`);
-  const res = existing.status === 200 ? await kube('PUT', `/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/${service}-lab`, slice) : await kube('POST', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices', slice);
+  const existing = await kube('GET', `/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/${name}`);
+  const res = existing.status === 200 ? await kube('PUT', `/apis/discovery.k8s.io/v1/namespaces/default/endpointslices/${name}`, slice) : await kube('POST', '/apis/discovery.k8s.io/v1/namespaces/default/endpointslices', slice);
   expect(res.status).toBeLessThan(300);
 }
 
@@ -90,7 +95,7 @@ async function torFollows(prefix: string, want: string[], what: string): Promise
 
 beforeAll(async () => {
   await requireNetworkTools(['ip', 'nsenter', 'bird', 'birdc', 'nft']);
-  nodes = (await up({ nodes: 3, pods: 1, prefix, stateDir, holdTime: 3, tor: 'mesh', kubeconfig: api.kubeconfig }, () => undefined, { afterFabric: cluster })).plan.nodes;
+  nodes = (await up({ nodes: 3, pods: 1, prefix, stateDir, holdTime: 3, tor: 'mesh', stack: 'dual', kubeconfig: api.kubeconfig }, () => undefined, { afterFabric: cluster })).plan.nodes;
   client = await pool.create('client');
   await attachClient(plan.fabricNetns, client);
   await until('every node announces the cluster IP range to the ToR', async () => (await hops('10.96.0.0/12')).length === 3, 30_000);
@@ -211,6 +216,34 @@ describe('Service advertisement in the lab (BIRD top-of-rack, Kubernetes mode)',
     await torFollows('203.0.113.1/32', [], 'withdrawn after the Service is deleted');
     expect(await hops('10.96.0.0/12')).toEqual(addressesOf(...nodes)); // the rest stays
   }, 30_000);
+
+  it('dual stack (RequireDualStack): an address of each family in status; the ToR holds the /32 and the /128 via exactly the announcing nodes (IPv6 via their global addresses); Local follows endpoints for both; both go with the Service', async () => {
+    const [n1, n2, n3] = nodes as [LabNode, LabNode, LabNode];
+    await setEndpoints('dual', [n1, n3]);
+    await setEndpoints('dual', [n1, n3], 'IPv6');
+    const spec = { externalTrafficPolicy: 'Local', ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'], clusterIP: '10.96.0.21', clusterIPs: ['10.96.0.21', 'fd00:96::21'] };
+    expect((await kube('POST', '/api/v1/namespaces/default/services', serviceObject('dual', spec))).status).toBe(201);
+    await until('an address of each family in status', async () => (await ingressOf('dual')).length === 2, 15_000);
+    const [v4, v6] = await ingressOf('dual');
+    expect(v4).toMatch(/^203\.0\.113\.\d+$/);
+    expect(v6).toMatch(/^2001:db8:5::[0-9a-f]*$/);
+    const p4 = `${v4}/32`;
+    const p6 = `${v6}/128`;
+    await torFollows(p4, addressesOf(n1, n3), 'dual stack, Local: the /32 via node-1, node-3');
+    await torFollows(p6, addresses6Of(n1, n3), 'dual stack, Local: the /128 via node-1, node-3 (IPv6 next hops)');
+    await setEndpoints('dual', [n2]);
+    await setEndpoints('dual', [n2], 'IPv6');
+    await torFollows(p4, addressesOf(n2), 'dual stack: endpoints moved to node-2 (/32)');
+    await torFollows(p6, addresses6Of(n2), 'dual stack: endpoints moved to node-2 (/128)');
+    await patchService('dual', { externalTrafficPolicy: 'Cluster' });
+    await torFollows(p4, addressesOf(n1, n2, n3), 'dual stack, Cluster: the /32 via every node');
+    await torFollows(p6, addresses6Of(n1, n2, n3), 'dual stack, Cluster: the /128 via every node');
+    // The ToR's view, as docs/services.md shows it.
+    console.log(`${await ipIn(plan.fabricNetns, ['-4', 'route', 'show', 'exact', p4])}\n${await ipIn(plan.fabricNetns, ['-6', 'route', 'show', 'exact', p6])}`);
+    expect((await kube('DELETE', SVC('dual'))).status).toBe(200);
+    await torFollows(p4, [], 'dual stack: the /32 withdrawn with the Service');
+    await torFollows(p6, [], 'dual stack: the /128 withdrawn with the Service');
+  }, 60_000);
 
   it('failover: the allocating agent killed (SIGKILL), another takes the Lease within its time and allocates', async () => {
     const lease = async () => (await kube('GET', '/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/lightly-lb-allocator')).body?.spec?.holderIdentity as string | undefined;

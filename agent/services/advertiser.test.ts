@@ -119,4 +119,24 @@ describe('ServiceAdvertiser', () => {
     api.upsert(ENDPOINT_SLICES, { metadata: { name: 'one-abc', namespace: 'default', labels: { 'kubernetes.io/service-name': 'one' } }, endpoints: [{ addresses: ['10.244.2.5'], nodeName: 'node-2', conditions: { ready: true } }] });
     await until('node-2 alone announces', () => announces(b, '203.0.113.9/32') && !announces(a, '203.0.113.9/32'), 5_000);
   });
+
+  it('sharing refused for the traffic policy: the Service gets an address of its own and a SharedIPRefused Event naming the other Service', async () => {
+    agent('node-1');
+    await until('a leader', () => !!leader(), 5_000);
+    const shared = { 'lightly.dev/allow-shared-ip': 'dns' };
+    const dns = (name: string, protocol: string, policy: string) =>
+      api.upsert(SERVICES, { metadata: { name, namespace: 'default', annotations: shared, creationTimestamp: new Date().toISOString() }, spec: { type: 'LoadBalancer', selector: { app: 'dns' }, externalTrafficPolicy: policy, ports: [{ port: 53, protocol }] } });
+    dns('dns-udp', 'UDP', 'Local');
+    await until('dns-udp allocated', () => ingressOf('dns-udp').length === 1, 5_000);
+    dns('dns-tcp', 'TCP', 'Cluster');
+    await until('dns-tcp allocated', () => ingressOf('dns-tcp').length === 1, 5_000);
+    expect(ingressOf('dns-tcp')).not.toEqual(ingressOf('dns-udp'));
+    await until('a SharedIPRefused Event', () => api.list(EVENTS_PATH_DEFAULT).some((e) => e.reason === 'SharedIPRefused' && e.involvedObject.name === 'dns-tcp'), 5_000);
+    const event = api.list(EVENTS_PATH_DEFAULT).find((e) => e.reason === 'SharedIPRefused')!;
+    expect(event.message).toContain(`not sharing ${ingressOf('dns-udp')[0]}: default/dns-udp has externalTrafficPolicy Local`);
+    // Same policy and selector: they share (an allocated Service keeps its address, so a new one shows it).
+    dns('dns-tcp-local', 'TCP', 'Local');
+    await until('dns-tcp-local allocated', () => ingressOf('dns-tcp-local').length === 1, 5_000);
+    expect(ingressOf('dns-tcp-local')).toEqual(ingressOf('dns-udp'));
+  });
 });

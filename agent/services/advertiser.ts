@@ -35,6 +35,7 @@ const sameSet = (a: string[], b: string[]): boolean => a.length === b.length && 
 
 const requestOf = (s: SlimService): LbRequest => ({
   key: s.key, created: s.created, labels: s.labels, families: s.families, requested: s.requested, ports: s.ports, current: s.ingress,
+  externalTrafficPolicy: s.externalTrafficPolicy, selector: s.selector,
   ...(s.sharingKey ? { sharingKey: s.sharingKey } : {}),
 });
 
@@ -174,6 +175,7 @@ export class ServiceAdvertiser extends EventEmitter<{ announcements: [ServiceAnn
       this.options.log.warn({ service: s.key, reason: result.reason, err: result.message }, 'no LoadBalancer address for this Service');
       this.events.report(s.ref, 'AllocationFailed', `${result.reason}: ${result.message}`);
     }
+    for (const r of result.refused ?? []) this.events.report(s.ref, 'SharedIPRefused', `not sharing ${r.address}: ${r.message}`);
     if (!sameSet(addresses, s.ingress.map(canonicalAddress))) this.write(s, addresses);
   }
 

@@ -5,7 +5,7 @@ import { parseSelector } from '../kube/selector.js';
 import type { PoolSpec } from './objects.js';
 
 const pool = (name: string, cidrs: string[], extra: Partial<PoolSpec> = {}): PoolSpec => ({ name, cidrs, allowFirstLastIPs: false, ...extra });
-const req = (key: string, extra: Partial<LbRequest> = {}): LbRequest => ({ key, created: '2026-11-30T10:00:00Z', labels: {}, families: ['IPv4'], requested: [], ports: [{ protocol: 'TCP', port: 80 }], current: [], ...extra });
+const req = (key: string, extra: Partial<LbRequest> = {}): LbRequest => ({ key, created: '2026-11-30T10:00:00Z', labels: {}, families: ['IPv4'], requested: [], ports: [{ protocol: 'TCP', port: 80 }], externalTrafficPolicy: 'Cluster', selector: { app: 'web' }, current: [], ...extra });
 const addresses = (a: Allocation): string[] => ('addresses' in a ? a.addresses : []);
 const failure = (a: Allocation): string | undefined => ('reason' in a ? a.reason : undefined);
 
@@ -65,6 +65,46 @@ describe('LoadBalancerAllocator', () => {
     expect(addresses(a.assign(req('ns/other', { requested: ['203.0.113.1'] })))).toEqual(['203.0.113.1']);
   });
 
+  it('sharing and traffic policy (MetalLB rule): both Cluster, or both Local selecting the same pods; otherwise no share, and the Service is told why', () => {
+    const a = allocator(pool('p', ['203.0.113.0/24']));
+    const dns = { sharingKey: 'dns' };
+    const tcp = [{ protocol: 'TCP', port: 53 }];
+    const udp = [{ protocol: 'UDP', port: 53 }];
+    expect(addresses(a.assign(req('ns/udp', { ...dns, ports: udp, externalTrafficPolicy: 'Local', selector: { app: 'dns' } })))).toEqual(['203.0.113.1']);
+    // Local, same selector in another order of keys: the same pods, the same announcing nodes, one address.
+    expect(addresses(a.assign(req('ns/tcp', { ...dns, ports: tcp, externalTrafficPolicy: 'Local', selector: { app: 'dns' } })))).toEqual(['203.0.113.1']);
+    // Cluster beside Local: announced from every node, it would draw the Local Service's traffic to nodes without its pods.
+    const cluster = a.assign(req('ns/cluster', { ...dns, ports: [{ protocol: 'TCP', port: 853 }], externalTrafficPolicy: 'Cluster' }));
+    expect(addresses(cluster)).toEqual(['203.0.113.2']);
+    expect(cluster.refused).toEqual([{ address: '203.0.113.1', holder: 'ns/udp', message: expect.stringMatching(/ns\/udp has externalTrafficPolicy Local with selector \{app=dns\}, this Service externalTrafficPolicy Cluster/) }]);
+    // Local with another selector: other pods, other nodes.
+    const other = a.assign(req('ns/other', { ...dns, ports: [{ protocol: 'UDP', port: 5353 }], externalTrafficPolicy: 'Local', selector: { app: 'dns', tier: 'edge' } }));
+    expect(addresses(other)).toEqual(['203.0.113.3']);
+    expect(other.refused?.map((r) => r.address)).toEqual(['203.0.113.1', '203.0.113.2']);
+    // Local without a selector (hand-made endpoints): which nodes is unknowable ahead, it shares with nobody.
+    const bare = a.assign(req('ns/bare', { ...dns, ports: [{ protocol: 'TCP', port: 1 }], externalTrafficPolicy: 'Local', selector: {}, requested: ['203.0.113.1'] }));
+    expect(bare).toMatchObject({ reason: 'AddressInUse', message: expect.stringContaining('one announcement cannot serve both') });
+    // A requested share refused for the policy: AddressInUse, with the policy named.
+    const asked = a.assign(req('ns/asked', { ...dns, ports: [{ protocol: 'TCP', port: 2 }], externalTrafficPolicy: 'Cluster', requested: ['203.0.113.1'] }));
+    expect(asked).toMatchObject({ reason: 'AddressInUse', message: expect.stringContaining('externalTrafficPolicy Local with selector {app=dns}') });
+    // A sharer whose policy changes leaves the address to the others, and is told why.
+    const moved = a.assign(req('ns/tcp', { ...dns, ports: tcp, externalTrafficPolicy: 'Cluster' }));
+    expect(addresses(moved)).toEqual(['203.0.113.2']); // now beside ns/cluster, which it may share with
+    expect(moved.refused?.[0]).toMatchObject({ address: '203.0.113.1', holder: 'ns/udp' });
+    expect(a.addressesOf('ns/udp')).toEqual(['203.0.113.1']);
+  });
+
+  it('restore: of two sharers whose policies no longer agree the older keeps the address, the younger gets another', () => {
+    const a = allocator(pool('p', ['203.0.113.0/24']));
+    const got = a.restore([
+      req('ns/young', { created: '2026-11-30T11:00:00Z', sharingKey: 'k', ports: [{ protocol: 'UDP', port: 53 }], externalTrafficPolicy: 'Local', current: ['203.0.113.9'] }),
+      req('ns/old', { created: '2026-11-30T09:00:00Z', sharingKey: 'k', ports: [{ protocol: 'TCP', port: 53 }], current: ['203.0.113.9'] }),
+    ]);
+    expect(addresses(got.get('ns/old')!)).toEqual(['203.0.113.9']);
+    expect(addresses(got.get('ns/young')!)).toEqual(['203.0.113.1']);
+    expect(got.get('ns/young')!.refused?.[0]).toMatchObject({ address: '203.0.113.9', holder: 'ns/old' });
+  });
+
   it('releases on delete: the address goes to the next Service', () => {
     const a = allocator(pool('p', ['203.0.113.0/30']));
     a.assign(req('ns/a'));
@@ -95,15 +135,15 @@ describe('LoadBalancerAllocator', () => {
     expect(addresses(got.get('ns/new')!)).toEqual(['203.0.113.3']);
   });
 
-  it('property: whatever the order of assign and release, no address is held by two Services unless they share a key with disjoint ports, and every address is in a pool', () => {
+  it('property: whatever the order of assign and release, no address is held by two Services unless they share a key with disjoint ports and compatible traffic policies, and every address is in a pool', () => {
     const op = fc.oneof(
-      fc.record({ kind: fc.constant('assign' as const), svc: fc.integer({ min: 0, max: 7 }), key: fc.constantFrom(undefined, 'k1', 'k2'), port: fc.constantFrom(53, 80, 443), req: fc.option(fc.integer({ min: 0, max: 9 }), { nil: undefined }) }),
+      fc.record({ kind: fc.constant('assign' as const), svc: fc.integer({ min: 0, max: 7 }), key: fc.constantFrom(undefined, 'k1', 'k2'), port: fc.constantFrom(53, 80, 443), req: fc.option(fc.integer({ min: 0, max: 9 }), { nil: undefined }), policy: fc.constantFrom('Cluster' as const, 'Local' as const), app: fc.constantFrom('', 'a', 'b') }),
       fc.record({ kind: fc.constant('release' as const), svc: fc.integer({ min: 0, max: 7 }) }),
     );
     fc.assert(
       fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
         const a = allocator(pool('p', ['203.0.113.0/29']));
-        const meta = new Map<string, { key?: string; port: number }>();
+        const meta = new Map<string, { key?: string; port: number; policy: string; app: string }>();
         for (const o of ops) {
           const k = `ns/s${o.svc}`;
           if (o.kind === 'release') {
@@ -111,8 +151,9 @@ describe('LoadBalancerAllocator', () => {
             meta.delete(k);
             continue;
           }
-          const r = a.assign(req(k, { ...(o.key ? { sharingKey: o.key } : {}), ports: [{ protocol: 'TCP', port: o.port }], ...(o.req !== undefined ? { requested: [`203.0.113.${o.req}`] } : {}) }));
-          if ('addresses' in r) meta.set(k, { ...(o.key ? { key: o.key } : {}), port: o.port });
+          const selector: Record<string, string> = o.app ? { app: o.app } : {};
+          const r = a.assign(req(k, { ...(o.key ? { sharingKey: o.key } : {}), ports: [{ protocol: 'TCP', port: o.port }], externalTrafficPolicy: o.policy, selector, ...(o.req !== undefined ? { requested: [`203.0.113.${o.req}`] } : {}) }));
+          if ('addresses' in r) meta.set(k, { ...(o.key ? { key: o.key } : {}), port: o.port, policy: o.policy, app: o.app });
           else meta.delete(k);
         }
         const byAddress = new Map<string, string[]>();
@@ -124,6 +165,12 @@ describe('LoadBalancerAllocator', () => {
             expect(meta.get(x)!.key).toBeDefined();
             expect(meta.get(x)!.key).toBe(meta.get(y)!.key);
             expect(meta.get(x)!.port).not.toBe(meta.get(y)!.port);
+            // One announcement for both: both Cluster, or both Local with the same, non-empty selector.
+            expect(meta.get(x)!.policy).toBe(meta.get(y)!.policy);
+            if (meta.get(x)!.policy === 'Local') {
+              expect(meta.get(x)!.app).not.toBe('');
+              expect(meta.get(x)!.app).toBe(meta.get(y)!.app);
+            }
           }
         }
       }),

@@ -40,6 +40,8 @@ export interface SlimService {
   clusterIPs: string[];
   externalIPs: string[];
   externalTrafficPolicy: 'Cluster' | 'Local';
+  /** spec.selector (none: endpoints made by hand). */
+  selector: Record<string, string>;
   families: Family[];
   /** Addresses asked for (annotation, else spec.loadBalancerIP). */
   requested: string[];
@@ -73,6 +75,7 @@ const ServiceShape = z.object({
       clusterIPs: z.array(z.string()).optional(),
       externalIPs: z.array(ipAddress).default([]),
       externalTrafficPolicy: z.enum(['Cluster', 'Local']).default('Cluster'),
+      selector: z.record(z.string(), z.string()).nullable().default({}),
       ipFamilies: z.array(z.enum(['IPv4', 'IPv6'])).default([]),
       ports: z.array(z.object({ protocol: z.string().default('TCP'), port: z.number().int().min(0).max(65535) })).default([]),
     })
@@ -111,6 +114,7 @@ export function slimService(raw: unknown): SlimService {
     clusterIPs,
     externalIPs: spec.externalIPs,
     externalTrafficPolicy: spec.externalTrafficPolicy,
+    selector: { ...spec.selector },
     families,
     ...request,
     ...(sharingKey ? { sharingKey } : {}),

@@ -5,11 +5,17 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { LabPlan } from '../../deploy/lab/topology.js';
+import { isDualStack } from '../../deploy/lab/ip-families.js';
 import { execIn, ipIn } from './netns.js';
 import { until } from './wait.js';
 
-/** BIRD 2 as the ToR: eBGP to every node, nothing sent back, best paths merged into ECMP routes in its kernel. */
+/**
+ * BIRD 2 as the ToR: eBGP to every node, nothing sent back, best paths merged into ECMP routes in its
+ * kernel. Dual stack: IPv6 rides the same IPv4 sessions (RFC 4760), with the nodes' global IPv6
+ * addresses as next hops, into a second kernel protocol.
+ */
 export function torConfig(plan: LabPlan, asn: number, nodeAsn: number, stateDir: string): string {
+  const dual = isDualStack(plan.options);
   const sessions = plan.nodes.map(
     (n) => `protocol bgp ${n.name.replace(/-/g, '_')} {
   local ${plan.fabricAddress} as ${asn};
@@ -17,7 +23,7 @@ export function torConfig(plan: LabPlan, asn: number, nodeAsn: number, stateDir:
   hold time ${Math.max(3, plan.options.holdTime)};
   connect retry time 1;
   graceful restart on;
-  ipv4 { import all; export none; };
+  ipv4 { import all; export none; };${dual ? '\n  ipv6 { import all; export none; };' : ''}
 }`,
   );
   return `# the Service-advertisement lab's top-of-rack
@@ -25,7 +31,7 @@ router id ${plan.fabricAddress};
 log "${join(stateDir, 'tor.log')}" all;
 protocol device { scan time 10; }
 protocol kernel { ipv4 { import none; export all; }; merge paths on; }
-${sessions.join('\n')}
+${dual ? 'protocol kernel { ipv6 { import none; export all; }; merge paths on; }\n' : ''}${sessions.join('\n')}
 `;
 }
 
@@ -40,9 +46,9 @@ export async function startTor(plan: LabPlan, asn: number, nodeAsn: number, stat
   return Number(readFileSync(pidFile, 'utf8').trim());
 }
 
-/** The ToR kernel's next hops for one prefix (sorted; none when it has no route). */
+/** The ToR kernel's next hops for one prefix, IPv4 or IPv6 (sorted; none when it has no route). */
 export async function torNextHops(fabricNetns: string, prefix: string): Promise<string[]> {
-  const out = await ipIn(fabricNetns, ['route', 'show', 'exact', prefix]);
+  const out = await ipIn(fabricNetns, [prefix.includes(':') ? '-6' : '-4', 'route', 'show', 'exact', prefix]);
   return [...out.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort();
 }
 
