@@ -196,9 +196,9 @@ describe('doctor: the pure diagnosis', () => {
       const v = policyFacts(compiled, [pods[1]!], TO, FROM); // x/a unknown to this view: an ipBlock is the fix
       expect(v).toMatchObject({ ingress: { allowed: false } });
       if (!('ingress' in v)) throw new Error('synced facts expected');
-      facts.dst.policy = { ...v, ingress: { ...v.ingress, kernel: 'chain ingress of inet lightly-policy: drop comment "isolated for ingress, no policy allows" # handle 9' } };
+      facts.dst.policy = { ...v, ingress: { ...v.ingress, kernel: 'chain ingress of inet lightly-policy: counter packets 3 bytes 252 drop comment "isolated for ingress, no policy allows" # handle 9', dropped: 3 } };
       const d = diagnose(FROM, TO, facts.src, { facts: facts.dst });
-      expect(d.firstBroken!.evidence).toMatch(/no rule allows 10\.244\.1\.2; chain ingress of inet lightly-policy: drop .*# handle 9$/);
+      expect(d.firstBroken!.evidence).toMatch(/no rule allows 10\.244\.1\.2; the kernel's drop rule has dropped 3 packets so far; chain ingress of inet lightly-policy: counter packets 3 bytes 252 drop .*# handle 9$/);
       expect(d.firstBroken!.fix).toContain('ingress rule from ipBlock 10.244.1.2/32');
       expect(nodeFactsSchema.parse(facts.dst)).toEqual(facts.dst);
     });

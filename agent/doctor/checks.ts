@@ -157,7 +157,8 @@ function policyCheck(w: Walk, id: string, facts: NodeFacts, direction: 'ingress'
   const peer = p.remote
     ? `podSelector ${labelsText(p.remote.labels)}${p.remote.name.split('/')[0] === namespace ? '' : ` with namespaceSelector {kubernetes.io/metadata.name: ${p.remote.name.split('/')[0]}}`}`
     : `ipBlock ${facts.remote.ip}/32`;
-  w.check(id, title, false, `${evidence}${v.kernel ? `; ${v.kernel}` : ''}`,
+  const counted = v.dropped === undefined ? '' : `; the kernel's drop rule has dropped ${v.dropped} packet${v.dropped === 1 ? '' : 's'} so far`;
+  w.check(id, title, false, `${evidence}${counted}${v.kernel ? `; ${v.kernel}` : ''}`,
     v.pending ? `wait for the kubelet to report ${facts.local.ip} in the Pod's status (kubectl get pod -o wide)` :
       `allow it with a NetworkPolicy${namespace ? ` in namespace ${namespace}` : ''} selecting ${local} with an ${direction} rule ${direction === 'ingress' ? 'from' : 'to'} ${peer} on ${on ?? 'the ports it needs'} (lightlyctl policy ${local} shows what selects it)`);
 }

@@ -103,6 +103,8 @@ export const directionVerdictSchema = z.object({
   pending: z.boolean().optional(),
   /** Evidence from the kernel: the nftables rule that drops the flow (or why none could be read). */
   kernel: z.string().optional(),
+  /** The packets that rule's counter has dropped so far (all flows it drops, not this one alone). */
+  dropped: z.number().optional(),
 });
 export type DirectionVerdict = z.infer<typeof directionVerdictSchema>;
 

@@ -2,7 +2,7 @@
 // sysctls), plus the speaker's RIB and peers. Runs in the agent, i.e. in the host's network namespace.
 import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
-import { TABLE } from '../policy/nft.js';
+import { TABLE, counterPackets, dropRuleMatch } from '../policy/nft.js';
 import { type DirectionVerdict, type FactsQuery, type FlowPort, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type PolicyFacts, type RouteFact, type RouteGet, flowPortSchema, prefixLength } from './facts.js';
 
 /** What the agent itself knows, handed to `gatherFacts`. */
@@ -152,23 +152,24 @@ async function pathFacts(view: AgentView, query: FactsQuery): Promise<PathFacts>
 
 /**
  * The kernel's side of a denied verdict: the rule of our table that drops the flow, as `nft -a` lists
- * it (one chain, so cheap), or that the table is missing (then nothing drops it: the model and the
- * kernel disagree, and the operator should know).
+ * it (one chain, so cheap) with the packets its counter dropped so far, or that the table is missing
+ * (then nothing drops it: the model and the kernel disagree, and the operator should know).
  */
-async function dropRule(direction: 'ingress' | 'egress', verdict: DirectionVerdict): Promise<string> {
-  const chain = verdict.pending ? 'forward' : direction;
+async function dropRule(direction: 'ingress' | 'egress', verdict: DirectionVerdict, local: string): Promise<Pick<DirectionVerdict, 'kernel' | 'dropped'>> {
+  const { chain, mark } = dropRuleMatch(direction, !!verdict.pending, local.includes(':'));
   const out = await execa('nft', ['-a', 'list', 'chain', 'inet', TABLE, chain], { reject: false, timeout: IP_TIMEOUT_MS });
-  if (out.exitCode !== 0) return `nft list chain inet ${TABLE} ${chain}: ${out.stderr.trim() || out.shortMessage}`;
-  const mark = verdict.pending ? `@pending_${direction} drop` : `isolated for ${direction}, no policy allows`;
+  if (out.exitCode !== 0) return { kernel: `nft list chain inet ${TABLE} ${chain}: ${out.stderr.trim() || out.shortMessage}` };
   const line = out.stdout.split('\n').map((l) => l.trim()).find((l) => l.includes(mark));
-  return line ? `chain ${chain} of inet ${TABLE}: ${line}` : `no drop rule in chain ${chain} of inet ${TABLE}`;
+  if (!line) return { kernel: `no drop rule in chain ${chain} of inet ${TABLE}` };
+  const dropped = counterPackets(line);
+  return { kernel: `chain ${chain} of inet ${TABLE}: ${line}`, ...(dropped !== undefined ? { dropped } : {}) };
 }
 
 async function policyFacts(view: AgentView, query: FactsQuery): Promise<PolicyFacts> {
   if (!view.policy) return { enforced: false, reason: 'this node enforces no NetworkPolicy (standalone mode, or networkPolicy.enabled: false)' };
   const facts = view.policy(query.local, query.remote, query.port === undefined ? undefined : flowPortSchema.parse(query.port));
   if (!('egress' in facts)) return facts;
-  const [egress, ingress] = await Promise.all((['egress', 'ingress'] as const).map(async (d) => (facts[d].allowed ? facts[d] : { ...facts[d], kernel: await dropRule(d, facts[d]) })));
+  const [egress, ingress] = await Promise.all((['egress', 'ingress'] as const).map(async (d) => (facts[d].allowed ? facts[d] : { ...facts[d], ...(await dropRule(d, facts[d], query.local)) })));
   return { ...facts, egress: egress!, ingress: ingress! };
 }
 
