@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import { TABLE, counterPackets, dropRuleMatch } from '../policy/nft.js';
-import { type DirectionVerdict, type FactsQuery, type FlowPort, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type PolicyFacts, type RouteFact, type RouteGet, flowPortSchema, prefixLength } from './facts.js';
+import { type DirectionVerdict, type FactsQuery, type FlowPort, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type PolicyFacts, type RouteFact, type RouteGet, flowPortSchema, linkSchema, prefixLength } from './facts.js';
 
 /** What the agent itself knows, handed to `gatherFacts`. */
 export interface AgentView {
@@ -118,8 +118,8 @@ async function podFacts(address: string): Promise<PodFacts> {
     const peer = ((await ip<IpLink[]>(['link', 'show'])).rows ?? []).find((l) => l.ifindex === eth0.link_index);
     if (peer) veth = await link(peer.ifname);
   }
-  const { netnsId: _, ...vethFact } = veth ?? {};
-  const facts: PodFacts = { ip: address, ...(hostRoute ? { hostRoute } : {}), ...(veth ? { veth: vethFact as LinkFact } : {}) };
+  // The schema keeps the fact's fields and leaves the veth's netnsId (ours only) behind.
+  const facts: PodFacts = { ip: address, ...(hostRoute ? { hostRoute } : {}), ...(veth ? { veth: linkSchema.parse(veth) } : {}) };
   if (!netns) return facts;
   // The family's own default route and neighbour entry: ARP for 169.254.1.1, NDP for the veth's fe80:: address.
   const gateway = (await ip<IpRoute[]>([family, 'route', 'show', 'default'], netns)).rows?.[0]?.gateway;
