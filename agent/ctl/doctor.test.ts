@@ -86,6 +86,11 @@ describe('lightlyctl doctor with namespace/pod names', () => {
     expect(out.exitCode).toBe(0);
     expect(JSON.parse(out.stdout)).toMatchObject({ from: FROM6, to: TO6, ok: true });
     expect(queries.slice(-2)).toEqual([{ local: FROM6, remote: TO6 }, { local: TO6, remote: FROM6, remoteNode: '192.0.2.1' }]);
+    // An IPv6-only pod (its one address IPv6) resolves without --family; asked for IPv4 it is an error.
+    api.upsert(PODS, { metadata: { name: 'only6', namespace: 'default' }, spec: { nodeName: 'node-2' }, status: { podIP: TO6, podIPs: [{ ip: TO6 }] } });
+    expect(JSON.parse((await ctl(['doctor', 'default/web6', 'default/only6', '--family', '6', '--dest-socket', socket, '--json'])).stdout)).toMatchObject({ to: TO6, ok: true });
+    expect((await ctl(['doctor', FROM6, 'default/only6', '--dest-socket', socket, '--json'])).exitCode).toBe(0);
+    expect((await ctl(['doctor', FROM6, 'default/only6', '--family', '4'])).stderr).toContain(`pod default/only6 has no IPv4 address (it has ${TO6}): try --family 6`);
     const single = await ctl(['doctor', 'default/web', 'default/db6', '--family', '6']);
     expect(single.exitCode).toBe(1);
     expect(single.stderr).toContain(`pod default/web has no IPv6 address (it has ${FROM}): try --family 4`);
