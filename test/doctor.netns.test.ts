@@ -5,13 +5,12 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { execa } from 'execa';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { down, readState, restartAgent, stopAgent, up } from '../deploy/lab/lab.js';
 import type { LabNode } from '../deploy/lab/topology.js';
-import type { Diagnosis } from '../agent/doctor/checks.js';
 import { execIn, ipIn, requireNetworkTools } from './support/netns.js';
 import { until } from './support/lab.js';
+import { labDoctor } from './support/doctor-lab.js';
 
 const prefix = `lt-${randomBytes(2).toString('hex')}-`;
 const labDir = mkdtempSync(join(tmpdir(), 'lt-doctor-'));
@@ -19,36 +18,7 @@ const stateDir = join(labDir, 'state');
 let n1: LabNode;
 let n2: LabNode;
 
-async function doctor(): Promise<{ exitCode: number; diagnosis: Diagnosis }> {
-  const out = await execa(process.execPath, ['dist/bin/lightlyctl.js', 'doctor', 'pod-1-1', 'pod-2-1', '--lab', stateDir, '--json'], { reject: false, timeout: 60_000 });
-  if (!out.stdout) throw new Error(`doctor printed nothing: ${out.stderr}`);
-  return { exitCode: out.exitCode ?? -1, diagnosis: JSON.parse(out.stdout) as Diagnosis };
-}
-
-/** Doctor names `id` on `node` as the first broken hop (waiting, bounded, for the control plane to notice). */
-async function expectBroken(id: string, node: string, timeoutMs = 1): Promise<Diagnosis> {
-  let last: Diagnosis | undefined;
-  await until(`doctor to name ${id} on ${node}`, async () => {
-    last = (await doctor()).diagnosis;
-    return last.firstBroken?.id === id;
-  }, timeoutMs).catch(() => undefined);
-  expect(last?.firstBroken, last?.summary).toMatchObject({ id, node, status: 'FAIL' });
-  expect(last!.summary).toContain(`breaks at ${node}`);
-  expect(last!.firstBroken!.fix).toBeTruthy();
-  const { exitCode } = await doctor();
-  expect(exitCode).toBe(1);
-  return last!;
-}
-
-async function expectGood(timeoutMs = 30_000): Promise<void> {
-  let last: { exitCode: number; diagnosis: Diagnosis } | undefined;
-  await until('doctor to find the path good', async () => {
-    last = await doctor();
-    return last.exitCode === 0;
-  }, timeoutMs).catch(() => undefined);
-  expect(last?.diagnosis.summary).toMatch(/is good/);
-  expect(last?.exitCode).toBe(0);
-}
+const { run: doctor, expectBroken, expectGood } = labDoctor(stateDir, 'pod-1-1', 'pod-2-1');
 
 const hostVeth = async (node: LabNode, ip: string): Promise<string> => JSON.parse(await ipIn(node.netns, ['-j', 'route', 'show', `${ip}/32`]))[0].dev as string;
 const ping = async (): Promise<boolean> => (await execIn(n1.pods[0]!.netns, 'ping', ['-c', '1', '-W', '1', n2.pods[0]!.ip!])).exitCode === 0;

@@ -4,7 +4,7 @@
 export const COMMANDS: Record<string, string[]> = {
   'bgp status': ['--json'],
   routes: ['--json'],
-  doctor: ['--json', '--lab', '--dest-facts', '--dest-socket', '--port'],
+  doctor: ['--json', '--lab', '--dest-facts', '--dest-socket', '--port', '--family'],
   'doctor-facts': ['--remote-node', '--port'],
   'completion bash': [],
 };

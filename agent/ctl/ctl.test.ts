@@ -79,7 +79,7 @@ describe('lightlyctl', () => {
     };
     expect(await complete('lightlyctl d')).toEqual(['doctor', 'doctor-facts']);
     expect(await complete('lightlyctl bgp ')).toEqual(['status']);
-    expect(await complete('lightlyctl --socket /x doctor a b --')).toEqual(['--json', '--lab', '--dest-facts', '--dest-socket', '--port']);
+    expect(await complete('lightlyctl --socket /x doctor a b --')).toEqual(['--json', '--lab', '--dest-facts', '--dest-socket', '--port', '--family']);
   });
   it('doctor-facts refuses what is not an address, before any command runs', async () => {
     const out = await execa(process.execPath, [CTL, '--socket', join(dir, 'agent.sock'), 'doctor-facts', '10.0.0.1', '10.0.0.2;reboot'], { reject: false });

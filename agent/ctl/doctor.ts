@@ -16,8 +16,8 @@ const FACTS_TIMEOUT_MS = 20_000;
 const labStateSchema = z.object({
   plan: z.object({
     nodes: z.array(z.object({
-      name: z.string(), address: z.string(), podCIDR: z.string(), statusSocket: z.string(),
-      pods: z.array(z.object({ name: z.string(), ip: z.string().optional() })),
+      name: z.string(), address: z.string(), podCIDR: z.string(), podCIDR6: z.string().optional(), statusSocket: z.string(),
+      pods: z.array(z.object({ name: z.string(), ip: z.string().optional(), ip6: z.string().optional() })),
     })),
   }),
 });
@@ -32,7 +32,13 @@ export interface DoctorOptions {
   destSocket?: string;
   /** `--port N[/tcp|udp|sctp]`: the port the policy verdicts are for; absent: any traffic. */
   port?: string;
+  /** `--family 4|6`: which address of a dual-stack pod named by name (lab or namespace/pod) to use; default 4 (pickAddress). */
+  family?: string;
 }
+
+/** `--family` checked at the boundary. */
+export const familySchema = z.enum(['4', '6']).transform((f): 4 | 6 => (f === '4' ? 4 : 6));
+export type Family = z.output<typeof familySchema>;
 
 /** A pod as the user named it, once resolved: its address and, where known, its node. */
 interface Endpoint {
@@ -52,22 +58,34 @@ export async function fetchFacts(socket: string, query: FactsQuery): Promise<Nod
   return nodeFactsSchema.parse(await getJson<unknown>(socket, factsPath(query), FACTS_TIMEOUT_MS));
 }
 
-async function resolve(name: string, lab: LabState | undefined): Promise<Endpoint> {
+/**
+ * Which of a pod's addresses doctor walks: the asked family's, else (no --family) IPv4 when the pod has
+ * one, so a dual-stack pod defaults to 4 and an IPv6-only pod still resolves to its one address.
+ */
+export function pickAddress(name: string, addresses: (string | undefined)[], family: Family | undefined): string {
+  const all = [...new Set(addresses.filter((a): a is string => !!a && isIP(a) !== 0))];
+  const ip = all.find((a) => isIP(a) === (family ?? 4)) ?? (family ? undefined : all[0]);
+  if (ip) return ip;
+  if (!all.length) throw new Error(`pod ${name} has no IP yet`);
+  throw new Error(`pod ${name} has no IPv${family} address (it has ${all.join(', ')}): try --family ${family === 4 ? 6 : 4}`);
+}
+
+async function resolve(name: string, lab: LabState | undefined, family: Family | undefined): Promise<Endpoint> {
   const inLab = (ip: string): Endpoint => {
-    const node = lab?.plan.nodes.find((n) => contains(n.podCIDR, hostPrefix(ip)));
+    const node = lab?.plan.nodes.find((n) => [n.podCIDR, ...(n.podCIDR6 ? [n.podCIDR6] : [])].some((c) => c.includes(':') === ip.includes(':') && contains(c, hostPrefix(ip))));
     return { ip, ...(node ? { node: node.name, socket: node.statusSocket } : {}) };
   };
   if (isIP(name)) return inLab(name);
   if (lab) {
     const pod = lab.plan.nodes.flatMap((n) => n.pods).find((p) => p.name === name);
-    if (!pod?.ip) throw new Error(`no pod ${name} in the lab`);
-    return inLab(pod.ip);
+    if (!pod) throw new Error(`no pod ${name} in the lab`);
+    return inLab(pickAddress(name, [pod.ip, pod.ip6], family));
   }
   const [namespace, pod] = name.split('/');
   if (!namespace || !pod) throw new Error(`${name}: give a pod IP, a namespace/pod name, or a lab pod name with --lab`);
   const body = await new KubeClient(loadApiEndpoint()).call('GET', `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods/${encodeURIComponent(pod)}`);
-  const ip = body?.status?.podIP as string | undefined;
-  if (!ip) throw new Error(`pod ${name} has no IP yet`);
+  // status.podIPs holds one address per family (dual stack); podIP is the first of them.
+  const ip = pickAddress(name, [...((body?.status?.podIPs ?? []) as { ip?: string }[]).map((p) => p.ip), body?.status?.podIP as string | undefined], family);
   return { ip, ...(body?.spec?.nodeName ? { node: String(body.spec.nodeName) } : {}) };
 }
 
@@ -97,7 +115,10 @@ function portOption(port: string | undefined): string | undefined {
 export async function doctor(fromName: string, toName: string, opts: DoctorOptions): Promise<Diagnosis> {
   const port = portOption(opts.port);
   const lab = opts.lab ? labStateSchema.parse(JSON.parse(readFileSync(`${opts.lab}/state.json`, 'utf8'))) : undefined;
-  const [from, to] = await Promise.all([resolve(fromName, lab), resolve(toName, lab)]);
+  const family = opts.family === undefined ? undefined : familySchema.safeParse(opts.family);
+  if (family && !family.success) throw new Error(`--family ${opts.family}: give 4 or 6`);
+  const [from, to] = await Promise.all([resolve(fromName, lab, family?.data), resolve(toName, lab, family?.data)]);
+  if (isIP(from.ip) !== isIP(to.ip)) throw new Error(`${from.ip} and ${to.ip} are of different address families: a path is IPv4 or IPv6 (--family)`);
   const srcSocket = from.socket ?? opts.socket;
   const src = await fetchFacts(srcSocket, { local: from.ip, remote: to.ip, ...(port ? { port } : {}) });
   const sameNode = src.podCIDRs.some((c) => contains(c, hostPrefix(to.ip)));

@@ -13,19 +13,20 @@ const USAGE = `usage: lightlyctl [--socket PATH] bgp status [--json]
        lightlyctl [--socket PATH] routes [--json]
        lightlyctl [--socket PATH] policy NAMESPACE/POD [--json]   (which NetworkPolicies select the pod, what each allows)
        lightlyctl [--socket PATH] policy status [--json]
-       lightlyctl [--socket PATH] doctor FROM TO [--port N[/tcp|udp]] [--json] [--lab STATE_DIR] [--dest-facts FILE | --dest-socket PATH]
+       lightlyctl [--socket PATH] doctor FROM TO [--family 4|6] [--port N[/tcp|udp]] [--json] [--lab STATE_DIR] [--dest-facts FILE | --dest-socket PATH]
        lightlyctl [--socket PATH] doctor-facts LOCAL_POD_IP REMOTE_POD_IP [--remote-node IP] [--port N[/tcp|udp]]
        lightlyctl completion bash
        lightlyctl --version
 The socket defaults to $LIGHTLY_SOCKET or /run/lightly/agent.sock.
 doctor walks the path from pod FROM to pod TO hop by hop and names the first broken one; FROM and TO
 are pod IPs, namespace/pod names (through KUBECONFIG) or, with --lab, lab pod names. It exits 0 when
-the path is good, 1 when a hop is broken. NetworkPolicy verdicts are for --port (default: is any traffic
-allowed). doctor-facts prints this node's facts for a doctor run on
+the path is good, 1 when a hop is broken. Pods named by name walk their IPv4 address, or with --family 6
+their IPv6 one (dual stack); pod IPs say their family themselves. NetworkPolicy verdicts are for --port
+(default: is any traffic allowed). doctor-facts prints this node's facts for a doctor run on
 another node that cannot reach this agent (pass them there with --dest-facts).`;
 
 /** Options that take a value; the rest are flags or words. */
-const VALUED = ['--socket', '--lab', '--dest-facts', '--dest-socket', '--remote-node', '--port'] as const;
+const VALUED = ['--socket', '--lab', '--dest-facts', '--dest-socket', '--remote-node', '--port', '--family'] as const;
 
 async function main(argv: string[]): Promise<number> {
   const values: Partial<Record<(typeof VALUED)[number], string>> = {};
@@ -85,6 +86,7 @@ async function main(argv: string[]): Promise<number> {
         ...(values['--dest-facts'] ? { destFacts: values['--dest-facts'] } : {}),
         ...(values['--dest-socket'] ? { destSocket: values['--dest-socket'] } : {}),
         ...(values['--port'] ? { port: values['--port'] } : {}),
+        ...(values['--family'] ? { family: values['--family'] } : {}),
       });
       console.log(json ? JSON.stringify(diagnosis, null, 2) : formatDiagnosis(diagnosis));
       return diagnosis.ok ? 0 : 1;

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { diagnose, formatDiagnosis } from './checks.js';
 import { type NodeFacts, nodeFactsSchema } from './facts.js';
-import { FROM, TO, healthy } from '../../test/support/doctor-facts.js';
+import { FROM, FROM6, TO, TO6, healthy, healthy6 } from '../../test/support/doctor-facts.js';
 import { compileNode } from '../policy/compile.js';
 import { slimNamespace, slimNetworkPolicy, slimPod } from '../policy/objects.js';
 import { policyFacts } from '../policy/verdict.js';
@@ -196,11 +196,99 @@ describe('doctor: the pure diagnosis', () => {
       const v = policyFacts(compiled, [pods[1]!], TO, FROM); // x/a unknown to this view: an ipBlock is the fix
       expect(v).toMatchObject({ ingress: { allowed: false } });
       if (!('ingress' in v)) throw new Error('synced facts expected');
-      facts.dst.policy = { ...v, ingress: { ...v.ingress, kernel: 'chain ingress of inet lightly-policy: drop comment "isolated for ingress, no policy allows" # handle 9' } };
+      facts.dst.policy = { ...v, ingress: { ...v.ingress, kernel: 'chain ingress of inet lightly-policy: counter packets 3 bytes 252 drop comment "isolated for ingress, no policy allows" # handle 9', dropped: 3 } };
       const d = diagnose(FROM, TO, facts.src, { facts: facts.dst });
-      expect(d.firstBroken!.evidence).toMatch(/no rule allows 10\.244\.1\.2; chain ingress of inet lightly-policy: drop .*# handle 9$/);
+      expect(d.firstBroken!.evidence).toMatch(/no rule allows 10\.244\.1\.2; the kernel's drop rule has dropped 3 packets so far; chain ingress of inet lightly-policy: counter packets 3 bytes 252 drop .*# handle 9$/);
       expect(d.firstBroken!.fix).toContain('ingress rule from ipBlock 10.244.1.2/32');
       expect(nodeFactsSchema.parse(facts.dst)).toEqual(facts.dst);
+    });
+  });
+
+  describe('over IPv6 (dual-stack pods, --family 6): the same hops with IPv6 facts', () => {
+    const run6 = (src: NodeFacts, dst: NodeFacts, port?: string) => diagnose(FROM6, TO6, src, { facts: dst }, port);
+
+    it('a healthy IPv6 path: the same checks in the same order, gateway by NDP, forwarding instead of rp_filter', () => {
+      const { src, dst } = healthy6();
+      expect(nodeFactsSchema.parse(src)).toEqual(src);
+      const d = run6(src, dst);
+      expect(d.summary).toBe(`The path ${FROM6} → ${TO6} is good: every hop checked out.`);
+      expect(d.checks.map((c) => c.id)).toEqual(run(healthy().src, healthy().dst).checks.map((c) => c.id));
+      const byId = (id: string) => d.checks.find((c) => c.id === id)!;
+      expect(byId('source-pod-default-route')).toMatchObject({ title: 'source pod: default route and gateway neighbour (NDP)', evidence: 'default via fe80::ecee:eeff:feee:eeee dev eth0; neighbour REACHABLE' });
+      expect(byId('source-veth').title).toBe("host veth lxc111: up with the gateway's address fe80::ecee:eeff:feee:eeee");
+      expect(byId('destination-ingress').title).toBe(`node-2 forwards ${FROM6} → ${TO6} from eth0 (net.ipv6.conf.all.forwarding=1)`);
+      expect(byId('kernel-route').evidence).toBe('fd00:10:244:2::/64 via 2001:db8:2::2 dev eth0 proto lightly; ip route get fd00:10:244:2::2: via 2001:db8:2::2 dev eth0');
+      expect(d.checks.map((c) => `${c.title} ${c.evidence}`).join('\n')).not.toMatch(/rp_filter|proxy_arp|ARP\b/);
+    });
+
+    const breaks6: [string, string, string, (f: { src: NodeFacts; dst: NodeFacts }) => void][] = [
+      ['no IPv6 default route in the pod', 'source-pod-default-route', 'node-1', ({ src }) => void delete src.local.defaultGateway],
+      ['neighbour discovery for the gateway failed', 'source-pod-default-route', 'node-1', ({ src }) => void (src.local.gatewayNeighbor = 'FAILED')],
+      ["the host veth lacks the gateway's link-local address", 'source-veth', 'node-1', ({ src }) => void (src.local.veth!.linkLocal = [])],
+      ['source host /128 route deleted', 'source-host-route', 'node-1', ({ src }) => void delete src.local.hostRoute],
+      ['the learned IPv6 route deleted', 'kernel-route', 'node-1', ({ src }) => {
+        delete src.remote.route;
+        src.remote.routeGet = { ok: false, error: 'Network is unreachable' };
+      }],
+      ['the kernel route via a link-local next hop only', 'kernel-route', 'node-1', ({ src }) => {
+        src.remote.route!.gateways = ['fe80::1'];
+        src.remote.rib.best!.nextHop = 'fe80::1';
+      }],
+      ['IPv6 forwarding off on the destination', 'destination-ingress', 'node-2', ({ dst }) => void (dst.remote.ingress!.forwarding6 = 0)],
+      ['destination host /128 route deleted', 'destination-host-route', 'node-2', ({ dst }) => void delete dst.local.hostRoute],
+      ['no IPv6 route back', 'return-route', 'node-2', ({ dst }) => {
+        delete dst.remote.route;
+        dst.remote.routeGet = { ok: false, error: 'Network is unreachable' };
+      }],
+      ['IPv6 forwarding off on the source (the replies)', 'reply-ingress', 'node-1', ({ src }) => void (src.remote.ingress!.forwarding6 = 0)],
+    ];
+
+    it.each(breaks6)('%s: names %s on %s', (_, id, nodeName, mutate) => {
+      const facts = healthy6();
+      mutate(facts);
+      const d = run6(facts.src, facts.dst);
+      expect(d.firstBroken, d.summary).toMatchObject({ id, node: nodeName, status: 'FAIL' });
+      expect(d.firstBroken!.fix).toBeTruthy();
+      expect(d.firstBroken!.fix).not.toMatch(/rp_filter|proxy_arp|net\.ipv4/);
+    });
+
+    it('the fixes name IPv6 things: the /128 host route, NDP, the forwarding sysctl, the global next hop', () => {
+      const fixOf = (mutate: (f: { src: NodeFacts; dst: NodeFacts }) => void) => {
+        const f = healthy6();
+        mutate(f);
+        return run6(f.src, f.dst).firstBroken!;
+      };
+      const host = fixOf(({ dst }) => void delete dst.local.hostRoute);
+      expect(host.evidence).toBe(`no route for ${TO6}/128 on node-2`);
+      expect(host.fix).toContain(`ip route replace ${TO6}/128 dev lxc222 scope link proto lightly`);
+      expect(fixOf(({ src }) => void (src.local.gatewayNeighbor = 'FAILED')).fix).toBe('the host veth does not answer neighbour solicitations for fe80::ecee:eeff:feee:eeee: check that it holds that address (ip -6 addr show dev lxc111)');
+      expect(fixOf(({ src }) => void (src.local.veth!.linkLocal = [])).fix).toBe('give the veth the pods\' gateway address: ip -6 addr add fe80::ecee:eeff:feee:eeee/64 dev lxc111 (or re-create the pod)');
+      expect(fixOf(({ dst }) => void (dst.remote.ingress!.forwarding6 = 0)).fix).toBe('node-2 forwards no IPv6 packet: sysctl -w net.ipv6.conf.all.forwarding=1 there');
+      expect(fixOf(({ src }) => {
+        src.remote.route!.gateways = ['fe80::1'];
+        src.remote.rib.best!.nextHop = 'fe80::1';
+      }).fix).toMatch(/link-local next hop only: .*global IPv6 next hop \(RFC 2545 §3\)/);
+    });
+
+    it('policy verdicts for the IPv6 addresses, from the model that keeps them (an ipBlock fix is a /128)', () => {
+      const dual = (ns: string, name: string, node: string, v4: string, v6: string) =>
+        slimPod({ metadata: { namespace: ns, name, labels: { app: name } }, spec: { nodeName: node }, status: { podIPs: [{ ip: v4 }, { ip: v6 }] } });
+      const pods = [dual('x', 'a', 'node-1', FROM, FROM6), dual('y', 'b', 'node-2', TO, TO6)];
+      const namespaces = ['x', 'y'].map((name) => slimNamespace({ metadata: { name, labels: { 'kubernetes.io/metadata.name': name } } }));
+      const blocks = slimNetworkPolicy({ metadata: { namespace: 'y', name: 'v6-blocks' }, spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00:10:244::/48', except: ['fd00:10:244:1::/64'] } }] }] } });
+      const verdicts = (policies: ReturnType<typeof slimNetworkPolicy>[], known = pods) => {
+        const f = healthy6();
+        f.src.policy = policyFacts(compileNode('node-1', { pods, namespaces, policies }), known, FROM6, TO6);
+        f.dst.policy = policyFacts(compileNode('node-2', { pods, namespaces, policies }), known, TO6, FROM6);
+        return run6(f.src, f.dst);
+      };
+      const denied = verdicts([blocks], [pods[1]!]);
+      expect(denied.firstBroken).toMatchObject({ id: 'destination-policy', node: 'node-2', evidence: `denied: selected by y/v6-blocks (1 ingress rule); no rule allows ${FROM6}` });
+      expect(denied.firstBroken!.fix).toContain(`ingress rule from ipBlock ${FROM6}/128`);
+      const open = slimNetworkPolicy({ metadata: { namespace: 'y', name: 'v6-blocks' }, spec: { podSelector: {}, ingress: [{ from: [{ ipBlock: { cidr: 'fd00:10:244::/48' } }] }] } });
+      const d = verdicts([open]);
+      expect(d.ok).toBe(true);
+      expect(d.checks.find((c) => c.id === 'destination-policy')!.evidence).toBe('allowed by y/v6-blocks ingress[0] on any port; selected by y/v6-blocks (1 ingress rule)');
     });
   });
 });

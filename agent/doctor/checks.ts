@@ -1,6 +1,7 @@
 // `lightlyctl doctor`'s pure core: facts from the source and destination nodes in, the path's checks
 // hop by hop out (ok/FAIL with the evidence), and the first broken hop with its fix in one sentence.
 import { contains } from '../../bgp/policy/policy.js';
+import { POD_GATEWAY_V6 } from '../../plugin/dataplane.js';
 import { type NodeFacts, type PodFacts, type RouteFact, type RouteGet, flowPortSchema, prefixLength } from './facts.js';
 
 export interface Check {
@@ -34,6 +35,9 @@ const inside = (ip: string, cidrs: string[]): boolean => cidrs.some((c) => conta
 const describeRoute = (r: RouteFact): string =>
   [r.type === 'unicast' ? '' : r.type, r.dst, ...r.gateways.map((g) => `via ${g}`), r.dev ? `dev ${r.dev}` : '', r.protocol ? `proto ${r.protocol}` : ''].filter(Boolean).join(' ');
 const describeGet = (g: RouteGet): string => (g.ok ? [g.type !== 'unicast' ? g.type : '', g.gateway ? `via ${g.gateway}` : '', g.dev ? `dev ${g.dev}` : ''].filter(Boolean).join(' ') : `refused: ${g.error}`);
+const isV6 = (ip: string): boolean => ip.includes(':');
+/** fe80::/10: a next hop only usable with its link, never what we program (RFC 2545 §3: the global one). */
+const isLinkLocal = (ip: string): boolean => /^fe[89ab][0-9a-f]:/i.test(ip);
 /** Our protocol by name (rt_protos registered) or by number. */
 const isLightly = (r: RouteFact): boolean => r.protocol === 'lightly' || r.protocol === '201';
 
@@ -53,13 +57,26 @@ function podChecks(w: Walk, role: 'source' | 'destination', pod: PodFacts): void
     !pod.netns ? `no network namespace holds ${pod.ip}` : pod.eth0 ? `eth0${netnsHint} ${pod.eth0.up ? 'UP' : 'DOWN'}, mtu ${pod.eth0.mtu}` : `no eth0${netnsHint}`,
     !pod.netns ? `${pod.ip} is not on ${w.node}: check the pod's IP and node (kubectl get pod -o wide)` : `bring eth0 up in the pod (ip -n ${pod.netns} link set eth0 up) or re-create the pod`);
   const neighbor = pod.gatewayNeighbor ?? 'no entry yet';
-  w.check(`${p}-default-route`, `${role} pod: default route and gateway ARP`, !!pod.defaultGateway && pod.gatewayNeighbor !== 'FAILED',
-    pod.defaultGateway ? `default via ${pod.defaultGateway} dev eth0; neighbour ${neighbor}` : 'no default route in the pod',
-    pod.defaultGateway ? `the host veth does not answer ARP for ${pod.defaultGateway}: check proxy_arp on it` : `re-create the pod: its default route via the link-local gateway is gone`);
+  const v6 = isV6(pod.ip);
   const v = pod.veth;
-  w.check(`${role}-veth`, `host veth${v ? ` ${v.name}` : ''}: up with proxy ARP`, !!v?.up && v.proxyArp === 1,
-    v ? `${v.name} ${v.up ? 'UP' : 'DOWN'}, proxy_arp=${v.proxyArp ?? '?'}, mtu ${v.mtu}` : `no host veth for ${pod.ip}`,
-    !v ? 're-create the pod: its host veth is gone' : !v.up ? `bring the veth up: ip link set ${v.name} up (its host route goes with it: re-create the pod if it does not come back)` : `enable proxy ARP: sysctl -w net.ipv4.conf.${v.name}.proxy_arp=1`);
+  // IPv6: the gateway is the host veth's own link-local address (from its fixed MAC), answered by NDP; no proxy.
+  const gateway6 = pod.defaultGateway ?? POD_GATEWAY_V6;
+  w.check(`${p}-default-route`, `${role} pod: default route and gateway ${v6 ? 'neighbour (NDP)' : 'ARP'}`, !!pod.defaultGateway && pod.gatewayNeighbor !== 'FAILED',
+    pod.defaultGateway ? `default via ${pod.defaultGateway} dev eth0; neighbour ${neighbor}` : `no ${v6 ? 'IPv6 ' : ''}default route in the pod`,
+    !pod.defaultGateway ? `re-create the pod: its default route via the link-local gateway is gone` :
+      v6 ? `the host veth does not answer neighbour solicitations for ${pod.defaultGateway}: check that it holds that address (ip -6 addr show dev ${v?.name ?? 'lxc…'})` :
+        `the host veth does not answer ARP for ${pod.defaultGateway}: check proxy_arp on it`);
+  if (v6) {
+    const holds = !!v?.linkLocal?.includes(gateway6);
+    w.check(`${role}-veth`, `host veth${v ? ` ${v.name}` : ''}: up with the gateway's address ${gateway6}`, !!v?.up && holds,
+      v ? `${v.name} ${v.up ? 'UP' : 'DOWN'}, link-local ${v.linkLocal?.join(', ') || 'none'}, mtu ${v.mtu}` : `no host veth for ${pod.ip}`,
+      !v ? 're-create the pod: its host veth is gone' : !v.up ? `bring the veth up: ip link set ${v.name} up (its host routes go with it: re-create the pod if they do not come back)` :
+        `give the veth the pods' gateway address: ip -6 addr add ${gateway6}/64 dev ${v.name} (or re-create the pod)`);
+  } else {
+    w.check(`${role}-veth`, `host veth${v ? ` ${v.name}` : ''}: up with proxy ARP`, !!v?.up && v.proxyArp === 1,
+      v ? `${v.name} ${v.up ? 'UP' : 'DOWN'}, proxy_arp=${v.proxyArp ?? '?'}, mtu ${v.mtu}` : `no host veth for ${pod.ip}`,
+      !v ? 're-create the pod: its host veth is gone' : !v.up ? `bring the veth up: ip link set ${v.name} up (its host route goes with it: re-create the pod if it does not come back)` : `enable proxy ARP: sysctl -w net.ipv4.conf.${v.name}.proxy_arp=1`);
+  }
   w.check(`${role}-host-route`, `host route to ${pod.ip} through its veth`, !!pod.hostRoute?.dev && pod.hostRoute.type === 'unicast' && pod.hostRoute.dev === v?.name,
     pod.hostRoute ? describeRoute(pod.hostRoute) : `no route for ${hostPrefix(pod.ip)} on ${w.node}`,
     `restore the pod's host route (ip route replace ${hostPrefix(pod.ip)} dev ${v?.name ?? 'lxc…'} scope link proto lightly) or re-create the pod`);
@@ -84,11 +101,13 @@ function forwardChecks(w: Walk, src: NodeFacts, to: string, destAddress: string 
     rib.best ? `${rib.prefix} from ${rib.best.peer} next hop ${rib.best.nextHop}${rib.best.stale ? ' (stale)' : ''}` : rib.importAllowed ? `no prefix covering ${to} received` : `no prefix covering ${to}: the import filter refuses it`,
     !rib.importAllowed ? `${src.node}'s import filter (importCIDRs) refuses ${to}: add its pod CIDR to importCIDRs` : `no peer advertises ${to}'s pod CIDR to ${src.node}: check the destination node's agent and its export`);
   const shadow = route && (route.type !== 'unicast' || !isLightly(route)) && (!rib.prefix || prefixLength(route.dst) >= prefixLength(rib.prefix)) ? route : undefined;
-  const kernelOk = routeGet.ok && !!route && route.type === 'unicast' && isLightly(route) && (!rib.best || route.gateways.includes(rib.best.nextHop));
+  const linkLocalOnly = !!route && route.gateways.length > 0 && route.gateways.every(isLinkLocal);
+  const kernelOk = routeGet.ok && !!route && route.type === 'unicast' && isLightly(route) && !linkLocalOnly && (!rib.best || route.gateways.includes(rib.best.nextHop));
   w.check('kernel-route', `${src.node}'s kernel route to ${to}`, kernelOk,
     `${route ? describeRoute(route) : 'no route'}; ip route get ${to}: ${describeGet(routeGet)}`,
     // Another route is to blame only when at least as specific as the RIB's prefix; a wider one (the default) just catches what we did not program.
     shadow?.type !== 'unicast' && shadow ? `delete the ${shadow.type} route that shadows Lightly's: ip route del ${shadow.type} ${shadow.dst}` :
+      linkLocalOnly && !shadow ? `${route!.dst} goes via a link-local next hop only: Lightly programs the peer's global IPv6 next hop (RFC 2545 §3); check the peer advertises one (lightlyctl routes)` :
       shadow ? `route ${shadow.dst}${shadow.protocol ? ` (proto ${shadow.protocol})` : ''} shadows Lightly's: delete it` :
         `the agent has not programmed ${rib.prefix ?? to}: see lightlyctl routes and the agent's log for route programming failures`);
   for (const hop of src.remote.nextHops) {
@@ -108,8 +127,17 @@ function ingressCheck(w: Walk, id: string, facts: NodeFacts, from: string, to: s
   const ing = facts.remote.ingress;
   if (!ing) return;
   const reverse = facts.remote.route;
-  w.check(id, `${facts.node} accepts ${from} → ${to} on ${ing.iif} (rp_filter=${ing.rpFilter})`, ing.routeGet.ok || !ing.unvalidated.ok,
-    `ip route get ${to} from ${from} iif ${ing.iif}: ${describeGet(ing.routeGet)}${reverse ? `; reverse route ${describeRoute(reverse)}` : ''}`,
+  const evidence = `ip route get ${to} from ${from} iif ${ing.iif}: ${describeGet(ing.routeGet)}${reverse ? `; reverse route ${describeRoute(reverse)}` : ''}`;
+  const accepted = ing.routeGet.ok || !ing.unvalidated.ok;
+  if (isV6(to)) {
+    // No rp_filter for IPv6; what stops a node forwarding it is the global forwarding switch.
+    const forwarding = ing.forwarding6 === 1;
+    w.check(id, `${facts.node} forwards ${from} → ${to} from ${ing.iif} (net.ipv6.conf.all.forwarding=${ing.forwarding6 ?? '?'})`, forwarding && accepted,
+      `${evidence}; net.ipv6.conf.all.forwarding=${ing.forwarding6 ?? '?'}`,
+      !forwarding ? `${facts.node} forwards no IPv6 packet: sysctl -w net.ipv6.conf.all.forwarding=1 there` : `${facts.node} refuses packets from ${from} on ${ing.iif}: check its route back to ${from}`);
+    return;
+  }
+  w.check(id, `${facts.node} accepts ${from} → ${to} on ${ing.iif} (rp_filter=${ing.rpFilter ?? '?'})`, accepted, evidence,
     ing.rpFilter === 1 ? `rp_filter=1 (strict) on ${facts.node} drops it because the route back to ${from} does not leave by ${ing.iif}: set net.ipv4.conf.${ing.iif}.rp_filter=2 (and all.rp_filter≠1)` : `${facts.node} refuses packets from ${from} on ${ing.iif}: check its rp_filter and route back to ${from}`);
 }
 
@@ -156,8 +184,9 @@ function policyCheck(w: Walk, id: string, facts: NodeFacts, direction: 'ingress'
   const namespace = local.includes('/') ? local.split('/')[0]! : undefined;
   const peer = p.remote
     ? `podSelector ${labelsText(p.remote.labels)}${p.remote.name.split('/')[0] === namespace ? '' : ` with namespaceSelector {kubernetes.io/metadata.name: ${p.remote.name.split('/')[0]}}`}`
-    : `ipBlock ${facts.remote.ip}/32`;
-  w.check(id, title, false, `${evidence}${v.kernel ? `; ${v.kernel}` : ''}`,
+    : `ipBlock ${hostPrefix(facts.remote.ip)}`;
+  const counted = v.dropped === undefined ? '' : `; the kernel's drop rule has dropped ${v.dropped} packet${v.dropped === 1 ? '' : 's'} so far`;
+  w.check(id, title, false, `${evidence}${counted}${v.kernel ? `; ${v.kernel}` : ''}`,
     v.pending ? `wait for the kubelet to report ${facts.local.ip} in the Pod's status (kubectl get pod -o wide)` :
       `allow it with a NetworkPolicy${namespace ? ` in namespace ${namespace}` : ''} selecting ${local} with an ${direction} rule ${direction === 'ingress' ? 'from' : 'to'} ${peer} on ${on ?? 'the ports it needs'} (lightlyctl policy ${local} shows what selects it)`);
 }

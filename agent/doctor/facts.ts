@@ -35,6 +35,8 @@ export const linkSchema = z.object({
   mtu: z.number(),
   /** The sysctl of that device in the host namespace; absent inside a pod. */
   proxyArp: z.number().optional(),
+  /** Its IPv6 link-local addresses (host namespace): a pod's IPv6 gateway is its host veth's fe80:: address. */
+  linkLocal: z.array(z.string()).optional(),
 });
 export type LinkFact = z.infer<typeof linkSchema>;
 
@@ -45,7 +47,7 @@ export const podSchema = z.object({
   netns: z.string().optional(),
   eth0: linkSchema.optional(),
   defaultGateway: z.string().optional(),
-  /** The pod's neighbour entry for its gateway: REACHABLE, STALE, FAILED…, or absent. */
+  /** The pod's neighbour entry for its gateway (ARP, or NDP over IPv6): REACHABLE, STALE, FAILED…, or absent. */
   gatewayNeighbor: z.string().optional(),
   /** The host's /32 (or /128) to the pod, through its veth. */
   hostRoute: routeSchema.optional(),
@@ -69,7 +71,11 @@ export const pathSchema = z.object({
   nextHops: z.array(z.object({ address: z.string(), routeGet: routeGetSchema, neighbor: z.string().optional() })),
   /** Packets from the other pod arriving on the uplink, as the kernel would route them in (rp_filter included). */
   ingress: z.object({
-    iif: z.string(), rpFilter: z.number(), mtu: z.number(), routeGet: routeGetSchema,
+    iif: z.string(), mtu: z.number(), routeGet: routeGetSchema,
+    /** IPv4: the stricter of all's and the uplink's rp_filter. */
+    rpFilter: z.number().optional(),
+    /** IPv6 (no rp_filter there): net.ipv6.conf.all.forwarding, without which the node forwards no IPv6 packet. */
+    forwarding6: z.number().optional(),
     /** The same destination without the source: when only this one succeeds, source validation (rp_filter) refused. */
     unvalidated: routeGetSchema,
   }).optional(),
@@ -103,6 +109,8 @@ export const directionVerdictSchema = z.object({
   pending: z.boolean().optional(),
   /** Evidence from the kernel: the nftables rule that drops the flow (or why none could be read). */
   kernel: z.string().optional(),
+  /** The packets that rule's counter has dropped so far (all flows it drops, not this one alone). */
+  dropped: z.number().optional(),
 });
 export type DirectionVerdict = z.infer<typeof directionVerdictSchema>;
 

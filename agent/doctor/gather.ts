@@ -2,8 +2,8 @@
 // sysctls), plus the speaker's RIB and peers. Runs in the agent, i.e. in the host's network namespace.
 import { readFileSync } from 'node:fs';
 import { execa } from 'execa';
-import { TABLE } from '../policy/nft.js';
-import { type DirectionVerdict, type FactsQuery, type FlowPort, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type PolicyFacts, type RouteFact, type RouteGet, flowPortSchema, prefixLength } from './facts.js';
+import { TABLE, counterPackets, dropRuleMatch } from '../policy/nft.js';
+import { type DirectionVerdict, type FactsQuery, type FlowPort, type LinkFact, type NodeFacts, type PathFacts, type PodFacts, type PolicyFacts, type RouteFact, type RouteGet, flowPortSchema, linkSchema, prefixLength } from './facts.js';
 
 /** What the agent itself knows, handed to `gatherFacts`. */
 export interface AgentView {
@@ -40,8 +40,11 @@ interface IpLink {
   flags?: string[];
   mtu: number;
   link_netnsid?: number;
-  addr_info?: { local: string }[];
+  addr_info?: { family?: string; local: string; scope?: string }[];
 }
+
+/** `ip` lists one family at a time where the address does not say which (`route show`, `neigh show`). */
+const familyFlag = (address: string): '-4' | '-6' => (address.includes(':') ? '-6' : '-4');
 
 async function ip<T>(args: string[], netns?: string): Promise<{ rows?: T; error?: string }> {
   const out = await execa('ip', [...(netns ? ['-n', netns] : []), '-json', ...args], { reject: false, timeout: IP_TIMEOUT_MS });
@@ -72,17 +75,22 @@ async function routeGet(args: string[]): Promise<RouteGet> {
 
 /** The most specific route covering the address, whatever its protocol or type. */
 async function coveringRoute(address: string): Promise<RouteFact | undefined> {
-  const { rows } = await ip<IpRoute[]>(['route', 'show', 'match', address]);
+  const { rows } = await ip<IpRoute[]>([familyFlag(address), 'route', 'show', 'match', address]);
   const best = (rows ?? []).reduce<IpRoute | undefined>((a, r) => (!a || prefixLength(r.dst) > prefixLength(a.dst) ? r : a), undefined);
   return best && routeFact(best);
 }
 
+/** A link with its addresses (`addr show` lists the link's flags too): a host veth's IPv6 link-local is the pods' IPv6 gateway. */
 async function link(name: string, netns?: string): Promise<(LinkFact & { netnsId?: number }) | undefined> {
-  const { rows } = await ip<IpLink[]>(['link', 'show', 'dev', name], netns);
+  const { rows } = await ip<IpLink[]>(['addr', 'show', 'dev', name], netns);
   const l = rows?.[0];
   if (!l) return undefined;
   const proxyArp = netns ? undefined : sysctl(`ipv4/conf/${name}/proxy_arp`);
-  return { name: l.ifname, up: (l.flags ?? []).includes('UP'), mtu: l.mtu, ...(proxyArp !== undefined ? { proxyArp } : {}), ...(l.link_netnsid !== undefined ? { netnsId: l.link_netnsid } : {}) };
+  const linkLocal = (l.addr_info ?? []).filter((a) => a.family === 'inet6' && a.scope === 'link').map((a) => a.local);
+  return {
+    name: l.ifname, up: (l.flags ?? []).includes('UP'), mtu: l.mtu, ...(proxyArp !== undefined ? { proxyArp } : {}), ...(netns ? {} : { linkLocal }),
+    ...(l.link_netnsid !== undefined ? { netnsId: l.link_netnsid } : {}),
+  };
 }
 
 /** The named namespace holding `address`: the one the veth's peer lives in, else the first whose addresses include it. */
@@ -99,7 +107,8 @@ async function podNetns(address: string, netnsId: number | undefined): Promise<s
 }
 
 async function podFacts(address: string): Promise<PodFacts> {
-  const host = (await ip<IpRoute[]>(['route', 'show', 'exact', address.includes(':') ? `${address}/128` : `${address}/32`])).rows?.[0];
+  const family = familyFlag(address);
+  const host = (await ip<IpRoute[]>([family, 'route', 'show', 'exact', address.includes(':') ? `${address}/128` : `${address}/32`])).rows?.[0];
   const hostRoute = host && routeFact(host);
   let veth = hostRoute?.dev ? await link(hostRoute.dev) : undefined;
   const netns = await podNetns(address, veth?.netnsId);
@@ -109,10 +118,12 @@ async function podFacts(address: string): Promise<PodFacts> {
     const peer = ((await ip<IpLink[]>(['link', 'show'])).rows ?? []).find((l) => l.ifindex === eth0.link_index);
     if (peer) veth = await link(peer.ifname);
   }
-  const facts: PodFacts = { ip: address, ...(hostRoute ? { hostRoute } : {}), ...(veth ? { veth: { name: veth.name, up: veth.up, mtu: veth.mtu, ...(veth.proxyArp !== undefined ? { proxyArp: veth.proxyArp } : {}) } } : {}) };
+  // The schema keeps the fact's fields and leaves the veth's netnsId (ours only) behind.
+  const facts: PodFacts = { ip: address, ...(hostRoute ? { hostRoute } : {}), ...(veth ? { veth: linkSchema.parse(veth) } : {}) };
   if (!netns) return facts;
-  const gateway = (await ip<IpRoute[]>(['route', 'show', 'default'], netns)).rows?.[0]?.gateway;
-  const neighbor = gateway ? (await ip<{ state?: string[] }[]>(['neigh', 'show', gateway, 'dev', 'eth0'], netns)).rows?.[0]?.state?.[0] : undefined;
+  // The family's own default route and neighbour entry: ARP for 169.254.1.1, NDP for the veth's fe80:: address.
+  const gateway = (await ip<IpRoute[]>([family, 'route', 'show', 'default'], netns)).rows?.[0]?.gateway;
+  const neighbor = gateway ? (await ip<{ state?: string[] }[]>([family, 'neigh', 'show', gateway, 'dev', 'eth0'], netns)).rows?.[0]?.state?.[0] : undefined;
   return {
     ...facts,
     netns,
@@ -143,32 +154,36 @@ async function pathFacts(view: AgentView, query: FactsQuery): Promise<PathFacts>
   let ingress: PathFacts['ingress'];
   if (iif) {
     const uplink = await link(iif);
-    const rpFilter = Math.max(sysctl('ipv4/conf/all/rp_filter') ?? 0, sysctl(`ipv4/conf/${iif}/rp_filter`) ?? 0);
+    // rp_filter is IPv4's alone; IPv6 forwards only with net.ipv6.conf.all.forwarding=1 (the global switch decides).
+    const check = remote.includes(':')
+      ? { forwarding6: sysctl('ipv6/conf/all/forwarding') ?? 0 }
+      : { rpFilter: Math.max(sysctl('ipv4/conf/all/rp_filter') ?? 0, sysctl(`ipv4/conf/${iif}/rp_filter`) ?? 0) };
     const [validated, unvalidated] = await Promise.all([routeGet([local, 'from', remote, 'iif', iif]), routeGet([local])]);
-    ingress = { iif, rpFilter, mtu: uplink?.mtu ?? 0, routeGet: validated, unvalidated };
+    ingress = { iif, ...check, mtu: uplink?.mtu ?? 0, routeGet: validated, unvalidated };
   }
   return { ip: remote, routeGet: get, ...(route ? { route } : {}), rib, nextHops, ...(ingress ? { ingress } : {}) };
 }
 
 /**
  * The kernel's side of a denied verdict: the rule of our table that drops the flow, as `nft -a` lists
- * it (one chain, so cheap), or that the table is missing (then nothing drops it: the model and the
- * kernel disagree, and the operator should know).
+ * it (one chain, so cheap) with the packets its counter dropped so far, or that the table is missing
+ * (then nothing drops it: the model and the kernel disagree, and the operator should know).
  */
-async function dropRule(direction: 'ingress' | 'egress', verdict: DirectionVerdict): Promise<string> {
-  const chain = verdict.pending ? 'forward' : direction;
+async function dropRule(direction: 'ingress' | 'egress', verdict: DirectionVerdict, local: string): Promise<Pick<DirectionVerdict, 'kernel' | 'dropped'>> {
+  const { chain, mark } = dropRuleMatch(direction, !!verdict.pending, local.includes(':'));
   const out = await execa('nft', ['-a', 'list', 'chain', 'inet', TABLE, chain], { reject: false, timeout: IP_TIMEOUT_MS });
-  if (out.exitCode !== 0) return `nft list chain inet ${TABLE} ${chain}: ${out.stderr.trim() || out.shortMessage}`;
-  const mark = verdict.pending ? `@pending_${direction} drop` : `isolated for ${direction}, no policy allows`;
+  if (out.exitCode !== 0) return { kernel: `nft list chain inet ${TABLE} ${chain}: ${out.stderr.trim() || out.shortMessage}` };
   const line = out.stdout.split('\n').map((l) => l.trim()).find((l) => l.includes(mark));
-  return line ? `chain ${chain} of inet ${TABLE}: ${line}` : `no drop rule in chain ${chain} of inet ${TABLE}`;
+  if (!line) return { kernel: `no drop rule in chain ${chain} of inet ${TABLE}` };
+  const dropped = counterPackets(line);
+  return { kernel: `chain ${chain} of inet ${TABLE}: ${line}`, ...(dropped !== undefined ? { dropped } : {}) };
 }
 
 async function policyFacts(view: AgentView, query: FactsQuery): Promise<PolicyFacts> {
   if (!view.policy) return { enforced: false, reason: 'this node enforces no NetworkPolicy (standalone mode, or networkPolicy.enabled: false)' };
   const facts = view.policy(query.local, query.remote, query.port === undefined ? undefined : flowPortSchema.parse(query.port));
   if (!('egress' in facts)) return facts;
-  const [egress, ingress] = await Promise.all((['egress', 'ingress'] as const).map(async (d) => (facts[d].allowed ? facts[d] : { ...facts[d], kernel: await dropRule(d, facts[d]) })));
+  const [egress, ingress] = await Promise.all((['egress', 'ingress'] as const).map(async (d) => (facts[d].allowed ? facts[d] : { ...facts[d], ...(await dropRule(d, facts[d], query.local)) })));
   return { ...facts, egress: egress!, ingress: ingress! };
 }
 

@@ -1,7 +1,7 @@
 // The rendered table: rules depend on policies only, pods are set elements, every change is one transaction.
 import { describe, expect, it } from 'vitest';
 import { compileNode } from './compile.js';
-import { fullText, renderRuleset, updateText } from './nft.js';
+import { counterPackets, dropRuleMatch, fullText, renderRuleset, updateText } from './nft.js';
 import { slimNetworkPolicy, slimPod } from './objects.js';
 
 const pod = (name: string, ip: string, node: string, labels: Record<string, string>) => slimPod({ metadata: { namespace: 'x', name, labels }, spec: { nodeName: node }, status: { podIP: ip } });
@@ -27,6 +27,33 @@ describe('nftables ruleset of table inet lightly-policy', () => {
     expect(text).toMatch(/add element inet lightly-policy p\w+_i0_pods \{ 10\.244\.2\.7 \}/);
     expect(text).toMatch(/add element inet lightly-policy p\w+_targets \{ 10\.244\.1\.5 \}/);
     expect(text).toContain('add element inet lightly-policy ingress_isolated { 10.244.1.5 }');
+  });
+
+  it('every drop rule counts what it drops (the kernel evidence lightlyctl doctor shows); nothing else counts', () => {
+    const rules = render(base).chains.flatMap((c) => c.rules);
+    const drops = rules.filter((l) => /\bdrop\b/.test(l));
+    expect(drops).toHaveLength(6); // pending egress, pending ingress (each family), egress and ingress default deny
+    for (const l of drops) expect(l).toMatch(/(^| )counter drop comment "/);
+    expect(rules.filter((l) => l.includes('counter'))).toEqual(drops);
+    const chain = (name: string) => render(base).chains.find((c) => c.name === name)!.rules.at(-1);
+    expect(chain('ingress')).toBe('counter drop comment "isolated for ingress, no policy allows"');
+    expect(chain('egress')).toBe('counter drop comment "isolated for egress, no policy allows"');
+  });
+
+  it("the drop rule of a flow is found in nft's listing (rendered rules, as the kernel prints them back) with its packet count", () => {
+    // `nft -a list chain` prints a counter as `counter packets N bytes M` and appends the handle.
+    const listed = (line: string) => line.replace(/\bcounter /, 'counter packets 7 bytes 588 ') + ' # handle 12';
+    const rules = render(base).chains.flatMap((c) => c.rules.map((l) => ({ chain: c.name, line: listed(l) })));
+    for (const direction of ['ingress', 'egress'] as const) {
+      for (const [pending, v6] of [[false, false], [true, false], [true, true]] as const) {
+        const { chain, mark } = dropRuleMatch(direction, pending, v6);
+        const found = rules.filter((r) => r.chain === chain && r.line.includes(mark));
+        expect(found, `${direction} pending=${pending} v6=${v6}`).toHaveLength(1);
+        expect(found[0]!.line).toContain(v6 ? 'ip6 ' : pending ? 'ip ' : 'drop');
+        expect(counterPackets(found[0]!.line)).toBe(7);
+      }
+    }
+    expect(counterPackets('ip daddr @x accept # handle 3')).toBeUndefined();
   });
 
   it('a policy change replaces the table; no change writes nothing', () => {
@@ -64,8 +91,8 @@ describe('dual stack: every set has an IPv6 twin (ipv6_addr) and every rule an i
   it('default deny and the pending race apply to both families', () => {
     expect(text).toContain('oifname "lxc*" ip6 daddr @ingress_isolated6 jump ingress');
     expect(text).toContain('iifname "lxc*" ip6 saddr @egress_isolated6 jump egress');
-    expect(text).toContain('oifname "lxc*" ip6 daddr != @local_pods6 ip6 daddr @pending_ingress6 drop');
-    expect(text).toContain('iifname "lxc*" ip6 saddr != @local_pods6 ip6 saddr @pending_egress6 drop');
+    expect(text).toContain('oifname "lxc*" ip6 daddr != @local_pods6 ip6 daddr @pending_ingress6 counter drop');
+    expect(text).toContain('iifname "lxc*" ip6 saddr != @local_pods6 ip6 saddr @pending_egress6 counter drop');
     const pending = fullText(renderRuleset(compileNode('n1', { pods: [slimPod({ metadata: { namespace: 'x', name: 'new', labels: { pod: 'a' } }, spec: { nodeName: 'n1' } })], namespaces: [], policies: [allowB] })));
     expect(pending).toContain('set pending_ingress { type ipv4_addr; flags interval; elements = { 0.0.0.0/0 }; }');
     expect(pending).toContain('set pending_ingress6 { type ipv6_addr; flags interval; elements = { ::/0 }; }');

@@ -122,16 +122,33 @@ export function renderRuleset(c: CompiledNode): NftRuleset {
         base: 'type filter hook forward priority filter; policy accept;',
         rules: [
           'ct state established,related accept',
-          ...perFamily((f) => `iifname ${POD_IF} ${f.ip} saddr != @local_pods${f.suffix} ${f.ip} saddr @pending_egress${f.suffix} drop comment "address not known yet, its pod is isolated"`),
-          ...perFamily((f) => `oifname ${POD_IF} ${f.ip} daddr != @local_pods${f.suffix} ${f.ip} daddr @pending_ingress${f.suffix} drop comment "address not known yet, its pod is isolated"`),
+          ...perFamily((f) => `iifname ${POD_IF} ${f.ip} saddr != @local_pods${f.suffix} ${f.ip} saddr @pending_egress${f.suffix} counter drop comment "address not known yet, its pod is isolated"`),
+          ...perFamily((f) => `oifname ${POD_IF} ${f.ip} daddr != @local_pods${f.suffix} ${f.ip} daddr @pending_ingress${f.suffix} counter drop comment "address not known yet, its pod is isolated"`),
           ...perFamily((f) => `iifname ${POD_IF} ${f.ip} saddr @egress_isolated${f.suffix} jump egress`),
           ...perFamily((f) => `oifname ${POD_IF} ${f.ip} daddr @ingress_isolated${f.suffix} jump ingress`),
         ],
       },
-      { name: 'egress', rules: [...chains.egress, 'drop comment "isolated for egress, no policy allows"'] },
-      { name: 'ingress', rules: [...chains.ingress, 'drop comment "isolated for ingress, no policy allows"'] },
+      // Every drop counts what it drops (a counter is a few bytes and an add per dropped packet): the
+      // kernel's own evidence, which lightlyctl doctor shows beside the model's verdict.
+      { name: 'egress', rules: [...chains.egress, 'counter drop comment "isolated for egress, no policy allows"'] },
+      { name: 'ingress', rules: [...chains.ingress, 'counter drop comment "isolated for ingress, no policy allows"'] },
     ],
   };
+}
+
+/**
+ * Where the rule that drops one flow lives, and a piece of its text that finds it in `nft -a list chain`:
+ * the default deny of the direction's chain, or (address not known yet) the family's pending drop in forward.
+ */
+export function dropRuleMatch(direction: Direction, pending: boolean, v6: boolean): { chain: string; mark: string } {
+  if (pending) return { chain: 'forward', mark: `@pending_${direction}${v6 ? '6' : ''} counter ` };
+  return { chain: direction, mark: `isolated for ${direction}, no policy allows` };
+}
+
+/** The packets a rule's counter has seen, as `nft list` prints it (`counter packets N bytes M`). */
+export function counterPackets(line: string): number | undefined {
+  const m = /\bcounter packets (\d+) bytes \d+/.exec(line);
+  return m ? Number(m[1]) : undefined;
 }
 
 function setText(s: NftSet): string {

@@ -1,15 +1,16 @@
 // The doctor's question to the compiled policy, pure: would this node's rules let one flow through?
 // It reads the same CompiledNode the nftables rules are rendered from (nft.ts), match for match, so the
 // answer is what the kernel does, not a second reading of the NetworkPolicy objects.
-import { Address4 } from 'ip-address';
 import type { DirectionVerdict, FlowPort, PolicyFacts } from '../doctor/facts.js';
 import { type CompiledNode, type CompiledRule, type Direction, type PortMatch, policyKey } from './compile.js';
 import type { PolicyPod } from './objects.js';
+import { addressValue, canonicalAddress } from '../services/addresses.js';
 
+/** As the `_cidr` / `_cidr6` interval sets: an address is only looked up among the ranges of its family. */
 function inRanges(ranges: [string, string][], ip: string): boolean {
-  if (!Address4.isValid(ip)) return false; // IPv6 is not enforced (compile.ts): no IPv4 block holds it
-  const n = new Address4(ip).bigInt();
-  return ranges.some(([a, b]) => new Address4(a).bigInt() <= n && n <= new Address4(b).bigInt());
+  const v6 = ip.includes(':');
+  const n = addressValue(ip);
+  return ranges.some(([a, b]) => a.includes(':') === v6 && addressValue(a) <= n && n <= addressValue(b));
 }
 
 function peerMatches(rule: CompiledRule, peer: string): boolean {
@@ -37,7 +38,9 @@ function portsText(rule: CompiledRule): string {
 }
 
 /** `local`'s verdict in `direction` for traffic with `peer` (ingress: from it; egress: to it). */
-export function flowVerdict(c: CompiledNode, direction: Direction, local: string, peer: string, port?: FlowPort): DirectionVerdict {
+export function flowVerdict(c: CompiledNode, direction: Direction, localText: string, peerText: string, port?: FlowPort): DirectionVerdict {
+  // The model holds addresses in canonical form (objects.ts); IPv6 has many spellings of one address.
+  const [local, peer] = [canonicalAddress(localText), canonicalAddress(peerText)];
   if (!c.localPods.includes(local)) {
     // nft.ts's forward chain: an address the API has not named on a pod interface is dropped while a pod here waits for its address.
     const pending = c.pendingIsolated[direction];
@@ -57,7 +60,7 @@ export function flowVerdict(c: CompiledNode, direction: Direction, local: string
 export function policyFacts(c: CompiledNode, pods: Iterable<PolicyPod>, local: string, remote: string, port?: FlowPort): PolicyFacts {
   const live = [...pods].filter((p) => !p.inert);
   const byIp = (ip: string) => {
-    const pod = live.find((p) => p.ips.includes(ip));
+    const pod = live.find((p) => p.ips.includes(canonicalAddress(ip)));
     return pod && { name: policyKey(pod), labels: pod.labels };
   };
   const [l, r] = [byIp(local), byIp(remote)];

@@ -29,3 +29,37 @@ export const healthy = (): { src: NodeFacts; dst: NodeFacts } => ({
   dst: node('node-2', '192.0.2.2', '10.244.2.0/24', TO, FROM, '192.0.2.1', 'lxc222'),
 });
 
+
+export const FROM6 = 'fd00:10:244:1::2';
+export const TO6 = 'fd00:10:244:2::2';
+const GATEWAY6 = 'fe80::ecee:eeff:feee:eeee';
+
+/**
+ * The same two nodes' facts for the pods' IPv6 addresses (dual stack, sessions over IPv4 carrying IPv6
+ * NLRI): default route via the host veth's link-local address, global IPv6 next hops, no rp_filter.
+ */
+function ipv6(f: NodeFacts, local: string, remote: string, remoteNode6: string, cidr6: string, remoteCidr6: string): NodeFacts {
+  const veth = { ...f.local.veth!, linkLocal: [GATEWAY6] };
+  const ingress = { ...f.remote.ingress!, forwarding6: 1 };
+  delete ingress.rpFilter;
+  return {
+    ...f, podCIDRs: [...f.podCIDRs, cidr6], clusterCIDRs: [...f.clusterCIDRs, 'fd00:10:244::/48'],
+    local: { ...f.local, ip: local, defaultGateway: GATEWAY6, hostRoute: { ...f.local.hostRoute!, dst: local }, veth },
+    remote: {
+      ip: remote,
+      routeGet: { ok: true, type: 'unicast', dev: 'eth0', gateway: remoteNode6 },
+      route: { dst: remoteCidr6, type: 'unicast', dev: 'eth0', protocol: 'lightly', gateways: [remoteNode6] },
+      rib: { prefix: remoteCidr6, best: { peer: f.peers[0]!.address, nextHop: remoteNode6, stale: false }, importAllowed: true },
+      nextHops: [{ address: remoteNode6, routeGet: { ok: true, type: 'unicast', dev: 'eth0' }, neighbor: 'REACHABLE' }],
+      ingress,
+    },
+  };
+}
+
+export const healthy6 = (): { src: NodeFacts; dst: NodeFacts } => {
+  const { src, dst } = healthy();
+  return {
+    src: ipv6(src, FROM6, TO6, '2001:db8:2::2', 'fd00:10:244:1::/64', 'fd00:10:244:2::/64'),
+    dst: ipv6(dst, TO6, FROM6, '2001:db8:2::1', 'fd00:10:244:2::/64', 'fd00:10:244:1::/64'),
+  };
+};
