@@ -92,8 +92,8 @@ type Line = RouteWrite;
 
 /**
  * A prefix where the kernel may differ from what we want: the one record the hot path touches, from
- * the change (upsert, remove) through the pass to the kernel's answer, so a withdrawn table costs a
- * few map operations per prefix and one object, not a line object besides entries in three maps.
+ * the change (upsert, remove) through the pass to the kernel's answer, so a withdrawn table costs
+ * three map operations per prefix and one object, not a line object besides entries in three maps.
  * While its change is at the kernel it is also that change (the RouteWrite the writer encoded):
  * op, route and have stay as sent until settled; a newer change only sets `want` and queues it again.
  */
@@ -105,26 +105,75 @@ class Dirty implements RouteWrite {
   chunk = 0;
   /** In the queue (once at most). */
   queued = false;
-  /** Still the prefix's entry in `differs` (a settled one may still sit in the queue). */
+  /** Still the prefix's entry in `table` (a settled one may still sit in the queue). */
   live = true;
   constructor(
     readonly prefix: string,
     /** The kernel's route of ours for the prefix, as far as we know (while a change is out: before it). */
     public have: Route | undefined,
-    /** What `desired` holds for the prefix, mirrored so a pass and the kernel's answer look nothing up. */
+    /** What we want for the prefix (undefined: no route of ours). */
     public want: Route | undefined,
   ) {}
 }
 
+const wantOf = (v: Route | Dirty): Route | undefined => (v instanceof Dirty ? v.want : v);
+
+/** What is wanted, by prefix, read from the reconciler's one table (read only). */
+class Wanted implements ReadonlyMap<string, Route> {
+  constructor(
+    private readonly table: () => ReadonlyMap<string, Route | Dirty> | undefined,
+    private readonly count: () => number,
+  ) {}
+
+  get size(): number {
+    return this.count();
+  }
+
+  get(prefix: string): Route | undefined {
+    const v = this.table()?.get(prefix);
+    return v === undefined ? undefined : wantOf(v);
+  }
+
+  has(prefix: string): boolean {
+    return this.get(prefix) !== undefined;
+  }
+
+  *entries(): MapIterator<[string, Route]> {
+    for (const [prefix, v] of this.table() ?? []) {
+      const want = wantOf(v);
+      if (want) yield [prefix, want];
+    }
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [prefix] of this.entries()) yield prefix;
+  }
+
+  *values(): MapIterator<Route> {
+    for (const [, route] of this.entries()) yield route;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Route]> {
+    return this.entries();
+  }
+
+  forEach(fn: (route: Route, prefix: string, map: ReadonlyMap<string, Route>) => void): void {
+    for (const [prefix, route] of this.entries()) fn(route, prefix, this);
+  }
+}
+
 export class RouteReconciler {
-  /** What we want, by prefix: the one full-size map. Undefined until start() adopts the kernel's routes or setDesired(). */
-  private desired?: Map<string, Route>;
   /**
-   * Where the kernel (as far as we know) may differ from `desired`, with the change at the kernel if
-   * any. Holds only changes not yet programmed or refused, so the kernel's state costs no second
-   * full-size map.
+   * Every prefix we want or the kernel (as far as we know) has of ours, the one full-size map: the
+   * Route where the kernel has what we want, the prefix's Dirty while they may differ. A change
+   * replaces a value rather than adding to and then taking from a second map (a full table's worth
+   * of a map growing and shrinking was most of what a withdrawal allocated). Undefined until start()
+   * adopts the kernel's routes or setDesired().
    */
-  private differs = new Map<string, Dirty>();
+  private table?: Map<string, Route | Dirty>;
+  /** Prefixes with a route wanted: wanted().size. */
+  private wantedCount = 0;
+  private readonly wantedView = new Wanted(() => this.table, () => this.wantedCount);
   /** Prefixes to look at, in order of change. */
   private queue: Dirty[] = [];
   private head = 0;
@@ -201,13 +250,12 @@ export class RouteReconciler {
       const r = this.normalise.route(route);
       desired.set(r.prefix, r);
     }
-    const before = this.desired;
-    for (const [prefix, had] of before ?? []) if (!desired.has(prefix)) this.mark(prefix, had, undefined);
+    const table = (this.table ??= new Map());
+    for (const [prefix, v] of table) if (!desired.has(prefix)) this.change(prefix, undefined, v);
     for (const r of desired.values()) {
       if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
-      this.mark(r.prefix, before?.get(r.prefix), r);
+      this.change(r.prefix, r);
     }
-    this.desired = desired;
     this.schedule();
   }
 
@@ -218,40 +266,50 @@ export class RouteReconciler {
    */
   upsert(route: Route): void {
     const r = this.normalise.route(route);
-    const desired = this.started();
-    const before = desired.get(r.prefix);
-    if (this.removals > 0 && before === undefined && this.differs.has(r.prefix)) this.removals--;
-    this.mark(r.prefix, before, r);
-    desired.set(r.prefix, r);
+    const v = this.started().get(r.prefix);
+    if (this.removals > 0 && v instanceof Dirty && v.want === undefined) this.removals--;
+    this.change(r.prefix, r, v);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
     this.schedule();
   }
 
   /** Wants no route of ours for the prefix. */
   remove(prefix: string): void {
-    const desired = this.started();
-    // One lookup where there were four, and a prefix we hold is canonical already: this runs once
-    // per prefix of a withdrawn full table.
-    let before = desired.get(prefix);
-    const p = before === undefined ? normalisePrefix(prefix) : prefix;
-    if (before === undefined && p !== prefix) before = desired.get(p);
-    if (before === undefined && !this.differs.has(p)) return;
-    if (before !== undefined) {
-      if (this.flushes) this.removals++;
-      desired.delete(p);
+    const table = this.started();
+    // One lookup, and a prefix we hold is canonical already: this runs once per prefix of a
+    // withdrawn full table.
+    let v = table.get(prefix);
+    let p = prefix;
+    if (v === undefined) {
+      p = normalisePrefix(prefix);
+      if (p !== prefix) v = table.get(p);
+      if (v === undefined) return;
     }
-    this.mark(p, before, undefined);
+    if (this.flushes && wantOf(v) !== undefined) this.removals++;
+    this.change(p, undefined, v);
     this.schedule();
   }
 
   /**
-   * `desired` changes for the prefix from `current` to `want`: remembers what the kernel has for it
-   * (`current`, unless it already differed) and queues it.
+   * We now want `want` for the prefix (undefined: nothing), whose entry in the table is `v`: a
+   * prefix the kernel had right gets a Dirty remembering what it has, and it is queued.
    */
-  private mark(prefix: string, current: Route | undefined, want: Route | undefined): void {
-    let d = this.differs.get(prefix);
-    if (d === undefined) this.differs.set(prefix, (d = new Dirty(prefix, current, want)));
-    else d.want = want;
+  private change(prefix: string, want: Route | undefined, v = this.table!.get(prefix)): void {
+    let d: Dirty;
+    if (v instanceof Dirty) {
+      d = v;
+      if (d.want === undefined) {
+        if (want !== undefined) this.wantedCount++;
+      } else if (want === undefined) this.wantedCount--;
+      d.want = want;
+    } else {
+      if (v === want) return; // undefined both, or the very route we have
+      // The key the table holds (the prefix of its route) is the string kept, not the caller's copy.
+      d = new Dirty(v ? v.prefix : prefix, v, want);
+      this.table!.set(d.prefix, d);
+      if (v === undefined) this.wantedCount++;
+      else if (want === undefined) this.wantedCount--;
+    }
     this.enqueue(d);
     this.marks++;
   }
@@ -262,31 +320,30 @@ export class RouteReconciler {
     this.queue.push(d);
   }
 
-  /** The kernel has what we want for the prefix: forgotten. */
+  /** The kernel has what we want for the prefix: its entry is that route again, or gone. */
   private detach(d: Dirty): void {
     d.live = false;
-    this.differs.delete(d.prefix);
+    if (d.want) this.table!.set(d.prefix, d.want);
+    else this.table!.delete(d.prefix);
   }
 
   /** Our routes in the kernel, as far as we know. */
   private *kernelRoutes(): Generator<Route> {
-    for (const [prefix, r] of this.desired ?? []) {
-      const d = this.differs.get(prefix);
-      if (d === undefined) yield r;
-      else if (d.have) yield d.have;
+    for (const v of this.table?.values() ?? []) {
+      const have = v instanceof Dirty ? v.have : v;
+      if (have) yield have;
     }
-    for (const [prefix, d] of this.differs) if (d.have && !this.desired?.has(prefix)) yield d.have;
   }
 
   /** What is wanted, by prefix (read only; empty before start). */
   wanted(): ReadonlyMap<string, Route> {
-    return this.desired ?? new Map();
+    return this.wantedView;
   }
 
   /** The kernel's route of ours for one canonical prefix, as of the last pass. */
   installedRoute(prefix: string): Route | undefined {
-    const d = this.differs.get(prefix);
-    return d === undefined ? this.desired?.get(prefix) : d.have;
+    const v = this.table?.get(prefix);
+    return v instanceof Dirty ? v.have : v;
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
@@ -296,7 +353,7 @@ export class RouteReconciler {
 
   stats(): RouteStats {
     const { unicast, ecmp, blackhole } = this.tally;
-    const desired = this.desired?.size ?? 0;
+    const desired = this.wantedCount;
     const pending = this.queue.length - this.head + this.refused.size;
     return { installed: unicast + blackhole, unicast, ecmp, blackhole, desired, pending, ...this.counters };
   }
@@ -363,9 +420,9 @@ export class RouteReconciler {
     this.shell.close?.();
   }
 
-  private started(): Map<string, Route> {
-    if (!this.desired) throw new Error('RouteReconciler: call start() (adopt) or setDesired() before upsert() or remove()');
-    return this.desired;
+  private started(): Map<string, Route | Dirty> {
+    if (!this.table) throw new Error('RouteReconciler: call start() (adopt) or setDesired() before upsert() or remove()');
+    return this.table;
   }
 
   /**
@@ -389,35 +446,40 @@ export class RouteReconciler {
       this.countGateway(r, 1);
       this.count(r, 1);
     }
+    if (!this.table) {
+      this.table = kernel as Map<string, Route | Dirty>;
+      this.wantedCount = kernel.size;
+      return;
+    }
     // Nothing is at the kernel now (a comparison waits for the changes out): what differs is found
     // afresh, and what was queued or refused before is in it if it still differs.
-    for (const d of this.differs.values()) d.live = false;
-    this.differs = new Map();
+    const table = this.table;
     this.queue = [];
     this.head = 0;
     this.refused.clear();
-    if (!this.desired) {
-      this.desired = kernel;
-      return;
-    }
-    const desired = this.desired;
-    for (const [prefix, r] of kernel) {
-      const want = desired.get(prefix);
-      if (!want || !satisfies(r, want)) this.found(prefix, r, want);
+    for (const [prefix, v] of table) {
+      const want = wantOf(v);
+      if (v instanceof Dirty) v.live = false;
+      const have = kernel.get(prefix);
+      if (want && have && satisfies(have, want)) {
+        if (v !== want) table.set(prefix, want);
+      } else if (!want && !have) {
+        table.delete(prefix);
+      } else {
+        const d = new Dirty(prefix, have, want);
+        table.set(prefix, d);
+        this.enqueue(d);
+      }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
-    for (const [prefix, want] of desired) {
-      if (!kernel.has(prefix)) this.found(prefix, undefined, want);
+    for (const [prefix, have] of kernel) {
+      if (!table.has(prefix)) {
+        const d = new Dirty(prefix, have, undefined);
+        table.set(prefix, d);
+        this.enqueue(d);
+      }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
-  }
-
-  /** A comparison found the kernel with `have` where we want `want` (what a change meanwhile marked is corrected). */
-  private found(prefix: string, have: Route | undefined, want: Route | undefined): void {
-    let d = this.differs.get(prefix);
-    if (d === undefined) this.differs.set(prefix, (d = new Dirty(prefix, have, want)));
-    else d.have = have;
-    this.enqueue(d);
   }
 
   /** One chunk of lines to `ip`; the kernel's answer updates what we know it has. */
@@ -481,15 +543,15 @@ export class RouteReconciler {
     if (!l.covers) return [l as Dirty];
     const out: Dirty[] = [];
     for (const prefix of l.covers) {
-      const d = this.differs.get(prefix);
-      if (d) out.push(d);
+      const v = this.table?.get(prefix);
+      if (v instanceof Dirty) out.push(v);
     }
     return out;
   }
 
   /**
    * What the kernel's answer to the prefix's change from `have` to `route` (undefined: removed)
-   * means for our bookkeeping. While its change is out the entry stays in `differs` (nothing replaces
+   * means for our bookkeeping. While its change is out the entry stays in `table` (nothing replaces
    * it, and a full comparison waits for the changes out).
    */
   private settle(d: Dirty, refused: boolean): void {
