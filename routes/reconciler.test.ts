@@ -46,6 +46,20 @@ class FakeIp implements RouteShell {
 
 const r = (prefix: string, ...nextHops: string[]): Route => ({ prefix, type: 'unicast', nextHops });
 
+type Op = { kind: 'flush' } | { kind: 'upsert'; prefix: string; hop: string } | { kind: 'remove'; prefix: string };
+
+/** One step of a property: a change to the reconciler and to the model of what is wanted, or a pass. */
+async function step(rec: RouteReconciler, want: Map<string, string>, o: Op): Promise<void> {
+  if (o.kind === 'flush') await rec.flush();
+  else if (o.kind === 'upsert') {
+    rec.upsert(r(o.prefix, o.hop));
+    want.set(o.prefix, o.hop);
+  } else {
+    rec.remove(o.prefix);
+    want.delete(o.prefix);
+  }
+}
+
 describe('RouteReconciler (fake ip)', () => {
   it('adopts the kernel at start and changes nothing until told', async () => {
     const ip = new FakeIp();
@@ -182,16 +196,7 @@ describe('RouteReconciler (fake ip)', () => {
         const rec = new RouteReconciler({ shell: ip, chunkLines: 3, flushMin: 2 });
         await rec.start();
         const want = new Map<string, string>();
-        for (const o of ops) {
-          if (o.kind === 'flush') await rec.flush();
-          else if (o.kind === 'upsert') {
-            rec.upsert(r(o.prefix, o.hop));
-            want.set(o.prefix, o.hop);
-          } else {
-            rec.remove(o.prefix);
-            want.delete(o.prefix);
-          }
-        }
+        for (const o of ops) await step(rec, want, o);
         await rec.flush();
         rec.stop();
         const got = [...ip.kernel.values()].map((x) => `${x.prefix} ${x.nextHops[0]}`).sort();
@@ -218,14 +223,7 @@ describe('RouteReconciler (fake ip)', () => {
         await rec.start();
         const want = new Map<string, string>([['10.0.0.0/24', '192.0.2.9']]);
         for (const o of ops) {
-          if (o.kind === 'flush') await rec.flush();
-          else if (o.kind === 'upsert') {
-            rec.upsert(r(o.prefix, o.hop));
-            want.set(o.prefix, o.hop);
-          } else {
-            rec.remove(o.prefix);
-            want.delete(o.prefix);
-          }
+          await step(rec, want, o);
           const wanted = rec.wanted();
           expect(wanted.size).toBe(want.size);
           expect([...wanted].map(([p, x]) => `${p} ${x.nextHops[0]}`).sort()).toEqual([...want].map(([p, h]) => `${p} ${h}`).sort());
