@@ -70,24 +70,27 @@ export class NetlinkRouteShell implements RouteShell {
     const changeOf: number[] = [];
     const failures: BatchFailure[] = [];
     const ifIndexOf = (dev: string): number => this.addon.netlinkIfIndex(this.fd, dev);
-    changes.forEach((c, i) => {
-      const message = (): number => {
-        changeOf.push(i);
-        if (changeOf.length % ACK_EVERY === 0) writer.ack();
-        return base + changeOf.length;
-      };
+    // One message of change i: its sequence number. Once per change of a full table, so a plain loop
+    // and this one function rather than a closure (and its context) made per change.
+    const message = (i: number): number => {
+      changeOf.push(i);
+      if (changeOf.length % ACK_EVERY === 0) writer.ack();
+      return base + changeOf.length;
+    };
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i]!;
       try {
-        if (c.op === 'flush') for (const prefix of c.covers ?? [c.prefix]) writer.delete(prefix, message());
-        else if (c.op === 'delete') writer.delete(c.prefix, message());
+        if (c.op === 'flush') for (const prefix of c.covers ?? [c.prefix]) writer.delete(prefix, message(i));
+        else if (c.op === 'delete') writer.delete(c.prefix, message(i));
         else {
           writer.route(c.op, c.route!, base + changeOf.length + 1, ifIndexOf);
-          message();
+          message(i);
         }
       } catch (err) {
         if (!(err instanceof NetlinkEncodeError)) throw err;
         failures.push({ line: i + 1, command: renderWrite(c), error: err.message });
       }
-    });
+    }
     this.seq = (base + changeOf.length + 1) >>> 0;
     if (changeOf.length === 0) return Promise.resolve(failures);
     writer.ack();

@@ -46,6 +46,20 @@ class FakeIp implements RouteShell {
 
 const r = (prefix: string, ...nextHops: string[]): Route => ({ prefix, type: 'unicast', nextHops });
 
+type Op = { kind: 'flush' } | { kind: 'upsert'; prefix: string; hop: string } | { kind: 'remove'; prefix: string };
+
+/** One step of a property: a change to the reconciler and to the model of what is wanted, or a pass. */
+async function step(rec: RouteReconciler, want: Map<string, string>, o: Op): Promise<void> {
+  if (o.kind === 'flush') await rec.flush();
+  else if (o.kind === 'upsert') {
+    rec.upsert(r(o.prefix, o.hop));
+    want.set(o.prefix, o.hop);
+  } else {
+    rec.remove(o.prefix);
+    want.delete(o.prefix);
+  }
+}
+
 describe('RouteReconciler (fake ip)', () => {
   it('adopts the kernel at start and changes nothing until told', async () => {
     const ip = new FakeIp();
@@ -182,21 +196,46 @@ describe('RouteReconciler (fake ip)', () => {
         const rec = new RouteReconciler({ shell: ip, chunkLines: 3, flushMin: 2 });
         await rec.start();
         const want = new Map<string, string>();
-        for (const o of ops) {
-          if (o.kind === 'flush') await rec.flush();
-          else if (o.kind === 'upsert') {
-            rec.upsert(r(o.prefix, o.hop));
-            want.set(o.prefix, o.hop);
-          } else {
-            rec.remove(o.prefix);
-            want.delete(o.prefix);
-          }
-        }
+        for (const o of ops) await step(rec, want, o);
         await rec.flush();
         rec.stop();
         const got = [...ip.kernel.values()].map((x) => `${x.prefix} ${x.nextHops[0]}`).sort();
         expect(got).toEqual([...want].map(([p, h]) => `${p} ${h}`).sort());
         expect(rec.installed().map((x) => `${x.prefix} ${x.nextHops[0]}`)).toEqual(got);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('answers wanted() with what was asked for and installedRoute() with what the kernel has, also between passes', async () => {
+    // Both are read from the one table whose entries are a prefix's route or its pending change.
+    const universe = [0, 1, 2, 3].map((i) => `10.${i}.0.0/24`);
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('upsert' as const), prefix: fc.constantFrom(...universe), hop: fc.constantFrom('192.0.2.2', '192.0.2.3') }),
+      fc.record({ kind: fc.constant('remove' as const), prefix: fc.constantFrom(...universe, '10.7.0.0/24') }), // one never wanted too
+      fc.record({ kind: fc.constant('flush' as const) }),
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 25 }), async (ops) => {
+        const ip = new FakeIp();
+        ip.kernel.set('10.0.0.0/24', r('10.0.0.0/24', '192.0.2.9')); // adopted
+        const rec = new RouteReconciler({ shell: ip, chunkLines: 2 });
+        await rec.start();
+        const want = new Map<string, string>([['10.0.0.0/24', '192.0.2.9']]);
+        for (const o of ops) {
+          await step(rec, want, o);
+          const wanted = rec.wanted();
+          expect(wanted.size).toBe(want.size);
+          expect([...wanted].map(([p, x]) => `${p} ${x.nextHops[0]}`).sort()).toEqual([...want].map(([p, h]) => `${p} ${h}`).sort());
+          for (const p of universe) {
+            expect(wanted.get(p)?.nextHops[0]).toBe(want.get(p));
+            expect(wanted.has(p)).toBe(want.has(p));
+            expect(rec.installedRoute(p)?.nextHops).toEqual(ip.kernel.get(p)?.nextHops);
+          }
+        }
+        await rec.flush();
+        rec.stop();
+        expect(rec.stats()).toMatchObject({ desired: want.size, pending: 0, installed: want.size });
       }),
       { numRuns: 200 },
     );

@@ -87,26 +87,100 @@ const RESYNC_SLICE = 20_000;
  */
 const FLUSH_MIN = 4096;
 
-/** A change sent; if refused, `have` puts the gateway counts back. */
+/** A change sent; if refused, `have` puts the gateway counts back. A flush is a plain RouteWrite, every other change its prefix's Dirty. */
 type Line = RouteWrite;
 
+/**
+ * A prefix where the kernel may differ from what we want: the one record the hot path touches, from
+ * the change (upsert, remove) through the pass to the kernel's answer, so a withdrawn table costs
+ * three map operations per prefix and one object, not a line object besides entries in three maps.
+ * While its change is at the kernel it is also that change (the RouteWrite the writer encoded):
+ * op, route and have stay as sent until settled; a newer change only sets `want` and queues it again.
+ */
+class Dirty implements RouteWrite {
+  op: RouteWrite['op'] = 'add';
+  /** What the change sent asks for (undefined: a delete). */
+  route: Route | undefined = undefined;
+  /** The chunk its change is in; 0: none at the kernel. */
+  chunk = 0;
+  /** In the queue (once at most). */
+  queued = false;
+  /** Still the prefix's entry in `table` (a settled one may still sit in the queue). */
+  live = true;
+  constructor(
+    readonly prefix: string,
+    /** The kernel's route of ours for the prefix, as far as we know (while a change is out: before it). */
+    public have: Route | undefined,
+    /** What we want for the prefix (undefined: no route of ours). */
+    public want: Route | undefined,
+  ) {}
+}
+
+const wantOf = (v: Route | Dirty): Route | undefined => (v instanceof Dirty ? v.want : v);
+
+/** What is wanted, by prefix, read from the reconciler's one table (read only). */
+class Wanted implements ReadonlyMap<string, Route> {
+  constructor(
+    private readonly table: () => ReadonlyMap<string, Route | Dirty> | undefined,
+    private readonly count: () => number,
+  ) {}
+
+  get size(): number {
+    return this.count();
+  }
+
+  get(prefix: string): Route | undefined {
+    const v = this.table()?.get(prefix);
+    return v === undefined ? undefined : wantOf(v);
+  }
+
+  has(prefix: string): boolean {
+    return this.get(prefix) !== undefined;
+  }
+
+  *entries(): MapIterator<[string, Route]> {
+    for (const [prefix, v] of this.table() ?? []) {
+      const want = wantOf(v);
+      if (want) yield [prefix, want];
+    }
+  }
+
+  *keys(): MapIterator<string> {
+    for (const [prefix] of this.entries()) yield prefix;
+  }
+
+  *values(): MapIterator<Route> {
+    for (const [, route] of this.entries()) yield route;
+  }
+
+  [Symbol.iterator](): MapIterator<[string, Route]> {
+    return this.entries();
+  }
+
+  forEach(fn: (route: Route, prefix: string, map: ReadonlyMap<string, Route>) => void): void {
+    for (const [prefix, route] of this.entries()) fn(route, prefix, this);
+  }
+}
+
 export class RouteReconciler {
-  /** What we want, by prefix: the one full-size map. Undefined until start() adopts the kernel's routes or setDesired(). */
-  private desired?: Map<string, Route>;
   /**
-   * Where the kernel (as far as we know) differs from `desired`; null: no route of ours there. Holds
-   * only changes not yet programmed or refused, so the kernel's state costs no second full-size map.
+   * Every prefix we want or the kernel (as far as we know) has of ours, the one full-size map: the
+   * Route where the kernel has what we want, the prefix's Dirty while they may differ. A change
+   * replaces a value rather than adding to and then taking from a second map (a full table's worth
+   * of a map growing and shrinking was most of what a withdrawal allocated). Undefined until start()
+   * adopts the kernel's routes or setDesired().
    */
-  private differs = new Map<string, Route | null>();
-  /** Prefixes to look at, in order of change (one may be in it twice: looked at twice, cheaply). */
-  private queue: string[] = [];
+  private table?: Map<string, Route | Dirty>;
+  /** Prefixes with a route wanted: wanted().size. */
+  private wantedCount = 0;
+  private readonly wantedView = new Wanted(() => this.table, () => this.wantedCount);
+  /** Prefixes to look at, in order of change. */
+  private queue: Dirty[] = [];
   private head = 0;
-  /** Prefixes with a line at `ip` now, and the chunk it is in (0: a flush). */
-  private readonly inFlight = new Map<string, number>();
-  /** Numbers the chunks: inFlight says which chunk a prefix's line is in. */
+  /** Numbers the chunks: a Dirty's `chunk` says which one its change is in. */
   private chunks = 0;
   /** Prefixes the kernel refused; they are queued again on the retry timer. */
-  private refused = new Set<string>();
+  private refused = new Set<Dirty>();
   private resyncWanted = false;
   /**
    * Device routes (no gateway) with proto 201 are the CNI plugin's pod routes unless this
@@ -176,12 +250,12 @@ export class RouteReconciler {
       const r = this.normalise.route(route);
       desired.set(r.prefix, r);
     }
-    for (const prefix of this.desired?.keys() ?? []) if (!desired.has(prefix)) this.mark(prefix);
+    const table = (this.table ??= new Map());
+    for (const [prefix, v] of table) if (!desired.has(prefix)) this.change(prefix, undefined, v);
     for (const r of desired.values()) {
       if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
-      this.mark(r.prefix);
+      this.change(r.prefix, r);
     }
-    this.desired = desired;
     this.schedule();
   }
 
@@ -192,58 +266,84 @@ export class RouteReconciler {
    */
   upsert(route: Route): void {
     const r = this.normalise.route(route);
-    const desired = this.started();
-    const before = desired.get(r.prefix);
-    if (this.removals > 0 && before === undefined && this.differs.has(r.prefix)) this.removals--;
-    this.mark(r.prefix, before);
-    desired.set(r.prefix, r);
+    const v = this.started().get(r.prefix);
+    if (this.removals > 0 && v instanceof Dirty && v.want === undefined) this.removals--;
+    this.change(r.prefix, r, v);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
     this.schedule();
   }
 
   /** Wants no route of ours for the prefix. */
   remove(prefix: string): void {
-    const desired = this.started();
-    // One lookup where there were four, and a prefix we hold is canonical already: this runs once
-    // per prefix of a withdrawn full table.
-    let before = desired.get(prefix);
-    const p = before === undefined ? normalisePrefix(prefix) : prefix;
-    if (before === undefined && p !== prefix) before = desired.get(p);
-    if (before === undefined && !this.differs.has(p)) return;
-    if (before !== undefined) {
-      if (this.flushes) this.removals++;
-      desired.delete(p);
+    const table = this.started();
+    // One lookup, and a prefix we hold is canonical already: this runs once per prefix of a
+    // withdrawn full table.
+    let v = table.get(prefix);
+    let p = prefix;
+    if (v === undefined) {
+      p = normalisePrefix(prefix);
+      if (p !== prefix) v = table.get(p);
+      if (v === undefined) return;
     }
-    this.mark(p, before);
+    if (this.flushes && wantOf(v) !== undefined) this.removals++;
+    this.change(p, undefined, v);
     this.schedule();
   }
 
-  /** Before `desired` changes for the prefix (`current`: what it wants now): remembers what the kernel has for it, and queues it. */
-  private mark(prefix: string, current = this.desired?.get(prefix)): void {
-    if (!this.differs.has(prefix)) this.differs.set(prefix, current ?? null);
-    this.queue.push(prefix);
+  /**
+   * We now want `want` for the prefix (undefined: nothing), whose entry in the table is `v`: a
+   * prefix the kernel had right gets a Dirty remembering what it has, and it is queued.
+   */
+  private change(prefix: string, want: Route | undefined, v = this.table!.get(prefix)): void {
+    let d: Dirty;
+    if (v instanceof Dirty) {
+      d = v;
+      if (d.want === undefined) {
+        if (want !== undefined) this.wantedCount++;
+      } else if (want === undefined) this.wantedCount--;
+      d.want = want;
+    } else {
+      if (v === want) return; // undefined both, or the very route we have
+      // The key the table holds (the prefix of its route) is the string kept, not the caller's copy.
+      d = new Dirty(v ? v.prefix : prefix, v, want);
+      this.table!.set(d.prefix, d);
+      if (v === undefined) this.wantedCount++;
+      else if (want === undefined) this.wantedCount--;
+    }
+    this.enqueue(d);
     this.marks++;
+  }
+
+  private enqueue(d: Dirty): void {
+    if (d.queued) return;
+    d.queued = true;
+    this.queue.push(d);
+  }
+
+  /** The kernel has what we want for the prefix: its entry is that route again, or gone. */
+  private detach(d: Dirty): void {
+    d.live = false;
+    if (d.want) this.table!.set(d.prefix, d.want);
+    else this.table!.delete(d.prefix);
   }
 
   /** Our routes in the kernel, as far as we know. */
   private *kernelRoutes(): Generator<Route> {
-    for (const [prefix, r] of this.desired ?? []) {
-      const d = this.differs.get(prefix);
-      if (d === undefined) yield r;
-      else if (d) yield d;
+    for (const v of this.table?.values() ?? []) {
+      const have = v instanceof Dirty ? v.have : v;
+      if (have) yield have;
     }
-    for (const [prefix, d] of this.differs) if (d && !this.desired?.has(prefix)) yield d;
   }
 
   /** What is wanted, by prefix (read only; empty before start). */
   wanted(): ReadonlyMap<string, Route> {
-    return this.desired ?? new Map();
+    return this.wantedView;
   }
 
   /** The kernel's route of ours for one canonical prefix, as of the last pass. */
   installedRoute(prefix: string): Route | undefined {
-    const d = this.differs.get(prefix);
-    return d === undefined ? this.desired?.get(prefix) : (d ?? undefined);
+    const v = this.table?.get(prefix);
+    return v instanceof Dirty ? v.have : v;
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
@@ -253,7 +353,7 @@ export class RouteReconciler {
 
   stats(): RouteStats {
     const { unicast, ecmp, blackhole } = this.tally;
-    const desired = this.desired?.size ?? 0;
+    const desired = this.wantedCount;
     const pending = this.queue.length - this.head + this.refused.size;
     return { installed: unicast + blackhole, unicast, ecmp, blackhole, desired, pending, ...this.counters };
   }
@@ -320,9 +420,9 @@ export class RouteReconciler {
     this.shell.close?.();
   }
 
-  private started(): Map<string, Route> {
-    if (!this.desired) throw new Error('RouteReconciler: call start() (adopt) or setDesired() before upsert() or remove()');
-    return this.desired;
+  private started(): Map<string, Route | Dirty> {
+    if (!this.table) throw new Error('RouteReconciler: call start() (adopt) or setDesired() before upsert() or remove()');
+    return this.table;
   }
 
   /**
@@ -346,25 +446,37 @@ export class RouteReconciler {
       this.countGateway(r, 1);
       this.count(r, 1);
     }
-    if (!this.desired) {
-      this.desired = kernel;
-      this.differs.clear();
+    if (!this.table) {
+      this.table = kernel as Map<string, Route | Dirty>;
+      this.wantedCount = kernel.size;
       return;
     }
-    const desired = this.desired;
-    this.differs = new Map();
-    for (const [prefix, r] of kernel) {
-      const want = desired.get(prefix);
-      if (!want || !satisfies(r, want)) {
-        this.differs.set(prefix, r);
-        this.queue.push(prefix);
+    // Nothing is at the kernel now (a comparison waits for the changes out): what differs is found
+    // afresh, and what was queued or refused before is in it if it still differs.
+    const table = this.table;
+    this.queue = [];
+    this.head = 0;
+    this.refused.clear();
+    for (const [prefix, v] of table) {
+      const want = wantOf(v);
+      if (v instanceof Dirty) v.live = false;
+      const have = kernel.get(prefix);
+      if (want && have && satisfies(have, want)) {
+        if (v !== want) table.set(prefix, want);
+      } else if (!want && !have) {
+        table.delete(prefix);
+      } else {
+        const d = new Dirty(prefix, have, want);
+        table.set(prefix, d);
+        this.enqueue(d);
       }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
-    for (const prefix of desired.keys()) {
-      if (!kernel.has(prefix)) {
-        this.differs.set(prefix, null);
-        this.queue.push(prefix);
+    for (const [prefix, have] of kernel) {
+      if (!table.has(prefix)) {
+        const d = new Dirty(prefix, have, undefined);
+        table.set(prefix, d);
+        this.enqueue(d);
       }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
@@ -379,9 +491,9 @@ export class RouteReconciler {
       // `ip` itself failed: what the kernel took is unknown, so compare everything on the retry.
       this.viaGateway = undefined;
       for (const l of lines) {
-        for (const prefix of l.covers ?? [l.prefix]) {
-          this.inFlight.delete(prefix);
-          this.refused.add(prefix);
+        for (const d of this.dirtiesOf(l)) {
+          d.chunk = 0;
+          this.refused.add(d);
         }
       }
       this.scheduleRetry();
@@ -403,10 +515,16 @@ export class RouteReconciler {
       } else {
         applied += n;
       }
-      for (let k = 0; k < n; k++) {
+      if (!covers) {
+        if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
+        this.settle(l as Dirty, refused);
+        continue;
+      }
+      for (const d of this.dirtiesOf(l)) {
         // A flush answers for a whole table's worth: its bookkeeping must not hold the event loop either.
         if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
-        this.settle(covers ? covers[k]! : l.prefix, l.have, l.route, refused);
+        d.route = undefined;
+        this.settle(d, refused);
       }
     }
     this.counters.changesApplied += applied;
@@ -420,23 +538,34 @@ export class RouteReconciler {
     return { applied: lines.length - failures.length, failures };
   }
 
+  /** The Dirty entries a line answers for: the line itself, or each prefix a flush covers. */
+  private dirtiesOf(l: Line): Dirty[] {
+    if (!l.covers) return [l as Dirty];
+    const out: Dirty[] = [];
+    for (const prefix of l.covers) {
+      const v = this.table?.get(prefix);
+      if (v instanceof Dirty) out.push(v);
+    }
+    return out;
+  }
+
   /**
-   * What the kernel's answer to a change of `prefix` from `have` to `route` (undefined: removed) means
-   * for our bookkeeping. While its line is out, `differs` holds `have` for the prefix (nothing replaces
-   * an entry there, and a full comparison waits for the lines out).
+   * What the kernel's answer to the prefix's change from `have` to `route` (undefined: removed)
+   * means for our bookkeeping. While its change is out the entry stays in `table` (nothing replaces
+   * it, and a full comparison waits for the changes out).
    */
-  private settle(prefix: string, have: Route | undefined, route: Route | undefined, refused: boolean): void {
-    this.inFlight.delete(prefix);
+  private settle(d: Dirty, refused: boolean): void {
+    d.chunk = 0;
     if (refused) {
-      this.refused.add(prefix);
+      this.refused.add(d);
       return;
     }
-    this.count(have, -1);
+    const route = d.route;
+    this.count(d.have, -1);
     this.count(route, 1);
-    const want = this.desired?.get(prefix);
-    if (want === route) this.differs.delete(prefix);
-    else this.differs.set(prefix, route ?? null); // changed again meanwhile: queued again too
-    if (!route && !want && this.ownedDevices.size > 0) this.ownedDevices.delete(prefix);
+    d.have = route;
+    if (d.want === route) this.detach(d); // else changed again meanwhile: queued again too
+    if (!route && !d.want && this.ownedDevices.size > 0) this.ownedDevices.delete(d.prefix);
   }
 
   /** Renders queued prefixes into at most chunkLines lines; prefixes already right cost nothing. */
@@ -444,49 +573,51 @@ export class RouteReconciler {
     const flush = this.takeFlush();
     if (flush) return [flush];
     const max = this.options.chunkLines ?? 2048;
-    const desired = this.desired ?? new Map<string, Route>();
     const lines: Line[] = [];
-    const later: string[] = [];
+    const later: Dirty[] = [];
     const chunk = ++this.chunks;
     let visited = 0;
     // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
     while (this.head < this.queue.length && lines.length < max && visited < max * 8) {
-      const prefix = this.queue[this.head++]!;
+      const d = this.queue[this.head++]!;
       visited++;
-      const at = this.inFlight.get(prefix);
-      if (at !== undefined) {
-        // Queued twice within this chunk: its line already has the latest. Else an earlier chunk's
-        // line is still at the kernel: looked at again once that is answered.
-        if (at !== chunk) later.push(prefix);
+      if (!d.live) continue; // the kernel has what we want
+      if (d.chunk !== 0) {
+        // Its change is still at the kernel: looked at again once that is answered, if it changed
+        // since (a flush's prefixes stay in the queue, no longer queued).
+        if (d.queued) later.push(d);
         continue;
       }
-      if (this.refused.size > 0) this.refused.delete(prefix);
-      const d = this.differs.get(prefix);
-      if (d === undefined) continue; // the kernel has what we want
-      const want = desired.get(prefix);
-      const have = d ?? undefined;
-      let line: Line | undefined;
+      d.queued = false;
+      if (this.refused.size > 0) this.refused.delete(d);
+      const { want, have } = d;
       if (want && have && satisfies(have, want)) {
         this.count(have, -1);
         this.count(want, 1);
-        this.differs.delete(prefix);
+        this.detach(d);
+        continue;
       }
-      else if (want) line = { op: have ? 'replace' : 'add', prefix, route: want, have };
-      else if (have) line = { op: 'delete', prefix, route: undefined, have };
-      else this.differs.delete(prefix);
-      if (line) {
-        if (!line.route && this.removals > 0) this.removals--;
-        this.countGateway(have, -1);
-        this.countGateway(line.route, 1);
-        lines.push(line);
-        this.inFlight.set(prefix, chunk);
+      if (want) {
+        d.op = have ? 'replace' : 'add';
+        d.route = want;
+      } else if (have) {
+        d.op = 'delete';
+        d.route = undefined;
+        if (this.removals > 0) this.removals--;
+      } else {
+        this.detach(d);
+        continue;
       }
+      this.countGateway(have, -1);
+      this.countGateway(d.route, 1);
+      d.chunk = chunk;
+      lines.push(d);
     }
     if (this.head === this.queue.length || this.head > 65_536) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    for (const prefix of later) this.queue.push(prefix);
+    for (const d of later) this.queue.push(d);
     return lines;
   }
 
@@ -502,28 +633,27 @@ export class RouteReconciler {
     let fewest = Infinity;
     for (const n of counts.values()) if (n >= min) fewest = Math.min(fewest, n);
     if (this.removals < fewest) return undefined; // also when no gateway has enough
-    const desired = this.desired ?? new Map<string, Route>();
-    const removals = new Map<string, Set<string>>();
+    const removals = new Map<string, Dirty[]>();
     for (let i = this.head; i < this.queue.length; i++) {
-      const prefix = this.queue[i]!;
-      const have = this.differs.get(prefix);
-      const gateway = have ? soleGateway(have) : undefined;
-      if (gateway === undefined || (counts.get(gateway) ?? 0) < min || desired.has(prefix) || this.inFlight.has(prefix)) continue;
-      let set = removals.get(gateway);
-      if (!set) removals.set(gateway, (set = new Set()));
-      set.add(prefix);
+      const d = this.queue[i]!;
+      const gateway = d.live && d.have ? soleGateway(d.have) : undefined;
+      if (gateway === undefined || (counts.get(gateway) ?? 0) < min || d.want !== undefined || d.chunk !== 0) continue;
+      let list = removals.get(gateway);
+      if (!list) removals.set(gateway, (list = []));
+      list.push(d); // once each: a Dirty is queued once at most
     }
-    for (const [gateway, prefixes] of removals) {
-      if (prefixes.size !== counts.get(gateway)) continue;
-      const covers = [...prefixes];
-      for (const prefix of covers) {
-        this.refused.delete(prefix);
-        this.inFlight.set(prefix, 0);
+    for (const [gateway, dirties] of removals) {
+      if (dirties.length !== counts.get(gateway)) continue;
+      const chunk = ++this.chunks;
+      for (const d of dirties) {
+        this.refused.delete(d);
+        d.chunk = chunk;
+        d.queued = false; // its place in the queue is passed over: the flush is its change
       }
-      const have = this.differs.get(covers[0]!)!;
+      const covers = dirties.map((d) => d.prefix);
       counts.delete(gateway);
       this.removals = Math.max(0, this.removals - covers.length);
-      return { op: 'flush', prefix: covers[0]!, route: undefined, have, gateway, covers };
+      return { op: 'flush', prefix: covers[0]!, route: undefined, have: dirties[0]!.have, gateway, covers };
     }
     this.flushScanAt = this.marks + min;
     return undefined;
@@ -567,7 +697,7 @@ export class RouteReconciler {
     this.retryDelay = Math.min(delay * 2, MAX_RETRY_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      for (const prefix of this.refused) this.queue.push(prefix);
+      for (const d of this.refused) if (d.live) this.enqueue(d);
       this.refused.clear();
       // A refusal may mean we were wrong about the kernel ("File exists" for a route of ours): compare first.
       this.resyncWanted = true;

@@ -267,10 +267,10 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     return Math.round(Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024);
   }
 
-  /** The agent's CPU time so far, ms. */
-  agentCpuMs(): number {
+  /** The agent's CPU time so far, ms; `user`: only in user mode (our code and its garbage collection, not the kernel's route work). */
+  agentCpuMs(mode: 'all' | 'user' = 'all'): number {
     const fields = readFileSync(`/proc/${this.agent!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Math.round(((Number(fields[11]) + Number(fields[12])) * 1000) / 100);
+    return Math.round(((Number(fields[11]) + (mode === 'all' ? Number(fields[12]) : 0)) * 1000) / 100);
   }
 
   /** The longest event-loop delay since the agent started, from its metrics. */
