@@ -52,7 +52,8 @@ export interface FsmConfig {
 
 /** RFC 4271 §8.2.2: the hold timer while waiting for the peer's OPEN. */
 export const OPEN_HOLD_SECONDS = 240;
-const MAX_IDLE_HOLD_SECONDS = 60;
+/** The longest the idle hold grows: a peer that keeps failing is refused this long at most. */
+export const MAX_IDLE_HOLD_SECONDS = 60;
 /**
  * Established sessions a peer may end with a Cease, each accepted back at once, before the next
  * is damped (RFC 4271 §8.1.1, DampPeerOscillations): every cycle costs a full table each way.

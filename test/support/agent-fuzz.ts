@@ -4,6 +4,7 @@ import { Address4, Address6 } from 'ip-address';
 import type { NetnsPool } from './netns.js';
 import { ipIn } from './netns.js';
 import { AGENT, AGENT6, type AgentUnderTest, startAgent } from './agent-harness.js';
+import { MAX_IDLE_HOLD_SECONDS } from '../../bgp/fsm/fsm.js';
 import { grCapability, unicast } from '../../bgp/speaker/raw-peer.js';
 import type { StreamShape } from './update-stream.js';
 
@@ -11,6 +12,12 @@ const OWN_CIDR = '10.244.1.0/24';
 const RESTART_TIME = 2;
 /** How long the agent may take to carry a change into the kernel on a loaded 2-core machine. */
 const SETTLE_MS = 8_000;
+/**
+ * How long a peer may be refused (6/5) before the agent takes it back: up to its longest idle hold,
+ * by design (RFC 4271 §8.1.1: a peer that keeps failing, or keeps ending sessions with a Cease, is
+ * damped, its idle hold doubling up to the cap), and a margin for a loaded machine.
+ */
+const REOPEN_MS = (MAX_IDLE_HOLD_SECONDS + 10) * 1000;
 
 interface KernelRoute {
   dst: string;
@@ -93,12 +100,13 @@ export async function fuzzAgent(pool: NetnsPool, options: { messages: number; pe
   const result: FuzzResult = { messages: 0, resets: 0, rounds: 0, kinds: {} };
   try {
     let seed = options.seed;
+    let closes = 0;
     while (result.messages < options.messages) {
       result.rounds++;
       // Graceful restart on or off for this round, per peer.
       const gr = peers.map(() => (seed++ % 3) !== 0);
       const runs = peers.map((p, i) => t.driver.run({
-        op: 'fuzz', name: p.name, seed: seed++, count: options.perRound, shape: shapeFor(p.address, p.asn, options.badRate), timeoutMs: 20_000,
+        op: 'fuzz', name: p.name, seed: seed++, count: options.perRound, shape: shapeFor(p.address, p.asn, options.badRate), timeoutMs: REOPEN_MS,
         options: {
           host: AGENT, port: 179, localAddress: p.address, asn: p.asn, holdTime: 30,
           capabilities: [{ code: 1, family: unicast(1) }, { code: 1, family: unicast(2) }, { code: 65, asn: p.asn }, ...(gr[i] ? [grCapability(RESTART_TIME, [{ afi: 1 }, { afi: 2 }])] : [])],
@@ -113,7 +121,12 @@ export async function fuzzAgent(pool: NetnsPool, options: { messages: number; pe
       await checkAlive(t, when);
       await checkSupported(t, when);
       if (result.rounds % options.closeEvery === 0 || result.messages >= options.messages) {
-        const silent = peers.map(() => seed++ % 2 === 0);
+        // Each peer leaves by NOTIFICATION and by silent drop in turn, the two peers differently. (A draw
+        // of seed++ % 2 per peer kept its parity from close to close, as seed grows by an even number
+        // between closes: one peer only ever sent Ceases, was damped ever longer, and the other only
+        // ever dropped.)
+        const silent = peers.map((_, i) => (seed + closes + i) % 2 === 0);
+        closes++;
         await Promise.all(peers.map((p, i) => t.driver.run({ op: 'close', name: p.name, how: silent[i] ? 'drop' : 'notify' })));
         // Nothing supports a learned route any more, once retained ones have had their restart time.
         const deadline = Date.now() + SETTLE_MS + (silent.some(Boolean) ? RESTART_TIME * 1000 : 0);

@@ -24,7 +24,7 @@ const peers = new Map<string, RawPeer>();
 const BAD_PAUSE_MS = 40;
 const yieldTurn = () => new Promise<void>((r) => setImmediate(r));
 
-/** Connects `name`, retrying while the agent refuses (it sits Idle for a moment after a failure); bounded. */
+/** Connects `name`, retrying while the agent refuses (it sits Idle for its idle hold after a failure); bounded by timeoutMs. */
 async function open(name: string, options: RawPeerOptions, timeoutMs: number): Promise<RawPeer> {
   peers.get(name)?.drop();
   const deadline = Date.now() + timeoutMs;
