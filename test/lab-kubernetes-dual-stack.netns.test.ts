@@ -2,21 +2,19 @@
 // the fabric. Nodes with IPv4 and IPv6 `spec.podCIDRs` advertise both; IPv6-only Nodes (no IPv4
 // InternalIP) peer over IPv6 with the router id of their `lightly.dev/router-id` annotation.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { type ResultPromise, execa } from 'execa';
+import { execa } from 'execa';
 import { down, up } from '../deploy/lab/lab.js';
-import type { LabNode, LabPlan } from '../deploy/lab/topology.js';
-import { FABRIC_ADDRESS6 } from '../deploy/lab/ip-families.js';
-import { NODES, fakeKubeRequest, kubeConfigYaml } from './support/fake-kube.js';
-import { labNodeObject } from './support/lab-kube.js';
+import type { LabNode } from '../deploy/lab/topology.js';
+import { NODES } from './support/fake-kube.js';
+import { type FabricApi, fabricApi } from './support/lab-kube.js';
 import { ipIn, ping, requireNetworkTools } from './support/netns.js';
 import { pingOnce, until } from './support/lab.js';
 
-const API_PORT = 6443;
-const labs: { dir: string; stateDir: string; prefix: string; api?: ResultPromise }[] = [];
+const labs: { dir: string; stateDir: string; prefix: string; api: FabricApi }[] = [];
 
 beforeAll(async () => {
   await requireNetworkTools(['ip', 'nsenter', 'ping']);
@@ -26,38 +24,28 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const lab of labs.splice(0)) {
     await down(lab.stateDir, lab.prefix, () => undefined);
-    lab.api?.kill('SIGTERM');
-    await lab.api;
+    await lab.api.stop();
     rmSync(lab.dir, { recursive: true, force: true });
   }
 }, 60_000);
 
 /** Each Node's NetworkUnavailable condition is False (LightlyIsUp): the blackholes of both its pod CIDRs are in. */
 async function expectNodesUp(nodes: LabNode[]): Promise<void> {
-  const control = join(labs.at(-1)!.dir, 'kube.sock');
+  const { api } = labs.at(-1)!;
   for (const node of nodes) {
     await until(`${node.name} reports LightlyIsUp`, async () => {
-      const got = await fakeKubeRequest(control, 'GET', `${NODES}/${node.name}`);
+      const got = await api.kube('GET', `${NODES}/${node.name}`);
       return (got.body.status.conditions as { type: string; status: string; reason: string }[]).some((c) => c.type === 'NetworkUnavailable' && c.status === 'False' && c.reason === 'LightlyIsUp');
     }, 30_000);
   }
 }
 
-/** A Kubernetes-mode lab with its own fake API, in the fabric at the address of the lab's underlay family. */
+/** A Kubernetes-mode lab with its own fake API in the fabric (over IPv6 for an IPv6-only lab). */
 async function kubeLab(stack: 'dual' | 'ipv6'): Promise<LabNode[]> {
   const dir = mkdtempSync(join(tmpdir(), 'lt-k8sds-'));
-  const lab: (typeof labs)[number] = { dir, stateDir: join(dir, 'state'), prefix: `lt-${randomBytes(2).toString('hex')}-` };
+  const lab: (typeof labs)[number] = { dir, stateDir: join(dir, 'state'), prefix: `lt-${randomBytes(2).toString('hex')}-`, api: fabricApi(dir) };
   labs.push(lab);
-  const control = join(dir, 'kube.sock');
-  const kubeconfig = join(dir, 'kubeconfig');
-  const startApi = async (plan: LabPlan): Promise<void> => {
-    const host = stack === 'ipv6' ? FABRIC_ADDRESS6 : plan.fabricAddress;
-    writeFileSync(kubeconfig, kubeConfigYaml(`http://${host.includes(':') ? `[${host}]` : host}:${API_PORT}`));
-    lab.api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', host, '--port', String(API_PORT), '--control', control], { reject: false });
-    await until('the fake API', async () => existsSync(control), 20_000);
-    for (const node of plan.nodes) expect((await fakeKubeRequest(control, 'POST', NODES, { apiVersion: 'v1', kind: 'Node', ...labNodeObject(node) })).status).toBe(201);
-  };
-  const state = await up({ nodes: 2, pods: 1, prefix: lab.prefix, stateDir: lab.stateDir, holdTime: 3, tor: 'mesh', stack, kubeconfig }, () => undefined, { afterFabric: startApi });
+  const state = await up({ nodes: 2, pods: 1, prefix: lab.prefix, stateDir: lab.stateDir, holdTime: 3, tor: 'mesh', stack, kubeconfig: lab.api.kubeconfig }, () => undefined, { afterFabric: (plan) => lab.api.afterFabric(plan) });
   return state.plan.nodes;
 }
 

@@ -4,7 +4,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { type ResultPromise, execa } from 'execa';
 import type { LabNode, LabPlan } from '../../deploy/lab/topology.js';
-import { podCIDRsOf } from '../../deploy/lab/ip-families.js';
+import { FABRIC_ADDRESS6, podCIDRsOf } from '../../deploy/lab/ip-families.js';
 import { ROUTER_ID_ANNOTATION } from '../../agent/kube/objects.js';
 import { NODES, fakeKubeRequest, kubeConfigYaml, nodeObject } from './fake-kube.js';
 import { until } from './wait.js';
@@ -38,8 +38,10 @@ export function fabricApi(dir: string): FabricApi {
     control,
     kube,
     async afterFabric(plan) {
-      writeFileSync(kubeconfig, kubeConfigYaml(`http://${plan.fabricAddress}:${API_PORT}`));
-      api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', plan.fabricAddress, '--port', String(API_PORT), '--control', control], { reject: false });
+      // An IPv6-only lab's nodes reach the fabric over IPv6 only.
+      const host = plan.options.stack === 'ipv6' ? FABRIC_ADDRESS6 : plan.fabricAddress;
+      writeFileSync(kubeconfig, kubeConfigYaml(`http://${host.includes(':') ? `[${host}]` : host}:${API_PORT}`));
+      api = execa('ip', ['netns', 'exec', plan.fabricNetns, process.execPath, '--import', 'tsx', 'test/support/fake-kube-main.ts', '--host', host, '--port', String(API_PORT), '--control', control], { reject: false });
       await until('the fake API', async () => existsSync(control), 20_000);
       for (const node of plan.nodes) {
         const created = await kube('POST', NODES, { apiVersion: 'v1', kind: 'Node', ...labNodeObject(node) });
