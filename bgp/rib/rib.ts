@@ -37,11 +37,47 @@ export interface Selection {
   multipath: Route[];
 }
 
-/** A change of a prefix's selection; no best when the prefix is gone. */
+/**
+ * A change of a prefix's selection; no best when the prefix is gone. It is also the change the
+ * agent installs (the speaker's RouteChange): `nextHops` are the multipath's, none when gone or our
+ * own, shared by the changes of one UPDATE (read them, never modify them). One object per prefix
+ * from the RIB to the kernel side, not one per layer.
+ */
 export interface BestChange {
   prefix: Prefix;
   best?: Route;
   multipath: Route[];
+  nextHops: string[];
+}
+
+/** No next hops (withdrawn, or our own): one frozen array for all of them, a withdrawn table makes no garbage of it. */
+export const NO_NEXT_HOPS = Object.freeze([]) as unknown as string[];
+
+/**
+ * The next hops of a selection, as BestChange carries them. The prefixes of one UPDATE come one
+ * after another with the same lone route and share the array made for the first of them.
+ */
+export class NextHopLists {
+  private lastRoute?: Route;
+  private lastHops: string[] = NO_NEXT_HOPS;
+
+  of(best: Route | undefined, multipath: Route[]): string[] {
+    if (!best || best.source === LOCAL) return NO_NEXT_HOPS;
+    if (multipath.length === 1 && multipath[0] === this.lastRoute) return this.lastHops;
+    // The RIB keeps one route per next hop in a multipath: no de-duplication here.
+    const hops = multipath.map((p) => p.nextHop);
+    if (multipath.length === 1) {
+      this.lastRoute = multipath[0];
+      this.lastHops = hops;
+    }
+    return hops;
+  }
+
+  /** The change reporting where `prefix` stands now (its selection, or none). */
+  change(prefix: Prefix, selection: Selection | undefined): BestChange {
+    if (!selection) return { prefix, best: undefined, multipath: NO_ROUTES, nextHops: NO_NEXT_HOPS };
+    return { prefix, best: selection.best, multipath: selection.multipath, nextHops: this.of(selection.best, selection.multipath) };
+  }
 }
 
 const DEFAULT_LOCAL_PREF = 100;
@@ -209,6 +245,8 @@ export class Rib {
   private readonly counts = new Map<string, { n: number; v6: number }>();
 
   private lastAlone?: Route[];
+  /** The next hops of the changes reported (shared along an UPDATE's prefixes). */
+  readonly nextHops = new NextHopLists();
 
   constructor(
     private readonly maxPaths = 8,
@@ -385,7 +423,7 @@ export class Rib {
       }
       else this.unresolved.add(prefix);
       if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-      return hadBest ? { prefix, multipath: NO_ROUTES } : undefined;
+      return hadBest ? { prefix, best: undefined, multipath: NO_ROUTES, nextHops: NO_NEXT_HOPS } : undefined;
     }
     if (this.unresolved.size > 0) this.unresolved.delete(prefix);
     const { best, tied } = decide(usable);
@@ -395,6 +433,6 @@ export class Rib {
     this.table.set(prefix, ranked.length === 1 ? ranked[0]! : ranked);
     if (multipath.length !== 1 || multipath[0] !== best) this.otherMultipath.set(prefix, multipath);
     else if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-    return unchanged ? undefined : { prefix, best, multipath };
+    return unchanged ? undefined : { prefix, best, multipath, nextHops: this.nextHops.of(best, multipath) };
   }
 }

@@ -356,8 +356,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     this.deferral = undefined;
     for (const peer of this.peers.values()) peer.session.restartDone();
     const all: BestChange[] = [];
-    for (const [prefix, b] of this.rib.bestPaths()) all.push({ prefix, best: b.best, multipath: b.multipath });
-    if (all.length) this.emit('routes', routeChanges(all));
+    for (const [prefix, b] of this.rib.bestPaths()) all.push(this.rib.nextHops.change(prefix, b));
+    if (all.length) this.emit('routes', all);
     for (const peer of this.peers.values()) {
       if (!peer.established) continue;
       peer.adjOut.clear();
@@ -370,7 +370,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   private advertiseAll(peer: Peer, withEndOfRib: boolean): void {
     const changes: BestChange[] = [];
-    for (const [prefix, b] of this.rib.bestPaths()) changes.push({ prefix, best: b.best, multipath: b.multipath });
+    for (const [prefix, b] of this.rib.bestPaths()) changes.push(this.rib.nextHops.change(prefix, b));
     this.advertise(peer, changes);
     if (withEndOfRib && peer.established) {
       for (const f of peer.established.families) peer.session.sendRaw(endOfRib(f, peer.established.ctx));
@@ -419,8 +419,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   /** The prefix's best route now, as a change to report. */
   private current(prefix: Prefix): BestChange {
-    const selection = this.rib.bestOf(prefix);
-    return selection ? { prefix, best: selection.best, multipath: selection.multipath } : { prefix, multipath: [] };
+    return this.rib.nextHops.change(prefix, this.rib.bestOf(prefix));
   }
 
   /**
@@ -606,7 +605,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   private apply(changes: BestChange[]): void {
     if (changes.length === 0 || this.deferral) return;
-    this.emit('routes', routeChanges(changes));
+    this.emit('routes', changes);
     for (const peer of this.peers.values()) if (peer.established) this.contained(peer, () => this.advertise(peer, changes));
   }
 
@@ -815,33 +814,6 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 /** The multipath's next hops: the RIB already keeps one route per next hop, so no de-duplication here. */
 function nextHopsOf(multipath: Route[]): string[] {
   return multipath.map((p) => p.nextHop);
-}
-
-/**
- * Best-route changes as the agent installs them. Consecutive prefixes with the same lone route (one
- * UPDATE's worth) share one next-hop list rather than one each: listeners must not modify it.
- */
-/** No route (withdrawn, or our own): one frozen array for all of them, a withdrawn table makes no garbage of it. */
-const NO_NEXT_HOPS = Object.freeze([]) as unknown as string[];
-
-function routeChanges(changes: BestChange[]): RouteChange[] {
-  const out: RouteChange[] = new Array(changes.length);
-  let lastRoute: Route | undefined;
-  let lastNextHops: string[] = [];
-  for (let i = 0; i < changes.length; i++) {
-    const { prefix, best, multipath } = changes[i]!;
-    if (!best || best.source === LOCAL) out[i] = { prefix, nextHops: NO_NEXT_HOPS };
-    else if (multipath.length === 1 && multipath[0] === lastRoute) out[i] = { prefix, nextHops: lastNextHops };
-    else {
-      const nextHops = nextHopsOf(multipath);
-      if (multipath.length === 1) {
-        lastRoute = multipath[0];
-        lastNextHops = nextHops;
-      }
-      out[i] = { prefix, nextHops };
-    }
-  }
-  return out;
 }
 
 /** What we tell one peer about a route; `key` identifies it, for grouping and the Adj-RIB-Out. */
