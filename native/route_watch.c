@@ -184,28 +184,27 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   (void)events;
   struct watch *w = handle->data;
   struct burst b = {0};
-  if (status < 0) {
-    b.error = -status;
-  } else {
-    for (int i = 0; i < MAX_READS_PER_BURST; i++) {
-      struct sockaddr_nl from;
-      socklen_t from_len = sizeof from;
-      ssize_t n = recvfrom(w->fd, w->buffer, sizeof w->buffer, 0, (struct sockaddr *)&from, &from_len);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-        /* The kernel dropped notifications for want of buffer; reading on is fine. */
-        if (errno == ENOBUFS) {
-          b.overflowed = true;
-          continue;
-        }
-        b.error = errno;
-        break;
+  for (int i = 0; i < MAX_READS_PER_BURST; i++) {
+    struct sockaddr_nl from;
+    socklen_t from_len = sizeof from;
+    ssize_t n = recvfrom(w->fd, w->buffer, sizeof w->buffer, 0, (struct sockaddr *)&from, &from_len);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      /* The kernel dropped notifications for want of buffer; reading on is fine. */
+      if (errno == ENOBUFS) {
+        b.overflowed = true;
+        continue;
       }
-      if (from.nl_pid != 0) continue; /* only the kernel speaks for the kernel */
-      count_messages(&b, w->buffer, n);
+      b.error = errno;
+      break;
     }
+    if (from.nl_pid != 0) continue; /* only the kernel speaks for the kernel */
+    count_messages(&b, w->buffer, n);
   }
+  /* libuv reports a socket error (here the overrun, pending as the socket's error) as UV_EBADF and
+   * stops the handle; the read above took the error, so polling goes on. */
+  if (status < 0 && !b.error && uv_poll_start(&w->poll, UV_READABLE, on_readable) != 0) b.error = EBADF;
   /* A socket that fails for another reason will not recover: stop, and let the caller decide. */
   if (b.error) uv_poll_stop(&w->poll);
   if (b.routes || b.addresses || b.links || b.overflowed || b.error) deliver(w, &b);
