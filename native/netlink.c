@@ -28,13 +28,7 @@
 /* No kernel answer for this long means something is wrong: the send fails instead of hanging. */
 #define REPLY_TIMEOUT_S 10
 
-#define CHECK(call)                                          \
-  do {                                                       \
-    if ((call) != napi_ok) {                                 \
-      napi_throw_error(env, NULL, "netlink: N-API failure"); \
-      return NULL;                                           \
-    }                                                        \
-  } while (0)
+#define CHECK(call) LIGHTLY_CHECK("netlink", call)
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char message[4400];

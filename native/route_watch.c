@@ -210,13 +210,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   if (b.routes || b.addresses || b.links || b.overflowed || b.error) deliver(w, &b);
 }
 
-#define CHECK(call)                                              \
-  do {                                                           \
-    if ((call) != napi_ok) {                                     \
-      napi_throw_error(env, NULL, "route watch: N-API failure"); \
-      return NULL;                                               \
-    }                                                            \
-  } while (0)
+#define CHECK(call) LIGHTLY_CHECK("route watch", call)
 
 static bool optional_property(napi_env env, napi_value object, const char *name, napi_valuetype want, napi_value *value) {
   bool has = false;
