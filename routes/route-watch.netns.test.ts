@@ -131,8 +131,13 @@ describe('the rtnetlink change watcher (next-hop reachability, RFC 4271 §9.1.2.
     await new Promise((r) => setTimeout(r, 500));
     expect(w.events).toEqual([]);
     await ipIn(ns, ['route', 'del', '10.7.0.0/24']);
-    // A process whose only handle is an open watcher exits on its own.
-    const child = await execa(process.execPath, ['--import', 'tsx', '-e', `import { nativeAddon } from './native/native.ts'; nativeAddon().routeWatchOpen(() => {}, { protocol: 201, netnsPath: '${pool.path(ns)}' }); console.log('open');`], { timeout: 20_000, reject: false });
+    // A process whose only handle is an open watcher exits on its own, closing it (twice) on the way out.
+    const script = `import { nativeAddon } from './native/native.ts';
+      const addon = nativeAddon();
+      const handle = addon.routeWatchOpen(() => {}, { protocol: 201, netnsPath: '${pool.path(ns)}' });
+      process.on('exit', () => { addon.routeWatchClose(handle); addon.routeWatchClose(handle); });
+      console.log('open');`;
+    const child = await execa(process.execPath, ['--import', 'tsx', '-e', script], { timeout: 20_000, reject: false });
     expect({ stdout: child.stdout, exitCode: child.exitCode, timedOut: child.timedOut }).toEqual({ stdout: 'open', exitCode: 0, timedOut: false });
   });
 });
