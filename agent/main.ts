@@ -13,6 +13,7 @@ import { KubernetesMode } from './kube/run.js';
 import { createSpeaker } from './speaker-adapter.js';
 import { createRouteSink } from './route-adapter.js';
 import { NextHopWatch } from './nexthop-watch.js';
+import { nativeAddon } from '../native/native.js';
 import { startPolicy, removePolicyTable } from './policy/run.js';
 import type { StatusRoute } from './status-server.js';
 import { type CniStatsSnapshot, parseCniStats } from './event-metrics.js';
@@ -78,7 +79,7 @@ async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, St
     log,
     makeSpeaker: (settings) => createSpeaker(settings, log),
     routes: createRouteSink(config, log),
-    nextHops: new NextHopWatch(log),
+    nextHops: new NextHopWatch(log, { addon: nativeAddon }),
     startCniServer,
   });
   await daemon.start();

@@ -1,47 +1,63 @@
-// Keeps the kernel's view of BGP next hops current: `ip -json` reads, re-read when `ip monitor` reports a change.
-import { execa, type ResultPromise } from 'execa';
+// Keeps the kernel's view of BGP next hops current: `ip -json` reads, re-read when the kernel reports a
+// change (routes/route-watch.ts: the addon's rtnetlink watcher, or `ip monitor` without it).
+import { execa } from 'execa';
 import type { Logger } from 'pino';
 import { type IpRouteRow, ReachabilityTable, type Reachability } from '../routes/reachability.js';
 import { streamIpJson } from '../routes/ip.js';
 import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from '../routes/protocol-number.js';
+import { type KernelWatch, type KernelWatchOptions, watchKernelChanges } from '../routes/route-watch.js';
 import type { NextHopWatchPort } from './ports.js';
 
 /** Changes come in bursts (a link going down takes its routes with it): one re-read for a burst. */
 const SETTLE_MS = 100;
-/** The slow safety net, should the monitor miss something or die. */
+/** The slow safety net, should the watch miss something or die. */
 const POLL_MS = 30_000;
 const READ_TIMEOUT_MS = 10_000;
 
 /** A row of `ip -json route show` that is not one of our own routes (as ip prints the protocol, by name or number). */
 const notOurs = (row: string): boolean => !row.includes(`"protocol":"${ROUTE_PROTOCOL_NAME}"`) && !row.includes(`"protocol":"${ROUTE_PROTOCOL}"`);
 
+export interface NextHopWatchOptions extends Pick<KernelWatchOptions, 'addon' | 'receiveBuffer'> {
+  /** Read and watch inside this named namespace (tests); default: our own. */
+  netns?: string;
+}
+
 export class NextHopWatch implements NextHopWatchPort {
   /** Undefined until the kernel has been read once: until then every next hop counts as reachable, as before. */
   private table?: ReachabilityTable;
   private readonly listeners: (() => void)[] = [];
-  private monitor?: ResultPromise;
+  private watch?: KernelWatch;
   private poll?: NodeJS.Timeout;
   private settle?: NodeJS.Timeout;
   private reading?: Promise<void>;
   private again = false;
   private stopped = false;
 
-  constructor(private readonly log: Logger) {}
+  constructor(
+    private readonly log: Logger,
+    private readonly options: NextHopWatchOptions = {},
+  ) {}
+
+  /** How changes are learnt: 'netlink', or 'ip monitor' when the addon's watcher could not be had. */
+  get via(): KernelWatch['via'] | undefined {
+    return this.watch?.via;
+  }
 
   async start(): Promise<void> {
     await this.read().catch((err: Error) => this.log.warn({ err: err.message }, 'cannot read routes for next-hop reachability; retrying every 30 s'));
     this.poll = setInterval(() => this.refresh(), POLL_MS);
     this.poll.unref();
-    const monitor = execa('ip', ['monitor', 'route', 'address'], { buffer: false, reject: false, cleanup: true });
-    this.monitor = monitor;
-    monitor.stdout?.setEncoding('utf8');
-    monitor.stdout?.on('data', (chunk: string) => {
-      // Our own routes (every learned prefix) never decide reachability: not worth a re-read.
-      const relevant = chunk.split('\n').some((line) => line.trim() && !line.includes(`proto ${ROUTE_PROTOCOL_NAME}`) && !line.includes(`proto ${ROUTE_PROTOCOL}`));
-      if (relevant) this.refreshSoon();
-    });
-    void monitor.then((r) => {
-      if (!this.stopped) this.log.warn({ exitCode: r.exitCode }, 'ip monitor ended; next hops are re-read every 30 s only');
+    if (this.stopped) return;
+    this.watch = watchKernelChanges({
+      ...this.options,
+      onChange: (change) => {
+        if (change === 'lost') this.log.warn({}, 'kernel change notifications were lost: reading routes and addresses again');
+        this.refreshSoon();
+      },
+      onFallback: (err) => this.log.warn({ err: err.message }, 'netlink route watcher unavailable: watching kernel changes through ip monitor'),
+      onEnded: (exitCode) => {
+        if (!this.stopped) this.log.warn({ exitCode }, 'ip monitor ended; next hops are re-read every 30 s only');
+      },
     });
   }
 
@@ -57,7 +73,7 @@ export class NextHopWatch implements NextHopWatchPort {
     this.stopped = true;
     clearInterval(this.poll);
     clearTimeout(this.settle);
-    this.monitor?.kill();
+    this.watch?.close();
   }
 
   private refreshSoon(): void {
@@ -89,8 +105,9 @@ export class NextHopWatch implements NextHopWatchPort {
     // The main table holds every route we learned (a full table: a million): those rows are dropped
     // unparsed as the text streams, so a read costs neither a whole-table JSON.parse nor its memory.
     const routes: IpRouteRow[] = [];
-    const read = (family: 4 | 6) => streamIpJson(['-json', `-${family}`, 'route', 'show', 'table', 'main'], (rows) => routes.push(...(rows as IpRouteRow[])), { keep: notOurs, timeout: READ_TIMEOUT_MS });
-    const [addresses] = await Promise.all([execa('ip', ['-json', 'addr', 'show'], { timeout: READ_TIMEOUT_MS }), read(4), read(6)]);
+    const ns = this.options.netns ? ['-n', this.options.netns] : [];
+    const read = (family: 4 | 6) => streamIpJson([...ns, '-json', `-${family}`, 'route', 'show', 'table', 'main'], (rows) => routes.push(...(rows as IpRouteRow[])), { keep: notOurs, timeout: READ_TIMEOUT_MS });
+    const [addresses] = await Promise.all([execa('ip', [...ns, '-json', 'addr', 'show'], { timeout: READ_TIMEOUT_MS }), read(4), read(6)]);
     const next = ReachabilityTable.fromRows(routes, addresses.stdout);
     if (next.key === this.table?.key) return;
     this.table = next;

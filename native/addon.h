@@ -6,5 +6,19 @@
 /* Each adds its functions to the addon's exports; returns NULL on success or a message. */
 const char *lightly_register_tcp_md5(napi_env env, napi_value exports);
 const char *lightly_register_netlink(napi_env env, napi_value exports);
+const char *lightly_register_route_watch(napi_env env, napi_value exports);
+
+/* In a function of `env` that returns a napi_value: an N-API call that fails throws, naming the part. */
+#define LIGHTLY_CHECK(part, call)                                \
+  do {                                                           \
+    if ((call) != napi_ok) {                                     \
+      napi_throw_error(env, NULL, part ": N-API failure");       \
+      return NULL;                                               \
+    }                                                            \
+  } while (0)
+
+/* netns.c: make(arg)'s socket, made inside the network namespace at path (NULL: our own); on failure
+ * -1 with errno set and *what naming the step that failed. */
+int lightly_socket_in_netns(const char *path, int (*make)(void *arg), void *arg, const char **what);
 
 #endif

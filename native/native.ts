@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NetlinkSocketApi } from '../routes/netlink.js';
+import type { RouteWatchApi } from '../routes/route-watch.js';
 
 /** What the addon exports; each part adds its functions here. */
 export interface NativeAddon {
@@ -32,3 +33,6 @@ export function nativeAddon(): NativeAddon {
 
 // netlink.c's part of the addon (declaration merging keeps each part's lines apart): what routes/netlink.ts uses.
 export interface NativeAddon extends NetlinkSocketApi {}
+
+// route_watch.c's part: the kernel change watcher routes/route-watch.ts uses.
+export interface NativeAddon extends RouteWatchApi {}

@@ -5,9 +5,7 @@
 #define _GNU_SOURCE
 #include "addon.h"
 #include <errno.h>
-#include <fcntl.h>
 #include <net/if.h>
-#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,13 +28,7 @@
 /* No kernel answer for this long means something is wrong: the send fails instead of hanging. */
 #define REPLY_TIMEOUT_S 10
 
-#define CHECK(call)                                          \
-  do {                                                       \
-    if ((call) != napi_ok) {                                 \
-      napi_throw_error(env, NULL, "netlink: N-API failure"); \
-      return NULL;                                           \
-    }                                                        \
-  } while (0)
+#define CHECK(call) LIGHTLY_CHECK("netlink", call)
 
 static napi_value throw_errno(napi_env env, const char *what, int err) {
   char message[4400];
@@ -45,7 +37,8 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static int open_route_socket(void) {
+static int open_route_socket(void *unused) {
+  (void)unused;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return -1;
   int one = 1, size = RCVBUF;
@@ -65,44 +58,21 @@ static int open_route_socket(void) {
   return fd;
 }
 
-/* netlinkOpen(netnsPath?: string): number — the socket's fd, in that namespace if given. A socket
- * keeps the namespace it was made in, so the thread enters it only for the socket() call. */
+/* netlinkOpen(netnsPath?: string): number — the socket's fd, in that namespace if given (netns.c). */
 static napi_value netlink_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1], result;
   napi_valuetype type = napi_undefined;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc > 0) CHECK(napi_typeof(env, argv[0], &type));
-  int fd;
+  char path[4096];
   if (type == napi_string) {
-    char path[4096];
     size_t length;
     CHECK(napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length));
-    int own = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (own < 0) return throw_errno(env, "netlink: open own namespace", errno);
-    int target = open(path, O_RDONLY | O_CLOEXEC);
-    if (target < 0) {
-      int err = errno;
-      close(own);
-      return throw_errno(env, path, err);
-    }
-    if (setns(target, CLONE_NEWNET) < 0) {
-      int err = errno;
-      close(own);
-      close(target);
-      return throw_errno(env, "netlink: enter namespace", err);
-    }
-    fd = open_route_socket();
-    int err = errno;
-    /* Staying in the other namespace would move every later socket of this thread there. */
-    if (setns(own, CLONE_NEWNET) < 0) napi_fatal_error("netlink_open", NAPI_AUTO_LENGTH, "cannot return to the agent's network namespace", NAPI_AUTO_LENGTH);
-    close(own);
-    close(target);
-    errno = err;
-  } else {
-    fd = open_route_socket();
   }
-  if (fd < 0) return throw_errno(env, "netlink: socket", errno);
+  const char *what = "netlink: socket";
+  int fd = lightly_socket_in_netns(type == napi_string ? path : NULL, open_route_socket, NULL, &what);
+  if (fd < 0) return throw_errno(env, what, errno);
   CHECK(napi_create_int32(env, fd, &result));
   return result;
 }

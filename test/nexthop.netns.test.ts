@@ -1,4 +1,5 @@
 // NEXT_HOP resolvability end to end (RFC 4271 §9.1.2.1): a whole agent, raw iBGP and eBGP peers, the kernel's routes.
+import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from './support/netns.js';
 import { type AgentUnderTest, AGENT, startAgent } from './support/agent-harness.js';
@@ -18,7 +19,7 @@ const waitFor = (what: string, check: () => Promise<boolean>): Promise<unknown> 
 const routeOf = async (prefix: string) => (await t.routes()).find((l) => l.startsWith(`${prefix} `));
 
 beforeAll(async () => {
-  await requireNetworkTools(['ip']);
+  await requireNetworkTools(['ip', 'ps']);
   t = await startAgent(pool, [{ address: IBGP, asn: 64512 }, { address: EBGP, asn: 65003 }]);
   await t.driver.run({ op: 'connect', name: 'ibgp', options: { host: AGENT, port: 179, localAddress: IBGP, asn: 64512 }, timeoutMs: 15_000 });
   await t.driver.run({ op: 'connect', name: 'ebgp', options: { host: AGENT, port: 179, localAddress: EBGP, asn: 65003 }, timeoutMs: 15_000 });
@@ -52,4 +53,12 @@ describe('NEXT_HOP resolvability in the kernel (RFC 4271 §9.1.2.1)', () => {
     const status = await t.status();
     expect(status.peers.find((p) => p.address === IBGP)?.state).toBe('Established');
   }, 60_000);
+
+  it('learns kernel changes through the addon’s rtnetlink watcher: no ip monitor child reading our own route churn', async () => {
+    // `ip netns exec` execs the agent in place: this pid is the agent itself.
+    expect((await execa('ps', ['-p', String(t.agent.pid), '-o', 'args='])).stdout).toContain('lightly-agent');
+    const children = await execa('ps', ['--ppid', String(t.agent.pid), '-o', 'args='], { reject: false }); // exit 1: no children at all
+    expect(children.stdout.split('\n').filter((l) => /\bip\b.*\bmonitor\b/.test(l))).toEqual([]);
+    expect(t.log()).not.toContain('netlink route watcher unavailable');
+  });
 });
