@@ -66,16 +66,19 @@ export class NetlinkRouteShell implements RouteShell {
   write(changes: readonly RouteWrite[]): Promise<BatchFailure[]> {
     const writer = new RouteMessageWriter(Math.min(64 + changes.length * 56, 1 << 24));
     const base = this.seq;
-    /** The change (0-based) of each message, by seq - base. */
-    const changeOf: number[] = [];
+    let messages = 0;
+    for (const c of changes) messages += c.op === 'flush' ? (c.covers?.length ?? 1) : 1;
+    /** The change (0-based) of each message, by seq - base - 1: a typed array, not a growing list per chunk. */
+    const changeOf = new Uint32Array(messages);
+    let encoded = 0;
     const failures: BatchFailure[] = [];
     const ifIndexOf = (dev: string): number => this.addon.netlinkIfIndex(this.fd, dev);
     // One message of change i: its sequence number. Once per change of a full table, so a plain loop
     // and this one function rather than a closure (and its context) made per change.
     const message = (i: number): number => {
-      changeOf.push(i);
-      if (changeOf.length % ACK_EVERY === 0) writer.ack();
-      return base + changeOf.length;
+      changeOf[encoded++] = i;
+      if (encoded % ACK_EVERY === 0) writer.ack();
+      return base + encoded;
     };
     for (let i = 0; i < changes.length; i++) {
       const c = changes[i]!;
@@ -83,7 +86,7 @@ export class NetlinkRouteShell implements RouteShell {
         if (c.op === 'flush') for (const prefix of c.covers ?? [c.prefix]) writer.delete(prefix, message(i));
         else if (c.op === 'delete') writer.delete(c.prefix, message(i));
         else {
-          writer.route(c.op, c.route!, base + changeOf.length + 1, ifIndexOf);
+          writer.route(c.op, c.route!, base + encoded + 1, ifIndexOf);
           message(i);
         }
       } catch (err) {
@@ -91,8 +94,8 @@ export class NetlinkRouteShell implements RouteShell {
         failures.push({ line: i + 1, command: renderWrite(c), error: err.message });
       }
     }
-    this.seq = (base + changeOf.length + 1) >>> 0;
-    if (changeOf.length === 0) return Promise.resolve(failures);
+    this.seq = (base + encoded + 1) >>> 0;
+    if (encoded === 0) return Promise.resolve(failures);
     writer.ack();
     const bytes = writer.bytes();
     const sent = this.tail.then(() => this.addon.netlinkSend(this.fd, bytes));
@@ -100,8 +103,10 @@ export class NetlinkRouteShell implements RouteShell {
     return sent.then((replies) => {
       const refused = new Set<number>();
       for (const e of decodeErrors(replies)) {
-        const i = changeOf[(e.seq - base - 1) >>> 0];
-        if (i === undefined || refused.has(i)) continue;
+        const at = (e.seq - base - 1) >>> 0;
+        if (at >= encoded) continue;
+        const i = changeOf[at]!;
+        if (refused.has(i)) continue;
         refused.add(i);
         failures.push({ line: i + 1, command: renderWrite(changes[i]!), error: describeError(e) });
       }

@@ -278,6 +278,53 @@ describe('RouteReconciler (fake ip)', () => {
     );
   });
 
+  it('reuses settled records without mixing prefixes: changes that arrive while chunks are at the kernel, refusals and flushes end equal to what is wanted', async () => {
+    // The kernel answers a turn of the event loop later, so passes run while changes keep coming;
+    // each change record is reused once settled (DirtyPool), and one reused too early would stand
+    // for two prefixes at once: a route missing, left behind or installed for the wrong prefix.
+    class SlowIp extends FakeIp {
+      override async batch(lines: string[]): Promise<BatchFailure[]> {
+        await new Promise((resolve) => setImmediate(resolve));
+        return super.batch(lines);
+      }
+    }
+    const prefix = fc.integer({ min: 0, max: 9 }).map((i) => `10.${i}.0.0/24`);
+    const op = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('upsert' as const), prefix, hop: fc.constantFrom('192.0.2.2', '192.0.2.3') }) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('remove' as const), prefix }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('turn' as const) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('refuse' as const), prefix }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('accept' as const) }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 80 }), async (ops) => {
+        const ip = new SlowIp();
+        const rec = new RouteReconciler({ shell: ip, chunkLines: 2, flushMin: 2, debounceMs: 0, retryMs: 1 });
+        await rec.start();
+        const want = new Map<string, string>();
+        for (const o of ops) {
+          if (o.kind === 'turn') await new Promise((resolve) => setImmediate(resolve));
+          else if (o.kind === 'refuse') ip.refuse.add(o.prefix);
+          else if (o.kind === 'accept') ip.refuse.clear();
+          else await step(rec, want, o);
+        }
+        ip.refuse.clear();
+        // Refused lines come back on the retry timer (1 ms, doubling): a few passes see them through.
+        for (let i = 0; i < 20 && rec.stats().pending > 0; i++) {
+          await rec.flush();
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        await rec.flush();
+        rec.stop();
+        const got = [...ip.kernel.values()].map((x) => `${x.prefix} ${x.nextHops[0]}`).sort();
+        expect(got).toEqual([...want].map(([p, h]) => `${p} ${h}`).sort());
+        expect(rec.installed().map((x) => `${x.prefix} ${x.nextHops[0]}`).sort()).toEqual(got);
+        expect([...rec.wanted()].map(([p, x]) => `${p} ${x.nextHops[0]}`).sort()).toEqual(got);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('repairs drift on the periodic comparison: a route of ours deleted or changed behind our back, one added', async () => {
     const ip = new FakeIp();
     const rec = new RouteReconciler({ shell: ip, resyncMs: 20 });
