@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { ROUTE_PROTOCOL } from './protocol-number.js';
 import { type KernelChange, type RouteWatchApi, type RouteWatchEvent, type RouteWatchHandle, changeOf, monitorChunkRelevant, watchKernelChanges } from './route-watch.js';
 
-const burst = (e: Partial<RouteWatchEvent>): RouteWatchEvent => ({ routes: 0, addresses: 0, links: 0, overflowed: false, ...e });
+const burst = (e: Partial<RouteWatchEvent>): RouteWatchEvent => ({ routes: 0, ownProtocolRoutes: 0, addresses: 0, links: 0, overflowed: false, ...e });
 
 /** An addon whose one watcher the test drives by hand. */
 function fakeAddon() {
@@ -15,6 +15,7 @@ function fakeAddon() {
       return {} as RouteWatchHandle;
     },
     routeWatchClose: () => void state.closed++,
+    routeWatchSetOwnPorts: () => undefined,
   };
   return { api, state };
 }
