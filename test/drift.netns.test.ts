@@ -43,9 +43,11 @@ describe('drift repair in the agent (issue 10)', () => {
     const flushMs = await waitFor('the flushed routes back', async () => (await t.routes()).length === ALL);
     expect((await t.routes()).filter((l) => l.startsWith('blackhole 10.244.1.0/24'))).toHaveLength(1);
     expect(await ipIn(t.ns, ['route', 'show', '10.99.0.0/24'])).toContain(`10.99.0.0/24 via ${PEER} dev p0 proto static`);
-    await until('both repairs logged', () => t.log().split('repaired routes of ours changed by someone else').length === 3, 5_000);
-    const repairs = t.log().split('\n').filter((l) => l.includes('repaired routes of ours')).map((l) => (JSON.parse(l) as { routes: number }).routes);
-    expect(repairs).toEqual([1, ALL]);
+    // One line per repair: the deletion's, then the flush's (in two, should the flush outlast the 200 ms a burst is given).
+    const repairs = () => t.log().split('\n').filter((l) => l.includes('repaired routes of ours changed by someone else')).map((l) => (JSON.parse(l) as { routes: number }).routes);
+    await until('the repairs logged', () => repairs().reduce((a, b) => a + b, 0) === 1 + ALL, 5_000);
+    expect(repairs()[0]).toBe(1);
+    expect(repairs().length).toBeLessThanOrEqual(3);
     expect((await t.status()).peers[0]?.state).toBe('Established');
     console.log(JSON.stringify({ repairMs: { one: oneMs, flush: flushMs } }));
   }, 60_000);
