@@ -1,6 +1,7 @@
 // The agent's RouteSinkPort over routes/'s reconciler, registering the `lightly` protocol name first.
 import type { Logger } from 'pino';
 import { RouteReconciler, kernelShell } from '../routes/reconciler.js';
+import { type DriftWatch, watchDrift } from '../routes/drift-watch.js';
 import { nativeAddon } from '../native/native.js';
 import { registerRouteProtocol } from '../routes/protocol.js';
 import { timedRouteShell } from './event-metrics.js';
@@ -9,11 +10,18 @@ import type { RouteSinkPort } from './ports.js';
 
 export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort {
   // The netlink writer (ip -batch when the addon cannot be had), timed for the route programming metrics.
-  const shell = timedRouteShell(kernelShell({
+  const writer = kernelShell({
     netlink: nativeAddon,
     onWriterFallback: (err) => log.warn({ err: err.message }, 'netlink route writer unavailable: programming routes through ip -batch'),
-  }));
-  const reconciler = new RouteReconciler({ shell, onError: (err) => log.warn({ err: err.message }, 'route programming failed') });
+  });
+  const reconciler = new RouteReconciler({
+    shell: timedRouteShell(writer),
+    onError: (err) => log.warn({ err: err.message }, 'route programming failed'),
+    onDriftChecked: ({ differed, ms }) => {
+      if (differed > 0) log.info({ routes: differed, ms }, 'repaired routes of ours changed by someone else');
+    },
+  });
+  let drift: DriftWatch | undefined;
   return {
     start: async () => {
       try {
@@ -21,6 +29,13 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'cannot register the lightly protocol name; routes use the number 201');
       }
+      // Before the start's comparison: what changes after it is seen. Without netlink, the 5-minute comparison only.
+      drift = watchDrift({
+        addon: nativeAddon,
+        writer,
+        onDrift: () => reconciler.suspectDrift(),
+        onUnavailable: (err) => log.warn({ err: err.message }, 'route drift watcher unavailable: routes changed by others are repaired every 5 minutes'),
+      });
       await reconciler.start();
     },
     upsert: (route) => reconciler.upsert(route),
@@ -33,6 +48,7 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
       return { unicast: s.unicast, blackhole: s.blackhole, pending: s.pending };
     },
     stop: async () => {
+      drift?.close();
       await reconciler.flush();
       reconciler.stop();
     },

@@ -87,6 +87,21 @@ static napi_value netlink_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* netlinkPortId(fd): number — the socket's netlink port id, which the kernel assigned at bind (nl_pid
+ * 0) and puts in nlmsg_pid of the notifications of the changes this socket asks for. */
+static napi_value netlink_port_id(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t fd;
+  struct sockaddr_nl local;
+  socklen_t length = sizeof local;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  CHECK(napi_get_value_int32(env, argv[0], &fd));
+  if (getsockname(fd, (struct sockaddr *)&local, &length) < 0) return throw_errno(env, "netlink: getsockname", errno);
+  CHECK(napi_create_uint32(env, local.nl_pid, &result));
+  return result;
+}
+
 /* netlinkIfIndex(fd, name): number — the link's index in the socket's namespace, 0 if none. A
  * netlink socket passes interface ioctls on to the device layer of its own namespace. */
 static napi_value netlink_ifindex(napi_env env, napi_callback_info info) {
@@ -261,6 +276,7 @@ const char *lightly_register_netlink(napi_env env, napi_value exports) {
       {"netlinkOpen", netlink_open},
       {"netlinkClose", netlink_close},
       {"netlinkIfIndex", netlink_ifindex},
+      {"netlinkPortId", netlink_port_id},
       {"netlinkSend", netlink_send},
   };
   for (size_t i = 0; i < sizeof functions / sizeof functions[0]; i++) {

@@ -1,7 +1,8 @@
 /* Tells JavaScript that kernel routes, addresses or links changed: an rtnetlink multicast socket whose
  * BPF filter drops, in the kernel, route messages of our own protocol (a full table of churn never
  * reaches userspace), read on the event loop by a libuv poll handle, one callback per readable burst
- * with counts only. A receive buffer overrun (ENOBUFS: notifications were lost) is reported, never
+ * with counts only. Given our route writer's netlink port ids, it drops only the messages of our
+ * protocol that our writer caused and passes the rest: someone else changed our routes (drift). A receive buffer overrun (ENOBUFS: notifications were lost) is reported, never
  * swallowed: the caller then reads everything again. */
 #define _GNU_SOURCE
 #include "addon.h"
@@ -25,6 +26,8 @@
  * handle is level-triggered, so what is left is read on the next turn of the loop. */
 #define MAX_READS_PER_BURST 4096
 #define READ_SIZE 65536
+/* Port ids a filter can name: a writer's socket or two (one being replaced); each costs one BPF jump. */
+#define MAX_OWN_PORTS 16
 
 struct watch {
   uv_poll_t poll;
@@ -32,6 +35,7 @@ struct watch {
   napi_ref callback;
   napi_async_context context;
   int fd; /* -1 once closed */
+  uint8_t protocol;
   bool handle_open;    /* until libuv's close callback */
   bool external_alive; /* until the JavaScript handle is collected */
   uint8_t buffer[READ_SIZE];
@@ -76,26 +80,44 @@ static void finalize_external(napi_env env, void *data, void *hint) {
   free_if_done(w);
 }
 
-/* Drops RTM_NEWROUTE/RTM_DELROUTE of `protocol`, accepts everything else. The kernel runs it on each
- * notification (one message per skb). BPF_ABS loads are big-endian while netlink fields are in host
- * order: constants are compared in the order the load produces (htons). */
-static int attach_filter(int fd, uint8_t protocol) {
-  struct sock_filter code[] = {
-      BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_type)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(RTM_NEWROUTE), 1, 0),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(RTM_DELROUTE), 0, 2),
-      BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NLMSG_LENGTH(0) + offsetof(struct rtmsg, rtm_protocol)),
-      BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, protocol, 1, 0),
-      BPF_STMT(BPF_RET | BPF_K, 0xffffffff),
-      BPF_STMT(BPF_RET | BPF_K, 0),
-  };
-  struct sock_fprog program = {.len = sizeof code / sizeof code[0], .filter = code};
+/* Accepts everything but RTM_NEWROUTE/RTM_DELROUTE of `protocol`. Of those, with no port ids
+ * (nports < 0: our writer is `ip`, a process per batch with a port id each) it drops all; with port
+ * ids it drops those whose nlmsg_pid (the port of the socket that asked for the change) is one of
+ * them, or 0 (the kernel's own clean-up after a link or address change, which passes as that
+ * change: a link going down would otherwise bring a full table of deletions in), and device routes
+ * (scope link: the CNI plugin's pod routes, never ours to repair); it passes the rest, someone
+ * else's change of our routes. The kernel runs it on each notification (one message per skb).
+ * BPF_ABS loads are big-endian while netlink fields are in host order: constants are compared in
+ * the order the load produces (htons, htonl). Replaces the socket's filter if it has one. */
+static int attach_filter(int fd, uint8_t protocol, const uint32_t *ports, int nports) {
+  struct sock_filter code[11 + MAX_OWN_PORTS];
+  int n = 0;
+  const int total = nports < 0 ? 7 : 11 + nports, accept = total - 2, drop = total - 1;
+#define TO(target) ((uint8_t)((target) - n - 1)) /* a jump from instruction n */
+  code[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_H | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_type)), n++;
+  code[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(RTM_NEWROUTE), 1, 0), n++;
+  code[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htons(RTM_DELROUTE), 0, TO(accept)), n++;
+  code[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NLMSG_LENGTH(0) + offsetof(struct rtmsg, rtm_protocol)), n++;
+  code[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, protocol, nports < 0 ? TO(drop) : 0, TO(accept)), n++;
+  if (nports >= 0) {
+    code[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_B | BPF_ABS, NLMSG_LENGTH(0) + offsetof(struct rtmsg, rtm_scope)), n++;
+    code[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, RT_SCOPE_LINK, TO(drop), 0), n++;
+    code[n] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct nlmsghdr, nlmsg_pid)), n++;
+    code[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0, TO(drop), 0), n++;
+    for (int i = 0; i < nports; i++) code[n] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, htonl(ports[i]), TO(drop), 0), n++;
+  }
+#undef TO
+  code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0xffffffff);
+  code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, 0);
+  struct sock_fprog program = {.len = (unsigned short)n, .filter = code};
   return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program);
 }
 
 struct open_args {
   uint8_t protocol;
   int rcvbuf;
+  uint32_t ports[MAX_OWN_PORTS];
+  int nports; /* -1: no port ids, every message of the protocol is dropped */
   const char *what;
 };
 
@@ -110,7 +132,7 @@ static int open_watch_socket(void *arg) {
   int size = a->rcvbuf;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   /* The filter goes on before bind: no message of ours can slip in between. */
-  if (attach_filter(fd, a->protocol) < 0) {
+  if (attach_filter(fd, a->protocol, a->ports, a->nports) < 0) {
     a->what = "route watch: attach BPF filter";
   } else if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
     a->what = "route watch: bind";
@@ -124,17 +146,21 @@ static int open_watch_socket(void *arg) {
 }
 
 struct burst {
-  uint32_t routes, addresses, links;
+  uint32_t routes, own_protocol_routes, addresses, links;
   bool overflowed;
   int error;
 };
 
-static void count_messages(struct burst *b, const uint8_t *data, ssize_t n) {
+static void count_messages(struct burst *b, uint8_t protocol, const uint8_t *data, ssize_t n) {
   int left = (int)n;
   for (const struct nlmsghdr *h = (const struct nlmsghdr *)data; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
     switch (h->nlmsg_type) {
     case RTM_NEWROUTE:
-    case RTM_DELROUTE: b->routes++; break;
+    case RTM_DELROUTE:
+      /* Only what the filter let through: someone else's change when the filter knows our ports. */
+      if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct rtmsg)) && ((const struct rtmsg *)NLMSG_DATA(h))->rtm_protocol == protocol) b->own_protocol_routes++;
+      else b->routes++;
+      break;
     case RTM_NEWADDR:
     case RTM_DELADDR: b->addresses++; break;
     case RTM_NEWLINK:
@@ -150,7 +176,7 @@ static void set_number(napi_env env, napi_value object, const char *name, uint32
   napi_set_named_property(env, object, name, v);
 }
 
-/* One call into JavaScript for the burst: { routes, addresses, links, overflowed, error? }. */
+/* One call into JavaScript for the burst: { routes, ownProtocolRoutes, addresses, links, overflowed, error? }. */
 static void deliver(struct watch *w, const struct burst *b) {
   napi_env env = w->env;
   napi_handle_scope scope;
@@ -158,6 +184,7 @@ static void deliver(struct watch *w, const struct burst *b) {
   napi_value event, callback, global, flag, result;
   napi_create_object(env, &event);
   set_number(env, event, "routes", b->routes);
+  set_number(env, event, "ownProtocolRoutes", b->own_protocol_routes);
   set_number(env, event, "addresses", b->addresses);
   set_number(env, event, "links", b->links);
   napi_get_boolean(env, b->overflowed, &flag);
@@ -200,14 +227,14 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
       break;
     }
     if (from.nl_pid != 0) continue; /* only the kernel speaks for the kernel */
-    count_messages(&b, w->buffer, n);
+    count_messages(&b, w->protocol, w->buffer, n);
   }
   /* libuv reports a socket error (here the overrun, pending as the socket's error) as UV_EBADF and
    * stops the handle; the read above took the error, so polling goes on. */
   if (status < 0 && !b.error && uv_poll_start(&w->poll, UV_READABLE, on_readable) != 0) b.error = EBADF;
   /* A socket that fails for another reason will not recover: stop, and let the caller decide. */
   if (b.error) uv_poll_stop(&w->poll);
-  if (b.routes || b.addresses || b.links || b.overflowed || b.error) deliver(w, &b);
+  if (b.routes || b.own_protocol_routes || b.addresses || b.links || b.overflowed || b.error) deliver(w, &b);
 }
 
 #define CHECK(call) LIGHTLY_CHECK("route watch", call)
@@ -220,7 +247,26 @@ static bool optional_property(napi_env env, napi_value object, const char *name,
   return napi_typeof(env, *value, &type) == napi_ok && type == want;
 }
 
-/* routeWatchOpen(onEvent, { protocol, netnsPath?, receiveBuffer? }): handle for routeWatchClose. */
+/* Reads an array of port ids (u32) into ports; false with a JavaScript exception pending when it is not one. */
+static bool read_ports(napi_env env, napi_value value, uint32_t *ports, int *nports) {
+  bool is_array = false;
+  uint32_t length;
+  if (napi_is_array(env, value, &is_array) != napi_ok || !is_array || napi_get_array_length(env, value, &length) != napi_ok || length > MAX_OWN_PORTS) {
+    napi_throw_range_error(env, NULL, "route watch: ownPorts must be an array of at most 16 port ids");
+    return false;
+  }
+  for (uint32_t i = 0; i < length; i++) {
+    napi_value element;
+    if (napi_get_element(env, value, i, &element) != napi_ok || napi_get_value_uint32(env, element, &ports[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "route watch: a port id must be a number");
+      return false;
+    }
+  }
+  *nports = (int)length;
+  return true;
+}
+
+/* routeWatchOpen(onEvent, { protocol, ownPorts?, netnsPath?, receiveBuffer? }): handle for routeWatchClose. */
 static napi_value route_watch_open(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2], value, handle, name;
@@ -234,13 +280,14 @@ static napi_value route_watch_open(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "routeWatchOpen: the second argument must be an options object");
     return NULL;
   }
-  struct open_args args = {.rcvbuf = DEFAULT_RCVBUF, .what = "route watch: socket"};
+  struct open_args args = {.rcvbuf = DEFAULT_RCVBUF, .nports = -1, .what = "route watch: socket"};
   int32_t number;
   if (!optional_property(env, argv[1], "protocol", napi_number, &value) || napi_get_value_int32(env, value, &number) != napi_ok || number < 0 || number > 255) {
     napi_throw_range_error(env, NULL, "routeWatchOpen: protocol must be a number from 0 to 255");
     return NULL;
   }
   args.protocol = (uint8_t)number;
+  if (optional_property(env, argv[1], "ownPorts", napi_object, &value) && !read_ports(env, value, args.ports, &args.nports)) return NULL;
   if (optional_property(env, argv[1], "receiveBuffer", napi_number, &value)) {
     CHECK(napi_get_value_int32(env, value, &number));
     if (number > 0) args.rcvbuf = number;
@@ -268,6 +315,7 @@ static napi_value route_watch_open(napi_env env, napi_callback_info info) {
   }
   w->env = env;
   w->fd = fd;
+  w->protocol = args.protocol;
   w->poll.data = w;
   w->handle_open = true;
   w->external_alive = true;
@@ -300,9 +348,41 @@ static napi_value route_watch_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* routeWatchSetOwnPorts(handle, ownPorts | null): the filter again with these port ids (our writer
+ * reopened), or without any (null: every message of the protocol dropped). The socket keeps its
+ * queue; what arrives from now on is filtered anew. */
+static napi_value route_watch_set_own_ports(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_valuetype type = napi_undefined;
+  void *data;
+  uint32_t ports[MAX_OWN_PORTS];
+  int nports = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 2 || napi_get_value_external(env, argv[0], &data) != napi_ok) {
+    napi_throw_type_error(env, NULL, "routeWatchSetOwnPorts: not a route watch handle");
+    return NULL;
+  }
+  struct watch *w = data;
+  CHECK(napi_typeof(env, argv[1], &type));
+  if (type != napi_null && type != napi_undefined && !read_ports(env, argv[1], ports, &nports)) return NULL;
+  if (w->fd < 0) {
+    napi_throw_error(env, NULL, "route watch: closed");
+    return NULL;
+  }
+  if (attach_filter(w->fd, w->protocol, ports, nports) < 0) {
+    char message[128];
+    snprintf(message, sizeof message, "route watch: attach BPF filter: %s", strerror(errno));
+    napi_throw_error(env, NULL, message);
+    return NULL;
+  }
+  return NULL;
+}
+
 const char *lightly_register_route_watch(napi_env env, napi_value exports) {
   napi_property_descriptor properties[] = {
       {"routeWatchOpen", NULL, route_watch_open, NULL, NULL, NULL, napi_default, NULL},
+      {"routeWatchSetOwnPorts", NULL, route_watch_set_own_ports, NULL, NULL, NULL, napi_default, NULL},
       {"routeWatchClose", NULL, route_watch_close, NULL, NULL, NULL, napi_default, NULL},
   };
   if (napi_define_properties(env, exports, sizeof properties / sizeof properties[0], properties) != napi_ok) return "cannot register the route watch functions";

@@ -17,6 +17,9 @@ class FakeKernel implements NetlinkSocketApi {
   netlinkClose(fd: number): void {
     this.closed.push(fd);
   }
+  netlinkPortId(): number {
+    return 4242;
+  }
   netlinkIfIndex(_fd: number, name: string): number {
     return name === 'va' ? 3 : 0;
   }

@@ -13,6 +13,8 @@ export interface NetlinkSocketApi {
   /** A NETLINK_ROUTE socket's fd, made inside the namespace at this path (e.g. /var/run/netns/NAME) if given. */
   netlinkOpen(netnsPath?: string): number;
   netlinkClose(fd: number): void;
+  /** The socket's netlink port id: nlmsg_pid of the kernel's notifications of the changes it asks for. */
+  netlinkPortId(fd: number): number;
   /** A link's index in the socket's namespace; 0 when there is none of that name. */
   netlinkIfIndex(fd: number, name: string): number;
   /**
@@ -48,6 +50,14 @@ export class NetlinkRouteShell implements RouteShell {
     this.addon = options.addon;
     this.fd = this.addon.netlinkOpen(options.netns ? `/var/run/netns/${options.netns}` : undefined);
     this.ip = new Ip({ netns: options.netns });
+  }
+
+  /**
+   * The netlink port ids the kernel's notifications of our changes carry (routes/drift-watch.ts
+   * tells them from someone else's by these). One socket, opened once; none once closed.
+   */
+  portIds(): number[] {
+    return this.fd >= 0 ? [this.addon.netlinkPortId(this.fd)] : [];
   }
 
   readRoutes(): Promise<Route[]> {

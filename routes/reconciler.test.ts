@@ -343,6 +343,35 @@ describe('RouteReconciler (fake ip)', () => {
     expect(rec.stats().resyncs).toBeGreaterThan(1);
   });
 
+  it('repairs drift when told of it: one comparison for a burst of suspicions, at most one per interval, the repair reported', async () => {
+    const ip = new FakeIp();
+    const checks: { differed: number; ms: number }[] = [];
+    const rec = new RouteReconciler({ shell: ip, driftSettleMs: 20, driftIntervalMs: 300, onDriftChecked: (c) => checks.push(c) });
+    await rec.start();
+    for (let i = 1; i <= 3; i++) rec.upsert(r(`10.${i}.0.0/24`, '192.0.2.2'));
+    await rec.flush();
+    const resyncs = rec.stats().resyncs;
+    const waitFor = async (done: () => boolean) => {
+      for (let i = 0; i < 200 && !done(); i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    };
+    ip.kernel.delete('10.1.0.0/24'); // someone's `ip route del`, seen by the drift watcher
+    ip.kernel.delete('10.2.0.0/24');
+    for (let i = 0; i < 10; i++) rec.suspectDrift(); // a burst: one comparison
+    await waitFor(() => checks.length === 1);
+    expect({ resyncs: rec.stats().resyncs - resyncs, checks: checks.map((c) => c.differed), kernel: ip.kernel.size }).toEqual({ resyncs: 1, checks: [2], kernel: 3 });
+    // Again right away (a script in a loop): not before the interval is over.
+    const asked = performance.now();
+    ip.kernel.delete('10.3.0.0/24');
+    rec.suspectDrift();
+    await waitFor(() => checks.length === 2);
+    expect(performance.now() - asked).toBeGreaterThanOrEqual(250);
+    expect({ resyncs: rec.stats().resyncs - resyncs, checks: checks.map((c) => c.differed), kernel: ip.kernel.size }).toEqual({ resyncs: 2, checks: [2, 1], kernel: 3 });
+    rec.stop();
+    rec.suspectDrift(); // stopped: nothing more
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(rec.stats().resyncs - resyncs).toBe(2);
+  });
+
   it("never takes over another protocol's route: add is refused, retried, and the other route stays", async () => {
     const ip = new FakeIp();
     ip.foreign.set('10.8.0.0/24', r('10.8.0.0/24', '192.0.2.7'));

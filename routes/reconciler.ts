@@ -16,6 +16,11 @@ export interface RouteShell {
    * present it is used instead of batch(), and failures name changes by 1-based position as lines.
    */
   write?(changes: readonly RouteWrite[]): Promise<BatchFailure[]>;
+  /**
+   * The netlink port ids of the sockets the shell writes with (the kernel's notifications of our
+   * changes carry them: routes/drift-watch.ts). None for `ip`, a process with a port of its own per batch.
+   */
+  portIds?(): number[];
   close?(): void;
 }
 
@@ -33,6 +38,12 @@ export interface ReconcilerOptions {
   chunkLines?: number;
   /** Full comparison with the kernel this often, repairing drift (someone else's `ip route del`). Default 5 min; 0: never. */
   resyncMs?: number;
+  /** suspectDrift() compares this long after the first suspicion, so a burst costs one comparison. Default 200 ms. */
+  driftSettleMs?: number;
+  /** At least this long between comparisons suspectDrift() asks for (a script deleting our routes in a loop). Default 5 s. */
+  driftIntervalMs?: number;
+  /** A comparison suspectDrift() asked for and the pass after it are done: `differed` prefixes were set right, `ms` after the first suspicion. */
+  onDriftChecked?(check: { differed: number; ms: number }): void;
   /** At least this many removals through one gateway go as one flush (see FLUSH_MIN, the default). */
   flushMin?: number;
   onError?(err: Error): void;
@@ -250,6 +261,13 @@ export class RouteReconciler {
   private timer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
+  private driftTimer?: NodeJS.Timeout;
+  /** When the comparison suspectDrift() asked for last started (performance.now()). */
+  private lastDriftCheck = -Infinity;
+  /** Since when drift is suspected: set as the comparison is asked for, taken by it, reported after its pass. */
+  private driftWanted?: number;
+  private driftFound?: { since: number; differed: number };
+  private stopped = false;
   private retryDelay: number;
   private running?: Promise<ReconcileResult>;
   private counters = { batches: 0, changesApplied: 0, changesFailed: 0, resyncs: 0 };
@@ -279,6 +297,25 @@ export class RouteReconciler {
       }, every);
       this.resyncTimer.unref();
     }
+  }
+
+  /**
+   * The kernel's routes of ours may have been changed behind our back (routes/drift-watch.ts saw
+   * someone else's change): a full comparison soon, one for a burst, at most one per driftIntervalMs,
+   * and, as every comparison, only once our own changes at the kernel are answered.
+   */
+  suspectDrift(): void {
+    if (this.driftTimer || this.stopped) return;
+    const since = performance.now();
+    const delay = Math.max(this.options.driftSettleMs ?? 200, this.lastDriftCheck + (this.options.driftIntervalMs ?? 5000) - since);
+    this.driftTimer = setTimeout(() => {
+      this.driftTimer = undefined;
+      this.lastDriftCheck = performance.now();
+      this.driftWanted = since;
+      this.resyncWanted = true;
+      this.kick();
+    }, delay);
+    this.driftTimer.unref();
   }
 
   /** The whole desired set at once (tests, tools); invalid routes throw InvalidRouteError before anything changes. */
@@ -444,6 +481,9 @@ export class RouteReconciler {
       return await this.running;
     } finally {
       this.running = undefined;
+      const drift = this.driftFound;
+      this.driftFound = undefined;
+      if (drift) this.options.onDriftChecked?.({ differed: drift.differed, ms: Math.round(performance.now() - drift.since) });
       if (this.head < this.queue.length) this.schedule(); // changes that came after the last look
     }
   }
@@ -460,7 +500,9 @@ export class RouteReconciler {
     clearTimeout(this.timer);
     clearTimeout(this.retryTimer);
     clearInterval(this.resyncTimer);
-    this.timer = this.retryTimer = this.resyncTimer = undefined;
+    clearTimeout(this.driftTimer);
+    this.timer = this.retryTimer = this.resyncTimer = this.driftTimer = undefined;
+    this.stopped = true;
     this.shell.close?.();
   }
 
@@ -476,6 +518,8 @@ export class RouteReconciler {
    */
   private async resync(): Promise<void> {
     this.resyncWanted = false;
+    const driftSince = this.driftWanted;
+    this.driftWanted = undefined;
     this.counters.resyncs++;
     const kernel = new Map<string, Route>();
     let n = 0;
@@ -524,6 +568,7 @@ export class RouteReconciler {
       }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
+    if (driftSince !== undefined) this.driftFound = { since: driftSince, differed: this.queue.length };
   }
 
   /** One chunk of lines to `ip`; the kernel's answer updates what we know it has. */

@@ -5,6 +5,8 @@ import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/
 import { until } from '../test/support/wait.js';
 import { nativeAddon } from '../native/native.js';
 import { ROUTE_PROTOCOL } from './protocol-number.js';
+import { NetlinkRouteShell } from './netlink.js';
+import type { RouteWrite } from './desired.js';
 import { type KernelChange, type RouteWatchEvent, type RouteWatchOptions, watchKernelChanges } from './route-watch.js';
 
 const pool = new NetnsPool();
@@ -31,8 +33,8 @@ function record(options: Partial<RouteWatchOptions> = {}) {
   const handle = addon.routeWatchOpen((e) => events.push(e), { protocol: ROUTE_PROTOCOL, netnsPath: pool.path(ns), ...options });
   const close = () => addon.routeWatchClose(handle);
   open.push(close);
-  const total = (field: 'routes' | 'addresses' | 'links') => events.reduce((n, e) => n + e[field], 0);
-  return { events, close, total, overflowed: () => events.some((e) => e.overflowed) };
+  const total = (field: 'routes' | 'ownProtocolRoutes' | 'addresses' | 'links') => events.reduce((n, e) => n + e[field], 0);
+  return { events, handle, close, total, overflowed: () => events.some((e) => e.overflowed) };
 }
 
 /** `ip -batch` in the test namespace, the lines on stdin. */
@@ -94,6 +96,64 @@ describe('the rtnetlink change watcher (next-hop reachability, RFC 4271 §9.1.2.
     await ipIn(ns, ['route', 'del', '10.3.0.0/24']);
     w.close();
     control.close();
+  }, 120_000);
+
+  it('given our writer’s port id, drops 2x20,000 of our own changes and passes someone else’s change of our routes as ownProtocolRoutes', async () => {
+    const writer = new NetlinkRouteShell({ netns: ns, addon: nativeAddon() });
+    open.push(() => writer.close());
+    const ports = writer.portIds();
+    expect(ports).toEqual([expect.any(Number)]);
+    expect(ports[0]).not.toBe(0);
+    const w = record({ ownPorts: ports });
+    // The control: the same filter with no port of ours sees (or overflows on) our writer's routes, so the burst below is real.
+    const control = record({ ownPorts: [] });
+    const writes = (op: 'add' | 'delete', family: 4 | 6): RouteWrite[] =>
+      Array.from({ length: 20_000 }, (_, i) => {
+        const prefix = family === 4 ? `10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32` : `fd00:201::${i.toString(16)}/128`;
+        return { op, prefix, route: op === 'add' ? { prefix, type: 'unicast', nextHops: [family === 4 ? '192.0.2.2' : 'fd00::2'] } : undefined, have: undefined };
+      });
+    /** A route of another protocol, added and removed: once its callback comes, everything queued before it was read. */
+    let sentinels = 0;
+    const sentinel = async (): Promise<void> => {
+      const expected = ++sentinels * 2;
+      await ipIn(ns, ['route', 'add', '10.3.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);
+      await ipIn(ns, ['route', 'del', '10.3.0.0/24', 'proto', 'static']);
+      await until('the static route’s callbacks', () => w.total('routes') >= expected, 10_000);
+    };
+    for (const family of [4, 6] as const) expect(await writer.write(writes('add', family))).toEqual([]);
+    expect((await ipIn(ns, ['route', 'show', 'proto', String(ROUTE_PROTOCOL)])).split('\n').length).toBe(20_000);
+    await sentinel();
+    expect({ own: w.total('ownProtocolRoutes'), overflowed: w.overflowed() }).toEqual({ own: 0, overflowed: false });
+
+    // Another process (ip, its own port id) deletes one of ours and adds it back: each is a callback of its own.
+    await ipIn(ns, ['route', 'del', '10.100.0.7/32', 'proto', String(ROUTE_PROTOCOL)]);
+    await until('a callback for the deletion', () => w.total('ownProtocolRoutes') === 1, 10_000);
+    await ipIn(ns, ['route', 'add', '10.100.0.7/32', 'via', '192.0.2.2', 'proto', String(ROUTE_PROTOCOL)]);
+    await until('a callback for the addition', () => w.total('ownProtocolRoutes') === 2, 10_000);
+    await ipIn(ns, ['-6', 'route', 'del', 'fd00:201::7/128', 'proto', String(ROUTE_PROTOCOL)]);
+    await until('a callback for the IPv6 deletion', () => w.total('ownProtocolRoutes') === 3, 10_000);
+    // A pod's device route (the CNI plugin's, scope link) is not ours to repair: dropped too.
+    await ipIn(ns, ['route', 'add', '10.244.1.7/32', 'dev', 'va', 'scope', 'link', 'proto', String(ROUTE_PROTOCOL)]);
+    await ipIn(ns, ['route', 'del', '10.244.1.7/32', 'dev', 'va', 'proto', String(ROUTE_PROTOCOL)]);
+
+    for (const family of [4, 6] as const) expect(await writer.write(writes('delete', family).filter((c) => c.prefix !== 'fd00:201::7/128'))).toEqual([]);
+    expect(await ipIn(ns, ['route', 'show', 'proto', String(ROUTE_PROTOCOL)])).toBe('');
+    await sentinel();
+    await until('the control’s sentinel', () => control.overflowed() || control.total('ownProtocolRoutes') >= 80_000, 30_000);
+    // Someone else's changes of our routes are never counted as `routes`: the next-hop watcher ignores them.
+    expect({ routes: w.total('routes'), own: w.total('ownProtocolRoutes'), overflowed: w.overflowed() }).toEqual({ routes: 4, own: 3, overflowed: false });
+
+    // Without port ids again (the writer became `ip`): every message of ours is dropped, whoever made it.
+    nativeAddon().routeWatchSetOwnPorts(w.handle, null);
+    await ipIn(ns, ['route', 'add', '10.100.0.8/32', 'via', '192.0.2.2', 'proto', String(ROUTE_PROTOCOL)]);
+    await sentinel();
+    expect(w.total('ownProtocolRoutes')).toBe(3);
+    nativeAddon().routeWatchSetOwnPorts(w.handle, ports);
+    await ipIn(ns, ['route', 'del', '10.100.0.8/32', 'proto', String(ROUTE_PROTOCOL)]);
+    await until('a callback once the port ids are back', () => w.total('ownProtocolRoutes') === 4, 10_000);
+    w.close();
+    control.close();
+    writer.close();
   }, 120_000);
 
   it('reports an overflowed receive buffer (ENOBUFS) instead of losing changes silently', async () => {

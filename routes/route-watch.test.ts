@@ -1,13 +1,15 @@
 // watchKernelChanges over a fake addon: what a burst asks of the consumer, and the fall back to `ip monitor`.
 import { describe, expect, it } from 'vitest';
 import { ROUTE_PROTOCOL } from './protocol-number.js';
+import { watchDrift } from './drift-watch.js';
+import type { RouteShell } from './reconciler.js';
 import { type KernelChange, type RouteWatchApi, type RouteWatchEvent, type RouteWatchHandle, changeOf, monitorChunkRelevant, watchKernelChanges } from './route-watch.js';
 
-const burst = (e: Partial<RouteWatchEvent>): RouteWatchEvent => ({ routes: 0, addresses: 0, links: 0, overflowed: false, ...e });
+const burst = (e: Partial<RouteWatchEvent>): RouteWatchEvent => ({ routes: 0, ownProtocolRoutes: 0, addresses: 0, links: 0, overflowed: false, ...e });
 
 /** An addon whose one watcher the test drives by hand. */
 function fakeAddon() {
-  const state = { emit: (_e: RouteWatchEvent): void => undefined, options: undefined as unknown, closed: 0 };
+  const state = { emit: (_e: RouteWatchEvent): void => undefined, options: undefined as unknown, closed: 0, ports: [] as (number[] | null)[] };
   const api: RouteWatchApi = {
     routeWatchOpen: (onEvent, options) => {
       state.emit = onEvent;
@@ -15,6 +17,7 @@ function fakeAddon() {
       return {} as RouteWatchHandle;
     },
     routeWatchClose: () => void state.closed++,
+    routeWatchSetOwnPorts: (_handle, ports) => void state.ports.push(ports),
   };
   return { api, state };
 }
@@ -25,6 +28,7 @@ describe('changeOf', () => {
     expect(changeOf(burst({ routes: 1 }))).toBe('changed');
     expect(changeOf(burst({ addresses: 2 }))).toBe('changed');
     expect(changeOf(burst({ links: 1 }))).toBe('changed');
+    expect(changeOf(burst({ ownProtocolRoutes: 5 }))).toBeUndefined(); // someone else's change of our routes decides no reachability
     expect(changeOf(burst({ routes: 3, overflowed: true }))).toBe('lost');
     expect(changeOf(burst({ error: 'route watch: Bad file descriptor' }))).toBe('lost');
   });
@@ -84,5 +88,38 @@ describe('watchKernelChanges', () => {
     } finally {
       watch.close();
     }
+  });
+});
+
+describe('watchDrift', () => {
+  const writer = (ports?: number[]): RouteShell => ({ readRoutes: async () => [], batch: async () => [], ...(ports ? { portIds: () => ports } : {}) });
+
+  it('watches with our writer’s port ids and asks for a comparison on someone else’s change of our routes or a loss, not on other routes', () => {
+    const { api, state } = fakeAddon();
+    const seen: string[] = [];
+    const watch = watchDrift({ addon: () => api, writer: writer([4242]), netns: 'lt-x', onDrift: (why) => seen.push(why) })!;
+    expect(state.options).toEqual({ protocol: ROUTE_PROTOCOL, ownPorts: [4242], netnsPath: '/var/run/netns/lt-x' });
+    state.emit(burst({ routes: 3, addresses: 1 }));
+    state.emit(burst({ ownProtocolRoutes: 2 }));
+    state.emit(burst({ overflowed: true }));
+    expect(seen).toEqual(['changed', 'lost']);
+    watch.setOwnPorts([4243]);
+    watch.setOwnPorts([]);
+    expect(state.ports).toEqual([[4243], null]);
+    watch.close();
+    state.emit(burst({ ownProtocolRoutes: 1 }));
+    expect(seen).toEqual(['changed', 'lost']);
+  });
+
+  it('does not watch for a writer without port ids (ip -batch: a port per process), and says so when the watcher fails', () => {
+    const { api, state } = fakeAddon();
+    expect(watchDrift({ addon: () => api, writer: writer(), onDrift: () => undefined })).toBeUndefined();
+    expect(state.options).toBeUndefined();
+    const seen: string[] = [];
+    watchDrift({ addon: () => api, writer: writer([7]), onDrift: (why) => seen.push(why), onUnavailable: (err) => seen.push(err.message) });
+    state.emit(burst({ error: 'route watch: Bad file descriptor' }));
+    state.emit(burst({ ownProtocolRoutes: 1 }));
+    expect(seen).toEqual(['route watch: Bad file descriptor', 'lost']);
+    expect(state.closed).toBe(1);
   });
 });

@@ -5,7 +5,13 @@ import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from './protocol-number.js';
 
 /** What the watcher hands over per readable burst: counts of the messages that passed its filter. */
 export interface RouteWatchEvent {
+  /** Route messages of other protocols. */
   routes: number;
+  /**
+   * Route messages of the watched protocol (ours) that passed: only with `ownPorts`, someone else's
+   * change of our routes (never counted in `routes`: they decide no reachability).
+   */
+  ownProtocolRoutes: number;
   addresses: number;
   links: number;
   /** The socket's buffer overran (ENOBUFS): notifications were lost, so read everything again. */
@@ -17,6 +23,12 @@ export interface RouteWatchEvent {
 export interface RouteWatchOptions {
   /** Route messages of this protocol are dropped in the kernel (ours: ROUTE_PROTOCOL). */
   protocol: number;
+  /**
+   * Our route writer's netlink port ids (at most 16): then only the messages of `protocol` that it
+   * (or the kernel itself, port 0) caused are dropped, and device routes (the CNI plugin's); the rest
+   * pass as `ownProtocolRoutes`. Without: every message of `protocol` is dropped.
+   */
+  ownPorts?: number[];
   /** Watch inside the namespace at this path (e.g. /var/run/netns/NAME); default: our own. */
   netnsPath?: string;
   /** Receive buffer in bytes (default 4 MiB); tests make it tiny to force an overflow. */
@@ -33,6 +45,8 @@ export interface RouteWatchApi {
   routeWatchOpen(onEvent: (event: RouteWatchEvent) => void, options: RouteWatchOptions): RouteWatchHandle;
   /** Stops the watcher and closes its socket; again does nothing. */
   routeWatchClose(handle: RouteWatchHandle): void;
+  /** Filters with these port ids from now on (our writer reopened), or none (null). Throws once closed. */
+  routeWatchSetOwnPorts(handle: RouteWatchHandle, ownPorts: number[] | null): void;
 }
 
 /** Why the kernel should be read again: something changed, or changes were lost. */
