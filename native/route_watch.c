@@ -85,7 +85,8 @@ static void finalize_external(napi_env env, void *data, void *hint) {
  * ids it drops those whose nlmsg_pid (the port of the socket that asked for the change) is one of
  * them, or 0 (the kernel's own clean-up after a link or address change, which passes as that
  * change: a link going down would otherwise bring a full table of deletions in), and device routes
- * (scope link: the CNI plugin's pod routes, never ours to repair); it passes the rest, someone
+ * (scope link: the CNI plugin's IPv4 pod routes, never ours to repair; IPv6 ones are told apart after
+ * reading, see device_route); it passes the rest, someone
  * else's change of our routes. The kernel runs it on each notification (one message per skb).
  * BPF_ABS loads are big-endian while netlink fields are in host order: constants are compared in
  * the order the load produces (htons, htonl). Replaces the socket's filter if it has one. */
@@ -151,6 +152,21 @@ struct burst {
   int error;
 };
 
+/* A unicast route with no next hop (no RTA_GATEWAY, RTA_MULTIPATH or RTA_VIA): a device route, the CNI
+ * plugin's pod route. The filter drops IPv4 ones by their link scope, but the kernel notifies every
+ * IPv6 route with universe scope, so a dual-stack pod's /128 gets here and is told apart by its
+ * attributes (classic BPF's attribute search, SKF_AD_NLATTR, finds nothing in these notifications
+ * on this kernel: tried). Without this every pod start would ask for a full comparison. */
+static bool device_route(const struct nlmsghdr *h) {
+  const struct rtmsg *r = NLMSG_DATA(h);
+  if (r->rtm_type != RTN_UNICAST) return false;
+  int left = (int)RTM_PAYLOAD(h);
+  for (const struct rtattr *a = RTM_RTA(r); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
+    if (a->rta_type == RTA_GATEWAY || a->rta_type == RTA_MULTIPATH || a->rta_type == RTA_VIA) return false;
+  }
+  return true;
+}
+
 static void count_messages(struct burst *b, uint8_t protocol, const uint8_t *data, ssize_t n) {
   int left = (int)n;
   for (const struct nlmsghdr *h = (const struct nlmsghdr *)data; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
@@ -158,8 +174,8 @@ static void count_messages(struct burst *b, uint8_t protocol, const uint8_t *dat
     case RTM_NEWROUTE:
     case RTM_DELROUTE:
       /* Only what the filter let through: someone else's change when the filter knows our ports. */
-      if (h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct rtmsg)) && ((const struct rtmsg *)NLMSG_DATA(h))->rtm_protocol == protocol) b->own_protocol_routes++;
-      else b->routes++;
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(struct rtmsg)) || ((const struct rtmsg *)NLMSG_DATA(h))->rtm_protocol != protocol) b->routes++;
+      else if (!device_route(h)) b->own_protocol_routes++;
       break;
     case RTM_NEWADDR:
     case RTM_DELADDR: b->addresses++; break;

@@ -135,6 +135,10 @@ describe('the rtnetlink change watcher (next-hop reachability, RFC 4271 §9.1.2.
     // A pod's device route (the CNI plugin's, scope link) is not ours to repair: dropped too.
     await ipIn(ns, ['route', 'add', '10.244.1.7/32', 'dev', 'va', 'scope', 'link', 'proto', String(ROUTE_PROTOCOL)]);
     await ipIn(ns, ['route', 'del', '10.244.1.7/32', 'dev', 'va', 'proto', String(ROUTE_PROTOCOL)]);
+    // And its IPv6 /128: the kernel notifies every IPv6 route with universe scope, so the filter tells
+    // a device route by its missing next hop (RTA_GATEWAY, RTA_MULTIPATH, RTA_VIA), not by its scope.
+    await ipIn(ns, ['-6', 'route', 'add', 'fd00:244::7/128', 'dev', 'va', 'proto', String(ROUTE_PROTOCOL)]);
+    await ipIn(ns, ['-6', 'route', 'del', 'fd00:244::7/128', 'dev', 'va', 'proto', String(ROUTE_PROTOCOL)]);
 
     for (const family of [4, 6] as const) expect(await writer.write(writes('delete', family).filter((c) => c.prefix !== 'fd00:201::7/128'))).toEqual([]);
     expect(await ipIn(ns, ['route', 'show', 'proto', String(ROUTE_PROTOCOL)])).toBe('');
