@@ -61,12 +61,21 @@ describe('lightlyctl doctor --family 6 names the first broken IPv6 hop', () => {
     await expectGood();
   }, 60_000);
 
-  it('the learned IPv6 route to the destination deleted on the source node', async () => {
-    await ipIn(n1.netns, ['-6', 'route', 'del', n2.podCIDR6!, 'proto', '201']);
-    expect(await routes6Of(n1)).not.toContain(n2.podCIDR6!);
+  it('a blackhole for the destination pod on the source node', async () => {
+    const ip = n2.pods[0]!.ip6!;
+    await ipIn(n1.netns, ['-6', 'route', 'add', 'blackhole', `${ip}/128`]);
     const d = await expectBroken('kernel-route', 'node-1');
-    expect(d.firstBroken!.fix).toContain(`has not programmed ${n2.podCIDR6}`);
-    await ipIn(n1.netns, ['-6', 'route', 'replace', n2.podCIDR6!, 'via', n2.address6!, 'dev', 'eth0', 'proto', '201']);
+    expect(d.firstBroken!.fix).toContain(`ip route del blackhole ${ip}`);
+    await ipIn(n1.netns, ['-6', 'route', 'del', 'blackhole', `${ip}/128`]);
+    await expectGood();
+  }, 60_000);
+
+  it('the learned IPv6 route deleted on the source node by someone else: the agent puts it back within seconds (drift repair), and doctor says good again', async () => {
+    // This case used to leave the route missing for doctor to name ("has not programmed"); since the
+    // agent repairs someone else's change of its routes at once, doctor's naming of it is covered by
+    // agent/doctor/checks.test.ts, and here the lab shows the repair.
+    await ipIn(n1.netns, ['-6', 'route', 'del', n2.podCIDR6!, 'proto', '201']);
+    await until('the learned IPv6 route back', async () => (await routes6Of(n1)).includes(n2.podCIDR6!), 10_000);
     await expectGood();
   }, 60_000);
 
