@@ -770,7 +770,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
 
   /** Best routes now (for tests and the benchmark). */
   bestRoutes(): RouteChange[] {
-    return [...this.rib.bestPaths()].map(([prefix, b]) => ({ prefix, nextHops: b.best.source === LOCAL ? [] : nextHopsOf(b.multipath) }));
+    return [...this.rib.bestPaths()].map(([prefix, b]) => ({ prefix, nextHops: this.rib.nextHops.of(b.best, b.multipath) }));
   }
 
   /**
@@ -809,11 +809,6 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     this.peers.clear();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
-}
-
-/** The multipath's next hops: the RIB already keeps one route per next hop, so no de-duplication here. */
-function nextHopsOf(multipath: Route[]): string[] {
-  return multipath.map((p) => p.nextHop);
 }
 
 /** What we tell one peer about a route; `key` identifies it, for grouping and the Adj-RIB-Out. */
