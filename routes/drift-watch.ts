@@ -4,7 +4,7 @@
 // burst asks the reconciler for a comparison (debounced and rate-limited there: suspectDrift).
 import { ROUTE_PROTOCOL } from './protocol-number.js';
 import type { RouteShell } from './reconciler.js';
-import type { RouteWatchApi, RouteWatchEvent } from './route-watch.js';
+import { type OpenRouteWatch, type RouteWatchApi, type RouteWatchEvent, openRouteWatch } from './route-watch.js';
 
 export interface DriftWatchOptions {
   /** The addon (`nativeAddon` of native/native.ts). */
@@ -40,24 +40,20 @@ export function watchDrift(options: DriftWatchOptions): DriftWatch | undefined {
   const ports = options.writer.portIds?.() ?? [];
   if (ports.length === 0) return undefined;
   let addon: RouteWatchApi;
-  let handle: ReturnType<RouteWatchApi['routeWatchOpen']>;
-  let open = true;
+  let watch: OpenRouteWatch;
   try {
     addon = options.addon();
-    handle = addon.routeWatchOpen(
+    watch = openRouteWatch(
+      addon,
+      { protocol: ROUTE_PROTOCOL, ownPorts: ports, netns: options.netns },
       (event) => {
-        if (!open) return;
-        if (event.error) {
-          open = false;
-          addon.routeWatchClose(handle);
-          options.onUnavailable?.(new Error(event.error));
-          options.onDrift('lost'); // what it missed before failing is compared once
-          return;
-        }
         const why = driftOf(event);
         if (why) options.onDrift(why);
       },
-      { protocol: ROUTE_PROTOCOL, ownPorts: ports, netnsPath: options.netns ? `/var/run/netns/${options.netns}` : undefined },
+      (error) => {
+        options.onUnavailable?.(new Error(error));
+        options.onDrift('lost'); // what it missed before failing is compared once
+      },
     );
   } catch (err) {
     options.onUnavailable?.(err as Error);
@@ -65,11 +61,8 @@ export function watchDrift(options: DriftWatchOptions): DriftWatch | undefined {
   }
   return {
     setOwnPorts: (next) => {
-      if (open) addon.routeWatchSetOwnPorts(handle, next.length ? next : null);
+      if (watch.open) addon.routeWatchSetOwnPorts(watch.handle, next.length ? next : null);
     },
-    close: () => {
-      open = false;
-      addon.routeWatchClose(handle);
-    },
+    close: () => watch.close(),
   };
 }

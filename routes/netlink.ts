@@ -25,6 +25,9 @@ export interface NetlinkSocketApi {
   netlinkSend(fd: number, messages: Buffer): Promise<Buffer>;
 }
 
+/** The path the addon enters for a named namespace (`ip netns add` makes it); none: our own. */
+export const netnsPath = (netns?: string): string | undefined => (netns ? `/var/run/netns/${netns}` : undefined);
+
 export interface NetlinkShellOptions {
   /** Write inside this named namespace (labs, tests); default: our own. */
   netns?: string;
@@ -48,7 +51,7 @@ export class NetlinkRouteShell implements RouteShell {
   /** Throws when the socket cannot be opened (the caller decides what to fall back to). */
   constructor(options: NetlinkShellOptions) {
     this.addon = options.addon;
-    this.fd = this.addon.netlinkOpen(options.netns ? `/var/run/netns/${options.netns}` : undefined);
+    this.fd = this.addon.netlinkOpen(netnsPath(options.netns));
     this.ip = new Ip({ netns: options.netns });
   }
 

@@ -2,6 +2,7 @@
 // watcher (native/route_watch.c, our protocol dropped in the kernel), or `ip monitor` when it cannot be had.
 import { execa, type ResultPromise } from 'execa';
 import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from './protocol-number.js';
+import { netnsPath } from './netlink.js';
 
 /** What the watcher hands over per readable burst: counts of the messages that passed its filter. */
 export interface RouteWatchEvent {
@@ -114,27 +115,56 @@ export function watchKernelChanges(options: KernelWatchOptions): KernelWatch {
   };
 }
 
-function netlinkWatch(addon: RouteWatchApi, options: KernelWatchOptions, onFailed: (error: string) => void): KernelWatch {
+/** An open addon watcher: its events until it fails (then closed, and `onFailed` told once) or is closed. */
+export interface OpenRouteWatch {
+  readonly handle: RouteWatchHandle;
+  readonly open: boolean;
+  close(): void;
+}
+
+/** Opens the addon's watcher (throws when the socket cannot be made), inside the named namespace if given. */
+export function openRouteWatch(
+  addon: RouteWatchApi,
+  options: Omit<RouteWatchOptions, 'netnsPath'> & { netns?: string },
+  onEvent: (event: RouteWatchEvent) => void,
+  onFailed: (error: string) => void,
+): OpenRouteWatch {
+  const { netns, ...rest } = options;
   let open = true;
   const handle = addon.routeWatchOpen(
     (event) => {
       if (!open) return;
-      const change = changeOf(event);
       if (event.error) {
         open = false;
         addon.routeWatchClose(handle);
         onFailed(event.error);
-      } else if (change) options.onChange(change);
+      } else onEvent(event);
     },
-    { protocol: ROUTE_PROTOCOL, netnsPath: options.netns ? `/var/run/netns/${options.netns}` : undefined, receiveBuffer: options.receiveBuffer },
+    { ...rest, netnsPath: netnsPath(netns) },
   );
   return {
-    via: 'netlink',
+    handle,
+    get open() {
+      return open;
+    },
     close: () => {
       open = false;
       addon.routeWatchClose(handle);
     },
   };
+}
+
+function netlinkWatch(addon: RouteWatchApi, options: KernelWatchOptions, onFailed: (error: string) => void): KernelWatch {
+  const watch = openRouteWatch(
+    addon,
+    { protocol: ROUTE_PROTOCOL, netns: options.netns, receiveBuffer: options.receiveBuffer },
+    (event) => {
+      const change = changeOf(event);
+      if (change) options.onChange(change);
+    },
+    onFailed,
+  );
+  return { via: 'netlink', close: () => watch.close() };
 }
 
 function monitorWatch(options: KernelWatchOptions): KernelWatch {
