@@ -126,6 +126,7 @@ export class AgentDaemon implements StatusSource {
       ...(c.clusterId ? { clusterId: c.clusterId } : {}),
       ...(c.nextHopSelf ? { nextHopSelf: c.nextHopSelf } : {}),
       ...(this.deps.nextHops ? { nextHops: this.deps.nextHops } : {}),
+      ...(this.deps.routes.ribSlots ? { ribSlots: this.deps.routes.ribSlots() } : {}),
     };
   }
 
@@ -135,21 +136,21 @@ export class AgentDaemon implements StatusSource {
 
   /** Each change is one upsert or remove for the kernel: constant work per change, whatever the table's size. */
   private onBestRoutes(changes: BestRouteChange[]): void {
-    for (const { prefix, nextHops } of changes) {
+    for (const { prefix, nextHops, slot } of changes) {
       // A kept route the speaker has now decided on (learned or withdrawn) is the speaker's again.
-      this.kept.delete(prefix);
-      if (!this.own.has(prefix)) this.program(prefix, nextHops);
+      if (this.kept.size > 0) this.kept.delete(prefix);
+      if (!this.own.has(prefix)) this.program(prefix, nextHops, slot);
       else if (nextHops.length) this.shadowed.set(prefix, nextHops);
       else this.shadowed.delete(prefix);
     }
   }
 
   /** Hands the route we want for `prefix` (or its absence) to the kernel side. */
-  private program(prefix: string, learned?: string[]): void {
+  private program(prefix: string, learned?: string[], slot?: unknown): void {
     const route = routeFor(prefix, this.own, learned, this.kept);
     try {
-      if (route) this.deps.routes.upsert(route);
-      else this.deps.routes.remove(prefix);
+      if (route) this.deps.routes.upsert(route, slot);
+      else this.deps.routes.remove(prefix, slot);
     } catch (err) {
       this.deps.log.warn({ prefix, err: (err as Error).message }, 'route not installable; skipped');
     }

@@ -2,6 +2,7 @@
 // so the daemon's wiring is testable with fakes and the layers stay apart (config → agent → speaker → routes).
 import type { PeerConfig, PeerType } from './config.js';
 import type { InstalledRoute, PeerStatus } from './status.js';
+import type { RibSlots } from '../bgp/rib/rib.js';
 
 export interface SpeakerSettings {
   routerId: string;
@@ -21,6 +22,8 @@ export interface SpeakerSettings {
   nextHopSelf?: { ipv4?: string; ipv6?: string };
   /** Resolves BGP next hops through the kernel's routing table (RFC 4271 §9.1.2.1). */
   nextHops?: NextHopResolverPort;
+  /** The route sink's table for the RIB's candidates (RouteSinkPort.ribSlots). */
+  ribSlots?: RibSlots;
 }
 
 /** Whether a next hop resolves: by a connected subnet or a route other than a default, not, or it is ours. */
@@ -44,6 +47,8 @@ export interface SpeakerPeer extends PeerConfig {
 export interface BestRouteChange {
   prefix: string;
   nextHops: string[];
+  /** The prefix's record in the route sink's table, when the RIB shares it (RouteSinkPort.ribSlots): handed back to upsert/remove. */
+  slot?: unknown;
 }
 
 export interface SpeakerPort {
@@ -87,10 +92,18 @@ export interface RouteCounts {
 export interface RouteSinkPort {
   /** Adopts what the kernel has with our protocol as wanted, then keeps it as told. */
   start(): Promise<void>;
-  /** Wants this route for its prefix, replacing what was wanted before. Throws for a route `ip` would refuse. */
-  upsert(route: DesiredRoute): void;
+  /**
+   * Wants this route for its prefix, replacing what was wanted before. Throws for a route `ip` would
+   * refuse. `slot`: the change's (BestRouteChange.slot), so the prefix is not looked up again.
+   */
+  upsert(route: DesiredRoute, slot?: unknown): void;
   /** Wants no route of ours for the prefix. */
-  remove(prefix: string): void;
+  remove(prefix: string, slot?: unknown): void;
+  /**
+   * The sink's table, for the RIB to keep its candidates in (one record per prefix from the wire to
+   * the kernel: a withdrawal is one look-up); without it the RIB keeps its own.
+   */
+  ribSlots?(): RibSlots;
   /** What is wanted now, by prefix (read only): the one per-route store between the speaker and the kernel. */
   wanted(): ReadonlyMap<string, DesiredRoute>;
   installed(): InstalledRoute[];

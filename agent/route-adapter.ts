@@ -38,8 +38,9 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
       });
       await reconciler.start();
     },
-    upsert: (route) => reconciler.upsert(route),
-    remove: (prefix) => reconciler.remove(prefix),
+    upsert: (route, slot) => reconciler.upsert(route, slot),
+    remove: (prefix, slot) => reconciler.remove(prefix, slot),
+    ribSlots: () => reconciler.ribSlots(),
     wanted: () => reconciler.wanted(),
     installed: () => reconciler.installed(),
     installedRoute: (prefix) => reconciler.installedRoute(prefix),

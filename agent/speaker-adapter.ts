@@ -17,6 +17,7 @@ export function createSpeaker(settings: SpeakerSettings, log: Logger): SpeakerPo
     ...(settings.rejectCIDRs?.length ? { rejectCIDRs: settings.rejectCIDRs } : {}),
     ...(settings.nextHops ? { nextHops: settings.nextHops } : {}),
     ...(settings.nextHopSelf ? { nextHopSelf: settings.nextHopSelf } : {}),
+    ...(settings.ribSlots ? { ribSlots: settings.ribSlots } : {}),
     tcpMd5: nativeTcpMd5,
   });
   // TCP MD5 drops counted from here on: older ones say nothing of this speaker's peers.

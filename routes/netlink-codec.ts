@@ -131,7 +131,9 @@ export class RouteMessageWriter {
     b[start + 9] = seq >>> 8;
     b[start + 10] = seq >>> 16;
     b[start + 11] = seq >>> 24;
-    b.fill(0, start + 12, start + 16); // nlmsg_pid: the kernel
+    // nlmsg_pid (the kernel) and rtm_flags: byte stores, as Buffer.fill for 4 bytes costs a call into
+    // C++ (~2.5% of the agent's CPU in a withdrawn table).
+    b[start + 12] = b[start + 13] = b[start + 14] = b[start + 15] = 0;
     const r = start + NLMSGHDR;
     b[r] = family === 4 ? AF_INET : AF_INET6;
     let length = 0;
@@ -143,7 +145,7 @@ export class RouteMessageWriter {
     b[r + 5] = ROUTE_PROTOCOL;
     b[r + 6] = scope;
     b[r + 7] = routeType;
-    b.fill(0, r + 8, r + 12); // rtm_flags
+    b[r + 8] = b[r + 9] = b[r + 10] = b[r + 11] = 0; // rtm_flags
     if (family === 4) {
       const at = this.attributeHeader(RTA_DST, 4); // may grow the buffer: this.buf, not b
       writeIpv4(this.buf, at, prefix, slash);
@@ -183,7 +185,7 @@ export class RouteMessageWriter {
     b[start + 1] = (4 + size) >> 8;
     b[start + 2] = type;
     b[start + 3] = type >> 8;
-    if (size % 4 !== 0) this.buf.fill(0, start + 4 + size, start + 4 + align4(size));
+    for (let i = start + 4 + size; i < start + 4 + align4(size); i++) b[i] = 0;
     return start + 4;
   }
 

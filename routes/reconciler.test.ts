@@ -278,10 +278,10 @@ describe('RouteReconciler (fake ip)', () => {
     );
   });
 
-  it('reuses settled records without mixing prefixes: changes that arrive while chunks are at the kernel, refusals and flushes end equal to what is wanted', async () => {
+  it('keeps one record per prefix straight: changes that arrive while chunks are at the kernel, refusals and flushes end equal to what is wanted', async () => {
     // The kernel answers a turn of the event loop later, so passes run while changes keep coming;
-    // each change record is reused once settled (DirtyPool), and one reused too early would stand
-    // for two prefixes at once: a route missing, left behind or installed for the wrong prefix.
+    // a record released too early, or left in the queue twice and sent twice, would show as a
+    // route missing, left behind or installed for the wrong prefix.
     class SlowIp extends FakeIp {
       override async batch(lines: string[]): Promise<BatchFailure[]> {
         await new Promise((resolve) => setImmediate(resolve));

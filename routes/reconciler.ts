@@ -98,78 +98,49 @@ const RESYNC_SLICE = 20_000;
  */
 const FLUSH_MIN = 4096;
 
-/** A change sent; if refused, `have` puts the gateway counts back. A flush is a plain RouteWrite, every other change its prefix's Dirty. */
+/** A change sent: a flush is a plain RouteWrite, every other change its prefix's PrefixRecord. */
 type Line = RouteWrite;
 
 /**
- * A prefix where the kernel may differ from what we want: the one record the hot path touches, from
- * the change (upsert, remove) through the pass to the kernel's answer, so a withdrawn table costs
- * three map operations per prefix and one object, not a line object besides entries in three maps.
- * While its change is at the kernel it is also that change (the RouteWrite the writer encoded):
- * op, route and have stay as sent until settled; a newer change only sets `want` and queues it again.
+ * One prefix, from the first time anyone needs it until nobody does: what we want, what the kernel
+ * has of ours (as far as we know), the change at the kernel, and the RIB's candidates when the RIB
+ * keeps them here (ribSlots(): bgp/rib's RibSlot). One record and one map entry per prefix from the
+ * wire to the kernel: a withdrawn table costs a look-up in the RIB and the map delete once the kernel
+ * has answered, where two tables cost five map operations per prefix (the largest part of the
+ * agent's CPU in a withdrawal). While its change is at the kernel the record is also that change (the
+ * RouteWrite the writer encodes): route and have stay as sent until settled; a newer change only
+ * sets `want` and queues it again.
  */
-class Dirty implements RouteWrite {
-  op: RouteWrite['op'] = 'add';
-  /** What the change sent asks for (undefined: a delete). */
+class PrefixRecord implements RouteWrite {
+  /** What the change at the kernel (or the next one) asks for: undefined, a delete. */
   route: Route | undefined = undefined;
   /** The chunk its change is in; 0: none at the kernel. */
   chunk = 0;
-  /** In the queue (once at most). */
+  /** In the queue for a look (once at most; a stale slot of a record not queued is passed over). */
   queued = false;
-  /** Queue slots holding it (more than `queued` says: a flush passes over the slots of what it covers). */
-  slots = 0;
-  /** Still the prefix's entry in `table` (a settled one may still sit in the queue). */
+  /** Still the prefix's entry in the table. */
   live = true;
+  /** The RIB's, when it keeps its candidates here; never read by the reconciler but to know the record is in use. */
+  candidates: unknown = undefined;
+
   constructor(
-    public prefix: string,
+    readonly prefix: string,
     /** The kernel's route of ours for the prefix, as far as we know (while a change is out: before it). */
     public have: Route | undefined,
     /** What we want for the prefix (undefined: no route of ours). */
     public want: Route | undefined,
   ) {}
 
-  /** A spare record (see DirtyPool) made new for another prefix. */
-  reuse(prefix: string, have: Route | undefined, want: Route | undefined): Dirty {
-    this.op = 'add';
-    this.route = undefined;
-    this.chunk = 0;
-    this.queued = false;
-    this.slots = 0;
-    this.live = true;
-    this.prefix = prefix;
-    this.have = have;
-    this.want = want;
-    return this;
+  /** The change this record asks of the kernel (meaningful while it is at the kernel). */
+  get op(): 'add' | 'replace' | 'delete' {
+    return this.route === undefined ? 'delete' : this.have === undefined ? 'add' : 'replace';
   }
 }
-
-/**
- * Settled records kept for the next changes. A full table withdrawn or reloaded makes a record per
- * prefix that lives only until the kernel has answered: made afresh each time, they were the largest
- * part of what the agent allocated in a withdrawal (~15 of 45 MB per 100k prefixes), and the young
- * generation collections copied the queued ones. Bounded, so a burst leaves little behind.
- */
-class DirtyPool {
-  private readonly spare: Dirty[] = [];
-
-  constructor(private readonly max = 16_384) {}
-
-  take(prefix: string, have: Route | undefined, want: Route | undefined): Dirty {
-    return this.spare.pop()?.reuse(prefix, have, want) ?? new Dirty(prefix, have, want);
-  }
-
-  /** Keeps `d` if nothing refers to it any more: not the table (settled), no queue slot, no chunk at the kernel. */
-  give(d: Dirty): void {
-    if (!d.live && d.slots === 0 && d.chunk === 0 && this.spare.length < this.max) this.spare.push(d);
-  }
-}
-
-const wantOf = (v: Route | Dirty): Route | undefined => (v instanceof Dirty ? v.want : v);
 
 /** What is wanted, by prefix, read from the reconciler's one table (read only). */
 class Wanted implements ReadonlyMap<string, Route> {
   constructor(
-    private readonly table: () => ReadonlyMap<string, Route | Dirty> | undefined,
+    private readonly table: ReadonlyMap<string, PrefixRecord>,
     private readonly count: () => number,
   ) {}
 
@@ -178,8 +149,7 @@ class Wanted implements ReadonlyMap<string, Route> {
   }
 
   get(prefix: string): Route | undefined {
-    const v = this.table()?.get(prefix);
-    return v === undefined ? undefined : wantOf(v);
+    return this.table.get(prefix)?.want;
   }
 
   has(prefix: string): boolean {
@@ -187,10 +157,7 @@ class Wanted implements ReadonlyMap<string, Route> {
   }
 
   *entries(): MapIterator<[string, Route]> {
-    for (const [prefix, v] of this.table() ?? []) {
-      const want = wantOf(v);
-      if (want) yield [prefix, want];
-    }
+    for (const [prefix, rec] of this.table) if (rec.want) yield [prefix, rec.want];
   }
 
   *keys(): MapIterator<string> {
@@ -210,25 +177,32 @@ class Wanted implements ReadonlyMap<string, Route> {
   }
 }
 
+/** The reconciler's table as the RIB sees it (structurally bgp/rib's RibSlots: routes/ does not import bgp/). */
+export interface PrefixSlots {
+  get(prefix: string): { readonly prefix: string; candidates: unknown } | undefined;
+  add(prefix: string): { readonly prefix: string; candidates: unknown };
+  release(slot: { readonly prefix: string; candidates: unknown }): void;
+  values(): IterableIterator<{ readonly prefix: string; candidates: unknown }>;
+}
+
 export class RouteReconciler {
   /**
-   * Every prefix we want or the kernel (as far as we know) has of ours, the one full-size map: the
-   * Route where the kernel has what we want, the prefix's Dirty while they may differ. A change
-   * replaces a value rather than adding to and then taking from a second map (a full table's worth
-   * of a map growing and shrinking was most of what a withdrawal allocated). Undefined until start()
-   * adopts the kernel's routes or setDesired().
+   * Every prefix we want, the kernel (as far as we know) has of ours, or the RIB has candidates for:
+   * the one full-size map, a record per prefix (PrefixRecord).
    */
-  private table?: Map<string, Route | Dirty>;
+  private readonly table = new Map<string, PrefixRecord>();
+  /** start() adopted the kernel's routes, or setDesired() was called: upsert() and remove() may be. */
+  private adopted = false;
   /** Prefixes with a route wanted: wanted().size. */
   private wantedCount = 0;
-  private readonly wantedView = new Wanted(() => this.table, () => this.wantedCount);
+  private readonly wantedView = new Wanted(this.table, () => this.wantedCount);
   /** Prefixes to look at, in order of change. */
-  private queue: Dirty[] = [];
+  private queue: PrefixRecord[] = [];
   private head = 0;
-  /** Numbers the chunks: a Dirty's `chunk` says which one its change is in. */
+  /** Numbers the chunks: a record's `chunk` says which one its change is in. */
   private chunks = 0;
   /** Prefixes the kernel refused; they are queued again on the retry timer. */
-  private refused = new Set<Dirty>();
+  private refused = new Set<PrefixRecord>();
   private resyncWanted = false;
   /**
    * Device routes (no gateway) with proto 201 are the CNI plugin's pod routes unless this
@@ -237,7 +211,6 @@ export class RouteReconciler {
   private readonly ownedDevices = new Set<string>();
   private readonly shell: RouteShell;
   private readonly normalise = new SharingNormaliser();
-  private readonly dirties = new DirtyPool();
   /**
    * Our single-next-hop IPv4 routes by gateway, as the kernel will have them once the lines at `ip`
    * are done: when every one of a gateway's is a queued removal, they go as one flush. Undefined
@@ -325,11 +298,11 @@ export class RouteReconciler {
       const r = this.normalise.route(route);
       desired.set(r.prefix, r);
     }
-    const table = (this.table ??= new Map());
-    for (const [prefix, v] of table) if (!desired.has(prefix)) this.change(prefix, undefined, v);
+    this.adopted = true;
+    for (const [prefix, rec] of this.table) if (!desired.has(prefix)) this.setWant(rec, undefined);
     for (const r of desired.values()) {
       if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
-      this.change(r.prefix, r);
+      this.setWant(this.table.get(r.prefix) ?? this.add(r.prefix), r);
     }
     this.schedule();
   }
@@ -337,83 +310,89 @@ export class RouteReconciler {
   /**
    * Wants `route` for its prefix, replacing what we wanted before. Throws InvalidRouteError. A route
    * already in canonical form is kept as given (a full table's worth of objects not copied): do not
-   * modify it afterwards.
+   * modify it afterwards. `slot`: the prefix's record as the RIB's change carried it (ribSlots()),
+   * so the prefix is not looked up again.
    */
-  upsert(route: Route): void {
+  upsert(route: Route, slot?: unknown): void {
+    this.started();
     const r = this.normalise.route(route);
-    const v = this.started().get(r.prefix);
-    if (this.removals > 0 && v instanceof Dirty && v.want === undefined) this.removals--;
-    this.change(r.prefix, r, v);
+    const rec = this.recordFor(r.prefix, slot) ?? this.add(r.prefix);
+    if (this.removals > 0 && rec.want === undefined && rec.queued) this.removals--;
+    this.setWant(rec, r);
     if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
     this.schedule();
   }
 
-  /** Wants no route of ours for the prefix. */
-  remove(prefix: string): void {
-    const table = this.started();
-    // One lookup, and a prefix we hold is canonical already: this runs once per prefix of a
-    // withdrawn full table.
-    let v = table.get(prefix);
-    let p = prefix;
-    if (v === undefined) {
-      p = normalisePrefix(prefix);
-      if (p !== prefix) v = table.get(p);
-      if (v === undefined) return;
-    }
-    if (this.flushes && wantOf(v) !== undefined) this.removals++;
-    this.change(p, undefined, v);
+  /** Wants no route of ours for the prefix. `slot`: as for upsert(). */
+  remove(prefix: string, slot?: unknown): void {
+    this.started();
+    // A withdrawn full table comes here once per prefix: the record handed over, or one look-up
+    // (a prefix we hold is canonical already).
+    const rec = this.recordFor(prefix, slot) ?? this.table.get(normalisePrefix(prefix));
+    if (rec === undefined || rec.want === undefined) return;
+    if (this.flushes) this.removals++;
+    this.setWant(rec, undefined);
     this.schedule();
   }
 
   /**
-   * We now want `want` for the prefix (undefined: nothing), whose entry in the table is `v`: a
-   * prefix the kernel had right gets a Dirty remembering what it has, and it is queued.
+   * The table as the RIB's slot store (bgp/rib's RibSlots): the RIB keeps each prefix's candidates
+   * in its record here, and its changes carry the record back to upsert() and remove().
    */
-  private change(prefix: string, want: Route | undefined, v = this.table!.get(prefix)): void {
-    let d: Dirty;
-    if (v instanceof Dirty) {
-      d = v;
-      if (d.want === undefined) {
-        if (want !== undefined) this.wantedCount++;
-      } else if (want === undefined) this.wantedCount--;
-      d.want = want;
-    } else {
-      if (v === want) return; // undefined both, or the very route we have
-      // The key the table holds (the prefix of its route) is the string kept, not the caller's copy.
-      d = this.dirties.take(v ? v.prefix : prefix, v, want);
-      this.table!.set(d.prefix, d);
-      if (v === undefined) this.wantedCount++;
-      else if (want === undefined) this.wantedCount--;
-    }
-    this.enqueue(d);
+  ribSlots(): PrefixSlots {
+    return {
+      get: (prefix) => this.table.get(prefix),
+      add: (prefix) => this.add(prefix),
+      release: (slot) => this.release(slot as PrefixRecord),
+      values: () => this.table.values(),
+    };
+  }
+
+  /** The record `slot` when it is the prefix's own and still in the table; else the table's, if any. */
+  private recordFor(prefix: string, slot: unknown): PrefixRecord | undefined {
+    if (slot instanceof PrefixRecord && slot.live && slot.prefix === prefix) return slot;
+    return this.table.get(prefix);
+  }
+
+  /** A record for a prefix new to the table: nothing wanted, nothing in the kernel. */
+  private add(prefix: string): PrefixRecord {
+    const rec = new PrefixRecord(prefix, undefined, undefined);
+    this.table.set(prefix, rec);
+    return rec;
+  }
+
+  /** We now want `want` for the record's prefix (undefined: nothing): queued for the next pass. */
+  private setWant(rec: PrefixRecord, want: Route | undefined): void {
+    const before = rec.want;
+    if (before === want) return; // undefined both, or the very route wanted
+    if (before === undefined) this.wantedCount++;
+    else if (want === undefined) this.wantedCount--;
+    rec.want = want;
+    this.enqueue(rec);
     this.marks++;
   }
 
-  private enqueue(d: Dirty): void {
-    if (d.queued) return;
-    d.queued = true;
-    d.slots++;
-    this.queue.push(d);
+  private enqueue(rec: PrefixRecord): void {
+    if (rec.queued) return;
+    rec.queued = true;
+    this.queue.push(rec);
   }
 
   /**
-   * The kernel has what we want for the prefix: its entry is that route again, or gone. The record
-   * is spare once no queue slot holds it either (its fields stay as they are until reused, so the
-   * caller may still read them).
+   * The record leaves the table once nobody needs it: nothing wanted, nothing of ours in the kernel,
+   * no change out, no candidates of the RIB's. The queue passes over it (not live).
    */
-  private detach(d: Dirty): void {
-    d.live = false;
-    if (d.want) this.table!.set(d.prefix, d.want);
-    else this.table!.delete(d.prefix);
-    this.dirties.give(d);
+  private release(rec: PrefixRecord): void {
+    if (rec.want !== undefined || rec.have !== undefined || rec.chunk !== 0 || rec.candidates !== undefined || !rec.live) return;
+    rec.live = false;
+    rec.queued = false;
+    this.table.delete(rec.prefix);
+    if (this.refused.size > 0) this.refused.delete(rec);
   }
 
   /** Our routes in the kernel, as far as we know. */
   private *kernelRoutes(): Generator<Route> {
-    for (const v of this.table?.values() ?? []) {
-      const have = v instanceof Dirty ? v.have : v;
-      if (have) yield have;
-    }
+    for (const rec of this.table.values()) if (rec.have) yield rec.have;
   }
 
   /** What is wanted, by prefix (read only; empty before start). */
@@ -423,8 +402,7 @@ export class RouteReconciler {
 
   /** The kernel's route of ours for one canonical prefix, as of the last pass. */
   installedRoute(prefix: string): Route | undefined {
-    const v = this.table?.get(prefix);
-    return v instanceof Dirty ? v.have : v;
+    return this.table.get(prefix)?.have;
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
@@ -506,9 +484,8 @@ export class RouteReconciler {
     this.shell.close?.();
   }
 
-  private started(): Map<string, Route | Dirty> {
-    if (!this.table) throw new Error('RouteReconciler: call start() (adopt) or setDesired() before upsert() or remove()');
-    return this.table;
+  private started(): void {
+    if (!this.adopted) throw new Error('RouteReconciler: call start() (adopt) or setDesired() before upsert() or remove()');
   }
 
   /**
@@ -534,37 +511,44 @@ export class RouteReconciler {
       this.countGateway(r, 1);
       this.count(r, 1);
     }
-    if (!this.table) {
-      this.table = kernel as Map<string, Route | Dirty>;
-      this.wantedCount = kernel.size;
+    const table = this.table;
+    if (!this.adopted) {
+      // The first comparison adopts: what the kernel has of ours is what we want, until told otherwise.
+      this.adopted = true;
+      for (const [prefix, have] of kernel) {
+        const rec = table.get(prefix) ?? this.add(prefix);
+        rec.have = have;
+        if (rec.want === undefined) this.setWant(rec, have);
+        else if (!satisfies(have, rec.want)) this.enqueue(rec);
+        if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+      }
       return;
     }
     // Nothing is at the kernel now (a comparison waits for the changes out): what differs is found
-    // afresh, and what was queued or refused before is in it if it still differs.
-    const table = this.table;
+    // afresh, and what was queued or refused before is in it if it still differs. A record changed
+    // while this yields is queued by that change or compared when reached (its queued flag is reset
+    // here first, as the queue is).
     this.queue = [];
     this.head = 0;
     this.refused.clear();
-    for (const [prefix, v] of table) {
-      const want = wantOf(v);
-      if (v instanceof Dirty) v.live = false;
-      const have = kernel.get(prefix);
+    for (const rec of table.values()) {
+      rec.queued = false;
+      const want = rec.want;
+      const have = kernel.get(rec.prefix);
       if (want && have && satisfies(have, want)) {
-        if (v !== want) table.set(prefix, want);
-      } else if (!want && !have) {
-        table.delete(prefix);
+        rec.have = want;
       } else {
-        const d = new Dirty(prefix, have, want);
-        table.set(prefix, d);
-        this.enqueue(d);
+        rec.have = have;
+        if (want || have) this.enqueue(rec);
+        else this.release(rec);
       }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     for (const [prefix, have] of kernel) {
       if (!table.has(prefix)) {
-        const d = new Dirty(prefix, have, undefined);
-        table.set(prefix, d);
-        this.enqueue(d);
+        const rec = this.add(prefix);
+        rec.have = have;
+        this.enqueue(rec);
       }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
@@ -580,9 +564,9 @@ export class RouteReconciler {
       // `ip` itself failed: what the kernel took is unknown, so compare everything on the retry.
       this.viaGateway = undefined;
       for (const l of lines) {
-        for (const d of this.dirtiesOf(l)) {
-          d.chunk = 0;
-          this.refused.add(d);
+        for (const rec of this.recordsOf(l)) {
+          rec.chunk = 0;
+          this.refused.add(rec);
         }
       }
       this.scheduleRetry();
@@ -606,14 +590,14 @@ export class RouteReconciler {
       }
       if (!covers) {
         if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
-        this.settle(l as Dirty, refused);
+        this.settle(l as PrefixRecord, refused);
         continue;
       }
-      for (const d of this.dirtiesOf(l)) {
+      for (const rec of this.recordsOf(l)) {
         // A flush answers for a whole table's worth: its bookkeeping must not hold the event loop either.
         if (++done % RESYNC_SLICE === 0) await yieldToEventLoop();
-        d.route = undefined;
-        this.settle(d, refused);
+        rec.route = undefined;
+        this.settle(rec, refused);
       }
     }
     this.counters.changesApplied += applied;
@@ -627,34 +611,38 @@ export class RouteReconciler {
     return { applied: lines.length - failures.length, failures };
   }
 
-  /** The Dirty entries a line answers for: the line itself, or each prefix a flush covers. */
-  private dirtiesOf(l: Line): Dirty[] {
-    if (!l.covers) return [l as Dirty];
-    const out: Dirty[] = [];
+  /** The records a line answers for: the line itself, or each prefix a flush covers. */
+  private recordsOf(l: Line): PrefixRecord[] {
+    if (!l.covers) return [l as PrefixRecord];
+    const out: PrefixRecord[] = [];
     for (const prefix of l.covers) {
-      const v = this.table?.get(prefix);
-      if (v instanceof Dirty) out.push(v);
+      const rec = this.table.get(prefix);
+      if (rec !== undefined && rec.chunk !== 0) out.push(rec);
     }
     return out;
   }
 
   /**
    * What the kernel's answer to the prefix's change from `have` to `route` (undefined: removed)
-   * means for our bookkeeping. While its change is out the entry stays in `table` (nothing replaces
-   * it, and a full comparison waits for the changes out).
+   * means for our bookkeeping. While its change is out the record stays in the table (nothing
+   * releases it, and a full comparison waits for the changes out).
    */
-  private settle(d: Dirty, refused: boolean): void {
-    d.chunk = 0;
+  private settle(rec: PrefixRecord, refused: boolean): void {
+    rec.chunk = 0;
     if (refused) {
-      this.refused.add(d);
+      this.refused.add(rec);
       return;
     }
-    const route = d.route;
-    this.count(d.have, -1);
+    const route = rec.route;
+    this.count(rec.have, -1);
     this.count(route, 1);
-    d.have = route;
-    if (d.want === route) this.detach(d); // else changed again meanwhile: queued again too
-    if (!route && !d.want && this.ownedDevices.size > 0) this.ownedDevices.delete(d.prefix);
+    rec.have = route;
+    rec.route = undefined;
+    // Else changed again meanwhile, and queued again.
+    if (route === undefined && rec.want === undefined) {
+      if (this.ownedDevices.size > 0) this.ownedDevices.delete(rec.prefix);
+      this.release(rec);
+    }
   }
 
   /** Renders queued prefixes into at most chunkLines lines; prefixes already right cost nothing. */
@@ -663,57 +651,50 @@ export class RouteReconciler {
     if (flush) return [flush];
     const max = this.options.chunkLines ?? 2048;
     const lines: Line[] = [];
-    const later: Dirty[] = [];
+    const later: PrefixRecord[] = [];
     const chunk = ++this.chunks;
     let visited = 0;
     // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
     while (this.head < this.queue.length && lines.length < max && visited < max * 8) {
-      const d = this.queue[this.head++]!;
+      const rec = this.queue[this.head++]!;
       visited++;
-      d.slots--;
-      if (!d.live) {
-        this.dirties.give(d); // the kernel has what we want; this may have been its last slot
+      // Released, or a place in the queue passed over (a flush was its change; queued again after a resync).
+      if (!rec.queued || !rec.live) continue;
+      if (rec.chunk !== 0) {
+        // Its change is still at the kernel: looked at again once that is answered.
+        later.push(rec);
         continue;
       }
-      if (d.chunk !== 0) {
-        // Its change is still at the kernel: looked at again once that is answered, if it changed
-        // since (a flush's prefixes stay in the queue, no longer queued).
-        if (d.queued) later.push(d);
-        continue;
-      }
-      d.queued = false;
-      if (this.refused.size > 0) this.refused.delete(d);
-      const { want, have } = d;
+      rec.queued = false;
+      if (this.refused.size > 0) this.refused.delete(rec);
+      const { want, have } = rec;
       if (want && have && satisfies(have, want)) {
-        this.count(have, -1);
-        this.count(want, 1);
-        this.detach(d);
+        if (have !== want) {
+          this.count(have, -1);
+          this.count(want, 1);
+          rec.have = want;
+        }
         continue;
       }
       if (want) {
-        d.op = have ? 'replace' : 'add';
-        d.route = want;
+        rec.route = want;
       } else if (have) {
-        d.op = 'delete';
-        d.route = undefined;
+        rec.route = undefined;
         if (this.removals > 0) this.removals--;
       } else {
-        this.detach(d);
+        this.release(rec);
         continue;
       }
       this.countGateway(have, -1);
-      this.countGateway(d.route, 1);
-      d.chunk = chunk;
-      lines.push(d);
+      this.countGateway(rec.route, 1);
+      rec.chunk = chunk;
+      lines.push(rec);
     }
     if (this.head === this.queue.length || this.head > 65_536) {
       this.queue = this.queue.slice(this.head);
       this.head = 0;
     }
-    for (const d of later) {
-      d.slots++;
-      this.queue.push(d);
-    }
+    for (const rec of later) this.queue.push(rec);
     return lines;
   }
 
@@ -729,27 +710,30 @@ export class RouteReconciler {
     let fewest = Infinity;
     for (const n of counts.values()) if (n >= min) fewest = Math.min(fewest, n);
     if (this.removals < fewest) return undefined; // also when no gateway has enough
-    const removals = new Map<string, Dirty[]>();
+    // Sets: a record changed while its change was out may have two places in the queue.
+    const removals = new Map<string, Set<PrefixRecord>>();
     for (let i = this.head; i < this.queue.length; i++) {
-      const d = this.queue[i]!;
-      const gateway = d.live && d.have ? soleGateway(d.have) : undefined;
-      if (gateway === undefined || (counts.get(gateway) ?? 0) < min || d.want !== undefined || d.chunk !== 0) continue;
+      const rec = this.queue[i]!;
+      if (!rec.queued || !rec.live || rec.want !== undefined || rec.chunk !== 0 || !rec.have) continue;
+      const gateway = soleGateway(rec.have);
+      if (gateway === undefined || (counts.get(gateway) ?? 0) < min) continue;
       let list = removals.get(gateway);
-      if (!list) removals.set(gateway, (list = []));
-      list.push(d); // once each: a Dirty is queued once at most
+      if (!list) removals.set(gateway, (list = new Set()));
+      list.add(rec);
     }
-    for (const [gateway, dirties] of removals) {
-      if (dirties.length !== counts.get(gateway)) continue;
+    for (const [gateway, set] of removals) {
+      if (set.size !== counts.get(gateway)) continue;
+      const records = [...set];
       const chunk = ++this.chunks;
-      for (const d of dirties) {
-        this.refused.delete(d);
-        d.chunk = chunk;
-        d.queued = false; // its place in the queue is passed over: the flush is its change
+      for (const rec of records) {
+        this.refused.delete(rec);
+        rec.chunk = chunk;
+        rec.queued = false; // its place in the queue is passed over: the flush is its change
       }
-      const covers = dirties.map((d) => d.prefix);
+      const covers = records.map((rec) => rec.prefix);
       counts.delete(gateway);
       this.removals = Math.max(0, this.removals - covers.length);
-      return { op: 'flush', prefix: covers[0]!, route: undefined, have: dirties[0]!.have, gateway, covers };
+      return { op: 'flush', prefix: covers[0]!, route: undefined, have: records[0]!.have, gateway, covers };
     }
     this.flushScanAt = this.marks + min;
     return undefined;
@@ -793,7 +777,7 @@ export class RouteReconciler {
     this.retryDelay = Math.min(delay * 2, MAX_RETRY_MS);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
-      for (const d of this.refused) if (d.live) this.enqueue(d);
+      for (const rec of this.refused) if (rec.live) this.enqueue(rec);
       this.refused.clear();
       // A refusal may mean we were wrong about the kernel ("File exists" for a route of ours): compare first.
       this.resyncWanted = true;

@@ -48,6 +48,8 @@ export interface BestChange {
   best?: Route;
   multipath: Route[];
   nextHops: string[];
+  /** The prefix's slot (RibSlots): the record a consumer sharing the RIB's table reaches it by. */
+  slot?: RibSlot;
 }
 
 /** No next hops (withdrawn, or our own): one frozen array for all of them, a withdrawn table makes no garbage of it. */
@@ -225,6 +227,49 @@ const candidateList = (c: Candidates): Route[] => (Array.isArray(c) ? c : [c]);
 const bestOfCandidates = (c: Candidates): Route => (Array.isArray(c) ? c[0]! : c);
 
 /**
+ * Where the RIB keeps one prefix's candidates. The agent hands the RIB the route programmer's table
+ * (routes/reconciler.ts), so a prefix has one record and one map entry from the wire to the kernel:
+ * a withdrawal looks its prefix up once, and the kernel side reaches the record through the change
+ * (BestChange.slot) instead of looking the prefix up in a table of its own.
+ */
+export interface RibSlot {
+  readonly prefix: Prefix;
+  /** The RIB's alone: nobody else reads or writes it. */
+  candidates: unknown;
+}
+
+export interface RibSlots {
+  get(prefix: Prefix): RibSlot | undefined;
+  /** A slot for a prefix that has none, added. */
+  add(prefix: Prefix): RibSlot;
+  /** Its candidates are gone: the store drops the slot unless the store's other user still needs it. */
+  release(slot: RibSlot): void;
+  /** Every slot, some without candidates (skipped); releasing the current one while iterating is safe. */
+  values(): IterableIterator<RibSlot>;
+}
+
+/** The RIB's own slots, when it shares no table (tests, tools). */
+class OwnSlots implements RibSlots {
+  private readonly map = new Map<Prefix, RibSlot>();
+  get(prefix: Prefix): RibSlot | undefined {
+    return this.map.get(prefix);
+  }
+  add(prefix: Prefix): RibSlot {
+    const slot: RibSlot = { prefix, candidates: undefined };
+    this.map.set(prefix, slot);
+    return slot;
+  }
+  release(slot: RibSlot): void {
+    this.map.delete(slot.prefix);
+  }
+  values(): IterableIterator<RibSlot> {
+    return this.map.values();
+  }
+}
+
+const candidatesOf = (slot: RibSlot): Candidates | undefined => slot.candidates as Candidates | undefined;
+
+/**
  * Adj-RIBs-In and Loc-RIB in one table; announce, upsert and withdraw return the best-route change,
  * if any. Arrays held are never changed in place, so they can be shared.
  *
@@ -233,7 +278,6 @@ const bestOfCandidates = (c: Candidates): Route => (Array.isArray(c) ? c[0]! : c
  * When it changes, `revalidate` re-runs the decision for the prefixes using the next hops concerned.
  */
 export class Rib {
-  private readonly table = new Map<Prefix, Candidates>();
   /** Prefixes with candidates but none eligible: no best route. */
   private readonly unresolved = new Set<Prefix>();
   /**
@@ -251,20 +295,22 @@ export class Rib {
   constructor(
     private readonly maxPaths = 8,
     private readonly eligible?: (route: Route) => boolean,
+    private readonly slots: RibSlots = new OwnSlots(),
   ) {}
 
   /** `route` becomes its source's candidate for `prefix`, replacing the source's previous one. */
   announce(prefix: Prefix, route: Route): BestChange | undefined {
     const id = sourceIdOf(route);
-    const held = this.table.get(prefix);
+    const slot = this.slots.get(prefix);
+    const held = slot && candidatesOf(slot);
     if (held === undefined) {
       this.addCount(id, 1, prefix);
-      return this.select(prefix, held, this.aloneList(route));
+      return this.select(slot ?? this.slots.add(prefix), held, this.aloneList(route));
     }
     const routes = candidateList(held);
     const at = routes.findIndex((p) => sourceIdOf(p) === id);
     if (at < 0) this.addCount(id, 1, prefix);
-    return this.select(prefix, held, at < 0 ? [...routes, route] : routes.map((p, i) => (i === at ? route : p)));
+    return this.select(slot!, held, at < 0 ? [...routes, route] : routes.map((p, i) => (i === at ? route : p)));
   }
 
   /**
@@ -282,19 +328,24 @@ export class Rib {
   }
 
   withdraw(sourceId: string, prefix: Prefix, which?: (route: Route) => boolean): BestChange | undefined {
-    const held = this.table.get(prefix);
+    const slot = this.slots.get(prefix);
+    return slot && this.withdrawFrom(slot, sourceId, which);
+  }
+
+  private withdrawFrom(slot: RibSlot, sourceId: string, which?: (route: Route) => boolean): BestChange | undefined {
+    const held = candidatesOf(slot);
     if (held === undefined) return undefined;
     if (!Array.isArray(held)) {
       // The common case, one path and it goes (a full table withdrawn): no lists made and dropped per prefix.
       if (sourceIdOf(held) !== sourceId || (which !== undefined && !which(held))) return undefined;
-      this.addCount(sourceId, -1, prefix);
-      return this.select(prefix, held, NO_ROUTES);
+      this.addCount(sourceId, -1, slot.prefix);
+      return this.select(slot, held, NO_ROUTES);
     }
     const routes = held;
     const at = routes.findIndex((p) => sourceIdOf(p) === sourceId && (which === undefined || which(p)));
     if (at < 0) return undefined;
-    this.addCount(sourceId, -1, prefix);
-    return this.select(prefix, held, routes.filter((_, i) => i !== at));
+    this.addCount(sourceId, -1, slot.prefix);
+    return this.select(slot, held, routes.filter((_, i) => i !== at));
   }
 
   /**
@@ -304,9 +355,9 @@ export class Rib {
   dropSource(sourceId: string, family?: 4 | 6): BestChange[] {
     const changes: BestChange[] = [];
     if (!this.counts.has(sourceId)) return changes;
-    for (const prefix of this.table.keys()) {
-      if (family && familyOfPrefix(prefix) !== family) continue;
-      const c = this.withdraw(sourceId, prefix);
+    for (const slot of this.slots.values()) {
+      if (family && familyOfPrefix(slot.prefix) !== family) continue;
+      const c = this.withdrawFrom(slot, sourceId);
       if (c) changes.push(c);
     }
     return changes;
@@ -321,9 +372,9 @@ export class Rib {
   *dropSourceInSlices(sourceId: string, which: (route: Route) => boolean, slice: number): Generator<BestChange[], void, void> {
     let changes: BestChange[] = [];
     let visited = 0;
-    for (const prefix of this.table.keys()) {
+    for (const slot of this.slots.values()) {
       if (!this.counts.has(sourceId)) break;
-      const c = this.withdraw(sourceId, prefix, which);
+      const c = this.withdrawFrom(slot, sourceId, which);
       if (c) changes.push(c);
       if (++visited % slice === 0) {
         yield changes;
@@ -339,8 +390,9 @@ export class Rib {
    */
   markStale(sourceId: string, families?: ReadonlySet<4 | 6>): void {
     if (!this.counts.has(sourceId)) return;
-    for (const [prefix, held] of this.table) {
-      if (families && !families.has(familyOfPrefix(prefix))) continue;
+    for (const slot of this.slots.values()) {
+      const held = candidatesOf(slot);
+      if (held === undefined || (families && !families.has(familyOfPrefix(slot.prefix)))) continue;
       for (const p of candidateList(held)) if (sourceIdOf(p) === sourceId) p.stale = true;
     }
   }
@@ -348,10 +400,11 @@ export class Rib {
   sweepStale(sourceId: string, family?: 4 | 6): BestChange[] {
     const changes: BestChange[] = [];
     if (!this.counts.has(sourceId)) return changes;
-    for (const [prefix, held] of this.table) {
-      if (family && familyOfPrefix(prefix) !== family) continue;
+    for (const slot of this.slots.values()) {
+      const held = candidatesOf(slot);
+      if (held === undefined || (family && familyOfPrefix(slot.prefix) !== family)) continue;
       if (candidateList(held).some((p) => p.stale && sourceIdOf(p) === sourceId)) {
-        const c = this.withdraw(sourceId, prefix);
+        const c = this.withdrawFrom(slot, sourceId);
         if (c) changes.push(c);
       }
     }
@@ -366,18 +419,23 @@ export class Rib {
   }
 
   has(sourceId: string, prefix: Prefix): boolean {
-    const held = this.table.get(prefix);
+    const slot = this.slots.get(prefix);
+    const held = slot && candidatesOf(slot);
     return held !== undefined && candidateList(held).some((p) => sourceIdOf(p) === sourceId);
   }
 
   bestOf(prefix: Prefix): Selection | undefined {
-    const held = this.table.get(prefix);
+    const slot = this.slots.get(prefix);
+    const held = slot && candidatesOf(slot);
     return held && !this.unresolved.has(prefix) ? this.selection(prefix, held) : undefined;
   }
 
   *bestPaths(): IterableIterator<[Prefix, Selection]> {
     const skip = this.unresolved.size > 0;
-    for (const [prefix, held] of this.table) if (!skip || !this.unresolved.has(prefix)) yield [prefix, this.selection(prefix, held)];
+    for (const slot of this.slots.values()) {
+      const held = candidatesOf(slot);
+      if (held !== undefined && (!skip || !this.unresolved.has(slot.prefix))) yield [slot.prefix, this.selection(slot.prefix, held)];
+    }
   }
 
   /**
@@ -387,13 +445,30 @@ export class Rib {
   revalidate(nextHops?: ReadonlySet<string>): BestChange[] {
     const changes: BestChange[] = [];
     if (nextHops?.size === 0) return changes;
-    for (const [prefix, held] of this.table) {
+    for (const slot of this.slots.values()) {
+      const held = candidatesOf(slot);
+      if (held === undefined) continue;
       const routes = candidateList(held);
       if (nextHops && !routes.some((p) => nextHops.has(p.nextHop))) continue;
-      const c = this.select(prefix, held, routes);
+      const c = this.select(slot, held, routes);
       if (c) changes.push(c);
     }
     return changes;
+  }
+
+  /**
+   * Forgets every candidate, reporting nothing: the speaker stops, and a table shared with the route
+   * programmer outlives it (the next speaker starts from none).
+   */
+  clear(): void {
+    for (const slot of this.slots.values()) {
+      if (slot.candidates === undefined) continue;
+      slot.candidates = undefined;
+      this.slots.release(slot);
+    }
+    this.unresolved.clear();
+    this.otherMultipath.clear();
+    this.counts.clear();
   }
 
   private selection(prefix: Prefix, held: Candidates): Selection {
@@ -412,27 +487,30 @@ export class Rib {
   }
 
   /** Runs the decision process over the prefix's new candidates, stores them ranked, reports a change. */
-  private select(prefix: Prefix, held: Candidates | undefined, routes: Route[]): BestChange | undefined {
+  private select(slot: RibSlot, held: Candidates | undefined, routes: Route[]): BestChange | undefined {
+    const prefix = slot.prefix;
     const hadBest = held !== undefined && (this.unresolved.size === 0 || !this.unresolved.has(prefix));
     const usable = this.eligible === undefined || routes.every(this.eligible) ? routes : routes.filter(this.eligible);
     if (usable.length === 0) {
-      if (routes.length === 0) this.table.delete(prefix);
-      else this.table.set(prefix, routes.length === 1 ? routes[0]! : routes);
       if (routes.length === 0) {
+        slot.candidates = undefined;
+        this.slots.release(slot);
         if (this.unresolved.size > 0) this.unresolved.delete(prefix);
+      } else {
+        slot.candidates = routes.length === 1 ? routes[0]! : routes;
+        this.unresolved.add(prefix);
       }
-      else this.unresolved.add(prefix);
       if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-      return hadBest ? { prefix, best: undefined, multipath: NO_ROUTES, nextHops: NO_NEXT_HOPS } : undefined;
+      return hadBest ? { prefix, best: undefined, multipath: NO_ROUTES, nextHops: NO_NEXT_HOPS, slot } : undefined;
     }
     if (this.unresolved.size > 0) this.unresolved.delete(prefix);
     const { best, tied } = decide(usable);
     const multipath = multipathOf(tied, this.maxPaths);
     const unchanged = hadBest && bestOfCandidates(held!) === best && sameRoutes(this.otherMultipath.get(prefix) ?? [best], multipath);
     const ranked = tied.length === routes.length ? tied : [...tied, ...routes.filter((p) => !tied.includes(p))];
-    this.table.set(prefix, ranked.length === 1 ? ranked[0]! : ranked);
+    slot.candidates = ranked.length === 1 ? ranked[0]! : ranked;
     if (multipath.length !== 1 || multipath[0] !== best) this.otherMultipath.set(prefix, multipath);
     else if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-    return unchanged ? undefined : { prefix, best, multipath, nextHops: this.nextHops.of(best, multipath) };
+    return unchanged ? undefined : { prefix, best, multipath, nextHops: this.nextHops.of(best, multipath), slot };
   }
 }

@@ -18,7 +18,7 @@ import {
   endOfRibFamily,
 } from '../codec/index.js';
 import type { State } from '../fsm/fsm.js';
-import { type BestChange, LOCAL, type PeerInfo, Rib, type Route } from '../rib/rib.js';
+import { type BestChange, LOCAL, type PeerInfo, Rib, type RibSlots, type Route } from '../rib/rib.js';
 import { ImportFilter, contains, exportAttributes, loopReason } from '../policy/policy.js';
 import { type Established, Session, type TcpMd5, addressesOn, socketFd } from '../session/session.js';
 import { type ConfiguredNextHops, receivedNextHop, selfNextHops } from './next-hop-self.js';
@@ -49,6 +49,8 @@ export interface SpeakerConfig {
   maxPrefixes: number;
   clusterId?: string;
   maxPaths?: number;
+  /** Where the RIB keeps its candidates: the route programmer's table in the agent (one record per prefix); its own otherwise. */
+  ribSlots?: RibSlots;
   /** Where the speaker reports what it drops or resets (a pino logger fits); silent when absent. */
   log?: SpeakerLog;
   /** Whether next hops resolve through the kernel's routing table; without it every one does. */
@@ -194,7 +196,7 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     this.log = config.log ?? SILENT;
     const resolver = config.nextHops;
     // Without a resolver every next hop is eligible: no check at all on the hot path.
-    this.rib = new Rib(config.maxPaths ?? 8, resolver && ((r) => r.source === LOCAL || this.nextHopState(r.nextHop) === 'reachable'));
+    this.rib = new Rib(config.maxPaths ?? 8, resolver && ((r) => r.source === LOCAL || this.nextHopState(r.nextHop) === 'reachable'), config.ribSlots);
     this.importFilter = new ImportFilter(config);
     if (config.gracefulRestart.enabled && config.gracefulRestart.restarting) this.deferral = {};
   }
@@ -807,6 +809,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       else peer.session.stop();
     }
     this.peers.clear();
+    // A table shared with the route programmer outlives us: the next speaker must not find our candidates there.
+    this.rib.clear();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }

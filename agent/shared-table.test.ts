@@ -1,0 +1,164 @@
+// The RIB keeping its candidates in the route programmer's table (one record per prefix from the
+// wire to the kernel): whatever the order of announcements, withdrawals, passes, refusals and drift,
+// the kernel ends with the RIB's best routes, and the table holds no record nobody needs.
+import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
+import { Rib, type BestChange, type PeerInfo, type Route as RibRoute } from '../bgp/rib/rib.js';
+import type { Route } from '../routes/desired.js';
+import type { BatchFailure } from '../routes/ip.js';
+import { type RouteShell, RouteReconciler } from '../routes/reconciler.js';
+
+/** Our routes in a map; answers a turn of the event loop later (passes overlap changes), refusing what the test says. */
+class SlowKernel implements RouteShell {
+  kernel = new Map<string, Route>();
+  refuse = new Set<string>();
+  async readRoutes(): Promise<Route[]> {
+    return [...this.kernel.values()];
+  }
+  async batch(lines: string[]): Promise<BatchFailure[]> {
+    await new Promise((resolve) => setImmediate(resolve));
+    const failures: BatchFailure[] = [];
+    lines.forEach((line, i) => {
+      const [, verb, ...rest] = line.split(' ');
+      const prefix = rest[0]!;
+      if (verb === 'flush') {
+        const gateway = rest[rest.indexOf('via') + 1];
+        for (const [p, route] of this.kernel) if (route.nextHops.length === 1 && route.nextHops[0] === gateway) this.kernel.delete(p);
+        return;
+      }
+      if (this.refuse.has(prefix)) failures.push({ line: i + 1, command: line, error: 'RTNETLINK answers: Network is unreachable' });
+      else if (verb === 'del') this.kernel.delete(prefix);
+      else this.kernel.set(prefix, { prefix, type: 'unicast', nextHops: [...line.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort() });
+    });
+    return failures;
+  }
+}
+
+const peer = (id: string, address: string): PeerInfo => ({ id, address, asn: 65000, routerId: address, ebgp: false, rrClient: false });
+const PEERS = [peer('p1', '192.0.2.1'), peer('p2', '192.0.2.2')];
+
+/** What the daemon does with a change (agent/daemon.ts onBestRoutes → program), slot included. */
+function program(reconciler: RouteReconciler, changes: (BestChange | undefined)[]): void {
+  for (const c of changes) {
+    if (!c) continue;
+    if (c.nextHops.length) reconciler.upsert({ prefix: c.prefix, type: 'unicast', nextHops: c.nextHops }, c.slot);
+    else reconciler.remove(c.prefix, c.slot);
+  }
+}
+
+describe('RIB and route programmer sharing one table', () => {
+  it('ends with the RIB best routes in the kernel and no record left that nobody needs, whatever the order', async () => {
+    const prefix = fc.integer({ min: 0, max: 7 }).map((i) => `10.${i}.0.0/24`);
+    const source = fc.integer({ min: 0, max: 1 });
+    const op = fc.oneof(
+      { weight: 5, arbitrary: fc.record({ kind: fc.constant('announce' as const), prefix, source, med: fc.integer({ min: 0, max: 2 }) }) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('withdraw' as const), prefix, source }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), source }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('turn' as const) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('refuse' as const), prefix }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('accept' as const) }) },
+      // Someone else deletes a route of ours; a comparison with the kernel follows.
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('drift' as const), prefix }) },
+      // A next hop stops or starts resolving: its routes stay candidates, not selected (RFC 4271 §9.1.2.1).
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('reachability' as const), source }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 80 }), async (ops) => {
+        const kernel = new SlowKernel();
+        const reconciler = new RouteReconciler({ shell: kernel, chunkLines: 2, flushMin: 2, debounceMs: 0, retryMs: 1, driftSettleMs: 0, driftIntervalMs: 0 });
+        await reconciler.start();
+        const unreachable = new Set<string>();
+        const eligible = (r: RibRoute): boolean => !unreachable.has(r.nextHop);
+        const rib = new Rib(8, eligible, reconciler.ribSlots());
+        // The same operations on a RIB with a table of its own: what the shared one must agree with.
+        const reference = new Rib(8, eligible);
+        for (const o of ops) {
+          if (o.kind === 'announce') {
+            const route: RibRoute = { attrs: { origin: 0, asPath: [], med: o.med }, nextHop: PEERS[o.source]!.address, source: PEERS[o.source]! };
+            program(reconciler, [rib.announce(o.prefix, route)]);
+            reference.announce(o.prefix, { ...route });
+          } else if (o.kind === 'withdraw') {
+            program(reconciler, [rib.withdraw(PEERS[o.source]!.id, o.prefix)]);
+            reference.withdraw(PEERS[o.source]!.id, o.prefix);
+          } else if (o.kind === 'drop') {
+            program(reconciler, rib.dropSource(PEERS[o.source]!.id));
+            reference.dropSource(PEERS[o.source]!.id);
+          } else if (o.kind === 'reachability') {
+            const hop = PEERS[o.source]!.address;
+            if (!unreachable.delete(hop)) unreachable.add(hop);
+            program(reconciler, rib.revalidate(new Set([hop])));
+            reference.revalidate(new Set([hop]));
+          } else if (o.kind === 'turn') await new Promise((resolve) => setImmediate(resolve));
+          else if (o.kind === 'refuse') kernel.refuse.add(o.prefix);
+          else if (o.kind === 'accept') kernel.refuse.clear();
+          else {
+            kernel.kernel.delete(o.prefix);
+            reconciler.suspectDrift();
+          }
+        }
+        kernel.refuse.clear();
+        for (let i = 0; i < 20 && reconciler.stats().pending > 0; i++) {
+          await reconciler.flush();
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5)); // a drift comparison asked for last
+        await reconciler.flush();
+        const best = [...reference.bestPaths()].map(([p, s]) => `${p} ${s.multipath.map((r) => r.nextHop).sort().join(',')}`).sort();
+        const got = [...kernel.kernel.values()].map((r) => `${r.prefix} ${r.nextHops.join(',')}`).sort();
+        expect(got).toEqual(best);
+        expect(reconciler.installed().map((r) => `${r.prefix} ${r.nextHops.join(',')}`)).toEqual(got);
+        expect([...rib.bestPaths()].map(([p]) => p).sort()).toEqual([...reference.bestPaths()].map(([p]) => p).sort());
+        for (const p of PEERS) expect(rib.count(p.id)).toBe(reference.count(p.id));
+        // A record per prefix with candidates (selected or not) or a route of ours, none more.
+        const withCandidates = Array.from({ length: 8 }, (_, i) => `10.${i}.0.0/24`).filter((p) => PEERS.some((peer) => reference.has(peer.id, p)));
+        for (const p of withCandidates) for (const peer of PEERS) expect(rib.has(peer.id, p)).toBe(reference.has(peer.id, p));
+        const needed = new Set([...kernel.kernel.keys(), ...withCandidates]);
+        expect([...reconciler.ribSlots().values()].map((s) => s.prefix).sort()).toEqual([...needed].sort());
+        // The speaker stops (Rib.clear) and the routes are removed: nothing is left in the table.
+        rib.clear();
+        for (const p of needed) reconciler.remove(p);
+        await reconciler.flush();
+        reconciler.stop();
+        expect(kernel.kernel.size).toBe(0);
+        expect([...reconciler.ribSlots().values()]).toEqual([]);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a withdrawal is one look-up and one delete in the table: the change carries the record to the route programmer', async () => {
+    const kernel = new SlowKernel();
+    const reconciler = new RouteReconciler({ shell: kernel, debounceMs: 0 });
+    await reconciler.start();
+    const slots = reconciler.ribSlots();
+    const rib = new Rib(8, undefined, slots);
+    const route: RibRoute = { attrs: { origin: 0, asPath: [] }, nextHop: '192.0.2.1', source: PEERS[0]! };
+    const prefixes = Array.from({ length: 100 }, (_, i) => `10.0.${i}.0/24`);
+    program(reconciler, prefixes.map((p) => rib.announce(p, route)));
+    await reconciler.flush();
+    expect(kernel.kernel.size).toBe(100);
+    // Every map operation on the one table, counted: a wrong record handed over would show as a
+    // route left behind or removed for the wrong prefix.
+    const table = (reconciler as unknown as { table: Map<string, unknown> }).table;
+    const ops = { get: 0, set: 0, delete: 0 };
+    for (const name of ['get', 'set', 'delete'] as const) {
+      const original = table[name].bind(table) as (...args: unknown[]) => unknown;
+      (table as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => (ops[name]++, original(...args));
+    }
+    program(reconciler, prefixes.slice(0, 50).map((p) => rib.withdraw('p1', p)));
+    await reconciler.flush();
+    expect(ops).toEqual({ get: 50, set: 0, delete: 50 });
+    expect([...kernel.kernel.keys()].sort()).toEqual(prefixes.slice(50).sort());
+    expect([...slots.values()].length).toBe(50);
+    // A record no longer in the table (stale) is not trusted: the prefix is looked up instead.
+    const stale = rib.withdraw('p1', prefixes[50]!)!;
+    program(reconciler, [stale]);
+    await reconciler.flush();
+    program(reconciler, [rib.announce(prefixes[50]!, route)]);
+    await reconciler.flush();
+    expect(kernel.kernel.has(prefixes[50]!)).toBe(true);
+    reconciler.remove(prefixes[50]!, stale.slot);
+    await reconciler.flush();
+    expect(kernel.kernel.has(prefixes[50]!)).toBe(false);
+  });
+});
