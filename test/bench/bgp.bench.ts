@@ -21,6 +21,8 @@ interface Round {
   withdrawCpuMs: number;
   /** Of which in user mode: our own work, without the kernel's deletions done in our threads. */
   withdrawUserCpuMs: number;
+  /** Of which the main thread spent in garbage collection (the agent's own metrics). */
+  withdrawGcMs: number;
   statusMaxMs: number;
   statusFailures: number;
   eventLoopMaxMs: number;
@@ -51,17 +53,20 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
     let withdraw: SideTimes = { ours: NaN, bird: NaN };
     let withdrawCpuMs = NaN;
     let withdrawUserCpuMs = NaN;
+    let withdrawGcMs = NaN;
     let flap: SideTimes = { ours: NaN, bird: NaN };
     let flapStatusMaxMs = NaN;
     let roundEventLoopMaxMs = NaN;
     const phasePeaksMB: number[] = [];
     if (phases === 'all') {
       const later = new StatusProbe(lab.socket);
+      const gcBefore = await lab.agentGcMs();
       const cpuBefore = lab.agentCpuMs();
       const userBefore = lab.agentCpuMs('user');
       withdraw = await lab.untilBoth(0, await lab.senders('disable', 'generated'), TIMEOUT_MS);
       withdrawCpuMs = lab.agentCpuMs() - cpuBefore;
       withdrawUserCpuMs = lab.agentCpuMs('user') - userBefore;
+      withdrawGcMs = (await lab.agentGcMs()) - gcBefore;
       phasePeaksMB.push(lab.agentPeakRssMB());
       await lab.untilBoth(prefixes, await lab.senders('enable', 'generated'), TIMEOUT_MS);
       phasePeaksMB.push(lab.agentPeakRssMB());
@@ -71,7 +76,7 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
       flapStatusMaxMs = later.failures.length ? Infinity : Math.round(later.maxMs);
       roundEventLoopMaxMs = await lab.agentEventLoopMaxMs();
     }
-    return { load, bulk, withdraw, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, withdrawCpuMs, withdrawUserCpuMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs, flapStatusMaxMs, roundEventLoopMaxMs, phasePeaksMB };
+    return { load, bulk, withdraw, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, withdrawCpuMs, withdrawUserCpuMs, withdrawGcMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs, flapStatusMaxMs, roundEventLoopMaxMs, phasePeaksMB };
   } catch (err) {
     throw new Error(`${(err as Error).message}\nagent log: ${lab.agentLog()}`);
   } finally {
@@ -108,7 +113,7 @@ export async function benchBgp(): Promise<string[]> {
     '  ' + ratioLine('first route to 99% in the kernel (the rate), ours vs BIRD', m((r) => r.bulk.ours), m((r) => r.bulk.bird), 'reported'),
     '  ' + ratioLine('withdrawal of all, ours vs BIRD', m((r) => r.withdraw.ours), m((r) => r.withdraw.bird), '<= 1.0x'),
     '  ' + ratioLine('session flap without GR (all withdrawn, then all reinstalled), ours vs BIRD', m((r) => r.flap.ours), m((r) => r.flap.bird), 'reported'),
-    `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB; peak after withdrawal/reload/flap per round: ${full.map((r) => r.phasePeaksMB.join('/')).join(' ')}); agent CPU for the load ${m((r) => r.cpuMs)} ms, for the withdrawal ${m((r) => r.withdrawCpuMs)} ms (user mode ${m((r) => r.withdrawUserCpuMs)} ms)`,
+    `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB; peak after withdrawal/reload/flap per round: ${full.map((r) => r.phasePeaksMB.join('/')).join(' ')}); agent CPU for the load ${m((r) => r.cpuMs)} ms, for the withdrawal ${m((r) => r.withdrawCpuMs)} ms (user mode ${m((r) => r.withdrawUserCpuMs)} ms, garbage collection ${m((r) => r.withdrawGcMs)} ms)`,
     `  during the load: slowest status-socket answer ${Math.max(...full.map((r) => r.statusMaxMs))} ms (failures ${full.reduce((s, r) => s + r.statusFailures, 0)}), longest event-loop delay ${Math.max(...full.map((r) => r.eventLoopMaxMs))} ms (goal <= 100 ms each)`,
     `  through withdrawal, reload and flap (the peer with the full table dropped): slowest status-socket answer ${Math.max(...full.map((r) => r.flapStatusMaxMs))} ms; longest event-loop delay of the whole round ${Math.max(...full.map((r) => r.roundEventLoopMaxMs))} ms (goal <= 100 ms each)`,
   );

@@ -278,14 +278,26 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     return Math.round(((Number(fields[11]) + (mode === 'all' ? Number(fields[12]) : 0)) * 1000) / 100);
   }
 
-  /** The longest event-loop delay since the agent started, from its metrics. */
-  async agentEventLoopMaxMs(): Promise<number> {
-    // Node's fetch, from inside the agent's namespace (where the metrics port is): no curl needed.
+  /** The agent's Prometheus metrics, read from inside its namespace (Node's fetch: no curl needed). */
+  private async agentMetrics(): Promise<string> {
     const script = `fetch('http://${AGENT_ADDRESS}:${METRICS_PORT}/metrics', { signal: AbortSignal.timeout(10000) }).then((r) => r.text()).then((t) => process.stdout.write(t))`;
     const out = await execIn(this.us, process.execPath, ['-e', script]);
-    const max = /lightly_event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(String(out.stdout))?.[1];
-    if (max === undefined) throw new Error(`no event-loop metric from the agent: ${String(out.stderr)}`);
+    if (!String(out.stdout).includes('lightly_')) throw new Error(`no metrics from the agent: ${String(out.stderr)}`);
+    return String(out.stdout);
+  }
+
+  /** The longest event-loop delay since the agent started, from its metrics. */
+  async agentEventLoopMaxMs(): Promise<number> {
+    const max = /lightly_event_loop_delay_seconds\{stat="max"\} (\S+)/.exec(await this.agentMetrics())?.[1];
+    if (max === undefined) throw new Error('no event-loop metric from the agent');
     return Math.round(Number(max) * 1000);
+  }
+
+  /** The agent's garbage collection so far, ms, all kinds (Node's default metrics: the time collections held the main thread). */
+  async agentGcMs(): Promise<number> {
+    const sums = [...(await this.agentMetrics()).matchAll(/^lightly_agent_nodejs_gc_duration_seconds_sum\{[^}]*\} (\S+)$/gm)];
+    if (sums.length === 0) throw new Error('no GC metric from the agent');
+    return Math.round(sums.reduce((total, m) => total + Number(m[1]), 0) * 1000);
   }
 
   agentLog(): string {
