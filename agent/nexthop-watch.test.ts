@@ -2,7 +2,7 @@
 // reads of a large main table take at most a tenth of the time, never later than 10 s.
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { readDelay } from './nexthop-watch.js';
+import { pollDue, readDelay } from './nexthop-watch.js';
 
 describe('readDelay', () => {
   it('reads 100 ms after a first change, and after a quiet spell', () => {
@@ -23,5 +23,20 @@ describe('readDelay', () => {
         return d >= 100 && d <= 10_000;
       }),
     );
+  });
+});
+
+describe('pollDue: the safety net re-reads the main table (a full table of ours in it) only as often as the watch needs', () => {
+  it('with the addon watcher: about every 5 minutes, since it reports its own overruns and failures', () => {
+    expect(pollDue('netlink', true, 30_000)).toBe(false);
+    expect(pollDue('netlink', true, 240_000)).toBe(false);
+    expect(pollDue('netlink', true, 290_000)).toBe(true);
+    expect(pollDue('netlink', true, Infinity)).toBe(true);
+  });
+
+  it('every poll (30 s) through ip monitor, which drops lines unseen, and while no read has succeeded yet', () => {
+    expect(pollDue('ip monitor', true, 30_000)).toBe(true);
+    expect(pollDue(undefined, true, 30_000)).toBe(true);
+    expect(pollDue('netlink', false, 30_000)).toBe(true);
   });
 });
