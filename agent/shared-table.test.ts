@@ -161,4 +161,22 @@ describe('RIB and route programmer sharing one table', () => {
     await reconciler.flush();
     expect(kernel.kernel.has(prefixes[50]!)).toBe(false);
   });
+
+  it('a prefix the RIB holds in another text form than the route programmer (IPv6 in upper case) has its route removed when its next hop stops resolving', async () => {
+    const kernel = new SlowKernel();
+    const reconciler = new RouteReconciler({ shell: kernel, debounceMs: 0 });
+    await reconciler.start();
+    const unreachable = new Set<string>();
+    const rib = new Rib(8, (r) => !unreachable.has(r.nextHop), reconciler.ribSlots());
+    const route: RibRoute = { attrs: { origin: 0, asPath: [] }, nextHop: '2001:db8::1', source: peer('p6', '2001:db8::1') };
+    program(reconciler, [rib.announce('2001:DB8:1::/64', route)]);
+    await reconciler.flush();
+    expect([...kernel.kernel.keys()]).toEqual(['2001:db8:1::/64']);
+    // RFC 4271 §9.1.2.1: the route stays a candidate, no longer selected; the kernel route goes.
+    unreachable.add('2001:db8::1');
+    program(reconciler, rib.revalidate(new Set(['2001:db8::1'])));
+    await reconciler.flush();
+    expect([...kernel.kernel.keys()]).toEqual([]);
+    expect(reconciler.wanted().size).toBe(0);
+  });
 });

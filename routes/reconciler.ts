@@ -328,7 +328,9 @@ export class RouteReconciler {
     this.started();
     // A withdrawn full table comes here once per prefix: the record handed over, or one look-up
     // (a prefix we hold is canonical already).
-    const rec = this.recordFor(prefix, slot) ?? this.table.get(normalisePrefix(prefix));
+    let rec = this.recordFor(prefix, slot);
+    // None, or the RIB's record under a prefix text not canonical (IPv6 in upper case): the route is the canonical one's.
+    if (rec?.want === undefined) rec = this.table.get(normalisePrefix(prefix));
     if (rec === undefined || rec.want === undefined) return;
     if (this.flushes) this.removals++;
     this.setWant(rec, undefined);
