@@ -547,8 +547,9 @@ export class RouteReconciler {
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     for (const [prefix, have] of kernel) {
-      if (!table.has(prefix)) {
-        const rec = this.add(prefix);
+      const rec = table.get(prefix) ?? this.add(prefix);
+      // Without the kernel's route: added while this yielded (by the RIB, or a new want), not compared above.
+      if (rec.have === undefined) {
         rec.have = have;
         this.enqueue(rec);
       }
