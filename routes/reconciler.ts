@@ -449,8 +449,9 @@ export class RouteReconciler {
             continue;
           }
           const current = this.send(lines);
-          if (previous) add(await previous);
-          previous = current;
+          const sent = previous;
+          previous = current; // before awaiting `sent`: if that throws, the finally below still waits for this one
+          if (sent) add(await sent);
         }
       } finally {
         if (previous) await previous.catch(() => undefined);
