@@ -161,4 +161,63 @@ describe('RIB and route programmer sharing one table', () => {
     await reconciler.flush();
     expect(kernel.kernel.has(prefixes[50]!)).toBe(false);
   });
+
+  it('a prefix the RIB holds in another text form than the route programmer (IPv6 in upper case) has its route removed when its next hop stops resolving', async () => {
+    const kernel = new SlowKernel();
+    const reconciler = new RouteReconciler({ shell: kernel, debounceMs: 0 });
+    await reconciler.start();
+    const unreachable = new Set<string>();
+    const rib = new Rib(8, (r) => !unreachable.has(r.nextHop), reconciler.ribSlots());
+    const route: RibRoute = { attrs: { origin: 0, asPath: [] }, nextHop: '2001:db8::1', source: peer('p6', '2001:db8::1') };
+    program(reconciler, [rib.announce('2001:DB8:1::/64', route)]);
+    await reconciler.flush();
+    expect([...kernel.kernel.keys()]).toEqual(['2001:db8:1::/64']);
+    // RFC 4271 §9.1.2.1: the route stays a candidate, no longer selected; the kernel route goes.
+    unreachable.add('2001:db8::1');
+    program(reconciler, rib.revalidate(new Set(['2001:db8::1'])));
+    await reconciler.flush();
+    expect([...kernel.kernel.keys()]).toEqual([]);
+    expect(reconciler.wanted().size).toBe(0);
+  });
+
+  it('a full comparison removes a route of ours nobody wants even when the RIB takes the prefix up while the comparison yields', async () => {
+    // More routes than the comparison handles between yields (RESYNC_SLICE), so it yields while
+    // going through the kernel's routes; the RIB then learns the prefix, with a next hop that does
+    // not resolve: a candidate, no best, so the route programmer is not told of it.
+    const kernel = new SlowKernel();
+    for (let i = 0; i < 30_000; i++) {
+      const prefix = `10.${i >> 8}.${i & 255}.0/24`;
+      kernel.kernel.set(prefix, { prefix, type: 'unicast', nextHops: ['192.0.2.1'] });
+    }
+    const reconciler = new RouteReconciler({ shell: kernel, debounceMs: 0, resyncMs: 0, driftSettleMs: 0, driftIntervalMs: 0 });
+    await reconciler.start();
+    const rib = new Rib(8, (r) => r.nextHop !== '192.0.2.9', reconciler.ribSlots());
+    // Someone else's route with our protocol: the comparison is to remove it.
+    const foreign = '10.250.0.0/24';
+    kernel.kernel.set(foreign, { prefix: foreign, type: 'unicast', nextHops: ['192.0.2.7'] });
+    // The comparison's first look for a kernel route in the table (after going through the table
+    // itself): the RIB's announcement runs at the comparison's next yield.
+    const table = (reconciler as unknown as { table: Map<string, unknown> }).table;
+    let armed = true;
+    for (const name of ['get', 'has'] as const) {
+      const original = table[name].bind(table) as (prefix: string) => unknown;
+      (table as unknown as Record<string, unknown>)[name] = (prefix: string) => {
+        if (armed) {
+          armed = false;
+          setImmediate(() => expect(rib.announce(foreign, { attrs: { origin: 0, asPath: [] }, nextHop: '192.0.2.9', source: PEERS[0]! })).toBeUndefined());
+        }
+        return original(prefix);
+      };
+    }
+    const checked = new Promise<void>((resolve) => {
+      (reconciler as unknown as { options: { onDriftChecked?: () => void } }).options.onDriftChecked = resolve;
+    });
+    reconciler.suspectDrift();
+    await checked;
+    await reconciler.flush();
+    expect(armed).toBe(false);
+    expect(rib.has('p1', foreign)).toBe(true);
+    expect(kernel.kernel.has(foreign)).toBe(false);
+    reconciler.stop();
+  });
 });

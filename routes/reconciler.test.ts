@@ -390,4 +390,36 @@ describe('RouteReconciler (fake ip)', () => {
     expect(ip.batches.flat().some((line) => line.startsWith('route del'))).toBe(false);
     rec.stop();
   });
+
+  it('waits for every chunk it sent when ip fails: the next chunk failing too is handled, not an unhandled rejection (the agent would exit)', async () => {
+    class DyingIp extends FakeIp {
+      dead = false;
+      override async batch(lines: string[]): Promise<BatchFailure[]> {
+        await new Promise((resolve) => setTimeout(resolve, 5)); // the second chunk is sent before the first fails
+        if (this.dead) throw new Error('ip: killed');
+        return super.batch(lines);
+      }
+    }
+    const ip = new DyingIp();
+    const unhandled: unknown[] = [];
+    const onUnhandled = (reason: unknown): void => void unhandled.push(reason);
+    process.on('unhandledRejection', onUnhandled);
+    const rec = new RouteReconciler({ shell: ip, chunkLines: 1, debounceMs: 0, retryMs: 10 });
+    try {
+      await rec.start();
+      ip.dead = true;
+      rec.upsert(r('10.0.0.0/24', '192.0.2.1'));
+      rec.upsert(r('10.0.1.0/24', '192.0.2.1'));
+      await expect(rec.flush()).rejects.toThrow('ip: killed');
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(unhandled).toEqual([]);
+      // ip works again: the retry installs both.
+      ip.dead = false;
+      for (let i = 0; i < 50 && ip.kernel.size < 2; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect([...ip.kernel.keys()].sort()).toEqual(['10.0.0.0/24', '10.0.1.0/24']);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+      rec.stop();
+    }
+  });
 });

@@ -328,7 +328,9 @@ export class RouteReconciler {
     this.started();
     // A withdrawn full table comes here once per prefix: the record handed over, or one look-up
     // (a prefix we hold is canonical already).
-    const rec = this.recordFor(prefix, slot) ?? this.table.get(normalisePrefix(prefix));
+    let rec = this.recordFor(prefix, slot);
+    // None, or the RIB's record under a prefix text not canonical (IPv6 in upper case): the route is the canonical one's.
+    if (rec?.want === undefined) rec = this.table.get(normalisePrefix(prefix));
     if (rec === undefined || rec.want === undefined) return;
     if (this.flushes) this.removals++;
     this.setWant(rec, undefined);
@@ -447,8 +449,9 @@ export class RouteReconciler {
             continue;
           }
           const current = this.send(lines);
-          if (previous) add(await previous);
-          previous = current;
+          const sent = previous;
+          previous = current; // before awaiting `sent`: if that throws, the finally below still waits for this one
+          if (sent) add(await sent);
         }
       } finally {
         if (previous) await previous.catch(() => undefined);
@@ -545,8 +548,9 @@ export class RouteReconciler {
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     for (const [prefix, have] of kernel) {
-      if (!table.has(prefix)) {
-        const rec = this.add(prefix);
+      const rec = table.get(prefix) ?? this.add(prefix);
+      // Without the kernel's route: added while this yielded (by the RIB, or a new want), not compared above.
+      if (rec.have === undefined) {
         rec.have = have;
         this.enqueue(rec);
       }
