@@ -521,8 +521,12 @@ export class RouteReconciler {
       for (const [prefix, have] of kernel) {
         const rec = table.get(prefix) ?? this.add(prefix);
         rec.have = have;
-        if (rec.want === undefined) this.setWant(rec, have);
-        else if (!satisfies(have, rec.want)) this.enqueue(rec);
+        if (rec.want === undefined) {
+          // Wanted as it is: nothing to queue (a restart with a full table would otherwise start
+          // with a pass over every route of ours, each already right).
+          rec.want = have;
+          this.wantedCount++;
+        } else if (!satisfies(have, rec.want)) this.enqueue(rec);
         if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
       }
       return;
