@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { AgentDaemon, routeFor } from './daemon.js';
+import { AgentDaemon, UnicastTargets, routeFor } from './daemon.js';
 import { parseAgentConfig } from './config.js';
-import type { BestRouteChange, DesiredRoute, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
+import type { BestRouteChange, DesiredRoute, DesiredTarget, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
 import type { InstalledRoute } from './status.js';
 
 class FakeSpeaker implements SpeakerPort {
@@ -34,7 +34,7 @@ class FakeRoutes implements RouteSinkPort {
   calls = 0;
   constructor(initial: InstalledRoute[] = []) { this.wantedMap = new Map(initial.map((r) => [r.prefix, r])); }
   async start() {}
-  upsert(r: DesiredRoute) { this.calls++; this.wantedMap.set(r.prefix, r); }
+  upsert(prefix: string, r: DesiredTarget) { this.calls++; this.wantedMap.set(prefix, { prefix, type: r.type, nextHops: r.nextHops }); }
   remove(prefix: string) { this.calls++; this.wantedMap.delete(prefix); }
   get desired(): DesiredRoute[] { return [...this.wantedMap.values()].sort((a, b) => a.prefix.localeCompare(b.prefix)); }
   wanted() { return this.wantedMap; }
@@ -68,11 +68,23 @@ describe('routeFor', () => {
   it('blackholes our CIDRs whoever announces them, installs learned ECMP routes, falls back to a kept route, else none', () => {
     const own = new Set(['10.244.1.0/24']);
     const kept = new Map([['10.244.3.0/24', { prefix: '10.244.3.0/24', type: 'unicast' as const, nextHops: ['192.0.2.4'] }], ['10.244.2.0/24', { prefix: '10.244.2.0/24', type: 'unicast' as const, nextHops: ['192.0.2.8'] }]]);
-    expect(routeFor('10.244.1.0/24', own, ['192.0.2.9'], kept)).toEqual({ prefix: '10.244.1.0/24', type: 'blackhole', nextHops: [] });
-    expect(routeFor('10.244.2.0/24', own, ['192.0.2.3', '192.0.2.2'], kept)).toEqual({ prefix: '10.244.2.0/24', type: 'unicast', nextHops: ['192.0.2.3', '192.0.2.2'] });
+    expect(routeFor('10.244.1.0/24', own, ['192.0.2.9'], kept)).toEqual({ type: 'blackhole', nextHops: [] });
+    expect(routeFor('10.244.2.0/24', own, ['192.0.2.3', '192.0.2.2'], kept)).toEqual({ type: 'unicast', nextHops: ['192.0.2.3', '192.0.2.2'] });
     expect(routeFor('10.244.3.0/24', own, undefined, kept)?.nextHops).toEqual(['192.0.2.4']);
     expect(routeFor('10.244.3.0/24', own, [], kept)?.nextHops).toEqual(['192.0.2.4']);
     expect(routeFor('10.244.4.0/24', own, undefined, kept)).toBeUndefined();
+  });
+
+  it('gives the prefixes of one next-hop list one target, a new list a new one', () => {
+    const own = new Set<string>();
+    const kept = new Map();
+    const targets = new UnicastTargets();
+    const update = ['192.0.2.2'];
+    const first = routeFor('10.0.0.0/27', own, update, kept, targets);
+    expect(routeFor('10.0.0.32/27', own, update, kept, targets)).toBe(first);
+    const next = routeFor('10.0.0.64/27', own, ['192.0.2.2'], kept, targets);
+    expect(next).not.toBe(first);
+    expect(next).toEqual(first);
   });
 });
 

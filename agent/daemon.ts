@@ -1,7 +1,7 @@
 // The node daemon's wiring: config → speaker → best routes → kernel, plus status, metrics, NAT and the CNI server.
 import type { Logger } from 'pino';
 import { type AgentConfig, peerType } from './config.js';
-import type { BestRouteChange, DesiredRoute, NextHopWatchPort, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
+import type { BestRouteChange, DesiredRoute, DesiredTarget, NextHopWatchPort, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
 import type { AnnouncedPrefix, BgpStatus, InstalledRoute, NodeInfo, StatusSource } from './status.js';
 import { type StatusRoute, startStatusServer, type StatusServer } from './status-server.js';
 import { startMetricsServer } from './metrics.js';
@@ -24,13 +24,34 @@ export interface DaemonDeps {
   policyFacts?(local: string, remote: string, port?: FlowPort): PolicyFacts;
 }
 
+/** Our own CIDRs' route, shared by all of them (frozen: the route sink keeps targets as given). */
+const BLACKHOLE: DesiredTarget = Object.freeze({ type: 'blackhole', nextHops: Object.freeze([]) as unknown as string[] });
+
 /**
- * Pure: the kernel route we want for one prefix. Our own CIDR is a blackhole whoever announces it;
- * else what the speaker learned; else a route kept from before a restart; else none.
+ * The unicast target for a list of next hops: the speaker hands the prefixes of one UPDATE the same
+ * list, so they share one target, and a full table is held without an object per prefix for it.
  */
-export function routeFor(prefix: string, own: ReadonlySet<string>, learned: string[] | undefined, kept: ReadonlyMap<string, DesiredRoute>): DesiredRoute | undefined {
-  if (own.has(prefix)) return { prefix, type: 'blackhole', nextHops: [] };
-  if (learned?.length) return { prefix, type: 'unicast', nextHops: learned };
+export class UnicastTargets {
+  private lastHops?: string[];
+  private last?: DesiredTarget;
+
+  of(nextHops: string[]): DesiredTarget {
+    if (nextHops !== this.lastHops || !this.last) {
+      this.lastHops = nextHops;
+      this.last = { type: 'unicast', nextHops };
+    }
+    return this.last;
+  }
+}
+
+/**
+ * Pure but for `targets`' sharing: the kernel route we want for one prefix. Our own CIDR is a
+ * blackhole whoever announces it; else what the speaker learned; else a route kept from before a
+ * restart; else none.
+ */
+export function routeFor(prefix: string, own: ReadonlySet<string>, learned: string[] | undefined, kept: ReadonlyMap<string, DesiredRoute>, targets = new UnicastTargets()): DesiredTarget | undefined {
+  if (own.has(prefix)) return BLACKHOLE;
+  if (learned?.length) return targets.of(learned);
   return kept.get(prefix);
 }
 
@@ -43,6 +64,7 @@ export class AgentDaemon implements StatusSource {
   private readonly shadowed = new Map<string, string[]>();
   /** Learned routes found in the kernel at start: kept until the speaker has decided on them again. */
   private readonly kept = new Map<string, DesiredRoute>();
+  private readonly targets = new UnicastTargets();
   private own = new Set<string>();
   private keptTimer?: NodeJS.Timeout;
   private statusServer?: StatusServer;
@@ -147,9 +169,9 @@ export class AgentDaemon implements StatusSource {
 
   /** Hands the route we want for `prefix` (or its absence) to the kernel side. */
   private program(prefix: string, learned?: string[], slot?: unknown): void {
-    const route = routeFor(prefix, this.own, learned, this.kept);
+    const route = routeFor(prefix, this.own, learned, this.kept, this.targets);
     try {
-      if (route) this.deps.routes.upsert(route, slot);
+      if (route) this.deps.routes.upsert(prefix, route, slot);
       else this.deps.routes.remove(prefix, slot);
     } catch (err) {
       this.deps.log.warn({ prefix, err: (err as Error).message }, 'route not installable; skipped');

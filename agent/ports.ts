@@ -71,10 +71,14 @@ export interface SpeakerPort {
   stop(options: { graceful: boolean }): Promise<void>;
 }
 
-export interface DesiredRoute {
-  prefix: string;
+/** What a route does, for whichever prefix: one is shared by the prefixes of an UPDATE (never modify it). */
+export interface DesiredTarget {
   type: 'unicast' | 'blackhole';
   nextHops: string[];
+}
+
+export interface DesiredRoute extends DesiredTarget {
+  prefix: string;
 }
 
 /** Counts of what is installed, for metrics (cheap: no list of every route). */
@@ -93,10 +97,11 @@ export interface RouteSinkPort {
   /** Adopts what the kernel has with our protocol as wanted, then keeps it as told. */
   start(): Promise<void>;
   /**
-   * Wants this route for its prefix, replacing what was wanted before. Throws for a route `ip` would
-   * refuse. `slot`: the change's (BestRouteChange.slot), so the prefix is not looked up again.
+   * Wants this route for the prefix, replacing what was wanted before. Throws for a route `ip` would
+   * refuse. `route` may be shared by many prefixes (the sink keeps it, not a copy per prefix).
+   * `slot`: the change's (BestRouteChange.slot), so the prefix is not looked up again.
    */
-  upsert(route: DesiredRoute, slot?: unknown): void;
+  upsert(prefix: string, route: DesiredTarget, slot?: unknown): void;
   /** Wants no route of ours for the prefix. */
   remove(prefix: string, slot?: unknown): void;
   /**
@@ -105,7 +110,7 @@ export interface RouteSinkPort {
    */
   ribSlots?(): RibSlots;
   /** What is wanted now, by prefix (read only): the one per-route store between the speaker and the kernel. */
-  wanted(): ReadonlyMap<string, DesiredRoute>;
+  wanted(): ReadonlyMap<string, DesiredTarget>;
   installed(): InstalledRoute[];
   /** The kernel's route of ours for one canonical prefix, as far as we know (a map read). */
   installedRoute(prefix: string): InstalledRoute | undefined;

@@ -38,7 +38,7 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
       });
       await reconciler.start();
     },
-    upsert: (route, slot) => reconciler.upsert(route, slot),
+    upsert: (prefix, route, slot) => reconciler.upsertFor(prefix, route, slot),
     remove: (prefix, slot) => reconciler.remove(prefix, slot),
     ribSlots: () => reconciler.ribSlots(),
     wanted: () => reconciler.wanted(),

@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rib, type BestChange, type PeerInfo, type Route as RibRoute } from '../bgp/rib/rib.js';
 import type { Route } from '../routes/desired.js';
+import { UnicastTargets } from './daemon.js';
 import type { BatchFailure } from '../routes/ip.js';
 import { type RouteShell, RouteReconciler } from '../routes/reconciler.js';
 
@@ -37,11 +38,14 @@ class SlowKernel implements RouteShell {
 const peer = (id: string, address: string): PeerInfo => ({ id, address, asn: 65000, routerId: address, ebgp: false, rrClient: false });
 const PEERS = [peer('p1', '192.0.2.1'), peer('p2', '192.0.2.2')];
 
-/** What the daemon does with a change (agent/daemon.ts onBestRoutes → program), slot included. */
-function program(reconciler: RouteReconciler, changes: (BestChange | undefined)[]): void {
+/**
+ * What the daemon does with a change (agent/daemon.ts onBestRoutes → program), slot included, and
+ * a target shared by the changes of one next-hop list (as the prefixes of an UPDATE share one).
+ */
+function program(reconciler: RouteReconciler, changes: (BestChange | undefined)[], targets = new UnicastTargets()): void {
   for (const c of changes) {
     if (!c) continue;
-    if (c.nextHops.length) reconciler.upsert({ prefix: c.prefix, type: 'unicast', nextHops: c.nextHops }, c.slot);
+    if (c.nextHops.length) reconciler.upsertFor(c.prefix, targets.of(c.nextHops), c.slot);
     else reconciler.remove(c.prefix, c.slot);
   }
 }
@@ -72,21 +76,23 @@ describe('RIB and route programmer sharing one table', () => {
         const rib = new Rib(8, eligible, reconciler.ribSlots());
         // The same operations on a RIB with a table of its own: what the shared one must agree with.
         const reference = new Rib(8, eligible);
+        // One for the run: targets shared across announcements too, as the daemon's are.
+        const targets = new UnicastTargets();
         for (const o of ops) {
           if (o.kind === 'announce') {
             const route: RibRoute = { attrs: { origin: 0, asPath: [], med: o.med }, nextHop: PEERS[o.source]!.address, source: PEERS[o.source]! };
-            program(reconciler, [rib.announce(o.prefix, route)]);
+            program(reconciler, [rib.announce(o.prefix, route)], targets);
             reference.announce(o.prefix, { ...route });
           } else if (o.kind === 'withdraw') {
-            program(reconciler, [rib.withdraw(PEERS[o.source]!.id, o.prefix)]);
+            program(reconciler, [rib.withdraw(PEERS[o.source]!.id, o.prefix)], targets);
             reference.withdraw(PEERS[o.source]!.id, o.prefix);
           } else if (o.kind === 'drop') {
-            program(reconciler, rib.dropSource(PEERS[o.source]!.id));
+            program(reconciler, rib.dropSource(PEERS[o.source]!.id), targets);
             reference.dropSource(PEERS[o.source]!.id);
           } else if (o.kind === 'reachability') {
             const hop = PEERS[o.source]!.address;
             if (!unreachable.delete(hop)) unreachable.add(hop);
-            program(reconciler, rib.revalidate(new Set([hop])));
+            program(reconciler, rib.revalidate(new Set([hop])), targets);
             reference.revalidate(new Set([hop]));
           } else if (o.kind === 'turn') await new Promise((resolve) => setImmediate(resolve));
           else if (o.kind === 'refuse') kernel.refuse.add(o.prefix);

@@ -4,14 +4,28 @@ import { ROUTE_PROTOCOL, isLightlyProtocol } from './protocol-number.js';
 
 export type RouteType = 'unicast' | 'blackhole';
 
-export interface Route {
-  /** `10.244.2.0/24`, `fd00:244:2::/64`; a bare address is a /32 or /128. */
-  prefix: string;
+/**
+ * What a route does, whichever prefix it is for: the prefixes of one UPDATE share one (the
+ * reconciler keeps it per prefix), so a full table is not a route object per prefix. A Route is one
+ * too; held for another prefix, its own `prefix` is not read.
+ */
+export interface RouteTarget {
   type: RouteType;
   /** Gateways; more than one is ECMP. Empty for blackholes and for device routes. */
   nextHops: string[];
   /** The link: alone it makes a device route (`dev lxc… scope link`); with gateways it pins them to it. */
   dev?: string;
+}
+
+export interface Route extends RouteTarget {
+  /** `10.244.2.0/24`, `fd00:244:2::/64`; a bare address is a /32 or /128. */
+  prefix: string;
+}
+
+/** The route for `prefix` that `target` describes: the target itself when it is that prefix's Route already. */
+export function routeWith(prefix: string, target: RouteTarget): Route {
+  if ((target as Partial<Route>).prefix === prefix) return target as Route;
+  return target.dev === undefined ? { prefix, type: target.type, nextHops: target.nextHops } : { prefix, type: target.type, nextHops: target.nextHops, dev: target.dev };
 }
 
 export interface RouteDiff {
@@ -138,9 +152,12 @@ export function normaliseRoute(route: Route): Route {
   return route.dev === undefined ? { prefix, type: 'unicast', nextHops } : { prefix, type: 'unicast', nextHops, dev: route.dev };
 }
 
-/** Whether the kernel's route fulfils the desired one; next-hop order does not matter, an unset link is any link. */
-export function satisfies(actual: Route, desired: Route): boolean {
-  if (actual.prefix !== desired.prefix || actual.type !== desired.type) return false;
+/**
+ * Whether the kernel's route for a prefix fulfils the one desired for it; next-hop order does not
+ * matter, an unset link is any link. Targets: the caller pairs them by prefix.
+ */
+export function satisfies(actual: RouteTarget, desired: RouteTarget): boolean {
+  if (actual.type !== desired.type) return false;
   if (desired.type === 'blackhole') return true;
   if (!sameHops(actual.nextHops, desired.nextHops)) return false;
   return desired.dev === undefined || actual.dev === desired.dev;
@@ -172,7 +189,7 @@ export function diffRoutes(desired: Iterable<Route>, actual: Iterable<Route>): R
   return { add, replace, remove };
 }
 
-function target(r: Route): string {
+function target(r: RouteTarget): string {
   const dev = r.dev === undefined ? '' : ` dev ${r.dev}`;
   if (r.type === 'blackhole') return '';
   if (r.nextHops.length === 0) return `${dev} scope link`;
@@ -185,8 +202,8 @@ function target(r: Route): string {
   return r.nextHops.map((hop) => ` nexthop${via(hop)}`).join('');
 }
 
-function head(verb: string, r: Route): string {
-  return `route ${verb} ${r.type === 'blackhole' ? 'blackhole ' : ''}${r.prefix} proto ${ROUTE_PROTOCOL}`;
+function head(verb: string, prefix: string, r: RouteTarget): string {
+  return `route ${verb} ${r.type === 'blackhole' ? 'blackhole ' : ''}${prefix} proto ${ROUTE_PROTOCOL}`;
 }
 
 /**
@@ -195,17 +212,17 @@ function head(verb: string, r: Route): string {
  * route); add fails with "File exists" instead, and the conflict is reported.
  */
 export function renderAdd(r: Route): string {
-  return head('add', r) + target(r);
+  return head('add', r.prefix, r) + target(r);
 }
 
 /** For a prefix that already has our route: the kernel swaps it in place, type changes included. */
 export function renderReplace(r: Route): string {
-  return head('replace', r) + target(r);
+  return head('replace', r.prefix, r) + target(r);
 }
 
 /** `proto 201` makes the kernel match only our route, whatever else holds the prefix. */
 export function renderDelete(r: Route): string {
-  return head('del', r);
+  return head('del', r.prefix, r);
 }
 
 /**
@@ -222,9 +239,9 @@ export interface RouteWrite {
   op: 'add' | 'replace' | 'delete' | 'flush';
   prefix: string;
   /** What the kernel has for the prefix once the change succeeds; undefined for a delete or flush. */
-  route: Route | undefined;
+  route: RouteTarget | undefined;
   /** What it had before. */
-  have: Route | undefined;
+  have: RouteTarget | undefined;
   /** A flush: the gateway, and every prefix it removes (`prefix` is the first). */
   gateway?: string;
   covers?: string[];
@@ -233,8 +250,8 @@ export interface RouteWrite {
 /** The change as an `ip -batch` line. */
 export function renderWrite(w: RouteWrite): string {
   if (w.op === 'flush') return renderFlushVia(w.gateway!);
-  if (w.op === 'delete') return renderDelete(w.have!);
-  return w.op === 'add' ? renderAdd(w.route!) : renderReplace(w.route!);
+  if (w.op === 'delete') return head('del', w.prefix, w.have!);
+  return head(w.op, w.prefix, w.route!) + target(w.route!);
 }
 
 /** Removes first (they free the prefixes), then adds, then replaces; one line per change. */

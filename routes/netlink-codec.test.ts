@@ -51,7 +51,7 @@ describe('RouteMessageWriter: the bytes of ip route add|replace|del … proto 20
     ['-6 route add fd00:244:3::/64 nexthop via fe80::1 dev va nexthop via fe80::2 dev va (link-local ECMP)', 'add', u('fd00:244:3::/64', 'fe80::1%va', 'fe80::2%va'), NEW, ADD_FLAGS,
       '\\x0a\\x40\\x00\\x00\\xfe\\xc9\\x00\\x01\\x00\\x00\\x00\\x00\\x14\\x00\\x01\\x00\\xfd\\x00\\x02\\x44\\x00\\x03\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x3c\\x00\\x09\\x00\\x1c\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x14\\x00\\x05\\x00\\xfe\\x80\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x01\\x1c\\x00\\x00\\x00\\x03\\x00\\x00\\x00\\x14\\x00\\x05\\x00\\xfe\\x80\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02'],
   ] as const)('%s', (_command, op, route, type, flags, payload) => {
-    expect(ours((w) => w.route(op, route as Route, 1, links))).toBe(ipSent(type, flags, payload));
+    expect(ours((w) => w.route(op, (route as Route).prefix, route as Route, 1, links))).toBe(ipSent(type, flags, payload));
   });
 
   it('route del 10.1.0.0/24 proto 201: any type and scope of ours', () => {
@@ -62,7 +62,7 @@ describe('RouteMessageWriter: the bytes of ip route add|replace|del … proto 20
     const w = new RouteMessageWriter();
     w.delete('10.1.0.0/24', 1);
     const before = w.length;
-    expect(() => w.route('add', { prefix: '10.5.0.0/24', type: 'unicast', nextHops: ['192.0.2.2'], dev: 'nope0' }, 2, links)).toThrow(NetlinkEncodeError);
+    expect(() => w.route('add', '10.5.0.0/24', { type: 'unicast', nextHops: ['192.0.2.2'], dev: 'nope0' }, 2, links)).toThrow(NetlinkEncodeError);
     expect(w.length).toBe(before);
   });
 
@@ -70,7 +70,7 @@ describe('RouteMessageWriter: the bytes of ip route add|replace|del … proto 20
     fc.assert(
       fc.property(fc.array(fc.tuple(fc.integer({ min: 0, max: 255 }), fc.integer({ min: 0, max: 255 }), fc.boolean()), { minLength: 1, maxLength: 300 }), (specs) => {
         const w = new RouteMessageWriter(8);
-        specs.forEach(([a, b, del], i) => (del ? w.delete(`10.${a}.${b}.0/24`, 1000 + i) : w.route('add', u(`10.${a}.${b}.0/24`, `192.0.2.${a}`), 1000 + i, links)));
+        specs.forEach(([a, b, del], i) => (del ? w.delete(`10.${a}.${b}.0/24`, 1000 + i) : w.route('add', `10.${a}.${b}.0/24`, u(`10.${a}.${b}.0/24`, `192.0.2.${a}`), 1000 + i, links)));
         w.ack();
         const bytes = w.bytes();
         let at = 0;

@@ -99,7 +99,7 @@ export class NetlinkRouteShell implements RouteShell {
         if (c.op === 'flush') for (const prefix of c.covers ?? [c.prefix]) writer.delete(prefix, message(i));
         else if (c.op === 'delete') writer.delete(c.prefix, message(i));
         else {
-          writer.route(c.op, c.route!, base + encoded + 1, ifIndexOf);
+          writer.route(c.op, c.prefix, c.route!, base + encoded + 1, ifIndexOf);
           message(i);
         }
       } catch (err) {

@@ -241,6 +241,34 @@ describe('RouteReconciler (fake ip)', () => {
     );
   });
 
+  it('keeps one target for many prefixes (an UPDATE\'s), writes each prefix with it, and answers routes with their own prefix', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip });
+    await rec.start();
+    const shared = { type: 'unicast' as const, nextHops: ['192.0.2.2'] };
+    const prefixes = ['10.0.0.0/27', '10.0.0.32/27', '10.0.0.64/27'];
+    for (const p of prefixes) rec.upsertFor(p, shared);
+    // Not canonical (unsorted, upper case): checked and made canonical once, the result shared the same way.
+    const messy = { type: 'unicast' as const, nextHops: ['FD00::3', 'fd00::2'] };
+    rec.upsertFor('fd00:1::/64', messy);
+    rec.upsertFor('FD00:2::/64', messy);
+    await rec.flush();
+    expect([...ip.kernel.keys()].sort()).toEqual([...prefixes, 'fd00:1::/64', 'fd00:2::/64'].sort());
+    expect(ip.kernel.get('fd00:2::/64')?.nextHops).toEqual(['fd00::2', 'fd00::3']);
+    for (const p of prefixes) expect(rec.wanted().get(p)).toBe(shared);
+    expect(rec.wanted().get('fd00:1::/64')).toBe(rec.wanted().get('fd00:2::/64'));
+    expect(rec.installedRoute('10.0.0.32/27')).toEqual({ prefix: '10.0.0.32/27', type: 'unicast', nextHops: ['192.0.2.2'] });
+    expect(rec.installed().map((x) => x.prefix)).toEqual(['10.0.0.0/27', '10.0.0.32/27', '10.0.0.64/27', 'fd00:1::/64', 'fd00:2::/64']);
+    // The same target for a prefix of the other family is refused, though it was taken a moment ago.
+    expect(() => rec.upsertFor('fd00:3::/64', shared)).toThrow(/other family/);
+    expect(() => rec.upsertFor('10.0.1.0/27', messy)).toThrow(/other family/);
+    rec.remove('10.0.0.32/27');
+    await rec.flush();
+    expect(ip.kernel.has('10.0.0.32/27')).toBe(false);
+    expect(rec.stats()).toMatchObject({ installed: 4, desired: 4, pending: 0 });
+    rec.stop();
+  });
+
   it('counts what the kernel has as it changes (stats() walks no table), through refusals and every route type', async () => {
     const prefix = fc.integer({ min: 0, max: 5 }).map((i) => `10.${i}.0.0/24`);
     const route = fc.oneof(

@@ -2,7 +2,7 @@
 // its prefix, a pass programs only queued prefixes, in chunks of `ip -batch` lines that run while the
 // agent goes on working. The whole kernel table is compared only at start (adopt), after an error and
 // on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
-import { type Route, type RouteWrite, familyOf, normalisePrefix, normaliseRoute, renderWrite, satisfies } from './desired.js';
+import { type Route, type RouteTarget, type RouteWrite, familyOf, normalisePrefix, normaliseRoute, renderWrite, routeWith, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
 import { type NetlinkSocketApi, NetlinkRouteShell } from './netlink.js';
 
@@ -113,7 +113,7 @@ type Line = RouteWrite;
  */
 class PrefixRecord implements RouteWrite {
   /** What the change at the kernel (or the next one) asks for: undefined, a delete. */
-  route: Route | undefined = undefined;
+  route: RouteTarget | undefined = undefined;
   /** The chunk its change is in; 0: none at the kernel. */
   chunk = 0;
   /** In the queue for a look (once at most; a stale slot of a record not queued is passed over). */
@@ -126,9 +126,12 @@ class PrefixRecord implements RouteWrite {
   constructor(
     readonly prefix: string,
     /** The kernel's route of ours for the prefix, as far as we know (while a change is out: before it). */
-    public have: Route | undefined,
-    /** What we want for the prefix (undefined: no route of ours). */
-    public want: Route | undefined,
+    public have: RouteTarget | undefined,
+    /**
+     * What we want for the prefix (undefined: no route of ours). Targets, not Routes: the prefixes
+     * of one UPDATE share one (a full table held as a record per prefix, not a record and a route).
+     */
+    public want: RouteTarget | undefined,
   ) {}
 
   /** The change this record asks of the kernel (meaningful while it is at the kernel). */
@@ -138,7 +141,7 @@ class PrefixRecord implements RouteWrite {
 }
 
 /** What is wanted, by prefix, read from the reconciler's one table (read only). */
-class Wanted implements ReadonlyMap<string, Route> {
+class Wanted implements ReadonlyMap<string, RouteTarget> {
   constructor(
     private readonly table: ReadonlyMap<string, PrefixRecord>,
     private readonly count: () => number,
@@ -148,7 +151,7 @@ class Wanted implements ReadonlyMap<string, Route> {
     return this.count();
   }
 
-  get(prefix: string): Route | undefined {
+  get(prefix: string): RouteTarget | undefined {
     return this.table.get(prefix)?.want;
   }
 
@@ -156,7 +159,7 @@ class Wanted implements ReadonlyMap<string, Route> {
     return this.get(prefix) !== undefined;
   }
 
-  *entries(): MapIterator<[string, Route]> {
+  *entries(): MapIterator<[string, RouteTarget]> {
     for (const [prefix, rec] of this.table) if (rec.want) yield [prefix, rec.want];
   }
 
@@ -164,15 +167,15 @@ class Wanted implements ReadonlyMap<string, Route> {
     for (const [prefix] of this.entries()) yield prefix;
   }
 
-  *values(): MapIterator<Route> {
+  *values(): MapIterator<RouteTarget> {
     for (const [, route] of this.entries()) yield route;
   }
 
-  [Symbol.iterator](): MapIterator<[string, Route]> {
+  [Symbol.iterator](): MapIterator<[string, RouteTarget]> {
     return this.entries();
   }
 
-  forEach(fn: (route: Route, prefix: string, map: ReadonlyMap<string, Route>) => void): void {
+  forEach(fn: (route: RouteTarget, prefix: string, map: ReadonlyMap<string, RouteTarget>) => void): void {
     for (const [prefix, route] of this.entries()) fn(route, prefix, this);
   }
 }
@@ -293,33 +296,39 @@ export class RouteReconciler {
 
   /** The whole desired set at once (tests, tools); invalid routes throw InvalidRouteError before anything changes. */
   setDesired(routes: Iterable<Route>): void {
-    const desired = new Map<string, Route>();
+    const desired = new Map<string, RouteTarget>();
     for (const route of routes) {
-      const r = this.normalise.route(route);
-      desired.set(r.prefix, r);
+      const prefix = this.normalise.prefix(route.prefix);
+      desired.set(prefix, this.normalise.target(prefix, route));
     }
     this.adopted = true;
     for (const [prefix, rec] of this.table) if (!desired.has(prefix)) this.setWant(rec, undefined);
-    for (const r of desired.values()) {
-      if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
-      this.setWant(this.table.get(r.prefix) ?? this.add(r.prefix), r);
+    for (const [prefix, target] of desired) {
+      if (isDeviceRoute(target)) this.ownedDevices.add(prefix);
+      this.setWant(this.table.get(prefix) ?? this.add(prefix), target);
     }
     this.schedule();
   }
 
-  /**
-   * Wants `route` for its prefix, replacing what we wanted before. Throws InvalidRouteError. A route
-   * already in canonical form is kept as given (a full table's worth of objects not copied): do not
-   * modify it afterwards. `slot`: the prefix's record as the RIB's change carried it (ribSlots()),
-   * so the prefix is not looked up again.
-   */
+  /** Wants `route` for its prefix: upsertFor(route.prefix, route). */
   upsert(route: Route, slot?: unknown): void {
+    this.upsertFor(route.prefix, route, slot);
+  }
+
+  /**
+   * Wants `target` for `prefix`, replacing what we wanted before. Throws InvalidRouteError. A target
+   * already in canonical form is kept as given, and may be shared by any number of prefixes (one
+   * per UPDATE, not one per prefix): do not modify it afterwards. `slot`: the prefix's record as the
+   * RIB's change carried it (ribSlots()), so the prefix is not looked up again.
+   */
+  upsertFor(prefix: string, target: RouteTarget, slot?: unknown): void {
     this.started();
-    const r = this.normalise.route(route);
-    const rec = this.recordFor(r.prefix, slot) ?? this.add(r.prefix);
+    const p = this.normalise.prefix(prefix);
+    const t = this.normalise.target(p, target);
+    const rec = this.recordFor(p, slot) ?? this.add(p);
     if (this.removals > 0 && rec.want === undefined && rec.queued) this.removals--;
-    this.setWant(rec, r);
-    if (isDeviceRoute(r)) this.ownedDevices.add(r.prefix);
+    this.setWant(rec, t);
+    if (isDeviceRoute(t)) this.ownedDevices.add(p);
     this.schedule();
   }
 
@@ -364,7 +373,7 @@ export class RouteReconciler {
   }
 
   /** We now want `want` for the record's prefix (undefined: nothing): queued for the next pass. */
-  private setWant(rec: PrefixRecord, want: Route | undefined): void {
+  private setWant(rec: PrefixRecord, want: RouteTarget | undefined): void {
     const before = rec.want;
     if (before === want) return; // undefined both, or the very route wanted
     if (before === undefined) this.wantedCount++;
@@ -394,17 +403,18 @@ export class RouteReconciler {
 
   /** Our routes in the kernel, as far as we know. */
   private *kernelRoutes(): Generator<Route> {
-    for (const rec of this.table.values()) if (rec.have) yield rec.have;
+    for (const rec of this.table.values()) if (rec.have) yield routeWith(rec.prefix, rec.have);
   }
 
-  /** What is wanted, by prefix (read only; empty before start). */
-  wanted(): ReadonlyMap<string, Route> {
+  /** What is wanted, by prefix (read only; empty before start): targets, routeWith() makes them routes. */
+  wanted(): ReadonlyMap<string, RouteTarget> {
     return this.wantedView;
   }
 
   /** The kernel's route of ours for one canonical prefix, as of the last pass. */
   installedRoute(prefix: string): Route | undefined {
-    return this.table.get(prefix)?.have;
+    const have = this.table.get(prefix)?.have;
+    return have && routeWith(prefix, have);
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
@@ -747,7 +757,7 @@ export class RouteReconciler {
     return undefined;
   }
 
-  private count(r: Route | null | undefined, n: 1 | -1): void {
+  private count(r: RouteTarget | null | undefined, n: 1 | -1): void {
     if (!r) return;
     if (r.type === 'blackhole') this.tally.blackhole += n;
     else this.tally.unicast += n;
@@ -755,7 +765,7 @@ export class RouteReconciler {
   }
 
   /** Adds `n` to the count of the route's gateway, when it is a single IPv4 one. */
-  private countGateway(route: Route | undefined, n: number): void {
+  private countGateway(route: RouteTarget | undefined, n: number): void {
     const gateway = route && this.viaGateway ? soleGateway(route) : undefined;
     if (gateway === undefined) return;
     const next = (this.viaGateway!.get(gateway) ?? 0) + n;
@@ -811,13 +821,13 @@ export function kernelShell(options: Pick<ReconcilerOptions, 'netns' | 'netlink'
 }
 
 /** The gateway of a unicast route through one IPv4 next hop and no device: what `ip route flush … via` matches. */
-function soleGateway(r: Route): string | undefined {
+function soleGateway(r: RouteTarget): string | undefined {
   if (r.type !== 'unicast' || r.nextHops.length !== 1 || r.dev !== undefined) return undefined;
   const gateway = r.nextHops[0]!;
   return familyOf(gateway) === 4 ? gateway : undefined;
 }
 
-function isDeviceRoute(r: Route): boolean {
+function isDeviceRoute(r: RouteTarget): boolean {
   return r.type === 'unicast' && r.nextHops.length === 0;
 }
 
@@ -826,38 +836,38 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 /**
- * normaliseRoute, keeping the caller's strings and arrays where they are already canonical: the
- * speaker hands every prefix of one UPDATE the same next-hop array, so a full table holds one array
- * per UPDATE and the RIB's prefix strings rather than copies of each.
+ * normaliseRoute, keeping the caller's objects where they are already canonical: the daemon hands
+ * every prefix of one UPDATE the same target, so a full table holds one target per UPDATE and the
+ * RIB's prefix strings rather than copies of each.
  */
 class SharingNormaliser {
-  private lastIn?: string[];
-  private lastOut: string[] = [];
+  private lastIn?: RouteTarget;
+  private lastOut?: RouteTarget;
   private lastFamily: 4 | 6 = 4;
 
-  route(route: Route): Route {
-    if (route.type === 'unicast' && route.dev === undefined && route.nextHops.length > 0 && route.nextHops === this.lastIn) {
-      const prefix = this.prefix(route.prefix);
-      if (familyOf(prefix) === this.lastFamily) {
-        // Canonical throughout: the caller's object is kept (nothing per prefix made and thrown away).
-        if (prefix === route.prefix && this.lastOut === route.nextHops && !('dev' in route)) return route;
-        return { prefix, type: 'unicast', nextHops: this.lastOut };
-      }
-    }
-    const r = normaliseRoute(route);
-    r.prefix = r.prefix === route.prefix ? route.prefix : r.prefix;
-    if (r.type === 'unicast' && r.dev === undefined && r.nextHops.length > 0) {
-      if (r.nextHops.length === route.nextHops.length && r.nextHops.every((hop, i) => hop === route.nextHops[i])) r.nextHops = route.nextHops;
-      this.lastIn = route.nextHops;
-      this.lastOut = r.nextHops;
-      this.lastFamily = familyOf(r.nextHops[0]!);
-    }
-    return r;
-  }
-
-  private prefix(text: string): string {
+  prefix(text: string): string {
     const p = normalisePrefix(text);
     return p === text ? text : p;
   }
+
+  /** `target` for the canonical `prefix`, checked and canonical; the same object when it is already. */
+  target(prefix: string, target: RouteTarget): RouteTarget {
+    const family = familyOf(prefix);
+    // The family is all of the prefix a target's validity depends on (next hops of the other family).
+    if (target === this.lastIn && family === this.lastFamily) return this.lastOut!;
+    const r = normaliseRoute({ prefix, type: target.type, nextHops: target.nextHops, dev: target.dev });
+    let out: RouteTarget = r;
+    if (sameList(r.nextHops, target.nextHops)) {
+      if (r.dev === target.dev) out = target;
+      else r.nextHops = target.nextHops;
+    }
+    this.lastIn = target;
+    this.lastOut = out;
+    this.lastFamily = family;
+    return out;
+  }
 }
 
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}

@@ -504,7 +504,8 @@ export class Rib {
       return hadBest ? { prefix, best: undefined, multipath: NO_ROUTES, nextHops: NO_NEXT_HOPS, slot } : undefined;
     }
     if (this.unresolved.size > 0) this.unresolved.delete(prefix);
-    const { best, tied } = decide(usable);
+    // A lone candidate (nearly every prefix of a full table) needs no decision, nor its result object.
+    const { best, tied } = usable.length === 1 ? { best: usable[0]!, tied: usable } : decide(usable);
     const multipath = multipathOf(tied, this.maxPaths);
     const unchanged = hadBest && bestOfCandidates(held!) === best && sameRoutes(this.otherMultipath.get(prefix) ?? [best], multipath);
     const ranked = tied.length === routes.length ? tied : [...tied, ...routes.filter((p) => !tied.includes(p))];
