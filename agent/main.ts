@@ -79,7 +79,7 @@ async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, St
     log,
     makeSpeaker: (settings) => createSpeaker(settings, log),
     routes: createRouteSink(config, log),
-    nextHops: new NextHopWatch(log, { addon: nativeAddon }),
+    nextHops: new NextHopWatch(log, { addon: nativeAddon, dump: nativeAddon }),
     startCniServer,
   });
   await daemon.start();

@@ -37,13 +37,15 @@ async function ipMonitors(): Promise<string[]> {
 }
 
 describe.each([
-  { via: 'netlink', addon: nativeAddon },
-  { via: 'ip monitor', addon: undefined },
-] as const)('NextHopWatch through $via (RFC 4271 §9.1.2.1)', ({ via, addon }) => {
+  // Changes through the addon's watcher, reads through its route dump.
+  { via: 'netlink', addon: nativeAddon, dump: nativeAddon },
+  // Neither: `ip monitor` and `ip -json` reads.
+  { via: 'ip monitor', addon: undefined, dump: undefined },
+] as const)('NextHopWatch through $via (RFC 4271 §9.1.2.1)', ({ via, addon, dump }) => {
   it('sees a next hop become unreachable when the non-BGP route to it goes, and reachable on a new address', async () => {
     await ipIn(ns, ['route', 'add', '10.9.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);
     await ipIn(ns, ['-6', 'route', 'add', 'fd00:9::/64', 'via', 'fd00::2', 'proto', 'static']);
-    const { watch, lines, changes } = await startWatch({ addon });
+    const { watch, lines, changes } = await startWatch({ addon, dump });
     try {
       expect(watch.via).toBe(via);
       expect((await ipMonitors()).length).toBe(via === 'netlink' ? 0 : 1);
@@ -79,6 +81,41 @@ describe('NextHopWatch, netlink', () => {
       watch.stop();
       await ipIn(ns, ['route', 'flush', 'proto', 'static']);
     }
+  });
+
+  it('reads routes through the addon\'s dump, and through ip when the dump fails, saying so', async () => {
+    await ipIn(ns, ['route', 'add', '10.9.0.0/24', 'via', '192.0.2.2', 'proto', 'static']);
+    let dumps = 0;
+    let failing = false;
+    const { watch, lines } = await startWatch({
+      addon: nativeAddon,
+      dump: () => ({
+        routeDump: (path, skip) => {
+          dumps++;
+          return failing ? Promise.reject(new Error('route dump: recv: No buffer space available')) : nativeAddon().routeDump(path, skip);
+        },
+      }),
+    });
+    try {
+      expect(dumps).toBe(1);
+      expect(watch.resolve('10.9.0.5')).toBe('reachable');
+      failing = true;
+      await ipIn(ns, ['route', 'del', '10.9.0.0/24']);
+      await until('10.9.0.5 unreachable, read through ip', () => watch.resolve('10.9.0.5') === 'unreachable', 10_000);
+      expect(dumps).toBe(2);
+      expect(lines.filter((l) => l.includes('native route dump failed') && l.includes('No buffer space available'))).toHaveLength(1);
+    } finally {
+      watch.stop();
+      await ipIn(ns, ['route', 'flush', 'proto', 'static']);
+    }
+    const { watch: without, lines: said } = await startWatch({
+      addon: nativeAddon,
+      dump: () => {
+        throw new Error('lightly native addon not built');
+      },
+    });
+    without.stop();
+    expect(said.filter((l) => l.includes('native route dump unavailable') && l.includes('not built'))).toHaveLength(1);
   });
 
   it('falls back to ip monitor, and says why, when the addon cannot be had', async () => {

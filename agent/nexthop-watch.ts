@@ -6,6 +6,7 @@ import { type IpRouteRow, ReachabilityTable, type Reachability } from '../routes
 import { streamIpJson } from '../routes/ip.js';
 import { ROUTE_PROTOCOL, ROUTE_PROTOCOL_NAME } from '../routes/protocol-number.js';
 import { type KernelWatch, type KernelWatchOptions, watchKernelChanges } from '../routes/route-watch.js';
+import { type RouteDumpApi, dumpRoutes } from '../routes/route-dump.js';
 import type { NextHopWatchPort } from './ports.js';
 
 /** Changes come in bursts (a link going down takes its routes with it): one re-read for a burst. */
@@ -51,6 +52,11 @@ const notOurs = (row: string): boolean => !row.includes(`"protocol":"${ROUTE_PRO
 export interface NextHopWatchOptions extends Pick<KernelWatchOptions, 'addon' | 'receiveBuffer'> {
   /** Read and watch inside this named namespace (tests); default: our own. */
   netns?: string;
+  /**
+   * The addon's route dump (`nativeAddon` of native/native.ts): routes are read through it, ours
+   * dropped in C; without it, or when it cannot be loaded or fails, through `ip -json`.
+   */
+  dump?: () => RouteDumpApi;
 }
 
 export class NextHopWatch implements NextHopWatchPort {
@@ -65,6 +71,8 @@ export class NextHopWatch implements NextHopWatchPort {
   private stopped = false;
   /** The last read: when it ended and how long it took (performance.now() ms). */
   private lastRead = { end: -Infinity, ms: 0 };
+  /** The addon's dump once loaded; null when it cannot be had (reads go through `ip`). */
+  private dumper?: RouteDumpApi | null;
   /** Reads done and the time they took in all (tests: what a burst of changes costs). */
   reads = 0;
   readingMs = 0;
@@ -150,17 +158,41 @@ export class NextHopWatch implements NextHopWatchPort {
   }
 
   private async read(): Promise<void> {
-    // The main table holds every route we learned (a full table: a million): those rows are dropped
-    // unparsed as the text streams, so a read costs neither a whole-table JSON.parse nor its memory.
-    const routes: IpRouteRow[] = [];
     const ns = this.options.netns ? ['-n', this.options.netns] : [];
-    const read = (family: 4 | 6) => streamIpJson([...ns, '-json', `-${family}`, 'route', 'show', 'table', 'main'], (rows) => routes.push(...(rows as IpRouteRow[])), { keep: notOurs, timeout: READ_TIMEOUT_MS });
-    const [addresses] = await Promise.all([execa('ip', [...ns, '-json', 'addr', 'show'], { timeout: READ_TIMEOUT_MS }), read(4), read(6)]);
+    const [addresses, routes] = await Promise.all([execa('ip', [...ns, '-json', 'addr', 'show'], { timeout: READ_TIMEOUT_MS }), this.readRoutes()]);
     const next = ReachabilityTable.fromRows(routes, addresses.stdout);
     if (next.key === this.table?.key) return;
     this.table = next;
     if (this.stopped) return;
     this.log.info({}, 'kernel routes or addresses changed: resolving next hops again');
     for (const listener of this.listeners) listener();
+  }
+
+  /**
+   * The main table but our routes (a full table: a million of them): through the addon's dump,
+   * which drops them in C; else through `ip -json`, whose rows of ours are dropped unparsed as the
+   * text streams, so a read costs neither a whole-table JSON.parse nor its memory.
+   */
+  private async readRoutes(): Promise<IpRouteRow[]> {
+    if (this.dumper === undefined && this.options.dump) {
+      try {
+        this.dumper = this.options.dump();
+      } catch (err) {
+        this.dumper = null;
+        this.log.warn({ err: (err as Error).message }, 'native route dump unavailable: next hops are resolved from ip -json reads');
+      }
+    }
+    if (this.dumper) {
+      try {
+        return await dumpRoutes(this.dumper, ROUTE_PROTOCOL, this.options.netns);
+      } catch (err) {
+        this.log.warn({ err: (err as Error).message }, 'native route dump failed: reading routes through ip -json this time');
+      }
+    }
+    const routes: IpRouteRow[] = [];
+    const ns = this.options.netns ? ['-n', this.options.netns] : [];
+    const read = (family: 4 | 6) => streamIpJson([...ns, '-json', `-${family}`, 'route', 'show', 'table', 'main'], (rows) => routes.push(...(rows as IpRouteRow[])), { keep: notOurs, timeout: READ_TIMEOUT_MS });
+    await Promise.all([read(4), read(6)]);
+    return routes;
   }
 }

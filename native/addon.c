@@ -6,6 +6,7 @@ static napi_value init(napi_env env, napi_value exports) {
   const char *error = lightly_register_tcp_md5(env, exports);
   if (!error) error = lightly_register_netlink(env, exports);
   if (!error) error = lightly_register_route_watch(env, exports);
+  if (!error) error = lightly_register_route_dump(env, exports);
   if (error) napi_throw_error(env, NULL, error);
   return exports;
 }

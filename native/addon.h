@@ -7,6 +7,7 @@
 const char *lightly_register_tcp_md5(napi_env env, napi_value exports);
 const char *lightly_register_netlink(napi_env env, napi_value exports);
 const char *lightly_register_route_watch(napi_env env, napi_value exports);
+const char *lightly_register_route_dump(napi_env env, napi_value exports);
 
 /* In a function of `env` that returns a napi_value: an N-API call that fails throws, naming the part. */
 #define LIGHTLY_CHECK(part, call)                                \

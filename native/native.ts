@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { NetlinkSocketApi } from '../routes/netlink.js';
 import type { RouteWatchApi } from '../routes/route-watch.js';
+import type { RouteDumpApi } from '../routes/route-dump.js';
 
 /** What the addon exports; each part adds its functions here. */
 export interface NativeAddon {
@@ -36,3 +37,6 @@ export interface NativeAddon extends NetlinkSocketApi {}
 
 // route_watch.c's part: the kernel change watcher routes/route-watch.ts uses.
 export interface NativeAddon extends RouteWatchApi {}
+
+// route_dump.c's part: the main table without our routes, for next-hop resolution (routes/route-dump.ts).
+export interface NativeAddon extends RouteDumpApi {}

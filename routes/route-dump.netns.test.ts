@@ -1,0 +1,86 @@
+// The addon's route dump (native/route_dump.c) against `ip -json route show table main`, in a
+// throwaway namespace holding every kind of route next-hop resolution meets, beside a table of ours.
+import { execa, execaSync } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/support/netns.js';
+import { nativeAddon } from '../native/native.js';
+import { dumpRoutes } from './route-dump.js';
+import { type IpRouteRow, ReachabilityTable } from './reachability.js';
+import { ROUTE_PROTOCOL, isLightlyProtocol } from './protocol-number.js';
+
+const pool = new NetnsPool();
+let ns = '';
+const OURS = 20_000;
+
+beforeAll(async () => {
+  await requireNetworkTools(['ip']);
+  ns = await pool.create('dump');
+  await addConnectedLink(ns, 'va', 'vb', ['192.0.2.1/24', 'fd00::1/64']);
+  await addConnectedLink(ns, 'wa', 'wb', ['198.51.100.1/24']);
+  // A link whose peer is down: its routes carry linkdown, and resolve nothing.
+  await ipIn(ns, ['link', 'add', 'da', 'type', 'veth', 'peer', 'name', 'db']);
+  await ipIn(ns, ['addr', 'add', '203.0.113.1/24', 'dev', 'da']);
+  await ipIn(ns, ['link', 'set', 'da', 'up']);
+  const lines = [
+    'route add default via 192.0.2.254 proto static',
+    'route add 10.9.0.0/16 via 192.0.2.2 proto static',
+    'route add 10.10.0.0/16 proto static nexthop via 192.0.2.2 nexthop via 198.51.100.2',
+    'route add blackhole 10.11.0.0/16 proto static',
+    'route add 10.12.0.0/16 via 203.0.113.2 proto static',
+    'route add 10.13.0.7 dev va scope link proto static',
+    'route add 10.14.0.0/16 via 192.0.2.2 table 100 proto static',
+    'route add fd00:9::/64 via fd00::2 proto static',
+    'route add fd00:a::/64 via fe80::2 dev vb proto static',
+    // Ours: a table of them, IPv6 and a pod's device route too; none may come back.
+    ...Array.from({ length: OURS }, (_, i) => `route add 10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via 192.0.2.2 proto ${ROUTE_PROTOCOL}`),
+    `route add fd00:201::/64 via fd00::2 proto ${ROUTE_PROTOCOL}`,
+    `route add 10.244.1.5/32 dev va scope link proto ${ROUTE_PROTOCOL}`,
+  ];
+  execaSync('ip', ['-n', ns, '-batch', '-'], { input: lines.join('\n') });
+});
+afterAll(async () => {
+  await pool.cleanup();
+});
+
+/** What reachability reads of a row, in one spelling (ip prints a host route without its /32). */
+function shape(row: IpRouteRow): string {
+  const dst = row.dst === 'default' || row.dst.includes('/') ? row.dst : `${row.dst}/${row.dst.includes(':') ? 128 : 32}`;
+  return [dst, row.type ?? 'unicast', row.dev ?? '-', (row.flags ?? []).includes('linkdown') ? 'linkdown' : 'up'].join(' ');
+}
+
+async function ipRows(): Promise<IpRouteRow[]> {
+  const rows: IpRouteRow[] = [];
+  for (const family of ['-4', '-6']) {
+    const out = await execa('ip', ['-n', ns, '-json', family, 'route', 'show', 'table', 'main']);
+    rows.push(...(JSON.parse(out.stdout) as IpRouteRow[]).filter((r) => !isLightlyProtocol(String(r.protocol ?? ''))));
+  }
+  return rows;
+}
+
+describe('routeDump (addon)', () => {
+  it('gives the main table as ip does, but for our routes, and resolves next hops the same', async () => {
+    const started = performance.now();
+    const dumped = await dumpRoutes(nativeAddon(), ROUTE_PROTOCOL, ns);
+    const dumpMs = performance.now() - started;
+    const fromIp = await ipRows();
+    console.log(JSON.stringify({ routesInTable: OURS + fromIp.length, kept: dumped.length, dumpMs: Math.round(dumpMs) }));
+    expect(dumped.map(shape).sort()).toEqual(fromIp.map(shape).sort());
+    // The checks mean something: the kinds of route above are all there, and none of ours.
+    const shapes = dumped.map(shape);
+    for (const expected of ['default unicast va up', '10.10.0.0/16 unicast - up', '10.11.0.0/16 blackhole - up', '10.12.0.0/16 unicast da linkdown', '10.13.0.7/32 unicast va up', 'fd00:a::/64 unicast vb up']) {
+      expect(shapes).toContain(expected);
+    }
+    expect(shapes.some((s) => s.startsWith('10.14.'))).toBe(false);
+    expect(dumped.filter((r) => isLightlyProtocol(r.protocol!) || r.dst.startsWith('10.100.') || r.dst.startsWith('fd00:201:') || r.dst.startsWith('10.244.'))).toEqual([]);
+    const addresses = (await execa('ip', ['-n', ns, '-json', 'addr', 'show'])).stdout;
+    const native = ReachabilityTable.fromRows(dumped, addresses);
+    const ip = ReachabilityTable.fromRows(fromIp, addresses);
+    const hops = ['192.0.2.9', '10.9.1.1', '10.10.1.1', '10.11.1.1', '10.12.1.1', '10.13.0.7', '10.14.1.1', '10.100.0.1', 'fd00:9::1', 'fd00:a::1', 'fd00:201::1', 'fe80::2%vb', '8.8.8.8'];
+    expect(hops.map((h) => native.resolve(h))).toEqual(hops.map((h) => ip.resolve(h)));
+    expect(hops.map((h) => native.resolve(h))).toEqual(['reachable', 'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'reachable', 'unreachable', 'reachable', 'unreachable']);
+  });
+
+  it('rejects with the reason when the namespace does not exist', async () => {
+    await expect(nativeAddon().routeDump('/var/run/netns/lt-no-such-namespace', ROUTE_PROTOCOL)).rejects.toThrow(/lt-no-such-namespace: No such file or directory/);
+  });
+});

@@ -1,0 +1,58 @@
+// The addon's route records (native/route_dump.c) as `ip -json` rows, and what reachability makes of them.
+import { describe, expect, it } from 'vitest';
+import { ROUTE_RECORD, decodeRouteRecords } from './route-dump.js';
+import { ReachabilityTable } from './reachability.js';
+
+function record(family: 4 | 6, length: number, type: number, protocol: number, flags: number, dev: string, dst: number[]): Buffer {
+  const b = Buffer.alloc(ROUTE_RECORD);
+  b[0] = family;
+  b[1] = length;
+  b[2] = type;
+  b[3] = protocol;
+  b.writeUInt32LE(flags, 4);
+  b.write(dev, 8, 16, 'latin1');
+  Buffer.from(dst).copy(b, 24);
+  return b;
+}
+
+const fe80 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+const fd00_9 = [0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+
+describe('decodeRouteRecords', () => {
+  it('gives each route its prefix, type, protocol, link and linkdown as ip -json names them', () => {
+    const bytes = Buffer.concat([
+      record(4, 24, 1, 2, 0, 'eth0', [192, 0, 2, 0]),
+      record(4, 0, 1, 4, 0, 'eth0', [0, 0, 0, 0]),
+      record(4, 16, 6, 4, 0, '', [10, 9, 0, 0]),
+      record(4, 24, 1, 4, 16, 'eth1', [198, 51, 100, 0]),
+      record(6, 64, 1, 2, 0, 'a-fifteen-chars', fe80),
+      record(6, 64, 1, 4, 0, '', fd00_9),
+    ]);
+    expect(decodeRouteRecords(bytes)).toEqual([
+      { dst: '192.0.2.0/24', protocol: '2', dev: 'eth0' },
+      { dst: 'default', protocol: '4', dev: 'eth0' },
+      { dst: '10.9.0.0/16', protocol: '4', type: 'blackhole' },
+      { dst: '198.51.100.0/24', protocol: '4', dev: 'eth1', flags: ['linkdown'] },
+      { dst: 'fe80::/64', protocol: '2', dev: 'a-fifteen-chars' },
+      { dst: 'fd00:9::/64', protocol: '4' },
+    ]);
+  });
+
+  it('resolves next hops from the records as from ip: connected and static, not default, blackhole or linkdown', () => {
+    const table = ReachabilityTable.fromRows(decodeRouteRecords(Buffer.concat([
+      record(4, 24, 1, 2, 0, 'eth0', [192, 0, 2, 0]),
+      record(4, 0, 1, 4, 0, 'eth0', [0, 0, 0, 0]),
+      record(4, 16, 6, 4, 0, '', [10, 9, 0, 0]),
+      record(4, 24, 1, 4, 16, 'eth1', [198, 51, 100, 0]),
+      record(6, 64, 1, 2, 0, 'eth0', fe80),
+    ])), '[]');
+    expect(['192.0.2.7', '203.0.113.1', '10.9.1.1', '198.51.100.1', 'fe80::2%eth0', 'fe80::2%eth1'].map((a) => table.resolve(a))).toEqual([
+      'reachable', 'unreachable', 'unreachable', 'unreachable', 'reachable', 'unreachable',
+    ]);
+  });
+
+  it('reads nothing from an empty dump or a partial record', () => {
+    expect(decodeRouteRecords(Buffer.alloc(0))).toEqual([]);
+    expect(decodeRouteRecords(Buffer.alloc(ROUTE_RECORD - 1))).toEqual([]);
+  });
+});

@@ -1,0 +1,50 @@
+// The main table's routes other than ours, through the addon's rtnetlink dump (native/route_dump.c),
+// for next-hop resolution: `ip -json route show` prints every route, a full table of ours included
+// (0.3-0.5 s of CPU per 100,000 routes, mostly `ip`'s), where the addon drops ours in C as the
+// kernel hands them over and returns the few left.
+import { Address6 } from 'ip-address';
+import type { IpRouteRow } from './reachability.js';
+import { netnsPath } from './netlink.js';
+
+/** route_dump.c's part of the addon. */
+export interface RouteDumpApi {
+  /**
+   * The main table's IPv4 and IPv6 routes but those of protocol `skipProtocol`, on the thread pool:
+   * ROUTE_RECORD bytes each (decodeRouteRecords). Rejects when the kernel cannot be read.
+   */
+  routeDump(netnsPath: string | null, skipProtocol: number): Promise<Buffer>;
+}
+
+/** Family, prefix length, type, protocol (a byte each), rtm_flags (4), link name (16), destination (16). */
+export const ROUTE_RECORD = 40;
+const RTN_UNICAST = 1;
+const RTNH_F_LINKDOWN = 16;
+/** As `ip` names route types (rtnetlink.h RTN_*). */
+const TYPE_NAMES: Record<number, string> = { 2: 'local', 3: 'broadcast', 4: 'anycast', 5: 'multicast', 6: 'blackhole', 7: 'unreachable', 8: 'prohibit', 9: 'throw', 10: 'nat', 11: 'xresolve' };
+
+/** The records as rows of `ip -json route show`, with the fields reachability reads (pure). */
+export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
+  const rows: IpRouteRow[] = [];
+  for (let at = 0; at + ROUTE_RECORD <= bytes.length; at += ROUTE_RECORD) {
+    const v4 = bytes[at] === 4;
+    const length = bytes[at + 1]!;
+    const type = bytes[at + 2]!;
+    const flags = bytes.readUInt32LE(at + 4);
+    const nameEnd = bytes.subarray(at + 8, at + 24).indexOf(0);
+    const dev = bytes.toString('latin1', at + 8, nameEnd < 0 ? at + 24 : at + 8 + nameEnd);
+    const address = v4
+      ? `${bytes[at + 24]}.${bytes[at + 25]}.${bytes[at + 26]}.${bytes[at + 27]}`
+      : Address6.fromUnsignedByteArray([...bytes.subarray(at + 24, at + 40)]).correctForm();
+    const row: IpRouteRow = { dst: length === 0 ? 'default' : `${address}/${length}`, protocol: String(bytes[at + 3]) };
+    if (type !== RTN_UNICAST) row.type = TYPE_NAMES[type] ?? String(type);
+    if (dev) row.dev = dev;
+    if (flags & RTNH_F_LINKDOWN) row.flags = ['linkdown'];
+    rows.push(row);
+  }
+  return rows;
+}
+
+/** The main table's routes but `skipProtocol`'s, in the named namespace (default: our own). */
+export async function dumpRoutes(api: RouteDumpApi, skipProtocol: number, netns?: string): Promise<IpRouteRow[]> {
+  return decodeRouteRecords(await api.routeDump(netnsPath(netns) ?? null, skipProtocol));
+}
