@@ -12,9 +12,10 @@ import type { NextHopWatchPort } from './ports.js';
 /** Changes come in bursts (a link going down takes its routes with it): one re-read for a burst. */
 const SETTLE_MS = 100;
 /**
- * A read streams the whole main table through `ip` (0.3-0.5 s with 100,000 routes of ours in it), and
- * pods coming and going keep changing links and addresses: reads take at most a tenth of the time,
- * so a full table under pod churn costs a bounded share of a core, not all of it.
+ * A read dumps the whole main table, our routes included (the addon's dump: ~17 ms with 100,000 of
+ * ours, ~150 ms with a million; through `ip` ten to twenty times that), and pods coming and going
+ * keep changing links and addresses: reads take at most a tenth of the time, so a full table under
+ * pod churn costs a bounded share of a core, not all of it.
  */
 const READ_SHARE = 0.1;
 /** However long reads take, a change is read within this long. */
@@ -37,8 +38,8 @@ const NETLINK_POLL_MS = 300_000;
  * Whether the safety net reads now (pure): every poll while nothing was read yet (the first read
  * failed) or changes come through `ip monitor`, which drops lines unseen when it falls behind; with
  * the addon's watcher, which reports an overrun (a re-read follows) and its own failure (it falls
- * back to `ip monitor`), every 5 minutes. Each read streams the whole main table (with a full table
- * of ours, 0.3-0.5 s of CPU per 100,000 routes, mostly `ip`'s): every 30 s was ~1-2% of a core at
+ * back to `ip monitor`), every 5 minutes. Each read through `ip` streams the whole main table (with
+ * a full table of ours, 0.3-0.5 s of CPU per 100,000 routes): every 30 s was ~1-2% of a core at
  * 100,000 routes and ~10% at a million, for nothing.
  */
 export function pollDue(via: KernelWatch['via'] | undefined, haveTable: boolean, sinceLastReadMs: number): boolean {
