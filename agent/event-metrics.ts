@@ -37,6 +37,7 @@ export function timedRouteShell(shell: RouteShell): RouteShell {
   };
   return {
     readRoutes: () => shell.readRoutes(),
+    ...(shell.readRouteSlices ? { readRouteSlices: () => shell.readRouteSlices!() } : {}),
     batch: (lines) => timed(lines, (l) => shell.batch(l as string[])),
     ...(shell.write ? { write: (changes: readonly RouteWrite[]) => timed(changes, (c) => shell.write!(c)) } : {}),
     ...(shell.close ? { close: () => shell.close!() } : {}),

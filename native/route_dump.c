@@ -1,8 +1,11 @@
-/* The main table's routes for next-hop resolution, read by rtnetlink dumps on the thread pool, with
- * one protocol's routes (ours, a full table of them) dropped here as they come: `ip -json route show`
- * would print every one of them, a million rows of JSON, for the agent to skip. What is left (a
- * host's few dozen connected, static and other routes) goes back as fixed-size records
- * (routes/route-dump.ts decodes them). */
+/* The main table's routes read by rtnetlink dumps on the thread pool, in one of two ways:
+ * - all but one protocol's (for next-hop resolution): ours, a full table of them, are dropped here as
+ *   they come, where `ip -json route show` would print a million rows of JSON for the agent to skip;
+ *   the few left go back as fixed-size records;
+ * - only that protocol's (the reconciler's comparison with the kernel): the kernel filters them
+ *   (NETLINK_GET_STRICT_CHK), and each goes back as a compact record with its next hops, instead of
+ *   `ip -json` printing and the agent parsing a million JSON rows.
+ * routes/route-dump.ts decodes both. */
 #define _GNU_SOURCE
 #include "addon.h"
 #include <errno.h>
@@ -27,13 +30,24 @@
 #define DUMP_TRIES 3
 #define REPLY_TIMEOUT_S 10
 #define RECV_BUFFER (256 * 1024)
+#ifndef NETLINK_GET_STRICT_CHK
+#define NETLINK_GET_STRICT_CHK 12
+#endif
 
 struct dump_work {
   napi_async_work work;
   napi_deferred deferred;
   char path[4096];
   int has_path;
-  int skip_protocol;
+  int protocol;
+  /* 1: only `protocol`'s routes, with next hops; 0: all but `protocol`'s. */
+  int only;
+  /* The links our routes go through (a few for a full table, one a pod for pod routes), each once. */
+  struct link_name {
+    uint32_t index;
+    char name[IFNAMSIZ];
+  } *names;
+  size_t name_count, name_capacity;
   uint8_t *out;
   size_t out_length, out_capacity;
   int err;
@@ -44,9 +58,13 @@ static int open_dump_socket(void *unused) {
   (void)unused;
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return -1;
+  int one = 1;
   struct timeval timeout = {.tv_sec = REPLY_TIMEOUT_S};
   struct sockaddr_nl local = {.nl_family = AF_NETLINK};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  /* The kernel then dumps only what the request's header asks for (Linux 4.20+; older ones dump all,
+   * and take_route filters the same way). */
+  setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one);
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
     int err = errno;
     close(fd);
@@ -56,37 +74,107 @@ static int open_dump_socket(void *unused) {
   return fd;
 }
 
-static int keep_record(struct dump_work *w, const uint8_t record[RECORD]) {
-  if (w->out_length + RECORD > w->out_capacity) {
+static int keep_record(struct dump_work *w, const uint8_t *record, size_t length) {
+  if (w->out_length + length > w->out_capacity) {
     size_t capacity = w->out_capacity ? w->out_capacity * 2 : 64 * RECORD;
+    while (capacity < w->out_length + length) capacity *= 2;
     uint8_t *grown = realloc(w->out, capacity);
     if (!grown) return -1;
     w->out = grown;
     w->out_capacity = capacity;
   }
-  memcpy(w->out + w->out_length, record, RECORD);
-  w->out_length += RECORD;
+  memcpy(w->out + w->out_length, record, length);
+  w->out_length += length;
   return 0;
 }
 
-/* One RTM_NEWROUTE of the dump: kept as a record unless of the skipped protocol or another table. */
+/* Remembers a link's name for the trailer (only mode), each index once: the last one found is
+ * looked at first, as a table's routes come through the same link one after another. */
+static int note_link(struct dump_work *w, int fd, uint32_t index) {
+  if (index == 0) return 0;
+  if (w->name_count > 0 && w->names[w->name_count - 1].index == index) return 0;
+  for (size_t i = 0; i < w->name_count; i++)
+    if (w->names[i].index == index) return 0;
+  struct ifreq request;
+  memset(&request, 0, sizeof request);
+  request.ifr_ifindex = (int)index;
+  if (ioctl(fd, SIOCGIFNAME, &request) != 0) return 0; /* gone since: the route reads back without its link */
+  if (w->name_count == w->name_capacity) {
+    size_t capacity = w->name_capacity ? w->name_capacity * 2 : 16;
+    struct link_name *grown = realloc(w->names, capacity * sizeof *grown);
+    if (!grown) return -1;
+    w->names = grown;
+    w->name_capacity = capacity;
+  }
+  w->names[w->name_count].index = index;
+  memcpy(w->names[w->name_count].name, request.ifr_name, IFNAMSIZ);
+  w->name_count++;
+  return 0;
+}
+
+/* Only mode: family, prefix length, type, hop count, the destination (4 or 16 bytes), then per hop
+ * its link index (4), whether it has a gateway (1), 3 bytes of padding and the gateway (4 or 16). */
+static int take_own_route(struct dump_work *w, int fd, const struct rtmsg *r, const void *dst, uint32_t oif, const void *gateway, const struct rtattr *multipath) {
+  size_t address = r->rtm_family == AF_INET ? 4 : 16;
+  uint8_t record[4 + 16 + 255 * (8 + 16)];
+  size_t at = 4 + address;
+  memset(record, 0, 4 + address);
+  record[0] = r->rtm_family == AF_INET ? 4 : 6;
+  record[1] = r->rtm_dst_len;
+  record[2] = r->rtm_type;
+  if (dst) memcpy(record + 4, dst, address);
+  int hops = 0;
+  if (multipath) {
+    int left = (int)RTA_PAYLOAD(multipath);
+    for (const struct rtnexthop *nh = RTA_DATA(multipath); left >= (int)sizeof *nh && nh->rtnh_len >= sizeof *nh && nh->rtnh_len <= left && hops < 255;
+         left -= RTNH_ALIGN(nh->rtnh_len), nh = RTNH_NEXT(nh)) {
+      const void *hop_gateway = NULL;
+      int attrs = nh->rtnh_len - (int)sizeof *nh;
+      for (const struct rtattr *a = RTNH_DATA(nh); RTA_OK(a, attrs); a = RTA_NEXT(a, attrs))
+        if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) >= address) hop_gateway = RTA_DATA(a);
+      uint32_t index = (uint32_t)nh->rtnh_ifindex;
+      memcpy(record + at, &index, 4);
+      record[at + 4] = hop_gateway != NULL;
+      memset(record + at + 5, 0, 3 + address);
+      if (hop_gateway) memcpy(record + at + 8, hop_gateway, address);
+      if (note_link(w, fd, index) < 0) return -1;
+      at += 8 + address;
+      hops++;
+    }
+  } else if (oif || gateway) {
+    memcpy(record + at, &oif, 4);
+    record[at + 4] = gateway != NULL;
+    memset(record + at + 5, 0, 3 + address);
+    if (gateway) memcpy(record + at + 8, gateway, address);
+    if (note_link(w, fd, oif) < 0) return -1;
+    at += 8 + address;
+    hops = 1;
+  }
+  record[3] = (uint8_t)hops;
+  return keep_record(w, record, at);
+}
+
+/* One RTM_NEWROUTE of the dump: kept as a record when of the main table and of the protocol asked for
+ * (only mode) or of any other (else). */
 static int take_route(struct dump_work *w, int fd, const struct nlmsghdr *h) {
   const struct rtmsg *r = NLMSG_DATA(h);
   if (h->nlmsg_len < NLMSG_LENGTH(sizeof *r)) return 0;
-  if (r->rtm_protocol == w->skip_protocol || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6)) return 0;
+  if ((r->rtm_protocol == w->protocol) != w->only || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6)) return 0;
   uint32_t table = r->rtm_table;
   uint32_t oif = 0;
-  const void *dst = NULL;
+  const void *dst = NULL, *gateway = NULL;
+  const struct rtattr *multipath = NULL;
   size_t dst_length = r->rtm_family == AF_INET ? 4 : 16;
-  int multipath = 0;
   int left = (int)RTM_PAYLOAD(h);
   for (const struct rtattr *a = RTM_RTA(r); RTA_OK(a, left); a = RTA_NEXT(a, left)) {
     if (a->rta_type == RTA_TABLE && RTA_PAYLOAD(a) >= 4) memcpy(&table, RTA_DATA(a), 4);
     else if (a->rta_type == RTA_OIF && RTA_PAYLOAD(a) >= 4) memcpy(&oif, RTA_DATA(a), 4);
     else if (a->rta_type == RTA_DST && RTA_PAYLOAD(a) >= dst_length) dst = RTA_DATA(a);
-    else if (a->rta_type == RTA_MULTIPATH) multipath = 1;
+    else if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) >= dst_length) gateway = RTA_DATA(a);
+    else if (a->rta_type == RTA_MULTIPATH) multipath = a;
   }
   if (table != RT_TABLE_MAIN) return 0;
+  if (w->only) return take_own_route(w, fd, r, dst, oif, gateway, multipath);
   uint8_t record[RECORD];
   memset(record, 0, sizeof record);
   record[0] = r->rtm_family == AF_INET ? 4 : 6;
@@ -102,7 +190,7 @@ static int take_route(struct dump_work *w, int fd, const struct nlmsghdr *h) {
     if (ioctl(fd, SIOCGIFNAME, &request) == 0) memcpy(record + 8, request.ifr_name, IFNAMSIZ);
   }
   if (dst) memcpy(record + 24, dst, dst_length);
-  return keep_record(w, record);
+  return keep_record(w, record, RECORD);
 }
 
 /* Dumps one family's routes; 1 when the kernel marked the dump interrupted (read it again). */
@@ -112,7 +200,8 @@ static int dump_family(struct dump_work *w, int fd, int family, uint8_t *buffer)
     struct rtmsg r;
   } request = {
       .h = {.nlmsg_len = sizeof request, .nlmsg_type = RTM_GETROUTE, .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = (uint32_t)family},
-      .r = {.rtm_family = (unsigned char)family},
+      /* Filters the kernel applies under NETLINK_GET_STRICT_CHK (and ignores without): the main table, and in only mode the protocol. */
+      .r = {.rtm_family = (unsigned char)family, .rtm_table = RT_TABLE_MAIN, .rtm_protocol = (unsigned char)(w->only ? w->protocol : 0)},
   };
   struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
   if (sendto(fd, &request, sizeof request, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
@@ -183,6 +272,18 @@ static void dump_execute(napi_env env, void *data) {
   }
   free(buffer);
   close(fd);
+  /* Only mode: the links' names follow the records (index 4, name IFNAMSIZ each), then their count (4). */
+  if (w->only && !w->err) {
+    for (size_t i = 0; i < w->name_count && !w->err; i++) {
+      uint8_t entry[4 + IFNAMSIZ];
+      memcpy(entry, &w->names[i].index, 4);
+      memcpy(entry + 4, w->names[i].name, IFNAMSIZ);
+      if (keep_record(w, entry, sizeof entry) < 0) w->err = ENOMEM;
+    }
+    uint32_t count = (uint32_t)w->name_count;
+    if (!w->err && keep_record(w, (const uint8_t *)&count, 4) < 0) w->err = ENOMEM;
+    if (w->err) w->what = "route dump: records";
+  }
 }
 
 static void dump_complete(napi_env env, napi_status status, void *data) {
@@ -202,22 +303,30 @@ static void dump_complete(napi_env env, napi_status status, void *data) {
   }
   napi_delete_async_work(env, w->work);
   free(w->out);
+  free(w->names);
   free(w);
 }
 
-/* routeDump(netnsPath: string | null, skipProtocol: number): Promise<Buffer> — RECORD bytes a route. */
+/* routeDump(netnsPath: string | null, protocol: number, only?: boolean): Promise<Buffer> — all but
+ * `protocol`'s routes, RECORD bytes each; with `only`, that protocol's, as take_own_route writes them. */
 static napi_value route_dump(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2], promise, name;
+  size_t argc = 3;
+  napi_value argv[3], promise, name;
   napi_valuetype type = napi_undefined;
-  int32_t skip;
+  int32_t protocol;
+  bool only = false;
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   if (argc < 2) {
-    napi_throw_type_error(env, NULL, "routeDump: (netnsPath, skipProtocol)");
+    napi_throw_type_error(env, NULL, "routeDump: (netnsPath, protocol, only?)");
     return NULL;
   }
   CHECK(napi_typeof(env, argv[0], &type));
-  CHECK(napi_get_value_int32(env, argv[1], &skip));
+  CHECK(napi_get_value_int32(env, argv[1], &protocol));
+  if (argc > 2) {
+    napi_valuetype only_type;
+    CHECK(napi_typeof(env, argv[2], &only_type));
+    if (only_type == napi_boolean) CHECK(napi_get_value_bool(env, argv[2], &only));
+  }
   struct dump_work *w = calloc(1, sizeof *w);
   if (!w) {
     napi_throw_error(env, NULL, "routeDump: out of memory");
@@ -232,7 +341,8 @@ static napi_value route_dump(napi_env env, napi_callback_info info) {
     }
     w->has_path = 1;
   }
-  w->skip_protocol = skip;
+  w->protocol = protocol;
+  w->only = only;
   CHECK(napi_create_promise(env, &w->deferred, &promise));
   CHECK(napi_create_string_utf8(env, "lightly.routeDump", NAPI_AUTO_LENGTH, &name));
   CHECK(napi_create_async_work(env, NULL, name, dump_execute, dump_complete, w, &w->work));

@@ -353,6 +353,64 @@ describe('RouteReconciler (fake ip)', () => {
     );
   });
 
+  it('compares with the kernel a slice at a time while changes keep coming: drift repaired, the changes made meanwhile kept', async () => {
+    // As the netlink shell reads our routes (the addon's dump, decoded in slices with the event
+    // loop served in between): a change may land between two slices of one comparison.
+    class SlicedIp extends FakeIp {
+      async *readRouteSlices(): AsyncIterable<Route[]> {
+        this.reads++;
+        const routes = [...this.kernel.values()];
+        for (let i = 0; i < routes.length; i += 2) {
+          await new Promise((resolve) => setImmediate(resolve));
+          yield routes.slice(i, i + 2);
+        }
+      }
+    }
+    const prefix = fc.integer({ min: 0, max: 9 }).map((i) => `10.${i}.0.0/24`);
+    const op = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('upsert' as const), prefix, hop: fc.constantFrom('192.0.2.2', '192.0.2.3') }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), prefix }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('turn' as const) }) },
+      // Someone else deletes or changes a route of ours, or adds one with our protocol; a comparison is asked for.
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('drift' as const), prefix, hop: fc.constantFrom('192.0.2.2', '192.0.2.9', 'none') }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 60 }), async (ops) => {
+        const ip = new SlicedIp();
+        const rec = new RouteReconciler({ shell: ip, chunkLines: 2, debounceMs: 0, driftSettleMs: 0, driftIntervalMs: 0 });
+        await rec.start();
+        const want = new Map<string, string>();
+        for (const o of ops) {
+          if (o.kind === 'turn') await new Promise((resolve) => setImmediate(resolve));
+          else if (o.kind === 'drift') {
+            if (o.hop === 'none') ip.kernel.delete(o.prefix);
+            else ip.kernel.set(o.prefix, r(o.prefix, o.hop));
+            rec.suspectDrift();
+          } else await step(rec, want, o);
+        }
+        // The last drift's comparison runs after its timer: let it, then see everything through.
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        for (let i = 0; i < 5; i++) await rec.flush();
+        rec.stop();
+        const got = [...ip.kernel.values()].map((x) => `${x.prefix} ${x.nextHops[0]}`).sort();
+        expect(got).toEqual([...want].map(([p, h]) => `${p} ${h}`).sort());
+        expect(rec.installed().map((x) => `${x.prefix} ${x.nextHops[0]}`).sort()).toEqual(got);
+        expect(rec.stats()).toMatchObject({ installed: want.size, desired: want.size, pending: 0 });
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('counts two routes of ours for one prefix (another metric) once, the last one read', async () => {
+    const ip = new FakeIp();
+    ip.readRoutes = async () => [r('10.1.0.0/24', '192.0.2.2'), r('10.1.0.0/24', '192.0.2.3'), r('10.2.0.0/24', '192.0.2.2')];
+    const rec = new RouteReconciler({ shell: ip });
+    await rec.start();
+    expect(rec.stats()).toMatchObject({ installed: 2, unicast: 2, desired: 2 });
+    expect(rec.wanted().get('10.1.0.0/24')?.nextHops).toEqual(['192.0.2.3']);
+    rec.stop();
+  });
+
   it('repairs drift on the periodic comparison: a route of ours deleted or changed behind our back, one added', async () => {
     const ip = new FakeIp();
     const rec = new RouteReconciler({ shell: ip, resyncMs: 20 });

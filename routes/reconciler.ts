@@ -9,6 +9,12 @@ import { type NetlinkSocketApi, NetlinkRouteShell } from './netlink.js';
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
 export interface RouteShell {
   readRoutes(): Promise<Route[]>;
+  /**
+   * The same routes a slice at a time, when the shell can hand them over so (routes/netlink.ts, the
+   * addon's dump): a comparison then keeps none of them beyond its slice, where a million Routes
+   * held at once made the collector pause the agent for 200-300 ms.
+   */
+  readRouteSlices?(): AsyncIterable<Route[]>;
   /** Calls may overlap; they reach the kernel in call order. */
   batch(lines: string[]): Promise<BatchFailure[]>;
   /**
@@ -122,6 +128,8 @@ class PrefixRecord implements RouteWrite {
   live = true;
   /** The RIB's, when it keeps its candidates here; never read by the reconciler but to know the record is in use. */
   candidates: unknown = undefined;
+  /** The last comparison with the kernel that found a route of ours for the prefix (RouteReconciler.comparisons). */
+  seen = 0;
 
   constructor(
     readonly prefix: string,
@@ -247,6 +255,8 @@ export class RouteReconciler {
   private retryDelay: number;
   private running?: Promise<ReconcileResult>;
   private counters = { batches: 0, changesApplied: 0, changesFailed: 0, resyncs: 0 };
+  /** Numbers the comparisons with the kernel: a record's `seen` says whether the current one found the kernel's route for it. */
+  private comparisons = 0;
   /**
    * Our routes in the kernel as far as we know (what kernelRoutes() yields), counted as they change:
    * stats() answers every metrics scrape and status call, and walking a million routes for it held
@@ -502,75 +512,77 @@ export class RouteReconciler {
   }
 
   /**
-   * Reads the kernel's routes of ours and marks every prefix where they differ from the desired set.
+   * Reads the kernel's routes of ours and queues every prefix where they differ from the desired set.
    * The first one adopts them as the desired set. Works in slices, so a million routes do not stall
-   * sessions and the status socket.
+   * sessions and the status socket: each slice of the kernel's routes is compared as it comes and
+   * dropped (no map of the kernel's table), then the table is walked for prefixes the kernel has
+   * nothing of ours for. Nothing is at the kernel meanwhile (a comparison waits for the changes out);
+   * a record changed while this yields is queued by that change, and compared with what the kernel
+   * was found to have.
    */
   private async resync(): Promise<void> {
     this.resyncWanted = false;
     const driftSince = this.driftWanted;
     this.driftWanted = undefined;
     this.counters.resyncs++;
-    const kernel = new Map<string, Route>();
-    let n = 0;
-    for (const r of await this.shell.readRoutes()) {
-      if (!isDeviceRoute(r) || this.ownedDevices.has(r.prefix)) kernel.set(r.prefix, r);
-      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
-    }
+    const epoch = ++this.comparisons;
+    const adopting = !this.adopted;
     this.viaGateway = this.flushes ? new Map() : undefined;
     this.removals = 0;
     this.tally.unicast = this.tally.blackhole = this.tally.ecmp = 0;
-    for (const r of kernel.values()) {
-      this.countGateway(r, 1);
-      this.count(r, 1);
-    }
-    const table = this.table;
-    if (!this.adopted) {
-      // The first comparison adopts: what the kernel has of ours is what we want, until told otherwise.
-      this.adopted = true;
-      for (const [prefix, have] of kernel) {
-        const rec = table.get(prefix) ?? this.add(prefix);
-        rec.have = have;
-        if (rec.want === undefined) {
-          // Wanted as it is: nothing to queue (a restart with a full table would otherwise start
-          // with a pass over every route of ours, each already right).
-          rec.want = have;
-          this.wantedCount++;
-        } else if (!satisfies(have, rec.want)) this.enqueue(rec);
+    this.refused.clear();
+    let differed = 0;
+    const slices = this.shell.readRouteSlices ? this.shell.readRouteSlices() : oneSlice(this.shell.readRoutes());
+    let n = 0;
+    for await (const slice of slices) {
+      for (const have of slice) {
+        // A shell that reads all at once hands over one slice of a million.
         if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+        if (isDeviceRoute(have) && !this.ownedDevices.has(have.prefix)) continue;
+        const rec = this.table.get(have.prefix) ?? this.add(have.prefix);
+        if (rec.seen === epoch) {
+          // Two routes of ours for one prefix (another metric): the last one read counts, as a map's would.
+          this.countGateway(rec.have, -1);
+          this.count(rec.have, -1);
+          if (adopting && rec.want === rec.have) {
+            rec.want = undefined;
+            this.wantedCount--;
+          }
+        }
+        rec.seen = epoch;
+        this.countGateway(have, 1);
+        this.count(have, 1);
+        if (adopting && rec.want === undefined) {
+          // Adopted: what the kernel has of ours is what we want, until told otherwise, and nothing
+          // is queued (a restart with a full table would otherwise start with a pass over every
+          // route of ours, each already right).
+          rec.have = rec.want = have;
+          this.wantedCount++;
+        } else if (rec.want !== undefined && satisfies(have, rec.want)) {
+          rec.have = rec.want;
+        } else {
+          rec.have = have;
+          this.enqueue(rec);
+          differed++;
+        }
       }
+      await yieldToEventLoop();
+    }
+    if (adopting) {
+      this.adopted = true;
       return;
     }
-    // Nothing is at the kernel now (a comparison waits for the changes out): what differs is found
-    // afresh, and what was queued or refused before is in it if it still differs. A record changed
-    // while this yields is queued by that change or compared when reached (its queued flag is reset
-    // here first, as the queue is).
-    this.queue = [];
-    this.head = 0;
-    this.refused.clear();
-    for (const rec of table.values()) {
-      rec.queued = false;
-      const want = rec.want;
-      const have = kernel.get(rec.prefix);
-      if (want && have && satisfies(have, want)) {
-        rec.have = want;
-      } else {
-        rec.have = have;
-        if (want || have) this.enqueue(rec);
-        else this.release(rec);
+    for (const rec of this.table.values()) {
+      if (rec.seen !== epoch && rec.live) {
+        rec.have = undefined;
+        if (rec.want !== undefined) {
+          this.enqueue(rec);
+          differed++;
+        } else this.release(rec);
       }
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
-    for (const [prefix, have] of kernel) {
-      const rec = table.get(prefix) ?? this.add(prefix);
-      // Without the kernel's route: added while this yielded (by the RIB, or a new want), not compared above.
-      if (rec.have === undefined) {
-        rec.have = have;
-        this.enqueue(rec);
-      }
-      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
-    }
-    if (driftSince !== undefined) this.driftFound = { since: driftSince, differed: this.queue.length };
+    if (driftSince !== undefined) this.driftFound = { since: driftSince, differed };
   }
 
   /** One chunk of lines to `ip`; the kernel's answer updates what we know it has. */
@@ -833,6 +845,11 @@ function isDeviceRoute(r: RouteTarget): boolean {
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** A shell's whole read as one slice (a shell without readRouteSlices). */
+async function* oneSlice(routes: Promise<Route[]>): AsyncIterable<Route[]> {
+  yield await routes;
 }
 
 /**

@@ -4,7 +4,10 @@ import { execa, execaSync } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import { nativeAddon } from '../native/native.js';
-import { dumpRoutes } from './route-dump.js';
+import { dumpOwnRoutes, dumpRoutes } from './route-dump.js';
+import { Ip } from './ip.js';
+import { NetlinkRouteShell } from './netlink.js';
+import type { Route } from './desired.js';
 import { type IpRouteRow, ReachabilityTable } from './reachability.js';
 import { ROUTE_PROTOCOL, isLightlyProtocol } from './protocol-number.js';
 
@@ -82,5 +85,69 @@ describe('routeDump (addon)', () => {
 
   it('rejects with the reason when the namespace does not exist', async () => {
     await expect(nativeAddon().routeDump('/var/run/netns/lt-no-such-namespace', ROUTE_PROTOCOL)).rejects.toThrow(/lt-no-such-namespace: No such file or directory/);
+  });
+});
+
+describe('routeDump of our routes (addon)', () => {
+  it('reads our routes as ip -json does, every shape the reconciler writes and the pods\' routes on links of their own', async () => {
+    const own = await pool.create('dumpown');
+    await addConnectedLink(own, 'va', 'vb', ['192.0.2.1/24', 'fd00::1/64']);
+    await addConnectedLink(own, 'wa', 'wb', ['198.51.100.1/24']);
+    // More links than the addon's first allocation of names (16): a node with a pod on each.
+    const pods = 40;
+    for (let i = 0; i < pods; i++) await ipIn(own, ['link', 'add', `pod${i}`, 'type', 'veth', 'peer', 'name', `pp${i}`]);
+    for (let i = 0; i < pods; i++) await ipIn(own, ['link', 'set', `pod${i}`, 'up']);
+    const P = ROUTE_PROTOCOL;
+    const lines = [
+      ...Array.from({ length: OURS }, (_, i) => `route add 10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via 192.0.2.2 proto ${P}`),
+      `route add 0.0.0.0/0 via 192.0.2.254 proto ${P}`,
+      `route add 10.20.0.0/16 proto ${P} nexthop via 192.0.2.2 nexthop via 198.51.100.2`,
+      `route add 10.21.0.0/16 via 198.51.100.2 dev wa proto ${P}`,
+      `route add blackhole 10.22.0.0/16 proto ${P}`,
+      `route add unreachable 10.23.0.0/16 proto ${P}`,
+      `route add 10.24.0.0/16 via 192.0.2.2 table 100 proto ${P}`,
+      'route add 10.25.0.0/16 via 192.0.2.2 proto static',
+      ...Array.from({ length: pods }, (_, i) => `route add 10.244.1.${i + 1}/32 dev pod${i} scope link proto ${P}`),
+      `route add fd00:201::/64 via fd00::2 proto ${P}`,
+      `route add fd00:202::/64 via fe80::2 dev vb proto ${P}`,
+      `route add fd00:203::/64 proto ${P} nexthop via fd00::2 nexthop via fd00::3`,
+      `route add blackhole fd00:204::/64 proto ${P}`,
+      `route add fd00:244::5/128 dev pod0 proto ${P}`,
+    ];
+    execaSync('ip', ['-n', own, '-batch', '-'], { input: lines.join('\n') });
+    const byPrefix = (a: { prefix: string }, b: { prefix: string }): number => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : 0);
+    const started = performance.now();
+    const dumped = (await dumpOwnRoutes(nativeAddon(), ROUTE_PROTOCOL, own)).sort(byPrefix);
+    const dumpMs = performance.now() - started;
+    const ip = new Ip({ netns: own });
+    const read = (await ip.readRoutes()).sort(byPrefix);
+    ip.close();
+    console.log(JSON.stringify({ ours: read.length, dumpMs: Math.round(dumpMs) }));
+    expect(dumped).toEqual(read);
+    // The comparison means something: each shape is there as the reconciler wrote it.
+    const find = (prefix: string) => dumped.find((r) => r.prefix === prefix);
+    expect(dumped).toHaveLength(OURS + 1 + 3 + pods + 5);
+    expect(find('0.0.0.0/0')).toEqual({ prefix: '0.0.0.0/0', type: 'unicast', nextHops: ['192.0.2.254'], dev: 'va' });
+    expect(find('10.20.0.0/16')?.nextHops).toEqual(['192.0.2.2', '198.51.100.2']);
+    expect(find('10.22.0.0/16')).toEqual({ prefix: '10.22.0.0/16', type: 'blackhole', nextHops: [] });
+    expect(find('10.244.1.40/32')).toEqual({ prefix: '10.244.1.40/32', type: 'unicast', nextHops: [], dev: 'pod39' });
+    expect(find('fd00:202::/64')?.nextHops).toEqual(['fe80::2%vb']);
+    expect(find('fd00:203::/64')?.nextHops).toEqual(['fd00::2', 'fd00::3']);
+    expect(find('fd00:244::5/128')).toEqual({ prefix: 'fd00:244::5/128', type: 'unicast', nextHops: [], dev: 'pod0' });
+    for (const absent of ['10.23.0.0/16', '10.24.0.0/16', '10.25.0.0/16']) expect(find(absent)).toBeUndefined();
+    // The reconciler's shell reads them so, a slice at a time; through ip when the dump fails.
+    const slicesOf = async (shell: NetlinkRouteShell): Promise<Route[][]> => {
+      const slices: Route[][] = [];
+      for await (const slice of shell.readRouteSlices()) slices.push(slice);
+      shell.close();
+      return slices;
+    };
+    const sliced = await slicesOf(new NetlinkRouteShell({ netns: own, addon: nativeAddon() }));
+    expect(sliced.length).toBeGreaterThan(2);
+    expect(sliced.flat().sort(byPrefix)).toEqual(read);
+    const failing = { ...nativeAddon(), routeDump: () => Promise.reject(new Error('route dump: recv: No buffer space available')) };
+    const fallback = await slicesOf(new NetlinkRouteShell({ netns: own, addon: failing }));
+    expect(fallback).toHaveLength(1);
+    expect(fallback[0]!.sort(byPrefix)).toEqual(read);
   });
 });

@@ -1,6 +1,6 @@
 // The addon's route records (native/route_dump.c) as `ip -json` rows, and what reachability makes of them.
 import { describe, expect, it } from 'vitest';
-import { ROUTE_RECORD, decodeRouteRecords } from './route-dump.js';
+import { ROUTE_RECORD, decodeOwnRoutes, decodeRouteRecords, ownRouteSlices } from './route-dump.js';
 import { ReachabilityTable } from './reachability.js';
 
 function record(family: 4 | 6, length: number, type: number, protocol: number, flags: number, dev: string, dst: number[]): Buffer {
@@ -54,5 +54,70 @@ describe('decodeRouteRecords', () => {
   it('reads nothing from an empty dump or a partial record', () => {
     expect(decodeRouteRecords(Buffer.alloc(0))).toEqual([]);
     expect(decodeRouteRecords(Buffer.alloc(ROUTE_RECORD - 1))).toEqual([]);
+  });
+});
+
+/** An only-mode record (native/route_dump.c take_own_route): hops as [link index, gateway bytes or none]. */
+function own(family: 4 | 6, length: number, type: number, dst: number[], hops: [number, number[] | undefined][]): Buffer {
+  const size = family === 4 ? 4 : 16;
+  const b = Buffer.alloc(4 + size + hops.length * (8 + size));
+  b[0] = family;
+  b[1] = length;
+  b[2] = type;
+  b[3] = hops.length;
+  Buffer.from(dst).copy(b, 4);
+  hops.forEach(([index, gateway], i) => {
+    const at = 4 + size + i * (8 + size);
+    b.writeUInt32LE(index, at);
+    b[at + 4] = gateway ? 1 : 0;
+    if (gateway) Buffer.from(gateway).copy(b, at + 8);
+  });
+  return b;
+}
+
+function links(names: [number, string][]): Buffer {
+  const b = Buffer.alloc(names.length * 20 + 4);
+  names.forEach(([index, name], i) => {
+    b.writeUInt32LE(index, i * 20);
+    b.write(name, i * 20 + 4, 16, 'latin1');
+  });
+  b.writeUInt32LE(names.length, names.length * 20);
+  return b;
+}
+
+describe('decodeOwnRoutes', () => {
+  const fe80_1 = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+  const dump = Buffer.concat([
+    own(4, 24, 1, [10, 0, 0, 0], [[2, [192, 0, 2, 2]]]),
+    own(4, 24, 1, [10, 0, 1, 0], [[2, [192, 0, 2, 3]], [3, [192, 0, 2, 2]]]),
+    own(4, 24, 6, [10, 0, 2, 0], []),
+    own(4, 24, 7, [10, 0, 3, 0], []), // unreachable: not a route we write
+    own(4, 32, 1, [10, 0, 4, 5], [[4, undefined]]),
+    own(6, 64, 1, fd00_9, [[2, fe80_1]]),
+    own(4, 24, 1, [10, 0, 5, 0], [[2, [192, 0, 2, 2]], [4, undefined]]), // ECMP with a hop without gateway: not ours either
+    own(4, 0, 1, [0, 0, 0, 0], [[2, [192, 0, 2, 2]]]),
+    links([[2, 'eth0'], [3, 'eth1'], [4, 'lxc1']]),
+  ]);
+
+  it('reads our routes as routesFromRows reads ip -json: gateways sorted, link-local ones zoned, a device route its link', () => {
+    const routes = decodeOwnRoutes(dump);
+    expect(routes).toEqual([
+      { prefix: '10.0.0.0/24', type: 'unicast', nextHops: ['192.0.2.2'], dev: 'eth0' },
+      { prefix: '10.0.1.0/24', type: 'unicast', nextHops: ['192.0.2.2', '192.0.2.3'] },
+      { prefix: '10.0.2.0/24', type: 'blackhole', nextHops: [] },
+      { prefix: '10.0.4.5/32', type: 'unicast', nextHops: [], dev: 'lxc1' },
+      { prefix: 'fd00:9::/64', type: 'unicast', nextHops: ['fe80::1%eth0'], dev: 'eth0' },
+      { prefix: '0.0.0.0/0', type: 'unicast', nextHops: ['192.0.2.2'], dev: 'eth0' },
+    ]);
+    // One list per gateway for the routes through it alone (a full table through one peer).
+    expect(routes[5]!.nextHops).toBe(routes[0]!.nextHops);
+  });
+
+  it('gives the same routes a slice at a time, none lost at the slices\' edges', () => {
+    const slices = [...ownRouteSlices(dump, 3)];
+    expect(slices.map((s) => s.length)).toEqual([3, 2, 1]); // 3 records a slice, two of them left out
+    expect(slices.flat()).toEqual(decodeOwnRoutes(dump));
+    expect(decodeOwnRoutes(links([]))).toEqual([]);
+    expect(decodeOwnRoutes(Buffer.alloc(0))).toEqual([]);
   });
 });

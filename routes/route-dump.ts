@@ -1,10 +1,11 @@
-// The main table's routes other than ours, through the addon's rtnetlink dump (native/route_dump.c),
-// for next-hop resolution: `ip -json route show` prints every route, a full table of ours included
-// (0.3-0.5 s of CPU per 100,000 routes, mostly `ip`'s), where the addon drops ours in C as the
-// kernel hands them over and returns the few left.
+// The main table's routes through the addon's rtnetlink dump (native/route_dump.c), where `ip -json
+// route show` prints every route as JSON, a full table of ours included:
+// - all but ours, for next-hop resolution: the addon drops ours in C and returns the few left;
+// - only ours, for the reconciler's comparison with the kernel: the kernel filters them, and each
+//   comes back as a compact record (at 1,000,000 routes `ip -json` and its parsing cost ~7 s of CPU).
 import { Address6 } from 'ip-address';
+import { InvalidRouteError, type Route, isLinkLocal, normaliseRoute } from './desired.js';
 import type { IpRouteRow } from './reachability.js';
-import { netnsPath } from './netlink.js';
 
 /** route_dump.c's part of the addon. */
 export interface RouteDumpApi {
@@ -13,7 +14,12 @@ export interface RouteDumpApi {
    * ROUTE_RECORD bytes each (decodeRouteRecords). Rejects when the kernel cannot be read.
    */
   routeDump(netnsPath: string | null, skipProtocol: number): Promise<Buffer>;
+  /** Only `protocol`'s routes of the main table, with their next hops (decodeOwnRoutes). */
+  routeDump(netnsPath: string | null, protocol: number, only: true): Promise<Buffer>;
 }
+
+/** The path the addon enters for a named namespace (`ip netns add` makes it); null: our own. */
+const pathOf = (netns?: string): string | null => (netns ? `/var/run/netns/${netns}` : null);
 
 /** Family, prefix length, type, protocol (a byte each), rtm_flags (4), link name (16), destination (16). */
 export const ROUTE_RECORD = 40;
@@ -46,5 +52,110 @@ export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
 
 /** The main table's routes but `skipProtocol`'s, in the named namespace (default: our own). */
 export async function dumpRoutes(api: RouteDumpApi, skipProtocol: number, netns?: string): Promise<IpRouteRow[]> {
-  return decodeRouteRecords(await api.routeDump(netnsPath(netns) ?? null, skipProtocol));
+  return decodeRouteRecords(await api.routeDump(pathOf(netns), skipProtocol));
+}
+
+/** Records decoded between yields to the event loop: a million take seconds, sessions and the status socket must not wait. */
+const DECODE_SLICE = 10_000;
+
+/**
+ * `protocol`'s routes in the main table as Routes (what Ip.readRoutes reads through `ip -json`), a
+ * slice at a time, the event loop served between slices. The dump itself is one call: it fails
+ * before the first slice or not at all.
+ */
+export async function* dumpOwnRouteSlices(api: RouteDumpApi, protocol: number, netns?: string): AsyncGenerator<Route[], void, void> {
+  const bytes = await api.routeDump(pathOf(netns), protocol, true);
+  for (const slice of ownRouteSlices(bytes, DECODE_SLICE)) {
+    yield slice;
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
+
+/** dumpOwnRouteSlices, all of them in one list (tests, tools). */
+export async function dumpOwnRoutes(api: RouteDumpApi, protocol: number, netns?: string): Promise<Route[]> {
+  const routes: Route[] = [];
+  for await (const slice of dumpOwnRouteSlices(api, protocol, netns)) for (const r of slice) routes.push(r);
+  return routes;
+}
+
+const RTN_BLACKHOLE = 6;
+
+function addressAt(bytes: Buffer, at: number, v4: boolean): string {
+  return v4 ? `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}` : Address6.fromUnsignedByteArray([...bytes.subarray(at, at + 16)]).correctForm();
+}
+
+/**
+ * An only-mode dump (native/route_dump.c take_own_route) as Routes, read as routes/desired.ts
+ * routesFromRows reads `ip -json` rows (pure): blackholes, unicast routes through gateways (a
+ * link-local one zoned with its link) or a link; other types, and ECMP with a hop without gateway,
+ * left out. A route through one gateway, nearly every route of a full table, is made as the
+ * normalised Route directly, its next-hop list shared with every other route through that gateway.
+ */
+export function decodeOwnRoutes(bytes: Buffer): Route[] {
+  return [...ownRouteSlices(bytes, Infinity)].flat();
+}
+
+/** decodeOwnRoutes a slice of at most `slice` records at a time. */
+export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<Route[], void, void> {
+  if (bytes.length < 4) return;
+  const linkCount = bytes.readUInt32LE(bytes.length - 4);
+  const end = bytes.length - 4 - linkCount * 20;
+  const links = new Map<number, string>();
+  for (let at = end; at < bytes.length - 4; at += 20) {
+    const name = bytes.subarray(at + 4, at + 20);
+    const zero = name.indexOf(0);
+    links.set(bytes.readUInt32LE(at), name.toString('latin1', 0, zero < 0 ? 16 : zero));
+  }
+  // The next-hop list of the routes through one gateway alone, by the gateway's bytes (an IPv4 one
+  // as a number): a million routes through a peer make no string and no list each.
+  const sole = new Map<number | string, string[]>();
+  let routes: Route[] = [];
+  let records = 0;
+  for (let at = 0; at + 4 <= end; ) {
+    if (records++ === slice) {
+      yield routes;
+      routes = [];
+      records = 1;
+    }
+    const v4 = bytes[at] === 4;
+    const size = v4 ? 4 : 16;
+    const length = bytes[at + 1]!;
+    const type = bytes[at + 2]!;
+    const hopCount = bytes[at + 3]!;
+    const prefix = `${addressAt(bytes, at + 4, v4)}/${length}`;
+    const hops = at + 4 + size;
+    at = hops + hopCount * (8 + size);
+    if (type === RTN_BLACKHOLE) {
+      routes.push({ prefix, type: 'blackhole', nextHops: [] });
+      continue;
+    }
+    if (type !== RTN_UNICAST) continue;
+    if (hopCount === 1 && bytes[hops + 4] !== 0 && (v4 || bytes[hops + 8] !== 0xfe || (bytes[hops + 9]! & 0xc0) !== 0x80)) {
+      // One gateway, not link-local: nearly every route of a full table.
+      const key = v4 ? bytes.readUInt32BE(hops + 8) : addressAt(bytes, hops + 8, false);
+      let nextHops = sole.get(key);
+      if (!nextHops) sole.set(key, (nextHops = [typeof key === 'string' ? key : addressAt(bytes, hops + 8, true)]));
+      const dev = links.get(bytes.readUInt32LE(hops));
+      routes.push(dev === undefined ? { prefix, type: 'unicast', nextHops } : { prefix, type: 'unicast', nextHops, dev });
+      continue;
+    }
+    const gateways: string[] = [];
+    const devs = new Set<string | undefined>();
+    for (let h = hops; h < at; h += 8 + size) {
+      const dev = links.get(bytes.readUInt32LE(h));
+      devs.add(dev);
+      if (bytes[h + 4] === 0) continue;
+      const gateway = addressAt(bytes, h + 8, v4);
+      gateways.push(dev !== undefined && isLinkLocal(gateway) ? `${gateway}%${dev}` : gateway);
+    }
+    if (gateways.length !== hopCount && gateways.length > 0) continue;
+    const dev = devs.size === 1 ? [...devs][0] : undefined;
+    if (gateways.length === 0 && dev === undefined) continue;
+    try {
+      routes.push(normaliseRoute(dev === undefined ? { prefix, type: 'unicast', nextHops: gateways } : { prefix, type: 'unicast', nextHops: gateways, dev }));
+    } catch (err) {
+      if (!(err instanceof InvalidRouteError)) throw err;
+    }
+  }
+  yield routes;
 }
