@@ -51,6 +51,13 @@ describe('decodeRouteRecords', () => {
     ]);
   });
 
+  it('spells a host route as ip does, without its length (else a read through ip would look like a change)', () => {
+    const bytes = Buffer.concat([record(4, 32, 1, 4, 0, 'va', [10, 13, 0, 7]), record(6, 128, 1, 4, 0, 'va', [...fd00_9.slice(0, 15), 5]), record(4, 31, 1, 4, 0, 'va', [10, 13, 0, 6])]);
+    expect(decodeRouteRecords(bytes).map((r) => r.dst)).toEqual(['10.13.0.7', 'fd00:9::5', '10.13.0.6/31']);
+    const fromIp = ReachabilityTable.fromRows([{ dst: '10.13.0.7' }, { dst: 'fd00:9::5' }, { dst: '10.13.0.6/31' }], '[]');
+    expect(ReachabilityTable.fromRows(decodeRouteRecords(bytes), '[]').key).toBe(fromIp.key);
+  });
+
   it('reads nothing from an empty dump or a partial record', () => {
     expect(decodeRouteRecords(Buffer.alloc(0))).toEqual([]);
     expect(decodeRouteRecords(Buffer.alloc(ROUTE_RECORD - 1))).toEqual([]);

@@ -35,7 +35,10 @@ export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
     const address = v4
       ? `${bytes[at + 24]}.${bytes[at + 25]}.${bytes[at + 26]}.${bytes[at + 27]}`
       : Address6.fromUnsignedByteArray([...bytes.subarray(at + 24, at + 40)]).correctForm();
-    const row: IpRouteRow = { dst: length === 0 ? 'default' : `${address}/${length}`, protocol: String(bytes[at + 3]) };
+    // A host route without its length, as ip prints it: rows spelt alike whichever way the table was
+    // read, so a read through ip after a failed dump is no change (ReachabilityTable.key).
+    const dst = length === 0 ? 'default' : length === (v4 ? 32 : 128) ? address : `${address}/${length}`;
+    const row: IpRouteRow = { dst, protocol: String(bytes[at + 3]) };
     if (type !== RTN_UNICAST) row.type = TYPE_NAMES[type] ?? String(type);
     if (dev) row.dev = dev;
     if (flags & RTNH_F_LINKDOWN) row.flags = ['linkdown'];
