@@ -42,6 +42,10 @@ beforeAll(async () => {
     'route add 10.25.0.0/16 proto static nexthop via 203.0.113.2 nexthop via 203.0.113.3',
     'route add fd00:b::/64 proto static nexthop via fd00::2 dev va nexthop via fd00::3 dev va',
     'route add 10.23.0.0/16 via 192.0.2.2 table 1000 proto static',
+    // IPv4-mapped and -compatible IPv6 prefixes: ip prints their last 32 bits dotted.
+    'route add ::ffff:0:0/96 dev va proto static',
+    'route add ::ffff:c000:201 dev va proto static',
+    'route add ::a00:0/104 dev va proto static',
     // Ours: a table of them, IPv6 and a pod's device route too; none may come back.
     ...Array.from({ length: OURS }, (_, i) => `route add 10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via 192.0.2.2 proto ${ROUTE_PROTOCOL}`),
     `route add fd00:201::/64 via fd00::2 proto ${ROUTE_PROTOCOL}`,

@@ -58,6 +58,18 @@ describe('decodeRouteRecords', () => {
     expect(ReachabilityTable.fromRows(decodeRouteRecords(bytes), '[]').key).toBe(fromIp.key);
   });
 
+  it('spells IPv4-mapped and -compatible IPv6 prefixes as ip does (inet_ntop: the last 32 bits dotted)', () => {
+    const v6 = (head: number[], tail: number[]) => [...head, ...Array<number>(16 - head.length - tail.length).fill(0), ...tail];
+    const bytes = Buffer.concat([
+      record(6, 128, 1, 4, 0, 'va', v6([], [0xff, 0xff, 192, 0, 2, 1])),
+      record(6, 96, 1, 4, 0, 'va', v6([], [0xff, 0xff, 0, 0, 0, 0])),
+      record(6, 104, 1, 4, 0, 'va', v6([], [10, 0, 0, 0])),
+      record(6, 96, 1, 4, 0, 'va', v6([0, 0x64, 0xff, 0x9b], [])),
+      record(6, 64, 1, 4, 0, 'va', v6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1], [])),
+    ]);
+    expect(decodeRouteRecords(bytes).map((r) => r.dst)).toEqual(['::ffff:192.0.2.1', '::ffff:0.0.0.0/96', '::10.0.0.0/104', '64:ff9b::/96', '2001:db8:0:0:1::/64']);
+  });
+
   it('reads nothing from an empty dump or a partial record', () => {
     expect(decodeRouteRecords(Buffer.alloc(0))).toEqual([]);
     expect(decodeRouteRecords(Buffer.alloc(ROUTE_RECORD - 1))).toEqual([]);

@@ -2,7 +2,7 @@
 // for next-hop resolution: `ip -json route show` prints every route, a full table of ours included
 // (0.3-0.5 s of CPU per 100,000 routes, mostly `ip`'s), where the addon drops ours in C as the
 // kernel hands them over and returns the few left.
-import { Address6 } from 'ip-address';
+import { SocketAddress } from 'node:net';
 import type { IpRouteRow } from './reachability.js';
 import { netnsPath } from './netlink.js';
 
@@ -34,7 +34,7 @@ export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
     const dev = bytes.toString('latin1', at + 8, nameEnd < 0 ? at + 24 : at + 8 + nameEnd);
     const address = v4
       ? `${bytes[at + 24]}.${bytes[at + 25]}.${bytes[at + 26]}.${bytes[at + 27]}`
-      : Address6.fromUnsignedByteArray([...bytes.subarray(at + 24, at + 40)]).correctForm();
+      : ipv6Text(bytes, at + 24);
     // A host route without its length, as ip prints it: rows spelt alike whichever way the table was
     // read, so a read through ip after a failed dump is no change (ReachabilityTable.key).
     const dst = length === 0 ? 'default' : length === (v4 ? 32 : 128) ? address : `${address}/${length}`;
@@ -45,6 +45,17 @@ export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
     rows.push(row);
   }
   return rows;
+}
+
+/**
+ * An IPv6 address as ip prints it, by inet_ntop (libuv's, behind SocketAddress, is the same code):
+ * an IPv4-mapped or -compatible one with its last 32 bits dotted (`::ffff:192.0.2.1`), not as
+ * ip-address's correctForm (`::ffff:c000:201`), so the rows are spelt alike whichever way they were read.
+ */
+function ipv6Text(bytes: Buffer, at: number): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(at + i).toString(16));
+  return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
 }
 
 /** The main table's routes but `skipProtocol`'s, in the named namespace (default: our own). */
