@@ -17,6 +17,8 @@ beforeAll(async () => {
   ns = await pool.create('dump');
   await addConnectedLink(ns, 'va', 'vb', ['192.0.2.1/24', 'fd00::1/64']);
   await addConnectedLink(ns, 'wa', 'wb', ['198.51.100.1/24']);
+  // A link name beyond ASCII (the kernel refuses only '/', ':' and spaces): its fe80::/64 route.
+  await addConnectedLink(ns, 'vé0', 'vf0', []);
   // A link whose peer is down: its routes carry linkdown, and resolve nothing.
   await ipIn(ns, ['link', 'add', 'da', 'type', 'veth', 'peer', 'name', 'db']);
   await ipIn(ns, ['addr', 'add', '203.0.113.1/24', 'dev', 'da']);
@@ -90,12 +92,12 @@ describe('routeDump (addon)', () => {
     const native = ReachabilityTable.fromRows(dumped, addresses);
     const ip = ReachabilityTable.fromRows(fromIp, addresses);
     const hops = ['192.0.2.9', '10.9.1.1', '10.10.1.1', '10.11.1.1', '10.12.1.1', '10.13.0.7', '10.14.1.1', '10.100.0.1', 'fd00:9::1', 'fd00:a::1', 'fd00:201::1', 'fe80::2%vb', '8.8.8.8',
-      'fd00:5::5', '10.20.1.1', '10.21.1.1', '10.22.1.1', '10.24.1.1', '10.25.1.1', 'fd00:b::1', '10.23.1.1'];
+      'fd00:5::5', '10.20.1.1', '10.21.1.1', '10.22.1.1', '10.24.1.1', '10.25.1.1', 'fd00:b::1', '10.23.1.1', 'fe80::2%vé0'];
     expect(hops.map((h) => native.resolve(h))).toEqual(hops.map((h) => ip.resolve(h)));
     // Alike to the letter: a read through ip after a failed dump (or the other way) is no change.
     expect(native.key).toBe(ip.key);
     expect(hops.map((h) => native.resolve(h))).toEqual(['reachable', 'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'reachable', 'unreachable', 'reachable', 'unreachable',
-      'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'reachable', 'unreachable']);
+      'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'reachable', 'unreachable', 'reachable']);
   });
 
   it('rejects with the reason when the namespace does not exist', async () => {

@@ -70,6 +70,13 @@ describe('decodeRouteRecords', () => {
     expect(decodeRouteRecords(bytes).map((r) => r.dst)).toEqual(['::ffff:192.0.2.1', '::ffff:0.0.0.0/96', '::10.0.0.0/104', '64:ff9b::/96', '2001:db8:0:0:1::/64']);
   });
 
+  it('reads a link name as UTF-8, as ip\'s JSON has it (a zoned next hop on that link resolves)', () => {
+    const bytes = record(6, 64, 1, 2, 0, '', fe80);
+    Buffer.from('vé0', 'utf8').copy(bytes, 8);
+    expect(decodeRouteRecords(bytes)[0]?.dev).toBe('vé0');
+    expect(ReachabilityTable.fromRows(decodeRouteRecords(bytes), '[]').resolve('fe80::2%vé0')).toBe('reachable');
+  });
+
   it('reads nothing from an empty dump or a partial record', () => {
     expect(decodeRouteRecords(Buffer.alloc(0))).toEqual([]);
     expect(decodeRouteRecords(Buffer.alloc(ROUTE_RECORD - 1))).toEqual([]);

@@ -31,7 +31,8 @@ export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
     const type = bytes[at + 2]!;
     const flags = bytes.readUInt32LE(at + 4);
     const nameEnd = bytes.subarray(at + 8, at + 24).indexOf(0);
-    const dev = bytes.toString('latin1', at + 8, nameEnd < 0 ? at + 24 : at + 8 + nameEnd);
+    // UTF-8, as ip's JSON gives a link name: the kernel takes any bytes but '/', ':' and spaces.
+    const dev = bytes.toString('utf8', at + 8, nameEnd < 0 ? at + 24 : at + 8 + nameEnd);
     const address = v4
       ? `${bytes[at + 24]}.${bytes[at + 25]}.${bytes[at + 26]}.${bytes[at + 27]}`
       : ipv6Text(bytes, at + 24);
