@@ -73,6 +73,10 @@ static int keep_record(struct dump_work *w, const uint8_t record[RECORD]) {
 static int take_route(struct dump_work *w, int fd, const struct nlmsghdr *h) {
   const struct rtmsg *r = NLMSG_DATA(h);
   if (h->nlmsg_len < NLMSG_LENGTH(sizeof *r)) return 0;
+  /* A cached exception (a PMTU or a redirect for one address): not a route, and `ip route show`
+   * leaves it out. A dump not strictly checked hands them over, one under a route of ours with
+   * protocol 0, so it would pass for a host route of someone else's that resolves its address. */
+  if (r->rtm_flags & RTM_F_CLONED) return 0;
   if (r->rtm_protocol == w->skip_protocol || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6)) return 0;
   uint32_t table = r->rtm_table;
   uint32_t oif = 0;

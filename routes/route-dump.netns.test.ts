@@ -2,7 +2,7 @@
 // throwaway namespace holding every kind of route next-hop resolution meets, beside a table of ours.
 import { execa, execaSync } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/support/netns.js';
+import { NetnsPool, addConnectedLink, createHost, execIn, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import { nativeAddon } from '../native/native.js';
 import { dumpRoutes } from './route-dump.js';
 import { type IpRouteRow, ReachabilityTable } from './reachability.js';
@@ -98,6 +98,32 @@ describe('routeDump (addon)', () => {
     expect(native.key).toBe(ip.key);
     expect(hops.map((h) => native.resolve(h))).toEqual(['reachable', 'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'reachable', 'unreachable', 'reachable', 'unreachable',
       'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'reachable', 'unreachable', 'reachable']);
+  });
+
+  it('leaves out the kernel\'s cached exceptions (PMTU, redirects) as ip does: not routes, and one under a default or a route of ours resolves nothing', async () => {
+    await requireNetworkTools(['ip', 'ping']);
+    // A host whose upstream forwards onto a narrower link: a ping too big for it, DF set, leaves an
+    // exception (mtu 1300) for the address in the host's main table, under the route that carried it.
+    const { host, upstream } = await createHost(pool, 'pmtu');
+    await ipIn(upstream, ['link', 'add', 'rx', 'mtu', '1300', 'type', 'veth', 'peer', 'name', 'ry', 'mtu', '1300']);
+    await ipIn(upstream, ['addr', 'add', '198.51.100.1/24', 'dev', 'rx']);
+    for (const link of ['rx', 'ry']) await ipIn(upstream, ['link', 'set', link, 'up']);
+    await ipIn(upstream, ['route', 'add', '10.200.0.0/16', 'dev', 'rx']);
+    await execIn(upstream, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await ipIn(host, ['route', 'add', '10.200.0.0/16', 'via', '192.0.2.254', 'proto', String(ROUTE_PROTOCOL)]);
+    // The first answer may come before the host keeps it; a few bounded tries.
+    let cache = '';
+    for (let i = 0; i < 4 && !(cache.includes('198.51.100.9') && cache.includes('10.200.0.9')); i++) {
+      for (const target of ['198.51.100.9', '10.200.0.9']) await execIn(host, 'ping', ['-c', '1', '-W', '1', '-M', 'do', '-s', '1400', target], { timeout: 10_000 });
+      cache = await ipIn(host, ['route', 'show', 'cache']);
+    }
+    expect(cache).toContain('198.51.100.9');
+    expect(cache).toContain('10.200.0.9');
+    const dumped = await dumpRoutes(nativeAddon(), ROUTE_PROTOCOL, host);
+    const fromIp = (JSON.parse(await ipIn(host, ['-json', 'route', 'show', 'table', 'main'])) as IpRouteRow[]).filter((r) => !isLightlyProtocol(String(r.protocol ?? '')));
+    expect(dumped.filter((r) => !r.dst.includes(':')).map(shape).sort()).toEqual(fromIp.map(shape).sort());
+    const table = ReachabilityTable.fromRows(dumped, '[]');
+    expect(['198.51.100.9', '10.200.0.9'].map((a) => table.resolve(a))).toEqual(['unreachable', 'unreachable']);
   });
 
   it('rejects with the reason when the namespace does not exist', async () => {
