@@ -156,10 +156,16 @@ static int take_own_route(struct dump_work *w, int fd, const struct rtmsg *r, co
 
 /* One RTM_NEWROUTE of the dump: kept as a record when of the main table and of the protocol asked for
  * (only mode) or of any other (else). */
-static int take_route(struct dump_work *w, int fd, const struct nlmsghdr *h) {
+static int take_route(struct dump_work *w, int fd, int family, const struct nlmsghdr *h) {
   const struct rtmsg *r = NLMSG_DATA(h);
   if (h->nlmsg_len < NLMSG_LENGTH(sizeof *r)) return 0;
-  if ((r->rtm_protocol == w->protocol) != w->only || (r->rtm_family != AF_INET && r->rtm_family != AF_INET6)) return 0;
+  /* A cached exception (a PMTU or a redirect for one address): not a route, and `ip route show`
+   * leaves it out. A dump not strictly checked (a kernel older than 4.20) hands them over, one under
+   * a route of ours with protocol 0, so it would pass for a host route of someone else's that
+   * resolves its address. */
+  if (r->rtm_flags & RTM_F_CLONED) return 0;
+  /* The family asked for only: a kernel without IPv6 answers the IPv6 request with every family's. */
+  if (r->rtm_family != family || (r->rtm_protocol == w->protocol) != w->only) return 0;
   uint32_t table = r->rtm_table;
   uint32_t oif = 0;
   const void *dst = NULL, *gateway = NULL;
@@ -219,14 +225,24 @@ static int dump_family(struct dump_work *w, int fd, int family, uint8_t *buffer)
     int left = (int)n;
     for (const struct nlmsghdr *h = (const struct nlmsghdr *)buffer; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = 1;
-      if (h->nlmsg_type == NLMSG_DONE) return interrupted;
+      if (h->nlmsg_type == NLMSG_DONE) {
+        /* The dump's end carries the error that cut it short, if any (as iproute2 checks). */
+        int error = 0;
+        if (h->nlmsg_len >= NLMSG_LENGTH(sizeof error)) memcpy(&error, NLMSG_DATA(h), sizeof error);
+        if (error < 0) {
+          errno = -error;
+          w->what = "route dump: cut short";
+          return -1;
+        }
+        return interrupted;
+      }
       if (h->nlmsg_type == NLMSG_ERROR) {
         const struct nlmsgerr *e = NLMSG_DATA(h);
         errno = e->error ? -e->error : EIO;
         w->what = "route dump";
         return -1;
       }
-      if (h->nlmsg_type == RTM_NEWROUTE && take_route(w, fd, h) < 0) {
+      if (h->nlmsg_type == RTM_NEWROUTE && take_route(w, fd, family, h) < 0) {
         errno = ENOMEM;
         w->what = "route dump: records";
         return -1;

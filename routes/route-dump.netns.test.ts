@@ -2,7 +2,7 @@
 // throwaway namespace holding every kind of route next-hop resolution meets, beside a table of ours.
 import { execa, execaSync } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { NetnsPool, addConnectedLink, ipIn, requireNetworkTools } from '../test/support/netns.js';
+import { NetnsPool, addConnectedLink, createHost, execIn, ipIn, requireNetworkTools } from '../test/support/netns.js';
 import { nativeAddon } from '../native/native.js';
 import { dumpOwnRoutes, dumpRoutes } from './route-dump.js';
 import { Ip } from './ip.js';
@@ -20,6 +20,8 @@ beforeAll(async () => {
   ns = await pool.create('dump');
   await addConnectedLink(ns, 'va', 'vb', ['192.0.2.1/24', 'fd00::1/64']);
   await addConnectedLink(ns, 'wa', 'wb', ['198.51.100.1/24']);
+  // A link name beyond ASCII (the kernel refuses only '/', ':' and spaces): its fe80::/64 route.
+  await addConnectedLink(ns, 'vé0', 'vf0', []);
   // A link whose peer is down: its routes carry linkdown, and resolve nothing.
   await ipIn(ns, ['link', 'add', 'da', 'type', 'veth', 'peer', 'name', 'db']);
   await ipIn(ns, ['addr', 'add', '203.0.113.1/24', 'dev', 'da']);
@@ -34,6 +36,21 @@ beforeAll(async () => {
     'route add 10.14.0.0/16 via 192.0.2.2 table 100 proto static',
     'route add fd00:9::/64 via fd00::2 proto static',
     'route add fd00:a::/64 via fe80::2 dev vb proto static',
+    // A host route of each family (ip spells them without a length), an IPv4 route through an IPv6
+    // gateway (RTA_VIA), unreachable and prohibit, ECMP with one hop or every hop on the down link,
+    // IPv6 ECMP, and a table past 255 (its number in RTA_TABLE only).
+    'route add fd00:5::5 dev va proto static',
+    'route add 10.20.0.0/16 via inet6 fd00::2 dev va proto static',
+    'route add unreachable 10.21.0.0/16 proto static',
+    'route add prohibit 10.22.0.0/16 proto static',
+    'route add 10.24.0.0/16 proto static nexthop via 192.0.2.2 nexthop via 203.0.113.2',
+    'route add 10.25.0.0/16 proto static nexthop via 203.0.113.2 nexthop via 203.0.113.3',
+    'route add fd00:b::/64 proto static nexthop via fd00::2 dev va nexthop via fd00::3 dev va',
+    'route add 10.23.0.0/16 via 192.0.2.2 table 1000 proto static',
+    // IPv4-mapped and -compatible IPv6 prefixes: ip prints their last 32 bits dotted.
+    'route add ::ffff:0:0/96 dev va proto static',
+    'route add ::ffff:c000:201 dev va proto static',
+    'route add ::a00:0/104 dev va proto static',
     // Ours: a table of them, IPv6 and a pod's device route too; none may come back.
     ...Array.from({ length: OURS }, (_, i) => `route add 10.${100 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}/32 via 192.0.2.2 proto ${ROUTE_PROTOCOL}`),
     `route add fd00:201::/64 via fd00::2 proto ${ROUTE_PROTOCOL}`,
@@ -45,10 +62,9 @@ afterAll(async () => {
   await pool.cleanup();
 });
 
-/** What reachability reads of a row, in one spelling (ip prints a host route without its /32). */
+/** What reachability reads of a row, the prefix spelt as given (ip prints a host route without its /32). */
 function shape(row: IpRouteRow): string {
-  const dst = row.dst === 'default' || row.dst.includes('/') ? row.dst : `${row.dst}/${row.dst.includes(':') ? 128 : 32}`;
-  return [dst, row.type ?? 'unicast', row.dev ?? '-', (row.flags ?? []).includes('linkdown') ? 'linkdown' : 'up'].join(' ');
+  return [row.dst, row.type ?? 'unicast', row.dev ?? '-', (row.flags ?? []).includes('linkdown') ? 'linkdown' : 'up'].join(' ');
 }
 
 async function ipRows(): Promise<IpRouteRow[]> {
@@ -70,7 +86,7 @@ describe('routeDump (addon)', () => {
     expect(dumped.map(shape).sort()).toEqual(fromIp.map(shape).sort());
     // The checks mean something: the kinds of route above are all there, and none of ours.
     const shapes = dumped.map(shape);
-    for (const expected of ['default unicast va up', '10.10.0.0/16 unicast - up', '10.11.0.0/16 blackhole - up', '10.12.0.0/16 unicast da linkdown', '10.13.0.7/32 unicast va up', 'fd00:a::/64 unicast vb up']) {
+    for (const expected of ['default unicast va up', '10.10.0.0/16 unicast - up', '10.11.0.0/16 blackhole - up', '10.12.0.0/16 unicast da linkdown', '10.13.0.7 unicast va up', 'fd00:a::/64 unicast vb up']) {
       expect(shapes).toContain(expected);
     }
     expect(shapes.some((s) => s.startsWith('10.14.'))).toBe(false);
@@ -78,9 +94,39 @@ describe('routeDump (addon)', () => {
     const addresses = (await execa('ip', ['-n', ns, '-json', 'addr', 'show'])).stdout;
     const native = ReachabilityTable.fromRows(dumped, addresses);
     const ip = ReachabilityTable.fromRows(fromIp, addresses);
-    const hops = ['192.0.2.9', '10.9.1.1', '10.10.1.1', '10.11.1.1', '10.12.1.1', '10.13.0.7', '10.14.1.1', '10.100.0.1', 'fd00:9::1', 'fd00:a::1', 'fd00:201::1', 'fe80::2%vb', '8.8.8.8'];
+    const hops = ['192.0.2.9', '10.9.1.1', '10.10.1.1', '10.11.1.1', '10.12.1.1', '10.13.0.7', '10.14.1.1', '10.100.0.1', 'fd00:9::1', 'fd00:a::1', 'fd00:201::1', 'fe80::2%vb', '8.8.8.8',
+      'fd00:5::5', '10.20.1.1', '10.21.1.1', '10.22.1.1', '10.24.1.1', '10.25.1.1', 'fd00:b::1', '10.23.1.1', 'fe80::2%vé0'];
     expect(hops.map((h) => native.resolve(h))).toEqual(hops.map((h) => ip.resolve(h)));
-    expect(hops.map((h) => native.resolve(h))).toEqual(['reachable', 'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'reachable', 'unreachable', 'reachable', 'unreachable']);
+    // Alike to the letter: a read through ip after a failed dump (or the other way) is no change.
+    expect(native.key).toBe(ip.key);
+    expect(hops.map((h) => native.resolve(h))).toEqual(['reachable', 'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'reachable', 'unreachable', 'reachable', 'unreachable',
+      'reachable', 'reachable', 'unreachable', 'unreachable', 'reachable', 'unreachable', 'reachable', 'unreachable', 'reachable']);
+  });
+
+  it('leaves out the kernel\'s cached exceptions (PMTU, redirects) as ip does: not routes, and one under a default or a route of ours resolves nothing', async () => {
+    await requireNetworkTools(['ip', 'ping']);
+    // A host whose upstream forwards onto a narrower link: a ping too big for it, DF set, leaves an
+    // exception (mtu 1300) for the address in the host's main table, under the route that carried it.
+    const { host, upstream } = await createHost(pool, 'pmtu');
+    await ipIn(upstream, ['link', 'add', 'rx', 'mtu', '1300', 'type', 'veth', 'peer', 'name', 'ry', 'mtu', '1300']);
+    await ipIn(upstream, ['addr', 'add', '198.51.100.1/24', 'dev', 'rx']);
+    for (const link of ['rx', 'ry']) await ipIn(upstream, ['link', 'set', link, 'up']);
+    await ipIn(upstream, ['route', 'add', '10.200.0.0/16', 'dev', 'rx']);
+    await execIn(upstream, 'sysctl', ['-qw', 'net.ipv4.ip_forward=1']);
+    await ipIn(host, ['route', 'add', '10.200.0.0/16', 'via', '192.0.2.254', 'proto', String(ROUTE_PROTOCOL)]);
+    // The first answer may come before the host keeps it; a few bounded tries.
+    let cache = '';
+    for (let i = 0; i < 4 && !(cache.includes('198.51.100.9') && cache.includes('10.200.0.9')); i++) {
+      for (const target of ['198.51.100.9', '10.200.0.9']) await execIn(host, 'ping', ['-c', '1', '-W', '1', '-M', 'do', '-s', '1400', target], { timeout: 10_000 });
+      cache = await ipIn(host, ['route', 'show', 'cache']);
+    }
+    expect(cache).toContain('198.51.100.9');
+    expect(cache).toContain('10.200.0.9');
+    const dumped = await dumpRoutes(nativeAddon(), ROUTE_PROTOCOL, host);
+    const fromIp = (JSON.parse(await ipIn(host, ['-json', 'route', 'show', 'table', 'main'])) as IpRouteRow[]).filter((r) => !isLightlyProtocol(String(r.protocol ?? '')));
+    expect(dumped.filter((r) => !r.dst.includes(':')).map(shape).sort()).toEqual(fromIp.map(shape).sort());
+    const table = ReachabilityTable.fromRows(dumped, '[]');
+    expect(['198.51.100.9', '10.200.0.9'].map((a) => table.resolve(a))).toEqual(['unreachable', 'unreachable']);
   });
 
   it('rejects with the reason when the namespace does not exist', async () => {

@@ -51,6 +51,32 @@ describe('decodeRouteRecords', () => {
     ]);
   });
 
+  it('spells a host route as ip does, without its length (else a read through ip would look like a change)', () => {
+    const bytes = Buffer.concat([record(4, 32, 1, 4, 0, 'va', [10, 13, 0, 7]), record(6, 128, 1, 4, 0, 'va', [...fd00_9.slice(0, 15), 5]), record(4, 31, 1, 4, 0, 'va', [10, 13, 0, 6])]);
+    expect(decodeRouteRecords(bytes).map((r) => r.dst)).toEqual(['10.13.0.7', 'fd00:9::5', '10.13.0.6/31']);
+    const fromIp = ReachabilityTable.fromRows([{ dst: '10.13.0.7' }, { dst: 'fd00:9::5' }, { dst: '10.13.0.6/31' }], '[]');
+    expect(ReachabilityTable.fromRows(decodeRouteRecords(bytes), '[]').key).toBe(fromIp.key);
+  });
+
+  it('spells IPv4-mapped and -compatible IPv6 prefixes as ip does (inet_ntop: the last 32 bits dotted)', () => {
+    const v6 = (head: number[], tail: number[]) => [...head, ...Array<number>(16 - head.length - tail.length).fill(0), ...tail];
+    const bytes = Buffer.concat([
+      record(6, 128, 1, 4, 0, 'va', v6([], [0xff, 0xff, 192, 0, 2, 1])),
+      record(6, 96, 1, 4, 0, 'va', v6([], [0xff, 0xff, 0, 0, 0, 0])),
+      record(6, 104, 1, 4, 0, 'va', v6([], [10, 0, 0, 0])),
+      record(6, 96, 1, 4, 0, 'va', v6([0, 0x64, 0xff, 0x9b], [])),
+      record(6, 64, 1, 4, 0, 'va', v6([0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 1], [])),
+    ]);
+    expect(decodeRouteRecords(bytes).map((r) => r.dst)).toEqual(['::ffff:192.0.2.1', '::ffff:0.0.0.0/96', '::10.0.0.0/104', '64:ff9b::/96', '2001:db8:0:0:1::/64']);
+  });
+
+  it('reads a link name as UTF-8, as ip\'s JSON has it (a zoned next hop on that link resolves)', () => {
+    const bytes = record(6, 64, 1, 2, 0, '', fe80);
+    Buffer.from('vé0', 'utf8').copy(bytes, 8);
+    expect(decodeRouteRecords(bytes)[0]?.dev).toBe('vé0');
+    expect(ReachabilityTable.fromRows(decodeRouteRecords(bytes), '[]').resolve('fe80::2%vé0')).toBe('reachable');
+  });
+
   it('reads nothing from an empty dump or a partial record', () => {
     expect(decodeRouteRecords(Buffer.alloc(0))).toEqual([]);
     expect(decodeRouteRecords(Buffer.alloc(ROUTE_RECORD - 1))).toEqual([]);

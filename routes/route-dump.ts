@@ -3,6 +3,7 @@
 // - all but ours, for next-hop resolution: the addon drops ours in C and returns the few left;
 // - only ours, for the reconciler's comparison with the kernel: the kernel filters them, and each
 //   comes back as a compact record (at 1,000,000 routes `ip -json` and its parsing cost ~7 s of CPU).
+import { SocketAddress } from 'node:net';
 import { Address6 } from 'ip-address';
 import { InvalidRouteError, type Route, isLinkLocal, normaliseRoute } from './desired.js';
 import type { IpRouteRow } from './reachability.js';
@@ -37,17 +38,32 @@ export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
     const type = bytes[at + 2]!;
     const flags = bytes.readUInt32LE(at + 4);
     const nameEnd = bytes.subarray(at + 8, at + 24).indexOf(0);
-    const dev = bytes.toString('latin1', at + 8, nameEnd < 0 ? at + 24 : at + 8 + nameEnd);
+    // UTF-8, as ip's JSON gives a link name: the kernel takes any bytes but '/', ':' and spaces.
+    const dev = bytes.toString('utf8', at + 8, nameEnd < 0 ? at + 24 : at + 8 + nameEnd);
     const address = v4
       ? `${bytes[at + 24]}.${bytes[at + 25]}.${bytes[at + 26]}.${bytes[at + 27]}`
-      : Address6.fromUnsignedByteArray([...bytes.subarray(at + 24, at + 40)]).correctForm();
-    const row: IpRouteRow = { dst: length === 0 ? 'default' : `${address}/${length}`, protocol: String(bytes[at + 3]) };
+      : ipv6Text(bytes, at + 24);
+    // A host route without its length, as ip prints it: rows spelt alike whichever way the table was
+    // read, so a read through ip after a failed dump is no change (ReachabilityTable.key).
+    const dst = length === 0 ? 'default' : length === (v4 ? 32 : 128) ? address : `${address}/${length}`;
+    const row: IpRouteRow = { dst, protocol: String(bytes[at + 3]) };
     if (type !== RTN_UNICAST) row.type = TYPE_NAMES[type] ?? String(type);
     if (dev) row.dev = dev;
     if (flags & RTNH_F_LINKDOWN) row.flags = ['linkdown'];
     rows.push(row);
   }
   return rows;
+}
+
+/**
+ * An IPv6 address as ip prints it, by inet_ntop (libuv's, behind SocketAddress, is the same code):
+ * an IPv4-mapped or -compatible one with its last 32 bits dotted (`::ffff:192.0.2.1`), not as
+ * ip-address's correctForm (`::ffff:c000:201`), so the rows are spelt alike whichever way they were read.
+ */
+function ipv6Text(bytes: Buffer, at: number): string {
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(bytes.readUInt16BE(at + i).toString(16));
+  return new SocketAddress({ address: groups.join(':'), family: 'ipv6' }).address;
 }
 
 /** The main table's routes but `skipProtocol`'s, in the named namespace (default: our own). */
@@ -80,6 +96,10 @@ export async function dumpOwnRoutes(api: RouteDumpApi, protocol: number, netns?:
 
 const RTN_BLACKHOLE = 6;
 
+/**
+ * An address of our routes as the reconciler keys them (normalisePrefix, normaliseAddress: IPv6 in
+ * ip-address's correct form), not as ip prints it (ipv6Text): the comparison looks our records up by it.
+ */
 function addressAt(bytes: Buffer, at: number, v4: boolean): string {
   return v4 ? `${bytes[at]}.${bytes[at + 1]}.${bytes[at + 2]}.${bytes[at + 3]}` : Address6.fromUnsignedByteArray([...bytes.subarray(at, at + 16)]).correctForm();
 }
@@ -104,7 +124,7 @@ export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<Route[]
   for (let at = end; at < bytes.length - 4; at += 20) {
     const name = bytes.subarray(at + 4, at + 20);
     const zero = name.indexOf(0);
-    links.set(bytes.readUInt32LE(at), name.toString('latin1', 0, zero < 0 ? 16 : zero));
+    links.set(bytes.readUInt32LE(at), name.toString('utf8', 0, zero < 0 ? 16 : zero));
   }
   // The next-hop list of the routes through one gateway alone, by the gateway's bytes (an IPv4 one
   // as a number): a million routes through a peer make no string and no list each.
