@@ -401,6 +401,34 @@ describe('RouteReconciler (fake ip)', () => {
     );
   });
 
+  it('answers stats() with what it knew while a comparison reads the kernel a slice at a time, then with what it found', async () => {
+    const ip = new FakeIp();
+    for (let i = 0; i < 6; i++) ip.kernel.set(`10.${i}.0.0/24`, r(`10.${i}.0.0/24`, '192.0.2.2'));
+    ip.kernel.set('10.9.0.0/24', { prefix: '10.9.0.0/24', type: 'blackhole', nextHops: [] });
+    const seen: number[] = [];
+    let reconciler: RouteReconciler | undefined;
+    (ip as RouteShell).readRouteSlices = async function* () {
+      const routes = [...ip.kernel.values()];
+      for (let i = 0; i < routes.length; i += 2) {
+        if (reconciler) seen.push(reconciler.stats().installed);
+        yield routes.slice(i, i + 2);
+      }
+    };
+    reconciler = new RouteReconciler({ shell: ip, driftSettleMs: 0, driftIntervalMs: 0 });
+    await reconciler.start();
+    expect(reconciler.stats()).toMatchObject({ installed: 7, unicast: 6, blackhole: 1 });
+    seen.length = 0;
+    ip.kernel.delete('10.0.0.0/24'); // behind our back: the comparison finds 6 and puts the 7th back
+    const checked = new Promise<void>((resolve) => {
+      (reconciler as unknown as { options: { onDriftChecked: () => void } }).options.onDriftChecked = resolve;
+    });
+    reconciler.suspectDrift();
+    await checked;
+    expect(seen).toEqual([7, 7, 7]);
+    expect(reconciler.stats()).toMatchObject({ installed: 7, unicast: 6, blackhole: 1, pending: 0 });
+    reconciler.stop();
+  });
+
   it('counts two routes of ours for one prefix (another metric) once, the last one read', async () => {
     const ip = new FakeIp();
     ip.readRoutes = async () => [r('10.1.0.0/24', '192.0.2.2'), r('10.1.0.0/24', '192.0.2.3'), r('10.2.0.0/24', '192.0.2.2')];

@@ -262,7 +262,7 @@ export class RouteReconciler {
    * stats() answers every metrics scrape and status call, and walking a million routes for it held
    * the event loop ~0.3 s.
    */
-  private readonly tally = { unicast: 0, blackhole: 0, ecmp: 0 };
+  private tally = { unicast: 0, blackhole: 0, ecmp: 0 };
 
   constructor(private readonly options: ReconcilerOptions = {}) {
     this.shell = options.shell ?? kernelShell(options);
@@ -529,7 +529,9 @@ export class RouteReconciler {
     const adopting = !this.adopted;
     this.viaGateway = this.flushes ? new Map() : undefined;
     this.removals = 0;
-    this.tally.unicast = this.tally.blackhole = this.tally.ecmp = 0;
+    // Counted afresh as the kernel's routes come, and swapped in once they are all read: stats()
+    // (every metrics scrape and status call) meanwhile answers what was known before.
+    const tally = { unicast: 0, blackhole: 0, ecmp: 0 };
     this.refused.clear();
     let differed = 0;
     const slices = this.shell.readRouteSlices ? this.shell.readRouteSlices() : oneSlice(this.shell.readRoutes());
@@ -543,7 +545,7 @@ export class RouteReconciler {
         if (rec.seen === epoch) {
           // Two routes of ours for one prefix (another metric): the last one read counts, as a map's would.
           this.countGateway(rec.have, -1);
-          this.count(rec.have, -1);
+          count(tally, rec.have, -1);
           if (adopting && rec.want === rec.have) {
             rec.want = undefined;
             this.wantedCount--;
@@ -551,7 +553,7 @@ export class RouteReconciler {
         }
         rec.seen = epoch;
         this.countGateway(have, 1);
-        this.count(have, 1);
+        count(tally, have, 1);
         if (adopting && rec.want === undefined) {
           // Adopted: what the kernel has of ours is what we want, until told otherwise, and nothing
           // is queued (a restart with a full table would otherwise start with a pass over every
@@ -568,6 +570,7 @@ export class RouteReconciler {
       }
       await yieldToEventLoop();
     }
+    this.tally = tally;
     if (adopting) {
       this.adopted = true;
       return;
@@ -770,10 +773,7 @@ export class RouteReconciler {
   }
 
   private count(r: RouteTarget | null | undefined, n: 1 | -1): void {
-    if (!r) return;
-    if (r.type === 'blackhole') this.tally.blackhole += n;
-    else this.tally.unicast += n;
-    if (r.nextHops.length > 1) this.tally.ecmp += n;
+    count(this.tally, r, n);
   }
 
   /** Adds `n` to the count of the route's gateway, when it is a single IPv4 one. */
@@ -845,6 +845,14 @@ function isDeviceRoute(r: RouteTarget): boolean {
 
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Counts a route of ours in the kernel (n = 1) or one gone (n = -1) in `tally`. */
+function count(tally: { unicast: number; blackhole: number; ecmp: number }, r: RouteTarget | null | undefined, n: 1 | -1): void {
+  if (!r) return;
+  if (r.type === 'blackhole') tally.blackhole += n;
+  else tally.unicast += n;
+  if (r.nextHops.length > 1) tally.ecmp += n;
 }
 
 /** A shell's whole read as one slice (a shell without readRouteSlices). */
