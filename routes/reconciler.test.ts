@@ -509,3 +509,35 @@ describe('RouteReconciler (fake ip)', () => {
     }
   });
 });
+
+describe('RouteReconciler: a comparison with the kernel and what depends on it', () => {
+  /** Reads our routes as `ip -json` and the addon's dump give them: a route through a gateway names its link. */
+  class LinkedIp extends FakeIp {
+    override async readRoutes(): Promise<Route[]> {
+      this.reads++;
+      return [...this.kernel.values()].map((x) => (x.nextHops.length > 0 ? { ...x, dev: 'eth0' } : x));
+    }
+  }
+  const hosts = (third: number, n: number) => Array.from({ length: n }, (_, i) => `10.${third}.0.${i}/32`);
+
+  it("flushes a gateway's routes only when every one of them goes, also after a comparison read them with their link", async () => {
+    // `ip route flush proto 201 via GW` takes every route of ours through GW, whatever its link: the
+    // routes the comparison found (each with its link, as the kernel gives them) count for GW too.
+    const ip = new LinkedIp();
+    for (const p of hosts(1, 3)) ip.kernel.set(p, r(p, '192.0.2.2')); // adopted at start
+    const rec = new RouteReconciler({ shell: ip, flushMin: 2, resyncMs: 0 });
+    await rec.start();
+    for (const p of hosts(2, 3)) rec.upsert(r(p, '192.0.2.2'));
+    await rec.flush();
+    rec.suspectDrift(); // a comparison: the routes of both kinds found as they are
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await rec.flush();
+    for (const p of hosts(3, 2)) rec.upsert(r(p, '192.0.2.2'));
+    await rec.flush();
+    for (const p of hosts(3, 2)) rec.remove(p);
+    await rec.flush();
+    rec.stop();
+    expect([...ip.kernel.keys()].sort()).toEqual([...hosts(1, 3), ...hosts(2, 3)].sort());
+    expect(ip.batches.flat().some((line) => line.startsWith('route flush'))).toBe(false);
+  });
+});

@@ -832,9 +832,12 @@ export function kernelShell(options: Pick<ReconcilerOptions, 'netns' | 'netlink'
   return new Ip({ netns: options.netns });
 }
 
-/** The gateway of a unicast route through one IPv4 next hop and no device: what `ip route flush … via` matches. */
+/**
+ * The gateway of a unicast route through one IPv4 next hop: what `ip route flush … via` matches,
+ * whatever the link (the kernel's routes, as a comparison reads them, each name theirs).
+ */
 function soleGateway(r: RouteTarget): string | undefined {
-  if (r.type !== 'unicast' || r.nextHops.length !== 1 || r.dev !== undefined) return undefined;
+  if (r.type !== 'unicast' || r.nextHops.length !== 1) return undefined;
   const gateway = r.nextHops[0]!;
   return familyOf(gateway) === 4 ? gateway : undefined;
 }
