@@ -540,4 +540,53 @@ describe('RouteReconciler: a comparison with the kernel and what depends on it',
     expect([...ip.kernel.keys()].sort()).toEqual([...hosts(1, 3), ...hosts(2, 3)].sort());
     expect(ip.batches.flat().some((line) => line.startsWith('route flush'))).toBe(false);
   });
+  /** Hands the kernel's routes over a slice at a time, a turn of the event loop apart; `failAt`: that slice throws. */
+  class SlicedIp extends FakeIp {
+    slice = 2;
+    failAt = -1;
+    /** Runs as the comparison reaches the slice of that index. */
+    onSlice?: (i: number) => void;
+    async *readRouteSlices(): AsyncIterable<Route[]> {
+      this.reads++;
+      const routes = [...this.kernel.values()];
+      for (let i = 0; i * this.slice < routes.length; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        this.onSlice?.(i);
+        if (i === this.failAt) throw new Error('dump: cut short');
+        yield routes.slice(i * this.slice, (i + 1) * this.slice);
+      }
+    }
+  }
+
+  it('does not adopt what setDesired() left out when it is called while the first comparison reads', async () => {
+    const ip = new SlicedIp();
+    for (const p of hosts(1, 6)) ip.kernel.set(p, r(p, '192.0.2.2'));
+    const rec = new RouteReconciler({ shell: ip, resyncMs: 0 });
+    ip.onSlice = (i) => {
+      if (i === 1) rec.setDesired([r('10.9.0.0/24', '192.0.2.2')]); // between the first slice and the second
+    };
+    await rec.start();
+    await rec.flush();
+    rec.stop();
+    expect([...ip.kernel.keys()]).toEqual(['10.9.0.0/24']);
+    expect(rec.stats()).toMatchObject({ desired: 1, installed: 1, pending: 0 });
+  });
+
+  it('keeps its counts of the kernel when a comparison fails part way: stats() and the flushes go by what it knew', async () => {
+    const ip = new SlicedIp();
+    const rec = new RouteReconciler({ shell: ip, flushMin: 2, resyncMs: 0, driftSettleMs: 0, driftIntervalMs: 0, onError: () => undefined });
+    await rec.start();
+    for (const p of hosts(1, 6)) rec.upsert(r(p, '192.0.2.2'));
+    await rec.flush();
+    ip.failAt = 1; // the first slice compared, then the read fails
+    rec.suspectDrift();
+    for (let i = 0; i < 50 && ip.reads < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(rec.stats()).toMatchObject({ installed: 6, unicast: 6 });
+    // Two of the six routes through the gateway go: no flush (it would take the four still wanted).
+    for (const p of hosts(1, 2)) rec.remove(p);
+    await rec.flush();
+    rec.stop();
+    expect([...ip.kernel.keys()].sort()).toEqual(hosts(1, 6).slice(2).sort());
+  });
 });
