@@ -589,4 +589,17 @@ describe('RouteReconciler: a comparison with the kernel and what depends on it',
     rec.stop();
     expect([...ip.kernel.keys()].sort()).toEqual(hosts(1, 6).slice(2).sort());
   });
+  it('reports a prefix set right once, though the kernel had two routes of ours for it (another metric)', async () => {
+    const ip = new FakeIp();
+    const checks: number[] = [];
+    const rec = new RouteReconciler({ shell: ip, resyncMs: 0, driftSettleMs: 0, driftIntervalMs: 0, onDriftChecked: (c) => checks.push(c.differed) });
+    await rec.start();
+    rec.upsert(r('10.1.0.0/24', '192.0.2.2'));
+    await rec.flush();
+    ip.readRoutes = async () => [r('10.1.0.0/24', '192.0.2.7'), r('10.1.0.0/24', '192.0.2.8')]; // someone's two, none the one wanted
+    rec.suspectDrift();
+    for (let i = 0; i < 50 && checks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    rec.stop();
+    expect(checks).toEqual([1]);
+  });
 });

@@ -546,6 +546,7 @@ export class RouteReconciler {
             // Two routes of ours for one prefix (another metric): the last one read counts, as a map's would.
             this.countGateway(rec.have, -1);
             this.count(rec.have, -1);
+            if (rec.have !== rec.want) differed--; // counted as differing when the first was read
             if (adopting && rec.want === rec.have) {
               rec.want = undefined;
               this.wantedCount--;
