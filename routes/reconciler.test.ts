@@ -589,6 +589,28 @@ describe('RouteReconciler: a comparison with the kernel and what depends on it',
     rec.stop();
     expect([...ip.kernel.keys()].sort()).toEqual(hosts(1, 6).slice(2).sort());
   });
+  it('keeps its counts of the kernel when `ip` fails to read it (the shell without the addon): no flush of routes still wanted', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip, flushMin: 2, resyncMs: 0, driftSettleMs: 0, driftIntervalMs: 0, onError: () => undefined });
+    await rec.start();
+    for (const p of hosts(1, 6)) rec.upsert(r(p, '192.0.2.2'));
+    await rec.flush();
+    const read = ip.readRoutes.bind(ip);
+    let failed = 0;
+    ip.readRoutes = async () => {
+      failed++;
+      throw new Error('ip: timed out');
+    };
+    rec.suspectDrift();
+    for (let i = 0; i < 50 && failed === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    ip.readRoutes = read;
+    expect(rec.stats()).toMatchObject({ installed: 6, unicast: 6 });
+    for (const p of hosts(1, 2)) rec.remove(p);
+    await rec.flush();
+    rec.stop();
+    expect([...ip.kernel.keys()].sort()).toEqual(hosts(1, 6).slice(2).sort());
+  });
+
   it('reports a prefix set right once, though the kernel had two routes of ours for it (another metric)', async () => {
     const ip = new FakeIp();
     const checks: number[] = [];
