@@ -199,6 +199,27 @@ static int take_route(struct dump_work *w, int fd, int family, const struct nlms
   return keep_record(w, record, RECORD);
 }
 
+/* The kernel sizes a dump's messages by the largest read of the socket so far (up to 32 KB), a page
+ * before the first: a route whose next hops do not fit a page (~235 IPv4 or ~130 IPv6 gateways)
+ * then ends the dump there, quietly, with every route after it left out (Linux 6.x; `ip -json`
+ * loses them the same way). One acknowledged no-op read with the full buffer first. */
+static int size_dump_messages(struct dump_work *w, int fd, uint8_t *buffer) {
+  struct nlmsghdr noop = {.nlmsg_len = NLMSG_LENGTH(0), .nlmsg_type = NLMSG_NOOP, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK};
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(fd, &noop, sizeof noop, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    w->what = "route dump: send";
+    return -1;
+  }
+  for (;;) {
+    ssize_t n = recv(fd, buffer, RECV_BUFFER, 0);
+    if (n >= 0) return 0;
+    if (errno != EINTR) {
+      w->what = errno == EAGAIN ? "route dump: no answer from the kernel" : "route dump: recv";
+      return -1;
+    }
+  }
+}
+
 /* Dumps one family's routes; 1 when the kernel marked the dump interrupted (read it again). */
 static int dump_family(struct dump_work *w, int fd, int family, uint8_t *buffer) {
   struct {
@@ -268,6 +289,7 @@ static void dump_execute(napi_env env, void *data) {
     close(fd);
     return;
   }
+  if (size_dump_messages(w, fd, buffer) < 0) w->err = errno ? errno : EIO;
   static const int families[] = {AF_INET, AF_INET6};
   for (size_t f = 0; f < 2 && !w->err; f++) {
     size_t start = w->out_length;
