@@ -200,7 +200,7 @@ describe('routeDump of our routes (addon)', () => {
 
 describe('routeDump of wide ECMP routes (addon)', () => {
   const gateways = (n: number, v6: boolean) =>
-    Array.from({ length: n }, (_, i) => (v6 ? `fd00::${(i + 2).toString(16)}` : `10.50.${(i >> 8) + 1}.${(i & 255) + 1}`)).sort();
+    Array.from({ length: n }, (_, i) => (v6 ? `fd00::${(i + 2).toString(16)}` : `10.50.${Math.floor(i / 250) + 1}.${(i % 250) + 1}`)).sort();
   /** The routes written by the netlink writer (`ip` cannot write these: its request is bounded at 4 KB), then dumped. */
   async function writeAndDump(prefix: string, routes: Route[]): Promise<{ wide: string; dumped: Route[] }> {
     const wide = await pool.create(prefix);
@@ -229,4 +229,16 @@ describe('routeDump of wide ECMP routes (addon)', () => {
     expect(others).toEqual(expect.arrayContaining(['10.50.0.0/16', 'fd00::/64']));
   });
 
+  it('reads every next hop of a route past 255 of them, as the netlink writer wrote it', async () => {
+    const routes: Route[] = [
+      { prefix: '10.1.0.0/16', type: 'unicast', nextHops: gateways(255, false) },
+      { prefix: '10.2.0.0/16', type: 'unicast', nextHops: gateways(256, false) },
+      { prefix: '10.3.0.0/16', type: 'unicast', nextHops: gateways(600, false) },
+      { prefix: 'fd00:1::/64', type: 'unicast', nextHops: gateways(300, true) },
+      { prefix: '10.4.0.0/16', type: 'unicast', nextHops: ['10.50.0.2'] },
+    ];
+    const { dumped } = await writeAndDump('dumpwider', routes);
+    expect(hops(dumped)).toEqual(hops(routes));
+    expect(dumped.find((r) => r.prefix === '10.3.0.0/16')?.nextHops).toEqual(gateways(600, false));
+  });
 });
