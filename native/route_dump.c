@@ -112,46 +112,51 @@ static int note_link(struct dump_work *w, int fd, uint32_t index) {
   return 0;
 }
 
-/* Only mode: family, prefix length, type, hop count, the destination (4 or 16 bytes), then per hop
- * its link index (4), whether it has a gateway (1), 3 bytes of padding and the gateway (4 or 16). */
+/* Only mode: family, prefix length, type, a zero byte, the hop count (2, host order: RTA_MULTIPATH
+ * holds up to 8,191 hops, and the netlink writer writes routes past 255), the destination (4 or 16
+ * bytes), then per hop its link index (4), whether it has a gateway (1), 3 bytes of padding and the
+ * gateway (4 or 16). */
+#define OWN_HEAD 6
+
+/* One hop of a record take_own_route is writing, after what is kept already. */
+static int keep_hop(struct dump_work *w, int fd, uint32_t index, const void *gateway, size_t address) {
+  uint8_t hop[8 + 16];
+  memset(hop, 0, sizeof hop);
+  memcpy(hop, &index, 4);
+  hop[4] = gateway != NULL;
+  if (gateway) memcpy(hop + 8, gateway, address);
+  if (note_link(w, fd, index) < 0) return -1;
+  return keep_record(w, hop, 8 + address);
+}
+
 static int take_own_route(struct dump_work *w, int fd, const struct rtmsg *r, const void *dst, uint32_t oif, const void *gateway, const struct rtattr *multipath) {
   size_t address = r->rtm_family == AF_INET ? 4 : 16;
-  uint8_t record[4 + 16 + 255 * (8 + 16)];
-  size_t at = 4 + address;
-  memset(record, 0, 4 + address);
-  record[0] = r->rtm_family == AF_INET ? 4 : 6;
-  record[1] = r->rtm_dst_len;
-  record[2] = r->rtm_type;
-  if (dst) memcpy(record + 4, dst, address);
-  int hops = 0;
+  uint8_t head[OWN_HEAD + 16];
+  memset(head, 0, sizeof head);
+  head[0] = r->rtm_family == AF_INET ? 4 : 6;
+  head[1] = r->rtm_dst_len;
+  head[2] = r->rtm_type;
+  if (dst) memcpy(head + OWN_HEAD, dst, address);
+  size_t start = w->out_length;
+  if (keep_record(w, head, OWN_HEAD + address) < 0) return -1;
+  uint16_t hops = 0;
   if (multipath) {
     int left = (int)RTA_PAYLOAD(multipath);
-    for (const struct rtnexthop *nh = RTA_DATA(multipath); left >= (int)sizeof *nh && nh->rtnh_len >= sizeof *nh && nh->rtnh_len <= left && hops < 255;
+    for (const struct rtnexthop *nh = RTA_DATA(multipath); left >= (int)sizeof *nh && nh->rtnh_len >= sizeof *nh && nh->rtnh_len <= left && hops < UINT16_MAX;
          left -= RTNH_ALIGN(nh->rtnh_len), nh = RTNH_NEXT(nh)) {
       const void *hop_gateway = NULL;
       int attrs = nh->rtnh_len - (int)sizeof *nh;
       for (const struct rtattr *a = RTNH_DATA(nh); RTA_OK(a, attrs); a = RTA_NEXT(a, attrs))
         if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) >= address) hop_gateway = RTA_DATA(a);
-      uint32_t index = (uint32_t)nh->rtnh_ifindex;
-      memcpy(record + at, &index, 4);
-      record[at + 4] = hop_gateway != NULL;
-      memset(record + at + 5, 0, 3 + address);
-      if (hop_gateway) memcpy(record + at + 8, hop_gateway, address);
-      if (note_link(w, fd, index) < 0) return -1;
-      at += 8 + address;
+      if (keep_hop(w, fd, (uint32_t)nh->rtnh_ifindex, hop_gateway, address) < 0) return -1;
       hops++;
     }
   } else if (oif || gateway) {
-    memcpy(record + at, &oif, 4);
-    record[at + 4] = gateway != NULL;
-    memset(record + at + 5, 0, 3 + address);
-    if (gateway) memcpy(record + at + 8, gateway, address);
-    if (note_link(w, fd, oif) < 0) return -1;
-    at += 8 + address;
+    if (keep_hop(w, fd, oif, gateway, address) < 0) return -1;
     hops = 1;
   }
-  record[3] = (uint8_t)hops;
-  return keep_record(w, record, at);
+  memcpy(w->out + start + 4, &hops, 2); /* w->out may have moved as the hops were kept */
+  return 0;
 }
 
 /* One RTM_NEWROUTE of the dump: kept as a record when of the main table and of the protocol asked for
@@ -197,6 +202,27 @@ static int take_route(struct dump_work *w, int fd, int family, const struct nlms
   }
   if (dst) memcpy(record + 24, dst, dst_length);
   return keep_record(w, record, RECORD);
+}
+
+/* The kernel sizes a dump's messages by the largest read of the socket so far (up to 32 KB), a page
+ * before the first: a route whose next hops do not fit a page (~235 IPv4 or ~130 IPv6 gateways)
+ * then ends the dump there, quietly, with every route after it left out (Linux 6.x; `ip -json`
+ * loses them the same way). One acknowledged no-op read with the full buffer first. */
+static int size_dump_messages(struct dump_work *w, int fd, uint8_t *buffer) {
+  struct nlmsghdr noop = {.nlmsg_len = NLMSG_LENGTH(0), .nlmsg_type = NLMSG_NOOP, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK};
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(fd, &noop, sizeof noop, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+    w->what = "route dump: send";
+    return -1;
+  }
+  for (;;) {
+    ssize_t n = recv(fd, buffer, RECV_BUFFER, 0);
+    if (n >= 0) return 0;
+    if (errno != EINTR) {
+      w->what = errno == EAGAIN ? "route dump: no answer from the kernel" : "route dump: recv";
+      return -1;
+    }
+  }
 }
 
 /* Dumps one family's routes; 1 when the kernel marked the dump interrupted (read it again). */
@@ -268,6 +294,7 @@ static void dump_execute(napi_env env, void *data) {
     close(fd);
     return;
   }
+  if (size_dump_messages(w, fd, buffer) < 0) w->err = errno ? errno : EIO;
   static const int families[] = {AF_INET, AF_INET6};
   for (size_t f = 0; f < 2 && !w->err; f++) {
     size_t start = w->out_length;

@@ -537,3 +537,111 @@ describe('RouteReconciler (fake ip)', () => {
     }
   });
 });
+
+describe('RouteReconciler: a comparison with the kernel and what depends on it', () => {
+  /** Reads our routes as `ip -json` and the addon's dump give them: a route through a gateway names its link. */
+  class LinkedIp extends FakeIp {
+    override async readRoutes(): Promise<Route[]> {
+      this.reads++;
+      return [...this.kernel.values()].map((x) => (x.nextHops.length > 0 ? { ...x, dev: 'eth0' } : x));
+    }
+  }
+  const hosts = (third: number, n: number) => Array.from({ length: n }, (_, i) => `10.${third}.0.${i}/32`);
+
+  it("flushes a gateway's routes only when every one of them goes, also after a comparison read them with their link", async () => {
+    // `ip route flush proto 201 via GW` takes every route of ours through GW, whatever its link: the
+    // routes the comparison found (each with its link, as the kernel gives them) count for GW too.
+    const ip = new LinkedIp();
+    for (const p of hosts(1, 3)) ip.kernel.set(p, r(p, '192.0.2.2')); // adopted at start
+    const rec = new RouteReconciler({ shell: ip, flushMin: 2, resyncMs: 0 });
+    await rec.start();
+    for (const p of hosts(2, 3)) rec.upsert(r(p, '192.0.2.2'));
+    await rec.flush();
+    rec.suspectDrift(); // a comparison: the routes of both kinds found as they are
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    await rec.flush();
+    for (const p of hosts(3, 2)) rec.upsert(r(p, '192.0.2.2'));
+    await rec.flush();
+    for (const p of hosts(3, 2)) rec.remove(p);
+    await rec.flush();
+    rec.stop();
+    expect([...ip.kernel.keys()].sort()).toEqual([...hosts(1, 3), ...hosts(2, 3)].sort());
+    expect(ip.batches.flat().some((line) => line.startsWith('route flush'))).toBe(false);
+  });
+  /** Hands the kernel's routes over a slice at a time, a turn of the event loop apart; `failAt`: that slice throws. */
+  class SlicedIp extends FakeIp {
+    slice = 2;
+    failAt = -1;
+    /** Runs as the comparison reaches the slice of that index. */
+    onSlice?: (i: number) => void;
+    async *readRouteSlices(): AsyncIterable<Route[]> {
+      this.reads++;
+      const routes = [...this.kernel.values()];
+      for (let i = 0; i * this.slice < routes.length; i++) {
+        await new Promise((resolve) => setImmediate(resolve));
+        this.onSlice?.(i);
+        if (i === this.failAt) throw new Error('dump: cut short');
+        yield routes.slice(i * this.slice, (i + 1) * this.slice);
+      }
+    }
+  }
+
+  it('does not adopt what setDesired() left out when it is called while the first comparison reads', async () => {
+    const ip = new SlicedIp();
+    for (const p of hosts(1, 6)) ip.kernel.set(p, r(p, '192.0.2.2'));
+    const rec = new RouteReconciler({ shell: ip, resyncMs: 0 });
+    ip.onSlice = (i) => {
+      if (i === 1) rec.setDesired([r('10.9.0.0/24', '192.0.2.2')]); // between the first slice and the second
+    };
+    await rec.start();
+    await rec.flush();
+    rec.stop();
+    expect([...ip.kernel.keys()]).toEqual(['10.9.0.0/24']);
+    expect(rec.stats()).toMatchObject({ desired: 1, installed: 1, pending: 0 });
+  });
+
+  // A read that fails part way (the dump's slices), or before anything (`ip -json`, the shell without the addon, in production).
+  it.each([
+    { read: 'the slices', fail: (ip: SlicedIp) => (ip.failAt = 1) },
+    {
+      read: '`ip`',
+      fail: (ip: SlicedIp) => {
+        Object.defineProperty(ip, 'readRouteSlices', { value: undefined }); // a shell that reads all at once (routes/ip.ts)
+        ip.readRoutes = async () => {
+          ip.reads++;
+          throw new Error('ip: timed out');
+        };
+      },
+    },
+  ])('keeps its counts of the kernel when a comparison fails reading $read: stats() and the flushes go by what it knew', async ({ fail }) => {
+    const ip = new SlicedIp();
+    const rec = new RouteReconciler({ shell: ip, flushMin: 2, resyncMs: 0, driftSettleMs: 0, driftIntervalMs: 0, onError: () => undefined });
+    await rec.start();
+    for (const p of hosts(1, 6)) rec.upsert(r(p, '192.0.2.2'));
+    await rec.flush();
+    fail(ip);
+    rec.suspectDrift();
+    for (let i = 0; i < 50 && ip.reads < 2; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(rec.stats()).toMatchObject({ installed: 6, unicast: 6 });
+    // Two of the six routes through the gateway go: no flush (it would take the four still wanted).
+    for (const p of hosts(1, 2)) rec.remove(p);
+    await rec.flush();
+    rec.stop();
+    expect([...ip.kernel.keys()].sort()).toEqual(hosts(1, 6).slice(2).sort());
+  });
+
+  it('reports a prefix set right once, though the kernel had two routes of ours for it (another metric)', async () => {
+    const ip = new FakeIp();
+    const checks: number[] = [];
+    const rec = new RouteReconciler({ shell: ip, resyncMs: 0, driftSettleMs: 0, driftIntervalMs: 0, onDriftChecked: (c) => checks.push(c.differed) });
+    await rec.start();
+    rec.upsert(r('10.1.0.0/24', '192.0.2.2'));
+    await rec.flush();
+    ip.readRoutes = async () => [r('10.1.0.0/24', '192.0.2.7'), r('10.1.0.0/24', '192.0.2.8')]; // someone's two, none the one wanted
+    rec.suspectDrift();
+    for (let i = 0; i < 50 && checks.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+    rec.stop();
+    expect(checks).toEqual([1]);
+  });
+});

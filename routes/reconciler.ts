@@ -526,7 +526,6 @@ export class RouteReconciler {
     this.driftWanted = undefined;
     this.counters.resyncs++;
     const epoch = ++this.comparisons;
-    const adopting = !this.adopted;
     this.viaGateway = this.flushes ? new Map() : undefined;
     this.removals = 0;
     // Counted afresh as the kernel's routes come, and swapped in once they are all read: stats()
@@ -536,42 +535,55 @@ export class RouteReconciler {
     let differed = 0;
     const slices = this.shell.readRouteSlices ? this.shell.readRouteSlices() : oneSlice(this.shell.readRoutes());
     let n = 0;
-    for await (const slice of slices) {
-      for (const have of slice) {
-        // A shell that reads all at once hands over one slice of a million.
-        if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
-        if (isDeviceRoute(have) && !this.ownedDevices.has(have.prefix)) continue;
-        const rec = this.table.get(have.prefix) ?? this.add(have.prefix);
-        if (rec.seen === epoch) {
-          // Two routes of ours for one prefix (another metric): the last one read counts, as a map's would.
-          this.countGateway(rec.have, -1);
-          count(tally, rec.have, -1);
-          if (adopting && rec.want === rec.have) {
-            rec.want = undefined;
-            this.wantedCount--;
+    try {
+      for await (const slice of slices) {
+        for (const have of slice) {
+          // A shell that reads all at once hands over one slice of a million.
+          if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+          if (isDeviceRoute(have) && !this.ownedDevices.has(have.prefix)) continue;
+          // Until setDesired() says what is wanted, which it may while this yields.
+          const adopting = !this.adopted;
+          const rec = this.table.get(have.prefix) ?? this.add(have.prefix);
+          if (rec.seen === epoch) {
+            // Two routes of ours for one prefix (another metric): the last one read counts, as a map's would.
+            this.countGateway(rec.have, -1);
+            count(tally, rec.have, -1);
+            if (rec.have !== rec.want) differed--; // counted as differing when the first was read
+            if (adopting && rec.want === rec.have) {
+              rec.want = undefined;
+              this.wantedCount--;
+            }
+          }
+          rec.seen = epoch;
+          this.countGateway(have, 1);
+          count(tally, have, 1);
+          if (adopting && rec.want === undefined) {
+            // Adopted: what the kernel has of ours is what we want, until told otherwise, and nothing
+            // is queued (a restart with a full table would otherwise start with a pass over every
+            // route of ours, each already right).
+            rec.have = rec.want = have;
+            this.wantedCount++;
+          } else if (rec.want !== undefined && satisfies(have, rec.want)) {
+            rec.have = rec.want;
+          } else {
+            rec.have = have;
+            this.enqueue(rec);
+            differed++;
           }
         }
-        rec.seen = epoch;
-        this.countGateway(have, 1);
-        count(tally, have, 1);
-        if (adopting && rec.want === undefined) {
-          // Adopted: what the kernel has of ours is what we want, until told otherwise, and nothing
-          // is queued (a restart with a full table would otherwise start with a pass over every
-          // route of ours, each already right).
-          rec.have = rec.want = have;
-          this.wantedCount++;
-        } else if (rec.want !== undefined && satisfies(have, rec.want)) {
-          rec.have = rec.want;
-        } else {
-          rec.have = have;
-          this.enqueue(rec);
-          differed++;
-        }
+        await yieldToEventLoop();
       }
-      await yieldToEventLoop();
+    } catch (err) {
+      // Known afresh only for the prefixes compared before the read failed: the rest count as they
+      // did, and flushes wait for the next comparison (the retry's), as after a failed `ip`.
+      this.viaGateway = undefined;
+      const known = { unicast: 0, blackhole: 0, ecmp: 0 };
+      for (const rec of this.table.values()) count(known, rec.have, 1);
+      this.tally = known;
+      throw err;
     }
     this.tally = tally;
-    if (adopting) {
+    if (!this.adopted) {
       this.adopted = true;
       return;
     }
@@ -832,9 +844,12 @@ export function kernelShell(options: Pick<ReconcilerOptions, 'netns' | 'netlink'
   return new Ip({ netns: options.netns });
 }
 
-/** The gateway of a unicast route through one IPv4 next hop and no device: what `ip route flush … via` matches. */
+/**
+ * The gateway of a unicast route through one IPv4 next hop: what `ip route flush … via` matches,
+ * whatever the link (the kernel's routes, as a comparison reads them, each name theirs).
+ */
 function soleGateway(r: RouteTarget): string | undefined {
-  if (r.type !== 'unicast' || r.nextHops.length !== 1 || r.dev !== undefined) return undefined;
+  if (r.type !== 'unicast' || r.nextHops.length !== 1) return undefined;
   const gateway = r.nextHops[0]!;
   return familyOf(gateway) === 4 ? gateway : undefined;
 }

@@ -197,3 +197,48 @@ describe('routeDump of our routes (addon)', () => {
     expect(fallback[0]!.sort(byPrefix)).toEqual(read);
   });
 });
+
+describe('routeDump of wide ECMP routes (addon)', () => {
+  const gateways = (n: number, v6: boolean) =>
+    Array.from({ length: n }, (_, i) => (v6 ? `fd00::${(i + 2).toString(16)}` : `10.50.${Math.floor(i / 250) + 1}.${(i % 250) + 1}`)).sort();
+  /** The routes written by the netlink writer (`ip` cannot write these: its request is bounded at 4 KB), then dumped. */
+  async function writeAndDump(prefix: string, routes: Route[]): Promise<{ wide: string; dumped: Route[] }> {
+    const wide = await pool.create(prefix);
+    await addConnectedLink(wide, 'va', 'vb', ['10.50.0.1/16', 'fd00::1/64']);
+    const shell = new NetlinkRouteShell({ netns: wide, addon: nativeAddon() });
+    const failures = await shell.write(routes.map((route) => ({ op: 'add' as const, prefix: route.prefix, route, have: undefined })));
+    shell.close();
+    expect(failures).toEqual([]);
+    return { wide, dumped: await dumpOwnRoutes(nativeAddon(), ROUTE_PROTOCOL, wide) };
+  }
+  const hops = (list: Route[]) => Object.fromEntries(list.map((r) => [r.prefix, r.nextHops.length]));
+
+  it('reads the routes after one too large for a page (the kernel ends a dump quietly at a message that does not fit)', async () => {
+    // The first of the IPv4 table (~4 KB of next hops), the first of the IPv6 one (~5 KB): before
+    // the socket was read, the kernel sized the dump's messages at a page; `ip -json` loses the same.
+    const routes: Route[] = [
+      { prefix: '10.1.0.0/16', type: 'unicast', nextHops: gateways(250, false) },
+      { prefix: '10.4.0.0/16', type: 'unicast', nextHops: ['10.50.0.2'] },
+      { prefix: 'fd00:1::/64', type: 'unicast', nextHops: gateways(180, true) },
+      { prefix: 'fd00:4::/64', type: 'unicast', nextHops: ['fd00::2'] },
+    ];
+    const { wide, dumped } = await writeAndDump('dumpwide', routes);
+    expect(hops(dumped)).toEqual(hops(routes));
+    // The dump for next-hop resolution too: our wide route ended it before the connected routes.
+    const others = (await dumpRoutes(nativeAddon(), ROUTE_PROTOCOL, wide)).map((row) => row.dst);
+    expect(others).toEqual(expect.arrayContaining(['10.50.0.0/16', 'fd00::/64']));
+  });
+
+  it('reads every next hop of a route past 255 of them, as the netlink writer wrote it', async () => {
+    const routes: Route[] = [
+      { prefix: '10.1.0.0/16', type: 'unicast', nextHops: gateways(255, false) },
+      { prefix: '10.2.0.0/16', type: 'unicast', nextHops: gateways(256, false) },
+      { prefix: '10.3.0.0/16', type: 'unicast', nextHops: gateways(600, false) },
+      { prefix: 'fd00:1::/64', type: 'unicast', nextHops: gateways(300, true) },
+      { prefix: '10.4.0.0/16', type: 'unicast', nextHops: ['10.50.0.2'] },
+    ];
+    const { dumped } = await writeAndDump('dumpwider', routes);
+    expect(hops(dumped)).toEqual(hops(routes));
+    expect(dumped.find((r) => r.prefix === '10.3.0.0/16')?.nextHops).toEqual(gateways(600, false));
+  });
+});

@@ -86,14 +86,14 @@ describe('decodeRouteRecords', () => {
 /** An only-mode record (native/route_dump.c take_own_route): hops as [link index, gateway bytes or none]. */
 function own(family: 4 | 6, length: number, type: number, dst: number[], hops: [number, number[] | undefined][]): Buffer {
   const size = family === 4 ? 4 : 16;
-  const b = Buffer.alloc(4 + size + hops.length * (8 + size));
+  const b = Buffer.alloc(6 + size + hops.length * (8 + size));
   b[0] = family;
   b[1] = length;
   b[2] = type;
-  b[3] = hops.length;
-  Buffer.from(dst).copy(b, 4);
+  b.writeUInt16LE(hops.length, 4);
+  Buffer.from(dst).copy(b, 6);
   hops.forEach(([index, gateway], i) => {
-    const at = 4 + size + i * (8 + size);
+    const at = 6 + size + i * (8 + size);
     b.writeUInt32LE(index, at);
     b[at + 4] = gateway ? 1 : 0;
     if (gateway) Buffer.from(gateway).copy(b, at + 8);
@@ -137,6 +137,13 @@ describe('decodeOwnRoutes', () => {
     ]);
     // One list per gateway for the routes through it alone (a full table through one peer).
     expect(routes[5]!.nextHops).toBe(routes[0]!.nextHops);
+  });
+
+  it('reads a route past 255 next hops whole (the netlink writer writes them)', () => {
+    const gateways = Array.from({ length: 300 }, (_, i): [number, number[]] => [2, [10, 50, 1 + (i >> 8), i & 255]]);
+    const [route] = decodeOwnRoutes(Buffer.concat([own(4, 16, 1, [10, 1, 0, 0], gateways), links([[2, 'eth0']])]));
+    expect(route?.nextHops).toHaveLength(300);
+    expect(route?.dev).toBe('eth0');
   });
 
   it('gives the same routes a slice at a time, none lost at the slices\' edges', () => {

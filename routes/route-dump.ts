@@ -95,6 +95,8 @@ export async function dumpOwnRoutes(api: RouteDumpApi, protocol: number, netns?:
 }
 
 const RTN_BLACKHOLE = 6;
+/** An only-mode record's head: family, prefix length, type, 0, hop count (2, little-endian as the host writes it). */
+const OWN_HEAD = 6;
 
 /**
  * An address of our routes as the reconciler keys them (normalisePrefix, normaliseAddress: IPv6 in
@@ -131,7 +133,7 @@ export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<Route[]
   const sole = new Map<number | string, string[]>();
   let routes: Route[] = [];
   let records = 0;
-  for (let at = 0; at + 4 <= end; ) {
+  for (let at = 0; at + OWN_HEAD <= end; ) {
     if (records++ === slice) {
       yield routes;
       routes = [];
@@ -141,9 +143,9 @@ export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<Route[]
     const size = v4 ? 4 : 16;
     const length = bytes[at + 1]!;
     const type = bytes[at + 2]!;
-    const hopCount = bytes[at + 3]!;
-    const prefix = `${addressAt(bytes, at + 4, v4)}/${length}`;
-    const hops = at + 4 + size;
+    const hopCount = bytes.readUInt16LE(at + 4);
+    const prefix = `${addressAt(bytes, at + OWN_HEAD, v4)}/${length}`;
+    const hops = at + OWN_HEAD + size;
     at = hops + hopCount * (8 + size);
     if (type === RTN_BLACKHOLE) {
       routes.push({ prefix, type: 'blackhole', nextHops: [] });
