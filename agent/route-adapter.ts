@@ -13,6 +13,7 @@ export function createRouteSink(config: AgentConfig, log: Logger): RouteSinkPort
   const writer = kernelShell({
     netlink: nativeAddon,
     onWriterFallback: (err) => log.warn({ err: err.message }, 'netlink route writer unavailable: programming routes through ip -batch'),
+    onDumpFailed: (err) => log.warn({ err: err.message }, 'native route dump failed: comparing routes with the kernel through ip -json this time'),
   });
   const reconciler = new RouteReconciler({
     shell: timedRouteShell(writer),

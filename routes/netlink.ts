@@ -36,6 +36,8 @@ export interface NetlinkShellOptions {
   netns?: string;
   /** With routeDump (the real addon has it), the comparison with the kernel reads through it. */
   addon: NetlinkSocketApi & Partial<RouteDumpApi>;
+  /** The dump failed and this read goes through `ip -json` (slower, the same routes). */
+  onDumpFailed?(err: Error): void;
 }
 
 /**
@@ -47,6 +49,7 @@ const ACK_EVERY = 256;
 export class NetlinkRouteShell implements RouteShell {
   private readonly addon: NetlinkSocketApi & Partial<RouteDumpApi>;
   private readonly netns?: string;
+  private readonly onDumpFailed?: (err: Error) => void;
   private fd: number;
   private readonly ip: Ip;
   private seq = 0;
@@ -57,6 +60,7 @@ export class NetlinkRouteShell implements RouteShell {
   constructor(options: NetlinkShellOptions) {
     this.addon = options.addon;
     this.netns = options.netns;
+    this.onDumpFailed = options.onDumpFailed;
     this.fd = this.addon.netlinkOpen(netnsPath(options.netns));
     this.ip = new Ip({ netns: options.netns });
   }
@@ -86,8 +90,9 @@ export class NetlinkRouteShell implements RouteShell {
       try {
         slices = dumpOwnRouteSlices(this.addon as RouteDumpApi, ROUTE_PROTOCOL, this.netns);
         first = await slices.next(); // the dump runs here: a failure is known before anything is compared
-      } catch {
+      } catch (err) {
         slices = undefined; // read by `ip` instead: a comparison that fails would leave drift unrepaired
+        this.onDumpFailed?.(err as Error);
       }
     }
     if (!slices || !first) {

@@ -60,6 +60,8 @@ export interface ReconcilerOptions {
   netlink?: () => NetlinkSocketApi;
   /** The netlink writer was asked for but could not be had (addon not built or not loadable): changes go through `ip -batch`. */
   onWriterFallback?(err: Error): void;
+  /** The netlink shell's dump of our routes failed: this comparison reads them through `ip -json`. */
+  onDumpFailed?(err: Error): void;
   /** Replaces `ip` (unit tests). */
   shell?: RouteShell;
 }
@@ -833,10 +835,10 @@ export class RouteReconciler {
  * The netlink writer when the addon is handed in. Without it the agent still works, deliberately on
  * `ip -batch` (tested, ~1.4-2.5x slower to write a full table), and says so through onWriterFallback.
  */
-export function kernelShell(options: Pick<ReconcilerOptions, 'netns' | 'netlink' | 'onWriterFallback'>): RouteShell {
+export function kernelShell(options: Pick<ReconcilerOptions, 'netns' | 'netlink' | 'onWriterFallback' | 'onDumpFailed'>): RouteShell {
   if (options.netlink) {
     try {
-      return new NetlinkRouteShell({ netns: options.netns, addon: options.netlink() });
+      return new NetlinkRouteShell({ netns: options.netns, addon: options.netlink(), onDumpFailed: options.onDumpFailed });
     } catch (err) {
       options.onWriterFallback?.(err as Error);
     }

@@ -192,7 +192,9 @@ describe('routeDump of our routes (addon)', () => {
     expect(sliced.length).toBeGreaterThan(2);
     expect(sliced.flat().sort(byPrefix)).toEqual(read);
     const failing = { ...nativeAddon(), routeDump: () => Promise.reject(new Error('route dump: recv: No buffer space available')) };
-    const fallback = await slicesOf(new NetlinkRouteShell({ netns: own, addon: failing }));
+    const failures: string[] = [];
+    const fallback = await slicesOf(new NetlinkRouteShell({ netns: own, addon: failing, onDumpFailed: (err) => failures.push(err.message) }));
+    expect(failures).toEqual(['route dump: recv: No buffer space available']);
     expect(fallback).toHaveLength(1);
     expect(fallback[0]!.sort(byPrefix)).toEqual(read);
   });
