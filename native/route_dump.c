@@ -252,10 +252,11 @@ static int dump_family(struct dump_work *w, int fd, int family, uint8_t *buffer)
     for (const struct nlmsghdr *h = (const struct nlmsghdr *)buffer; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = 1;
       if (h->nlmsg_type == NLMSG_DONE) {
-        /* The dump's end carries the error that cut it short, if any (as iproute2 checks). */
+        /* The dump's end carries the error that cut it short, if any (as iproute2 checks). ENOENT:
+         * the table asked for does not exist (a namespace with no IPv4 route at all), so no routes. */
         int error = 0;
         if (h->nlmsg_len >= NLMSG_LENGTH(sizeof error)) memcpy(&error, NLMSG_DATA(h), sizeof error);
-        if (error < 0) {
+        if (error < 0 && error != -ENOENT) {
           errno = -error;
           w->what = "route dump: cut short";
           return -1;

@@ -60,6 +60,16 @@ describe('ReachabilityTable (RFC 4271 §9.1.2.1)', () => {
     expect(ReachabilityTable.fromIpJson([more, v6], addrs).key).not.toBe(table.key);
   });
 
+  it('the key changes when a link comes up: the speaker then looks at the addresses of its sessions\' links again', () => {
+    const routes = [{ dst: 'fd00:2::/64', dev: 'eb', protocol: 'kernel' }];
+    const addresses = (operstate: string): string => JSON.stringify([{ ifname: 'eb', operstate, addr_info: [{ local: 'fd00:2::2' }, { local: 'fe80::2' }] }]);
+    const before = ReachabilityTable.fromRows(routes, addresses('LOWERLAYERDOWN'));
+    const after = ReachabilityTable.fromRows(routes, addresses('UP'));
+    expect(after.key).not.toBe(before.key);
+    expect(ReachabilityTable.fromRows(routes, addresses('UP')).key).toBe(after.key);
+    expect(after.resolve('fd00:2::9')).toBe(before.resolve('fd00:2::9'));
+  });
+
   it('a default route never resolves, in either family', () => {
     expect(resolvingRoute({ dst: 'default' })).toBe(false);
     expect(resolvingRoute({ dst: '0.0.0.0/0' })).toBe(false);

@@ -18,6 +18,8 @@ export interface IpRouteRow {
 /** The fields of an `ip -json addr show` row that matter here. */
 export interface IpAddressRow {
   ifname?: string;
+  /** UP once the link carries traffic: the kernel sets it up to a second after `ip link set up`. */
+  operstate?: string;
   addr_info?: { local?: string }[];
 }
 
@@ -74,11 +76,14 @@ export class ReachabilityTable {
    * `localAddresses`: link-local ones zoned with their link (`fe80::1%eth0`). `linkLocalLinks`: the
    * links with a usable fe80::/64 route, where a zoned link-local next hop resolves.
    */
-  constructor(routePrefixes: string[], localAddresses: string[], linkLocalLinks: string[] = []) {
+  constructor(routePrefixes: string[], localAddresses: string[], linkLocalLinks: string[] = [], linkStates: string[] = []) {
     this.nets = routePrefixes.map(net).filter((n): n is Net => n !== undefined);
     this.locals = new Set(localAddresses.map(addressKey).filter((k): k is string => k !== undefined));
     this.links = new Set(linkLocalLinks);
-    this.key = JSON.stringify([[...routePrefixes].sort(), [...this.locals].sort(), [...this.links].sort()]);
+    // Links' states count as a change too: the speaker learns the addresses of a session's link,
+    // the ones it sends as next hops, only from links that are up (Node's networkInterfaces), and is
+    // told to look again when this table changes (a link up a moment after its session: RFC 2545 §3).
+    this.key = JSON.stringify([[...routePrefixes].sort(), [...this.locals].sort(), [...this.links].sort(), [...linkStates].sort()]);
   }
 
   /** From `ip -json route show table main` (each family's text) and `ip -json addr show`. */
@@ -89,10 +94,12 @@ export class ReachabilityTable {
   /** From route rows already parsed (streamed, see routes/ip.ts streamIpJson) and the `ip -json addr show` text. */
   static fromRows(routeRows: IpRouteRow[], addressText: string): ReachabilityTable {
     const rows = routeRows.filter(resolvingRoute);
-    const addresses = (addressText.trim() ? (JSON.parse(addressText) as IpAddressRow[]) : []).flatMap((l) =>
+    const linkRows = addressText.trim() ? (JSON.parse(addressText) as IpAddressRow[]) : [];
+    const addresses = linkRows.flatMap((l) =>
       (l.addr_info ?? []).flatMap((i) => (!i.local ? [] : isLinkLocal(i.local) ? (l.ifname ? [`${i.local}%${l.ifname}`] : []) : [i.local])));
     const links = rows.flatMap((r) => (isLinkLocal(r.dst) && r.dev ? [r.dev] : []));
-    return new ReachabilityTable(rows.map((r) => r.dst), addresses, links);
+    const states = linkRows.map((l) => `${l.ifname}:${l.operstate}`);
+    return new ReachabilityTable(rows.map((r) => r.dst), addresses, links, states);
   }
 
   resolve(address: string): Reachability {

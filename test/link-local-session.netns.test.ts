@@ -58,7 +58,9 @@ const routes6 = (ns: string): Promise<string> => ipIn(ns, ['-6', 'route', 'show'
 describe('a BGP session over link-local addresses (RFC 2545 §3)', () => {
   it('with global addresses on the link, routes go via the global one (sent first, the link-local after it)', async () => {
     const [a, b] = await pairWithAgents(['fd00:2::1', 'fd00:2::2']);
-    await until('routes both ways', async () => (await routes6(a)).includes('fd00:10:244:2::/64') && (await routes6(b)).includes('fd00:10:244:1::/64'), 30_000);
+    // A session can come up before its link is reported up (the kernel sets a link's state up to a
+    // second after `ip link set up`), its link-local next hop sent alone at first: the global one follows.
+    await until('routes both ways, via the global addresses', async () => (await routes6(a)).includes('fd00:10:244:2::/64 via fd00:2::2') && (await routes6(b)).includes('fd00:10:244:1::/64 via fd00:2::1'), 30_000);
     expect(await routes6(a)).toContain('fd00:10:244:2::/64 via fd00:2::2 dev ea');
     expect(await routes6(b)).toContain('fd00:10:244:1::/64 via fd00:2::1 dev eb');
   }, 60_000);
