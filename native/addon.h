@@ -18,6 +18,9 @@ const char *lightly_register_route_dump(napi_env env, napi_value exports);
     }                                                            \
   } while (0)
 
+/* netlink.c: a NETLINK_ROUTE socket, bound, whose reads give up after 10 s; -1 with errno set. */
+int lightly_route_socket(void);
+
 /* netns.c: make(arg)'s socket, made inside the network namespace at path (NULL: our own); on failure
  * -1 with errno set and *what naming the step that failed. */
 int lightly_socket_in_netns(const char *path, int (*make)(void *arg), void *arg, const char **what);

@@ -37,17 +37,11 @@ static napi_value throw_errno(napi_env env, const char *what, int err) {
   return NULL;
 }
 
-static int open_route_socket(void *unused) {
-  (void)unused;
+int lightly_route_socket(void) {
   int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
   if (fd < 0) return -1;
-  int one = 1, size = RCVBUF;
   struct timeval timeout = {.tv_sec = REPLY_TIMEOUT_S};
   struct sockaddr_nl local = {.nl_family = AF_NETLINK};
-  /* CAP_ACK: an error reply carries only the header of the refused message, not all of it. */
-  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
-  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
     int err = errno;
@@ -55,6 +49,18 @@ static int open_route_socket(void *unused) {
     errno = err;
     return -1;
   }
+  return fd;
+}
+
+static int open_route_socket(void *unused) {
+  (void)unused;
+  int fd = lightly_route_socket();
+  if (fd < 0) return -1;
+  int one = 1, size = RCVBUF;
+  /* CAP_ACK: an error reply carries only the header of the refused message, not all of it. */
+  setsockopt(fd, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  setsockopt(fd, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) < 0) setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   return fd;
 }
 

@@ -28,7 +28,6 @@
 #define RECORD 40
 /* A dump that the kernel marks as interrupted (the table changed meanwhile) is read again, this often at most. */
 #define DUMP_TRIES 3
-#define REPLY_TIMEOUT_S 10
 #define RECV_BUFFER (256 * 1024)
 #ifndef NETLINK_GET_STRICT_CHK
 #define NETLINK_GET_STRICT_CHK 12
@@ -56,21 +55,12 @@ struct dump_work {
 
 static int open_dump_socket(void *unused) {
   (void)unused;
-  int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+  int fd = lightly_route_socket();
   if (fd < 0) return -1;
   int one = 1;
-  struct timeval timeout = {.tv_sec = REPLY_TIMEOUT_S};
-  struct sockaddr_nl local = {.nl_family = AF_NETLINK};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   /* The kernel then dumps only what the request's header asks for (Linux 4.20+; older ones dump all,
    * and take_route filters the same way). */
   setsockopt(fd, SOL_NETLINK, NETLINK_GET_STRICT_CHK, &one, sizeof one);
-  if (bind(fd, (struct sockaddr *)&local, sizeof local) < 0) {
-    int err = errno;
-    close(fd);
-    errno = err;
-    return -1;
-  }
   return fd;
 }
 
