@@ -15,7 +15,9 @@ class FakeSpeaker implements SpeakerPort {
   listener: (c: BestRouteChange[]) => void = () => undefined;
   stopped?: { graceful: boolean };
   constructor(readonly settings: SpeakerSettings) {}
-  async start() {}
+  /** What it originated when it started: what its first announcements carry. */
+  originatedAtStart?: string[];
+  async start() { this.originatedAtStart = this.originated; }
   setPeers(p: SpeakerPeer[]) { this.peers = p; }
   setOriginated(p: string[]) { this.originated = p; }
   policy?: Pick<SpeakerSettings, 'importCIDRs' | 'allowDefaultRoute' | 'maxPrefixes'>;
@@ -103,6 +105,14 @@ describe('AgentDaemon', () => {
     expect(daemon.bgpStatus()).toMatchObject({ node: 'node-1', routerId: '192.0.2.1', asn: 64512 });
     await daemon.stop(true);
     expect(speaker.stopped).toEqual({ graceful: true });
+  });
+
+  it('announces the Service prefixes it is given before it starts from its first announcement (graceful restart peers keep them)', async () => {
+    const { daemon, speakers } = setup();
+    daemon.setServiceAnnouncements([{ prefix: '198.51.100.7/32', origin: 'service-external-ip', services: ['default/web'] }]);
+    await daemon.start();
+    expect(speakers[0]!.originatedAtStart).toEqual(['10.244.1.0/24', '198.51.100.7/32']);
+    await daemon.stop(true);
   });
 
   it('after a restart keeps the kernel routes until relearned or the restart time is over', async () => {

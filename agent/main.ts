@@ -16,6 +16,7 @@ import { NextHopWatch } from './nexthop-watch.js';
 import { nativeAddon } from '../native/native.js';
 import { startPolicy, removePolicyTable } from './policy/run.js';
 import type { StatusRoute } from './status-server.js';
+import type { AnnouncedPrefix } from './status.js';
 import { type CniStatsSnapshot, parseCniStats } from './event-metrics.js';
 
 const log = pino({ base: { component: 'lightly-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
@@ -72,7 +73,7 @@ function readLocalSettings(path: string | undefined): Record<string, unknown> {
   }
 }
 
-async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, StatusRoute>, policyFacts?: DaemonDeps['policyFacts']): Promise<AgentDaemon> {
+async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, StatusRoute>, policyFacts?: DaemonDeps['policyFacts'], services: AnnouncedPrefix[] = []): Promise<AgentDaemon> {
   const daemon = new AgentDaemon(config, {
     statusRoutes,
     ...(policyFacts ? { policyFacts } : {}),
@@ -82,6 +83,7 @@ async function startDaemon(config: AgentConfig, statusRoutes?: Record<string, St
     nextHops: new NextHopWatch(log, { addon: nativeAddon, dump: nativeAddon }),
     startCniServer,
   });
+  daemon.setServiceAnnouncements(services); // in the first announcement (graceful restart keeps them at the peers)
   await daemon.start();
   return daemon;
 }
@@ -148,7 +150,7 @@ async function main(args: string[]): Promise<void> {
     const local = readLocalSettings(configPath);
     const api = loadApiEndpoint(); // KUBECONFIG, ~/.kube/config, or the in-cluster service account
     const policy = startPolicy({ api, nodeName, local, log });
-    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon: (config) => startDaemon(config, policy?.routes, policy?.flowFacts) });
+    const mode = new KubernetesMode({ api, nodeName, local, log, startDaemon: (config, services) => startDaemon(config, policy?.routes, policy?.flowFacts, services) });
     await mode.start();
     stopOnSignals(async () => {
       await mode.stop(true);

@@ -6,6 +6,7 @@ import { BGP_CONFIGURATIONS, FakeKube, LOAD_BALANCER_IP_POOLS, NODES, SERVICES, 
 import { until as waitUntil } from '../../test/support/wait.js';
 import type { AgentConfig } from '../config.js';
 import { natRuleset } from '../nat.js';
+import type { ServiceAnnouncement } from '../services/announce.js';
 import type { AnnouncedPrefix, PeerState } from '../status.js';
 import { desiredBgp } from './desired.js';
 import { EVENTS_PATH } from './events.js';
@@ -16,6 +17,8 @@ class FakeDaemon implements NodeDaemon {
   configs: AgentConfig[] = [];
   stopped?: boolean;
   announced: AnnouncedPrefix[] = [];
+  /** The Service prefixes it was started with: its speaker's first announcement. */
+  startedWith?: AnnouncedPrefix[];
   constructor(config: AgentConfig) {
     this.configs.push(config);
   }
@@ -53,21 +56,23 @@ let daemons: FakeDaemon[];
 const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5_000) => waitUntil(what, check, timeoutMs, { pollMs: 20 });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function startMode(local: Record<string, unknown> = {}): Promise<KubernetesMode> {
+async function startMode(local: Record<string, unknown> = {}, beforeStart?: (m: KubernetesMode) => void): Promise<KubernetesMode> {
   daemons = [];
   mode = new KubernetesMode({
     api: api.apiEndpoint(),
     nodeName: 'node-1',
     local: { metricsPort: 0, ...local },
     log: pino({ level: 'silent' }),
-    startDaemon: async (config) => {
+    startDaemon: async (config, services) => {
       const d = new FakeDaemon(config);
+      d.startedWith = services;
       daemons.push(d);
       return d;
     },
     conditionIntervalMs: 50,
     watch: { backoff: { baseMs: 100, capMs: 800 }, random: () => 0.5, requestIdleMs: 1_000 },
   });
+  beforeStart?.(mode);
   await mode.start();
   return mode;
 }
@@ -195,6 +200,15 @@ describe('Service advertisement (issue 15)', () => {
     await until('the /32 announced for default/web', () => daemons[0]!.announced.some((a) => a.prefix === '203.0.113.1/32' && a.services?.join() === 'default/web'), 10_000);
     api.remove(SERVICES, 'default/web');
     await until('withdrawn with the Service', () => !daemons[0]!.announced.some((a) => a.prefix === '203.0.113.1/32'));
+  });
+
+  it('starts the daemon with the Service prefixes listed, so its first announcement after a restart has them (peers under graceful restart keep them)', async () => {
+    const listed: ServiceAnnouncement[] = [{ prefix: '198.51.100.7/32', origin: 'service-external-ip', services: ['default/web'] }];
+    await startMode({}, (m) => {
+      m.services.current = () => listed; // as the advertiser lists them when the daemon starts
+    });
+    await until('the daemon', () => daemons.length === 1);
+    expect(daemons[0]!.startedWith).toEqual(listed);
   });
 });
 

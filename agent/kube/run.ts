@@ -27,7 +27,8 @@ export interface KubernetesModeDeps {
   /** The node-local settings file (statusSocket, listen, metricsPort...). */
   local: Record<string, unknown>;
   log: Logger;
-  startDaemon(config: AgentConfig): Promise<NodeDaemon>;
+  /** `services`: the Service prefixes to announce, in the speaker's first announcement already. */
+  startDaemon(config: AgentConfig, services: AnnouncedPrefix[]): Promise<NodeDaemon>;
   /** How often the condition is checked against the node's state; default 5 s. */
   conditionIntervalMs?: number;
   watch?: ClusterWatchOptions;
@@ -133,9 +134,12 @@ export class KubernetesMode implements StatusSource {
       else {
         // Service prefixes are in the first announcement after a restart, so that peers holding ours
         // under graceful restart do not drop them at our End-of-RIB (bounded: a missing RBAC rule must not stop BGP).
+        // Handed to the daemon before its speaker starts: set after the start, they missed the first
+        // announcement whenever the session came up while the start finished (status, metrics, NAT),
+        // and the peers dropped them at our End-of-RIB (a gap at the top of rack, found in the lab).
         await this.servicesListed(10_000);
-        this.daemon = await this.deps.startDaemon(config);
-        this.daemon.setServiceAnnouncements?.(this.services.current() ?? []);
+        this.daemon = await this.deps.startDaemon(config, this.services.current() ?? []);
+        this.daemon.setServiceAnnouncements?.(this.services.current() ?? []); // changed during the start
       }
       this.applyError = undefined;
     } catch (err) {
