@@ -223,22 +223,26 @@ static void send_execute(napi_env env, void *data) {
   free(reply);
 }
 
-static void send_complete(napi_env env, napi_status status, void *data) {
-  struct send_work *w = data;
+void lightly_settle_with_bytes(napi_env env, napi_deferred deferred, napi_status status, int err, const char *what, const uint8_t *bytes, size_t length) {
   napi_value value;
   void *copy;
-  if (status == napi_ok && w->err == 0 &&
-      napi_create_buffer_copy(env, w->errors_length, w->errors ? (void *)w->errors : (void *)"", &copy, &value) == napi_ok) {
-    napi_resolve_deferred(env, w->deferred, value);
-  } else {
-    if (status == napi_ok && w->err == 0) w->err = ENOMEM; /* the replies could not be handed over: the caller compares again */
-    char message[256];
-    napi_value text;
-    snprintf(message, sizeof message, "%s: %s", w->what ? w->what : "netlink", strerror(w->err ? w->err : EIO));
-    napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
-    napi_create_error(env, NULL, text, &value);
-    napi_reject_deferred(env, w->deferred, value);
+  if (status == napi_ok && err == 0 && napi_create_buffer_copy(env, length, bytes ? (const void *)bytes : (const void *)"", &copy, &value) == napi_ok) {
+    napi_resolve_deferred(env, deferred, value);
+    return;
   }
+  if (status == napi_ok && err == 0) err = ENOMEM; /* the bytes could not be handed over */
+  char message[4400];
+  napi_value text;
+  snprintf(message, sizeof message, "%s: %s", what, strerror(err ? err : EIO));
+  napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
+  napi_create_error(env, NULL, text, &value);
+  napi_reject_deferred(env, deferred, value);
+}
+
+static void send_complete(napi_env env, napi_status status, void *data) {
+  struct send_work *w = data;
+  /* Replies that cannot be handed over fail the send: the caller compares with the kernel again. */
+  lightly_settle_with_bytes(env, w->deferred, status, w->err, w->what ? w->what : "netlink", w->errors, w->errors_length);
   napi_delete_reference(env, w->buffer_ref);
   napi_delete_async_work(env, w->work);
   free(w->errors);

@@ -322,19 +322,7 @@ static void dump_execute(napi_env env, void *data) {
 
 static void dump_complete(napi_env env, napi_status status, void *data) {
   struct dump_work *w = data;
-  napi_value value;
-  void *copy;
-  if (status == napi_ok && w->err == 0 &&
-      napi_create_buffer_copy(env, w->out_length, w->out ? (void *)w->out : (void *)"", &copy, &value) == napi_ok) {
-    napi_resolve_deferred(env, w->deferred, value);
-  } else {
-    char message[4400];
-    napi_value text;
-    snprintf(message, sizeof message, "%s: %s", w->what ? w->what : "route dump", strerror(w->err ? w->err : EIO));
-    napi_create_string_utf8(env, message, NAPI_AUTO_LENGTH, &text);
-    napi_create_error(env, NULL, text, &value);
-    napi_reject_deferred(env, w->deferred, value);
-  }
+  lightly_settle_with_bytes(env, w->deferred, status, w->err, w->what ? w->what : "route dump", w->out, w->out_length);
   napi_delete_async_work(env, w->work);
   free(w->out);
   free(w->names);
