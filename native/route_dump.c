@@ -78,6 +78,17 @@ static int keep_record(struct dump_work *w, const uint8_t *record, size_t length
   return 0;
 }
 
+/* The link's name in the socket's namespace (a netlink socket passes interface ioctls to its own);
+ * 0 when it has none (gone since the route was read: the route reads back without its link). */
+static int link_name(int fd, uint32_t index, char name[IFNAMSIZ]) {
+  struct ifreq request;
+  memset(&request, 0, sizeof request);
+  request.ifr_ifindex = (int)index;
+  if (ioctl(fd, SIOCGIFNAME, &request) != 0) return 0;
+  memcpy(name, request.ifr_name, IFNAMSIZ);
+  return 1;
+}
+
 /* Remembers a link's name for the trailer (only mode), each index once: the last one found is
  * looked at first, as a table's routes come through the same link one after another. */
 static int note_link(struct dump_work *w, int fd, uint32_t index) {
@@ -85,10 +96,8 @@ static int note_link(struct dump_work *w, int fd, uint32_t index) {
   if (w->name_count > 0 && w->names[w->name_count - 1].index == index) return 0;
   for (size_t i = 0; i < w->name_count; i++)
     if (w->names[i].index == index) return 0;
-  struct ifreq request;
-  memset(&request, 0, sizeof request);
-  request.ifr_ifindex = (int)index;
-  if (ioctl(fd, SIOCGIFNAME, &request) != 0) return 0; /* gone since: the route reads back without its link */
+  char name[IFNAMSIZ];
+  if (!link_name(fd, index, name)) return 0;
   if (w->name_count == w->name_capacity) {
     size_t capacity = w->name_capacity ? w->name_capacity * 2 : 16;
     struct link_name *grown = realloc(w->names, capacity * sizeof *grown);
@@ -97,7 +106,7 @@ static int note_link(struct dump_work *w, int fd, uint32_t index) {
     w->name_capacity = capacity;
   }
   w->names[w->name_count].index = index;
-  memcpy(w->names[w->name_count].name, request.ifr_name, IFNAMSIZ);
+  memcpy(w->names[w->name_count].name, name, IFNAMSIZ);
   w->name_count++;
   return 0;
 }
@@ -183,15 +192,27 @@ static int take_route(struct dump_work *w, int fd, int family, const struct nlms
   record[2] = r->rtm_type;
   record[3] = r->rtm_protocol;
   memcpy(record + 4, &r->rtm_flags, 4);
-  if (oif && !multipath) {
-    /* The name in the socket's namespace: a netlink socket passes interface ioctls to its own. */
-    struct ifreq request;
-    memset(&request, 0, sizeof request);
-    request.ifr_ifindex = (int)oif;
-    if (ioctl(fd, SIOCGIFNAME, &request) == 0) memcpy(record + 8, request.ifr_name, IFNAMSIZ);
-  }
+  if (oif && !multipath) link_name(fd, oif, (char *)record + 8);
   if (dst) memcpy(record + 24, dst, dst_length);
   return keep_record(w, record, RECORD);
+}
+
+static int send_request(struct dump_work *w, int fd, const void *request, size_t length) {
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  if (sendto(fd, request, length, 0, (struct sockaddr *)&kernel, sizeof kernel) >= 0) return 0;
+  w->what = "route dump: send";
+  return -1;
+}
+
+/* One read of the kernel's answer into `buffer`: its length, or -1 with errno set and w->what saying why. */
+static ssize_t receive(struct dump_work *w, int fd, uint8_t *buffer) {
+  for (;;) {
+    ssize_t n = recv(fd, buffer, RECV_BUFFER, 0);
+    if (n >= 0 || errno != EINTR) {
+      if (n < 0) w->what = errno == EAGAIN ? "route dump: no answer from the kernel" : "route dump: recv";
+      return n;
+    }
+  }
 }
 
 /* The kernel sizes a dump's messages by the largest read of the socket so far (up to 32 KB), a page
@@ -200,19 +221,8 @@ static int take_route(struct dump_work *w, int fd, int family, const struct nlms
  * loses them the same way). One acknowledged no-op read with the full buffer first. */
 static int size_dump_messages(struct dump_work *w, int fd, uint8_t *buffer) {
   struct nlmsghdr noop = {.nlmsg_len = NLMSG_LENGTH(0), .nlmsg_type = NLMSG_NOOP, .nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK};
-  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  if (sendto(fd, &noop, sizeof noop, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
-    w->what = "route dump: send";
-    return -1;
-  }
-  for (;;) {
-    ssize_t n = recv(fd, buffer, RECV_BUFFER, 0);
-    if (n >= 0) return 0;
-    if (errno != EINTR) {
-      w->what = errno == EAGAIN ? "route dump: no answer from the kernel" : "route dump: recv";
-      return -1;
-    }
-  }
+  if (send_request(w, fd, &noop, sizeof noop) < 0) return -1;
+  return receive(w, fd, buffer) < 0 ? -1 : 0;
 }
 
 /* Dumps one family's routes; 1 when the kernel marked the dump interrupted (read it again). */
@@ -225,19 +235,11 @@ static int dump_family(struct dump_work *w, int fd, int family, uint8_t *buffer)
       /* Filters the kernel applies under NETLINK_GET_STRICT_CHK (and ignores without): the main table, and in only mode the protocol. */
       .r = {.rtm_family = (unsigned char)family, .rtm_table = RT_TABLE_MAIN, .rtm_protocol = (unsigned char)(w->only ? w->protocol : 0)},
   };
-  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  if (sendto(fd, &request, sizeof request, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
-    w->what = "route dump: send";
-    return -1;
-  }
+  if (send_request(w, fd, &request, sizeof request) < 0) return -1;
   int interrupted = 0;
   for (;;) {
-    ssize_t n = recv(fd, buffer, RECV_BUFFER, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      w->what = errno == EAGAIN ? "route dump: no answer from the kernel" : "route dump: recv";
-      return -1;
-    }
+    ssize_t n = receive(w, fd, buffer);
+    if (n < 0) return -1;
     int left = (int)n;
     for (const struct nlmsghdr *h = (const struct nlmsghdr *)buffer; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
       if (h->nlmsg_flags & NLM_F_DUMP_INTR) interrupted = 1;

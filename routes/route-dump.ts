@@ -40,9 +40,7 @@ export function decodeRouteRecords(bytes: Buffer): IpRouteRow[] {
     const nameEnd = bytes.subarray(at + 8, at + 24).indexOf(0);
     // UTF-8, as ip's JSON gives a link name: the kernel takes any bytes but '/', ':' and spaces.
     const dev = bytes.toString('utf8', at + 8, nameEnd < 0 ? at + 24 : at + 8 + nameEnd);
-    const address = v4
-      ? `${bytes[at + 24]}.${bytes[at + 25]}.${bytes[at + 26]}.${bytes[at + 27]}`
-      : ipv6Text(bytes, at + 24);
+    const address = v4 ? addressAt(bytes, at + 24, true) : ipv6Text(bytes, at + 24);
     // A host route without its length, as ip prints it: rows spelt alike whichever way the table was
     // read, so a read through ip after a failed dump is no change (ReachabilityTable.key).
     const dst = length === 0 ? 'default' : length === (v4 ? 32 : 128) ? address : `${address}/${length}`;
