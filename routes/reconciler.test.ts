@@ -101,6 +101,33 @@ describe('RouteReconciler (fake ip)', () => {
     rec.stop();
   });
 
+  it('touches the kernel no more once stopped: a batch refused or failing after stop() schedules no retry, later changes no pass', async () => {
+    const ip = new FakeIp();
+    ip.refuse.add('10.2.0.0/24');
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const batch = ip.batch.bind(ip);
+    ip.batch = async (lines) => {
+      await held;
+      return batch(lines);
+    };
+    const rec = new RouteReconciler({ shell: ip, retryMs: 1, debounceMs: 0, onError: () => undefined });
+    await rec.start();
+    rec.upsert(r('10.2.0.0/24', '192.0.2.2'));
+    await new Promise((resolve) => setTimeout(resolve, 5)); // the pass is at the kernel, held
+    expect(ip.batches).toHaveLength(0);
+    rec.stop();
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const calls = { batches: ip.batches.length, reads: ip.reads };
+    rec.upsert(r('10.3.0.0/24', '192.0.2.2'));
+    rec.remove('10.2.0.0/24');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The held batch went through (it was sent before stop()); nothing after it: no retry, no comparison, no pass.
+    expect(calls).toEqual({ batches: 1, reads: 1 });
+    expect({ batches: ip.batches.length, reads: ip.reads }).toEqual(calls);
+  });
+
   it('leaves the plugin pod device routes alone but manages device routes it was asked for', async () => {
     const ip = new FakeIp();
     ip.kernel.set('10.244.1.7/32', { prefix: '10.244.1.7/32', type: 'unicast', nextHops: [], dev: 'lxc1' });

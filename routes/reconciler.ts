@@ -800,7 +800,9 @@ export class RouteReconciler {
   }
 
   private schedule(): void {
-    if (this.timer || this.running) return; // a running pass picks up what is dirty when it is done
+    // Stopped: the kernel keeps what it has, for the next agent to adopt (a pass or a retry after
+    // stop() would change it under a successor, or write through a closed shell).
+    if (this.timer || this.running || this.stopped) return; // a running pass picks up what is dirty when it is done
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.kick();
@@ -808,6 +810,7 @@ export class RouteReconciler {
   }
 
   private kick(): void {
+    if (this.stopped) return;
     this.reconcile().catch((err: Error) => {
       this.options.onError?.(err);
       this.scheduleRetry();
@@ -816,7 +819,7 @@ export class RouteReconciler {
 
   /** A refused line may succeed later (a gateway's subnet appears, a conflicting route goes). */
   private scheduleRetry(): void {
-    if (this.retryTimer) return;
+    if (this.retryTimer || this.stopped) return;
     const delay = this.retryDelay;
     this.retryDelay = Math.min(delay * 2, MAX_RETRY_MS);
     this.retryTimer = setTimeout(() => {
