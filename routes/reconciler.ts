@@ -535,17 +535,19 @@ export class RouteReconciler {
     const tally = { unicast: 0, blackhole: 0, ecmp: 0 };
     this.refused.clear();
     let differed = 0;
+    const read = new ReadTargets();
     const slices = this.shell.readRouteSlices ? this.shell.readRouteSlices() : oneSlice(this.shell.readRoutes());
     let n = 0;
     try {
       for await (const slice of slices) {
-        for (const have of slice) {
+        for (const route of slice) {
           // A shell that reads all at once hands over one slice of a million.
           if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
-          if (isDeviceRoute(have) && !this.ownedDevices.has(have.prefix)) continue;
+          if (isDeviceRoute(route) && !this.ownedDevices.has(route.prefix)) continue;
           // Until setDesired() says what is wanted, which it may while this yields.
           const adopting = !this.adopted;
-          const rec = this.table.get(have.prefix) ?? this.add(have.prefix);
+          const rec = this.table.get(route.prefix) ?? this.add(route.prefix);
+          const have = read.target(route);
           if (rec.seen === epoch) {
             // Two routes of ours for one prefix (another metric): the last one read counts, as a map's would.
             this.countGateway(rec.have, -1);
@@ -873,6 +875,31 @@ function count(tally: { unicast: number; blackhole: number; ecmp: number }, r: R
   if (r.type === 'blackhole') tally.blackhole += n;
   else tally.unicast += n;
   if (r.nextHops.length > 1) tally.ecmp += n;
+}
+
+/**
+ * The targets of the routes one comparison reads, one per distinct target: the records keep what the
+ * kernel has (and, adopting, what is wanted) as a target shared by every prefix through the same
+ * gateway and link, not the Route read for each. An agent restarting over a full table otherwise
+ * kept a million Routes until the speaker's targets replaced them, for the collector to mark on
+ * every major collection. ECMP routes, rare, are kept as read (their lists are not shared).
+ */
+class ReadTargets {
+  /** By the lone gateway ('' for none), then the link ('' for none). */
+  private readonly byGateway = new Map<string, Map<string, RouteTarget>>();
+
+  target(route: Route): RouteTarget {
+    if (route.nextHops.length > 1) return route;
+    const gateway = route.nextHops[0] ?? '';
+    let byLink = this.byGateway.get(gateway);
+    if (byLink === undefined) this.byGateway.set(gateway, (byLink = new Map()));
+    const link = route.dev ?? '';
+    const known = byLink.get(link);
+    if (known !== undefined && known.type === route.type) return known;
+    const target: RouteTarget = route.dev === undefined ? { type: route.type, nextHops: route.nextHops } : { type: route.type, nextHops: route.nextHops, dev: route.dev };
+    byLink.set(link, target);
+    return target;
+  }
 }
 
 /** A shell's whole read as one slice (a shell without readRouteSlices). */
