@@ -61,6 +61,38 @@ async function step(rec: RouteReconciler, want: Map<string, string>, o: Op): Pro
 }
 
 describe('RouteReconciler (fake ip)', () => {
+  it('adopts one shared target per gateway and link, not the route read for each prefix', async () => {
+    const ip = new FakeIp();
+    const viaA = ['192.0.2.2'];
+    const add = (route: Route) => ip.kernel.set(route.prefix, route);
+    for (let i = 0; i < 4; i++) add({ prefix: `10.1.${i}.0/24`, type: 'unicast', nextHops: [...viaA] });
+    for (let i = 0; i < 2; i++) add({ prefix: `10.2.${i}.0/24`, type: 'unicast', nextHops: ['192.0.2.2'], dev: 'eth1' });
+    for (let i = 0; i < 2; i++) add({ prefix: `10.3.${i}.0/24`, type: 'blackhole', nextHops: [] });
+    for (let i = 0; i < 2; i++) add({ prefix: `10.4.${i}.0/24`, type: 'unicast', nextHops: ['192.0.2.2', '192.0.2.3'] });
+    const rec = new RouteReconciler({ shell: ip });
+    await rec.start();
+    const wanted = rec.wanted();
+    const target = (p: string) => wanted.get(p)!;
+    expect(target('10.1.0.0/24')).toBe(target('10.1.3.0/24'));
+    expect(target('10.1.0.0/24')).toEqual({ type: 'unicast', nextHops: ['192.0.2.2'] });
+    expect(target('10.1.0.0/24')).not.toHaveProperty('prefix');
+    expect(target('10.2.0.0/24')).toBe(target('10.2.1.0/24'));
+    expect(target('10.2.0.0/24')).toEqual({ type: 'unicast', nextHops: ['192.0.2.2'], dev: 'eth1' });
+    expect(target('10.3.0.0/24')).toBe(target('10.3.1.0/24'));
+    expect(target('10.3.0.0/24').type).toBe('blackhole');
+    // ECMP routes are kept as read.
+    expect(target('10.4.0.0/24')).not.toBe(target('10.4.1.0/24'));
+    expect(rec.installed()).toEqual([...ip.kernel.values()].sort((a, b) => (a.prefix < b.prefix ? -1 : 1)));
+    expect(rec.stats()).toMatchObject({ installed: 10, unicast: 8, blackhole: 2, ecmp: 2 });
+    // Drift on one prefix of a shared target is repaired for that prefix alone.
+    ip.kernel.set('10.1.0.0/24', { prefix: '10.1.0.0/24', type: 'unicast', nextHops: ['192.0.2.9'] });
+    rec.suspectDrift();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await rec.flush();
+    expect(ip.batches).toEqual([['route replace 10.1.0.0/24 proto 201 via 192.0.2.2']]);
+    rec.stop();
+  });
+
   it('adopts the kernel at start and changes nothing until told', async () => {
     const ip = new FakeIp();
     ip.kernel.set('10.9.0.0/24', r('10.9.0.0/24', '192.0.2.2'));
