@@ -69,7 +69,8 @@ describe('RIB and route programmer sharing one table', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(op, { maxLength: 80 }), async (ops) => {
         const kernel = new SlowKernel();
-        const reconciler = new RouteReconciler({ shell: kernel, chunkLines: 2, flushMin: 2, debounceMs: 0, retryMs: 1, driftSettleMs: 0, driftIntervalMs: 0 });
+        // Sweeps as soon as records are idle, so they interleave with the operations.
+        const reconciler = new RouteReconciler({ shell: kernel, chunkLines: 2, flushMin: 2, debounceMs: 0, retryMs: 1, driftSettleMs: 0, driftIntervalMs: 0, sweepMs: 0 });
         await reconciler.start();
         const unreachable = new Set<string>();
         const eligible = (r: RibRoute): boolean => !unreachable.has(r.nextHop);
@@ -115,7 +116,8 @@ describe('RIB and route programmer sharing one table', () => {
         expect(reconciler.installed().map((r) => `${r.prefix} ${r.nextHops.join(',')}`)).toEqual(got);
         expect([...rib.bestPaths()].map(([p]) => p).sort()).toEqual([...reference.bestPaths()].map(([p]) => p).sort());
         for (const p of PEERS) expect(rib.count(p.id)).toBe(reference.count(p.id));
-        // A record per prefix with candidates (selected or not) or a route of ours, none more.
+        // A record per prefix with candidates (selected or not) or a route of ours, none more once swept.
+        await new Promise((resolve) => setTimeout(resolve, 5));
         const withCandidates = Array.from({ length: 8 }, (_, i) => `10.${i}.0.0/24`).filter((p) => PEERS.some((peer) => reference.has(peer.id, p)));
         for (const p of withCandidates) for (const peer of PEERS) expect(rib.has(peer.id, p)).toBe(reference.has(peer.id, p));
         const needed = new Set([...kernel.kernel.keys(), ...withCandidates]);
@@ -124,6 +126,7 @@ describe('RIB and route programmer sharing one table', () => {
         rib.clear();
         for (const p of needed) reconciler.remove(p);
         await reconciler.flush();
+        await new Promise((resolve) => setTimeout(resolve, 5));
         reconciler.stop();
         expect(kernel.kernel.size).toBe(0);
         expect([...reconciler.ribSlots().values()]).toEqual([]);
@@ -132,9 +135,9 @@ describe('RIB and route programmer sharing one table', () => {
     );
   });
 
-  it('a withdrawal is one look-up and one delete in the table: the change carries the record to the route programmer', async () => {
+  it('a withdrawal is one look-up in the table, and the delete comes with the sweep: the change carries the record to the route programmer', async () => {
     const kernel = new SlowKernel();
-    const reconciler = new RouteReconciler({ shell: kernel, debounceMs: 0 });
+    const reconciler = new RouteReconciler({ shell: kernel, debounceMs: 0, sweepMs: 20 });
     await reconciler.start();
     const slots = reconciler.ribSlots();
     const rib = new Rib(8, undefined, slots);
@@ -153,13 +156,22 @@ describe('RIB and route programmer sharing one table', () => {
     }
     program(reconciler, prefixes.slice(0, 50).map((p) => rib.withdraw('p1', p)));
     await reconciler.flush();
-    expect(ops).toEqual({ get: 50, set: 0, delete: 50 });
+    expect(ops).toEqual({ get: 50, set: 0, delete: 0 });
     expect([...kernel.kernel.keys()].sort()).toEqual(prefixes.slice(50).sort());
+    // Idle until the sweep: a prefix back meanwhile takes its record up again, no new one made.
+    program(reconciler, [rib.announce(prefixes[0]!, route)]);
+    await reconciler.flush();
+    expect(ops).toEqual({ get: 51, set: 0, delete: 0 });
+    program(reconciler, [rib.withdraw('p1', prefixes[0]!)]);
+    await reconciler.flush();
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(ops).toEqual({ get: 52, set: 0, delete: 50 });
     expect([...slots.values()].length).toBe(50);
-    // A record no longer in the table (stale) is not trusted: the prefix is looked up instead.
+    // A record no longer in the table (swept, stale) is not trusted: the prefix is looked up instead.
     const stale = rib.withdraw('p1', prefixes[50]!)!;
     program(reconciler, [stale]);
     await reconciler.flush();
+    await new Promise((resolve) => setTimeout(resolve, 60));
     program(reconciler, [rib.announce(prefixes[50]!, route)]);
     await reconciler.flush();
     expect(kernel.kernel.has(prefixes[50]!)).toBe(true);

@@ -242,7 +242,11 @@ export interface RibSlots {
   get(prefix: Prefix): RibSlot | undefined;
   /** A slot for a prefix that has none, added. */
   add(prefix: Prefix): RibSlot;
-  /** Its candidates are gone: the store drops the slot unless the store's other user still needs it. */
+  /**
+   * Its candidates are gone: the store drops the slot unless the store's other user still needs it,
+   * at once or later (the route programmer's keeps it idle a while: get() may still find it, without
+   * candidates, and the RIB takes it up again as it is).
+   */
   release(slot: RibSlot): void;
   /** Every slot, some without candidates (skipped); releasing the current one while iterating is safe. */
   values(): IterableIterator<RibSlot>;
