@@ -133,6 +133,43 @@ describe('RouteReconciler (fake ip)', () => {
     rec.stop();
   });
 
+  it('keeps a withdrawn prefix\'s record idle until the sweep, and sweeps at once when prefixes that come and go pile up', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip, debounceMs: 0, sweepMs: 60_000, sweepSlack: 100 });
+    const table = (rec as unknown as { table: Map<string, unknown> }).table;
+    await rec.start();
+    const p = (i: number) => `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}/32`;
+    const turn = () => new Promise((resolve) => setTimeout(resolve, 1));
+    // A table withdrawn and back: the same records, nothing swept, nothing grown.
+    for (let i = 0; i < 300; i++) rec.upsert(r(p(i), '192.0.2.2'));
+    await rec.flush();
+    const first = table.get(p(7));
+    for (let i = 0; i < 300; i++) rec.remove(p(i));
+    await rec.flush();
+    await turn();
+    expect(ip.kernel.size).toBe(0);
+    expect(table.size).toBe(300);
+    for (let i = 0; i < 300; i++) rec.upsert(r(p(i), '192.0.2.2'));
+    await rec.flush();
+    await turn();
+    expect(table.get(p(7))).toBe(first);
+    expect(ip.kernel.size).toBe(300);
+    // A peer cycling through new prefixes, each announced and withdrawn: idle records do not pile up
+    // for the minute of sweepMs; the table stays within twice its swept size and the slack.
+    for (let i = 1000; i < 6000; i++) {
+      rec.upsert(r(p(i), '192.0.2.2'));
+      if (i % 50 === 0) {
+        await rec.flush();
+        for (let j = i - 50; j < i; j++) rec.remove(p(j));
+        await rec.flush();
+        await turn();
+        expect(table.size).toBeLessThanOrEqual(2 * 350 + 100 + 100);
+      }
+    }
+    expect(ip.kernel.size).toBeGreaterThanOrEqual(300);
+    rec.stop();
+  });
+
   it('touches the kernel no more once stopped: a batch refused or failing after stop() schedules no retry, later changes no pass', async () => {
     const ip = new FakeIp();
     ip.refuse.add('10.2.0.0/24');

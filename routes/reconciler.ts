@@ -46,6 +46,8 @@ export interface ReconcilerOptions {
   resyncMs?: number;
   /** How long a record nobody needs stays in the table before a sweep drops it (ms; default 30 s). */
   sweepMs?: number;
+  /** Records the table may grow by past twice its size at the last sweep before one runs at once (default SWEEP_SLACK). */
+  sweepSlack?: number;
   /** suspectDrift() compares this long after the first suspicion, so a burst costs one comparison. Default 200 ms. */
   driftSettleMs?: number;
   /** At least this long between comparisons suspectDrift() asks for (a script deleting our routes in a loop). Default 5 s. */
@@ -108,6 +110,12 @@ const MAX_RETRY_MS = 60_000;
  * flap made a second table's worth of records while the first was still garbage).
  */
 const SWEEP_MS = 30_000;
+/**
+ * A table grown past twice its size at the last sweep, plus this, while records are idle, is swept
+ * at once: prefixes that come and go, each one new (a peer cycling through a range), would otherwise
+ * pile up idle records for SWEEP_MS. A withdrawn table and its return grow nothing.
+ */
+const SWEEP_SLACK = 65_536;
 /** Map entries handled between yields to the event loop in a full comparison. */
 const RESYNC_SLICE = 20_000;
 /**
@@ -262,6 +270,9 @@ export class RouteReconciler {
   private sweepTimer?: NodeJS.Timeout;
   /** Records released (left in the table, needed by nobody) since the last sweep: whether one is due. */
   private releasedSinceSweep = 0;
+  private sweeping = false;
+  /** The table's size when the last sweep ended. */
+  private sweptSize = 0;
   /** When the comparison suspectDrift() asked for last started (performance.now()). */
   private lastDriftCheck = -Infinity;
   /** Since when drift is suspected: set as the comparison is asked for, taken by it, reported after its pass. */
@@ -395,6 +406,7 @@ export class RouteReconciler {
   private add(prefix: string): PrefixRecord {
     const rec = new PrefixRecord(prefix, undefined, undefined);
     this.table.set(prefix, rec);
+    if (this.releasedSinceSweep > 0 && this.table.size > 2 * this.sweptSize + (this.options.sweepSlack ?? SWEEP_SLACK)) this.scheduleSweep(0);
     return rec;
   }
 
@@ -425,13 +437,18 @@ export class RouteReconciler {
     rec.queued = false;
     if (this.refused.size > 0) this.refused.delete(rec);
     this.releasedSinceSweep++;
-    if (this.sweepTimer === undefined && !this.stopped) {
-      this.sweepTimer = setTimeout(() => {
-        this.sweepTimer = undefined;
-        void this.sweep();
-      }, this.options.sweepMs ?? SWEEP_MS);
-      this.sweepTimer.unref();
-    }
+    this.scheduleSweep(this.options.sweepMs ?? SWEEP_MS);
+  }
+
+  /** A sweep in `ms`, or sooner if one is already due sooner; none while one runs (it schedules the next). */
+  private scheduleSweep(ms: number): void {
+    if (this.sweeping || this.stopped || (this.sweepTimer !== undefined && ms > 0)) return;
+    clearTimeout(this.sweepTimer);
+    this.sweepTimer = setTimeout(() => {
+      this.sweepTimer = undefined;
+      void this.sweep();
+    }, ms);
+    this.sweepTimer.unref();
   }
 
   /**
@@ -443,16 +460,24 @@ export class RouteReconciler {
   private async sweep(): Promise<void> {
     if (this.releasedSinceSweep === 0) return;
     this.releasedSinceSweep = 0;
+    this.sweeping = true;
     let n = 0;
-    for (const rec of this.table.values()) {
-      if (isIdle(rec)) {
-        rec.live = false;
-        this.table.delete(rec.prefix);
-        if (this.refused.size > 0) this.refused.delete(rec);
+    try {
+      for (const rec of this.table.values()) {
+        if (isIdle(rec)) {
+          rec.live = false;
+          this.table.delete(rec.prefix);
+          if (this.refused.size > 0) this.refused.delete(rec);
+        }
+        if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
+        if (this.stopped) return;
       }
-      if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
-      if (this.stopped) return;
+    } finally {
+      this.sweeping = false;
+      this.sweptSize = this.table.size;
     }
+    // Released while this walked: the next sweep is theirs.
+    if (this.releasedSinceSweep > 0) this.scheduleSweep(this.options.sweepMs ?? SWEEP_MS);
   }
 
   /** Our routes in the kernel, as far as we know. */
