@@ -197,6 +197,31 @@ describe('RouteReconciler (fake ip)', () => {
     expect({ batches: ip.batches.length, reads: ip.reads }).toEqual(calls);
   });
 
+  it('touches the kernel no more once stopped, also from a pass running when stop() is called: its chunks not yet sent stay unsent', async () => {
+    const ip = new FakeIp();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const batch = ip.batch.bind(ip);
+    let calls = 0;
+    ip.batch = async (lines) => {
+      calls++;
+      await held;
+      return batch(lines);
+    };
+    const rec = new RouteReconciler({ shell: ip, chunkLines: 1, debounceMs: 0, onError: () => undefined });
+    await rec.start();
+    for (let i = 0; i < 4; i++) rec.upsert(r(`10.${i}.0.0/24`, '192.0.2.2'));
+    await new Promise((resolve) => setTimeout(resolve, 5)); // two chunks at the kernel (pipelined), held
+    expect(calls).toBe(2);
+    rec.stop();
+    rec.upsert(r('10.9.0.0/24', '192.0.2.2'));
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    // The two chunks sent before stop() went through; nothing after them.
+    expect(calls).toBe(2);
+    expect([...ip.kernel.keys()].sort()).toEqual(['10.0.0.0/24', '10.1.0.0/24']);
+  });
+
   it('leaves the plugin pod device routes alone but manages device routes it was asked for', async () => {
     const ip = new FakeIp();
     ip.kernel.set('10.244.1.7/32', { prefix: '10.244.1.7/32', type: 'unicast', nextHops: [], dev: 'lxc1' });

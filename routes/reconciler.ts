@@ -525,12 +525,13 @@ export class RouteReconciler {
       let previous: Promise<ReconcileResult> | undefined;
       try {
         for (;;) {
-          if (this.resyncWanted) {
+          if (this.resyncWanted && !this.stopped) {
             if (previous) add(await previous);
             previous = undefined;
             await this.resync();
           }
-          const lines = this.takeChunk();
+          // Stopped meanwhile: the chunks sent are waited for, nothing more is sent (see schedule()).
+          const lines = this.stopped ? [] : this.takeChunk();
           if (lines.length === 0) {
             if (!previous) break;
             add(await previous); // frees its prefixes for the next chunk
