@@ -222,6 +222,24 @@ describe('RouteReconciler (fake ip)', () => {
     expect([...ip.kernel.keys()].sort()).toEqual(['10.0.0.0/24', '10.1.0.0/24']);
   });
 
+  it('arms no periodic comparison when stopped while start() reads the kernel', async () => {
+    const ip = new FakeIp();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const read = ip.readRoutes.bind(ip);
+    ip.readRoutes = async () => {
+      await held;
+      return read();
+    };
+    const rec = new RouteReconciler({ shell: ip, resyncMs: 1 });
+    const started = rec.start();
+    rec.stop();
+    release();
+    await started;
+    // An interval armed after stop() is never cleared: it holds the reconciler and its table for good.
+    expect((rec as unknown as { resyncTimer?: unknown }).resyncTimer).toBeUndefined();
+  });
+
   it('leaves the plugin pod device routes alone but manages device routes it was asked for', async () => {
     const ip = new FakeIp();
     ip.kernel.set('10.244.1.7/32', { prefix: '10.244.1.7/32', type: 'unicast', nextHops: [], dev: 'lxc1' });

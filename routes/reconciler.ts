@@ -303,7 +303,8 @@ export class RouteReconciler {
     this.resyncWanted = true;
     await this.reconcile();
     const every = this.options.resyncMs ?? 300_000;
-    if (every > 0 && !this.resyncTimer) {
+    // Not once stopped (meanwhile: the adopt reads a while): nothing would clear it.
+    if (every > 0 && !this.resyncTimer && !this.stopped) {
       this.resyncTimer = setInterval(() => {
         this.resyncWanted = true;
         this.kick();
