@@ -8,6 +8,8 @@ import { AgentDaemon, UnicastTargets, routeFor } from './daemon.js';
 import { parseAgentConfig } from './config.js';
 import type { BestRouteChange, DesiredRoute, DesiredTarget, RouteSinkPort, SpeakerPeer, SpeakerPort, SpeakerSettings } from './ports.js';
 import type { InstalledRoute } from './status.js';
+import { RouteReconciler, type RouteShell } from '../routes/reconciler.js';
+import type { Route } from '../routes/desired.js';
 
 class FakeSpeaker implements SpeakerPort {
   peers: SpeakerPeer[] = [];
@@ -128,6 +130,31 @@ describe('AgentDaemon', () => {
     expect(routes.desired.map((r) => r.prefix)).toEqual(['10.244.1.0/24', '10.244.2.0/24', '10.244.3.0/24']);
     vi.advanceTimersByTime(30_000);
     expect(routes.desired.map((r) => r.prefix)).toEqual(['10.244.1.0/24', '10.244.2.0/24']);
+    await daemon.stop(true);
+  });
+
+  it('after a restart keeps the kernel routes as the route programmer holds them: one target per gateway, not a route per prefix', async () => {
+    // A full table found at start is kept for the restart time: a Route per prefix there would be
+    // the million objects the comparison's shared targets (routes/reconciler.ts ReadTargets) avoid.
+    const kernel: Route[] = Array.from({ length: 100 }, (_, i) => ({ prefix: `10.9.${i}.0/24`, type: 'unicast', nextHops: ['192.0.2.2'], dev: 'eth0' }));
+    const shell: RouteShell = { readRoutes: async () => kernel.map((r) => ({ ...r, nextHops: [...r.nextHops] })), batch: async () => [] };
+    const reconciler = new RouteReconciler({ shell, resyncMs: 0 });
+    const routes: RouteSinkPort = {
+      start: () => reconciler.start(),
+      upsert: (prefix, route, slot) => reconciler.upsertFor(prefix, route, slot),
+      remove: (prefix, slot) => reconciler.remove(prefix, slot),
+      wanted: () => reconciler.wanted(),
+      installed: () => reconciler.installed(),
+      installedRoute: (prefix) => reconciler.installedRoute(prefix),
+      counts: () => ({ unicast: 0, blackhole: 0, pending: 0 }),
+      stop: async () => reconciler.stop(),
+    };
+    const { config } = setup();
+    const daemon = new AgentDaemon(config, { log: pino({ level: 'silent' }), routes, makeSpeaker: (s) => new FakeSpeaker(s) });
+    await daemon.start();
+    const kept = (daemon as unknown as { kept: Map<string, DesiredTarget> }).kept;
+    expect(kept.size).toBe(100);
+    expect(new Set(kept.values()).size).toBe(1);
     await daemon.stop(true);
   });
 

@@ -49,7 +49,7 @@ export class UnicastTargets {
  * blackhole whoever announces it; else what the speaker learned; else a route kept from before a
  * restart; else none.
  */
-export function routeFor(prefix: string, own: ReadonlySet<string>, learned: string[] | undefined, kept: ReadonlyMap<string, DesiredRoute>, targets = new UnicastTargets()): DesiredTarget | undefined {
+export function routeFor(prefix: string, own: ReadonlySet<string>, learned: string[] | undefined, kept: ReadonlyMap<string, DesiredTarget>, targets = new UnicastTargets()): DesiredTarget | undefined {
   if (own.has(prefix)) return BLACKHOLE;
   if (learned?.length) return targets.of(learned);
   return kept.get(prefix);
@@ -63,7 +63,7 @@ export class AgentDaemon implements StatusSource {
    */
   private readonly shadowed = new Map<string, string[]>();
   /** Learned routes found in the kernel at start: kept until the speaker has decided on them again. */
-  private readonly kept = new Map<string, DesiredRoute>();
+  private readonly kept = new Map<string, DesiredTarget>();
   private readonly targets = new UnicastTargets();
   private own = new Set<string>();
   private keptTimer?: NodeJS.Timeout;
@@ -85,15 +85,20 @@ export class AgentDaemon implements StatusSource {
     await routes.start();
     // Routes of ours already in the kernel mean we are restarting: keep forwarding on them while
     // the peers (holding our routes under graceful restart) send theirs again.
-    const installed = routes.installed();
-    for (const r of installed) if (r.type === 'unicast') this.kept.set(r.prefix, r);
+    // As wanted() holds them (the start adopted what the kernel has): a target shared by the prefixes
+    // through one gateway, where installed() makes a Route per prefix (a full table of them kept).
+    const blackholes: string[] = [];
+    for (const [prefix, r] of routes.wanted()) {
+      if (r.type === 'unicast') this.kept.set(prefix, r);
+      else blackholes.push(prefix);
+    }
     const restarting = this.kept.size > 0;
     if (restarting) {
       log.info({ routes: this.kept.size, holdSeconds: this.config.gracefulRestart.restartTime }, 'restart: keeping installed routes until peers resend theirs');
       this.keptTimer = setTimeout(() => this.dropKept('restart time over'), this.config.gracefulRestart.restartTime * 1000);
     }
     // The start adopted everything of ours; blackholes of CIDRs no longer ours go, our CIDRs get theirs.
-    this.setOwn(this.config.podCIDRs, installed.filter((r) => r.type === 'blackhole').map((r) => r.prefix));
+    this.setOwn(this.config.podCIDRs, blackholes);
 
     await this.deps.nextHops?.start();
     this.deps.nextHops?.onChange(() => this.speaker?.nextHopsChanged());
