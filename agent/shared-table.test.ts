@@ -4,15 +4,31 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { Rib, type BestChange, type PeerInfo, type Route as RibRoute } from '../bgp/rib/rib.js';
-import type { Route } from '../routes/desired.js';
+import { type Route, type RouteTarget, type RouteWrite, renderWrite } from '../routes/desired.js';
 import { UnicastTargets } from './daemon.js';
 import type { BatchFailure } from '../routes/ip.js';
 import { type RouteShell, RouteReconciler } from '../routes/reconciler.js';
 
-/** Our routes in a map; answers a turn of the event loop later (passes overlap changes), refusing what the test says. */
+/**
+ * Our routes in a map (and the plugin's pod routes, also proto 201); answers a turn of the event loop
+ * later (passes overlap changes), refusing what the test says and what the kernel would ("File
+ * exists", "No such process"). Reads a route or two per slice when `sliced`, as the addon's dump.
+ */
 class SlowKernel implements RouteShell {
   kernel = new Map<string, Route>();
   refuse = new Set<string>();
+  readRouteSlices?: () => AsyncIterable<Route[]>;
+  constructor(sliced = false) {
+    if (sliced) this.readRouteSlices = () => this.slices();
+  }
+  private async *slices(): AsyncIterable<Route[]> {
+    // A route through a gateway read with its link, as the kernel gives it.
+    const all = [...this.kernel.values()].map((x) => (x.nextHops.length > 0 && x.dev === undefined ? { ...x, dev: 'eth0' } : x));
+    for (let i = 0; i < all.length; i += 2) {
+      await new Promise((resolve) => setImmediate(resolve));
+      yield all.slice(i, i + 2);
+    }
+  }
   async readRoutes(): Promise<Route[]> {
     return [...this.kernel.values()];
   }
@@ -21,15 +37,21 @@ class SlowKernel implements RouteShell {
     const failures: BatchFailure[] = [];
     lines.forEach((line, i) => {
       const [, verb, ...rest] = line.split(' ');
-      const prefix = rest[0]!;
+      const blackhole = rest[0] === 'blackhole';
+      const prefix = blackhole ? rest[1]! : rest[0]!;
+      const fail = (error: string) => failures.push({ line: i + 1, command: line, error });
       if (verb === 'flush') {
         const gateway = rest[rest.indexOf('via') + 1];
-        for (const [p, route] of this.kernel) if (route.nextHops.length === 1 && route.nextHops[0] === gateway) this.kernel.delete(p);
+        for (const [p, route] of this.kernel) if (route.type === 'unicast' && route.nextHops.length === 1 && route.nextHops[0] === gateway) this.kernel.delete(p);
         return;
       }
-      if (this.refuse.has(prefix)) failures.push({ line: i + 1, command: line, error: 'RTNETLINK answers: Network is unreachable' });
-      else if (verb === 'del') this.kernel.delete(prefix);
-      else this.kernel.set(prefix, { prefix, type: 'unicast', nextHops: [...line.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort() });
+      if (this.refuse.has(prefix)) return fail('RTNETLINK answers: Network is unreachable');
+      if (verb === 'del') return void (this.kernel.delete(prefix) || fail('RTNETLINK answers: No such process'));
+      if (verb === 'add' && this.kernel.has(prefix)) return fail('RTNETLINK answers: File exists');
+      const dev = /dev (\S+)/.exec(line)?.[1];
+      const route: Route = blackhole ? { prefix, type: 'blackhole', nextHops: [] } : { prefix, type: 'unicast', nextHops: [...line.matchAll(/via (\S+)/g)].map((m) => m[1]!).sort() };
+      if (!blackhole && dev !== undefined) route.dev = dev;
+      this.kernel.set(prefix, route);
     });
     return failures;
   }
@@ -237,5 +259,156 @@ describe('RIB and route programmer sharing one table', () => {
     expect(rib.has('p1', foreign)).toBe(true);
     expect(kernel.kernel.has(foreign)).toBe(false);
     reconciler.stop();
+  });
+});
+
+const TARGETS: RouteTarget[] = [
+  { type: 'unicast', nextHops: ['192.0.2.2'] },
+  { type: 'unicast', nextHops: ['192.0.2.3'] },
+  { type: 'unicast', nextHops: ['192.0.2.2', '192.0.2.3'] },
+  { type: 'blackhole', nextHops: [] },
+  { type: 'unicast', nextHops: [], dev: 'lxc1' },
+];
+const show = (prefix: string, t: RouteTarget): string => `${prefix} ${t.type} ${[...t.nextHops].sort().join(',')}${t.nextHops.length === 0 && t.dev ? ` dev ${t.dev}` : ''}`;
+const POD = '10.244.0.7/32';
+
+describe('RIB, route programmer and kernel against a model', () => {
+  it('ends with the kernel, installed(), wanted() and stats() equal to the model, and no idle record after a sweep', async () => {
+    const mine = fc.integer({ min: 0, max: 5 }).map((i) => `10.0.${i}.0/24`);
+    const ribPrefix = fc.integer({ min: 0, max: 5 }).map((i) => `10.1.${i}.0/24`);
+    const any = fc.oneof(mine, ribPrefix);
+    const target = fc.integer({ min: 0, max: TARGETS.length - 1 });
+    const op = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('upsert' as const), prefix: mine, target }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('remove' as const), prefix: mine }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('setDesired' as const), keep: fc.array(fc.boolean(), { minLength: 6, maxLength: 6 }) }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('announce' as const), prefix: ribPrefix, source: fc.integer({ min: 0, max: 1 }) }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('withdraw' as const), prefix: ribPrefix, source: fc.integer({ min: 0, max: 1 }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('drop' as const), source: fc.integer({ min: 0, max: 1 }) }) },
+      // A next hop stops or starts resolving: candidates without a best (RFC 4271 §9.1.2.1) keep their record.
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('reachability' as const), source: fc.integer({ min: 0, max: 1 }) }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('turn' as const), ms: fc.integer({ min: 0, max: 2 }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('deliver' as const) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('refuse' as const), prefix: any }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('accept' as const) }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('drift' as const), prefix: any, how: fc.constantFrom('delete', 'other', 'blackhole') }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { maxLength: 60 }), fc.integer({ min: 0, max: 3 }), fc.constantFrom('slices', 'whole', 'write'), fc.boolean(), async (ops, slack, shell, deferred) => {
+        // Read a slice at a time (the addon's dump) or all at once (`ip -json`), or written as values (the netlink writer: no flushes).
+        const kernel = new SlowKernel(shell !== 'whole');
+        if (shell === 'write') (kernel as RouteShell).write = (changes: readonly RouteWrite[]) => kernel.batch(changes.map(renderWrite));
+        kernel.kernel.set(POD, { prefix: POD, type: 'unicast', nextHops: [], dev: 'lxc9' });
+        kernel.kernel.set('10.0.5.0/24', { prefix: '10.0.5.0/24', type: 'unicast', nextHops: ['192.0.2.2'] }); // adopted
+        const reconciler = new RouteReconciler({
+          shell: kernel, chunkLines: 2, flushMin: 2, debounceMs: 0, retryMs: 1, driftSettleMs: 0, driftIntervalMs: 0, sweepMs: 0, sweepSlack: slack, onError: () => undefined,
+        });
+        await reconciler.start();
+        const unreachable = new Set<string>();
+        const eligible = (x: RibRoute): boolean => !unreachable.has(x.nextHop);
+        const rib = new Rib(8, eligible, reconciler.ribSlots());
+        const reference = new Rib(8, eligible);
+        const want = new Map<string, RouteTarget>([['10.0.5.0/24', TARGETS[0]!]]);
+        // Changes handed over later, in order (a record may be swept while its change waits).
+        let held: ReturnType<Rib['dropSource']> = [];
+        const deliver = (): void => {
+          const changes = held;
+          held = [];
+          for (const c of changes) {
+            if (c.nextHops.length) reconciler.upsertFor(c.prefix, { type: 'unicast', nextHops: c.nextHops }, c.slot);
+            else reconciler.remove(c.prefix, c.slot);
+          }
+        };
+        const program = (changes: ReturnType<Rib['dropSource']>): void => {
+          held.push(...changes);
+          if (!deferred) deliver();
+        };
+        for (const o of ops) {
+          if (o.kind === 'upsert') {
+            reconciler.upsert({ prefix: o.prefix, ...TARGETS[o.target]! });
+            want.set(o.prefix, TARGETS[o.target]!);
+          } else if (o.kind === 'remove') {
+            reconciler.remove(o.prefix);
+            want.delete(o.prefix);
+          } else if (o.kind === 'deliver') deliver();
+          else if (o.kind === 'setDesired') {
+            deliver();
+            // The direct prefixes kept as they are, the RIB's (and every other) dropped: the RIB's changes come again below.
+            const keep = [...want].filter(([p]) => p.startsWith('10.0.') && o.keep[Number(p.split('.')[2])]);
+            want.clear();
+            for (const [p, t] of keep) want.set(p, t);
+            reconciler.setDesired(keep.map(([p, t]) => ({ prefix: p, ...t })));
+            for (const [p, s] of rib.bestPaths()) program([rib.nextHops.change(p, s)].map((c) => ({ ...c, slot: undefined })));
+          } else if (o.kind === 'announce') {
+            const route: RibRoute = { attrs: { origin: 0, asPath: [] }, nextHop: PEERS[o.source]!.address, source: PEERS[o.source]! };
+            const c = rib.announce(o.prefix, route);
+            program(c ? [c] : []);
+            reference.announce(o.prefix, { ...route });
+          } else if (o.kind === 'withdraw') {
+            const c = rib.withdraw(PEERS[o.source]!.id, o.prefix);
+            program(c ? [c] : []);
+            reference.withdraw(PEERS[o.source]!.id, o.prefix);
+          } else if (o.kind === 'drop') {
+            program(rib.dropSource(PEERS[o.source]!.id));
+            reference.dropSource(PEERS[o.source]!.id);
+          } else if (o.kind === 'reachability') {
+            const hop = PEERS[o.source]!.address;
+            if (!unreachable.delete(hop)) unreachable.add(hop);
+            program(rib.revalidate(new Set([hop])));
+            reference.revalidate(new Set([hop]));
+          } else if (o.kind === 'turn') await new Promise((resolve) => (o.ms ? setTimeout(resolve, o.ms) : setImmediate(resolve)));
+          else if (o.kind === 'refuse') kernel.refuse.add(o.prefix);
+          else if (o.kind === 'accept') kernel.refuse.clear();
+          else {
+            if (o.how === 'delete') kernel.kernel.delete(o.prefix);
+            else if (o.how === 'other') kernel.kernel.set(o.prefix, { prefix: o.prefix, type: 'unicast', nextHops: ['192.0.2.9'] });
+            else kernel.kernel.set(o.prefix, { prefix: o.prefix, type: 'blackhole', nextHops: [] });
+            reconciler.suspectDrift();
+          }
+          // Between passes too (a comparison answers what it knew before until it has read all): the
+          // counts are what the reconciler knows the kernel has, and wants.
+          if ((reconciler as unknown as { running?: unknown }).running !== undefined) continue;
+          const known = reconciler.installed();
+          const now = reconciler.stats();
+          expect([now.unicast, now.blackhole, now.ecmp, now.desired]).toEqual([
+            known.filter((x) => x.type === 'unicast').length,
+            known.filter((x) => x.type === 'blackhole').length,
+            known.filter((x) => x.nextHops.length > 1).length,
+            [...reconciler.wanted()].length,
+          ]);
+        }
+        deliver();
+        kernel.refuse.clear();
+        reconciler.suspectDrift();
+        for (let i = 0; i < 30 && (reconciler.stats().pending > 0 || i < 3); i++) {
+          await reconciler.flush();
+          await new Promise((resolve) => setTimeout(resolve, 3));
+        }
+        await reconciler.flush();
+        await new Promise((resolve) => setTimeout(resolve, 5)); // a sweep
+        for (const [p, s] of reference.bestPaths()) want.set(p, { type: 'unicast', nextHops: s.multipath.map((x) => x.nextHop) });
+        const expected = [...want].map(([p, t]) => show(p, t)).sort();
+        const ours = [...kernel.kernel.values()].filter((x) => x.prefix !== POD);
+        expect(ours.map((x) => show(x.prefix, x)).sort()).toEqual(expected);
+        expect(kernel.kernel.get(POD)).toEqual({ prefix: POD, type: 'unicast', nextHops: [], dev: 'lxc9' });
+        expect(reconciler.installed().map((x) => show(x.prefix, x))).toEqual(expected);
+        expect([...reconciler.wanted()].map(([p, t]) => show(p, t)).sort()).toEqual(expected);
+        expect(reconciler.wanted().size).toBe(expected.length);
+        const stats = reconciler.stats();
+        expect({ installed: stats.installed, unicast: stats.unicast, blackhole: stats.blackhole, ecmp: stats.ecmp, desired: stats.desired }).toEqual({
+          installed: ours.length,
+          unicast: ours.filter((x) => x.type === 'unicast').length,
+          blackhole: ours.filter((x) => x.type === 'blackhole').length,
+          ecmp: ours.filter((x) => x.nextHops.length > 1).length,
+          desired: expected.length,
+        });
+        expect([...rib.bestPaths()].map(([p]) => p).sort()).toEqual([...reference.bestPaths()].map(([p]) => p).sort());
+        const candidates = Array.from({ length: 6 }, (_, i) => `10.1.${i}.0/24`).filter((p) => PEERS.some((x) => reference.has(x.id, p)));
+        for (const p of candidates) for (const x of PEERS) expect(rib.has(x.id, p)).toBe(reference.has(x.id, p));
+        expect([...reconciler.ribSlots().values()].map((s) => s.prefix).sort()).toEqual([...new Set([...ours.map((x) => x.prefix), ...candidates])].sort());
+        reconciler.stop();
+      }),
+      { numRuns: 200 },
+    );
   });
 });
