@@ -251,6 +251,30 @@ describe('RouteReconciler (fake ip)', () => {
     expect(() => rec.setDesired([r('10.1.0.1/24', '192.0.2.2')])).toThrow(/host bits/);
   });
 
+  it('owns a device route it was asked for only while it wants it: asked for and taken back before a pass, the plugin\'s pod route for that prefix is left alone', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip, debounceMs: 0, driftSettleMs: 0, driftIntervalMs: 0 });
+    await rec.start();
+    const pod = { prefix: '10.244.1.9/32', type: 'unicast' as const, nextHops: [], dev: 'lxc9' };
+    // Refused, then not wanted any more; and asked for and taken back within one window.
+    ip.refuse.add(pod.prefix);
+    rec.upsert(pod);
+    await rec.flush();
+    ip.refuse.clear();
+    rec.remove(pod.prefix);
+    rec.upsert({ ...pod, prefix: '10.244.1.10/32', dev: 'lxc10' });
+    rec.remove('10.244.1.10/32');
+    await rec.flush();
+    // The CNI plugin then adds its pod routes for those prefixes (proto 201, a link, no gateway).
+    ip.kernel.set(pod.prefix, pod);
+    ip.kernel.set('10.244.1.10/32', { ...pod, prefix: '10.244.1.10/32', dev: 'lxc10' });
+    rec.suspectDrift();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await rec.flush();
+    expect([...ip.kernel.keys()].sort()).toEqual(['10.244.1.10/32', '10.244.1.9/32']);
+    rec.stop();
+  });
+
   it('refuses upsert before start so nothing is removed by accident', () => {
     const rec = new RouteReconciler({ shell: new FakeIp() });
     expect(() => rec.upsert(r('10.1.0.0/24', '192.0.2.2'))).toThrow(/start\(\)/);

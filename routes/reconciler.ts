@@ -437,6 +437,8 @@ export class RouteReconciler {
     if (!isIdle(rec)) return;
     rec.queued = false;
     if (this.refused.size > 0) this.refused.delete(rec);
+    // A device route for the prefix is ours no more: one the CNI plugin adds for it (a pod's) is left alone.
+    if (this.ownedDevices.size > 0) this.ownedDevices.delete(rec.prefix);
     this.releasedSinceSweep++;
     this.scheduleSweep(this.options.sweepMs ?? SWEEP_MS);
   }
@@ -758,10 +760,7 @@ export class RouteReconciler {
     rec.have = route;
     rec.route = undefined;
     // Else changed again meanwhile, and queued again.
-    if (route === undefined && rec.want === undefined) {
-      if (this.ownedDevices.size > 0) this.ownedDevices.delete(rec.prefix);
-      this.release(rec);
-    }
+    if (route === undefined && rec.want === undefined) this.release(rec);
   }
 
   /** Renders queued prefixes into at most chunkLines lines; prefixes already right cost nothing. */
