@@ -105,9 +105,10 @@ const MAX_RETRY_MS = 60_000;
  * A record nobody needs any more stays in the table this long before a sweep drops it: a withdrawn
  * table costs no map delete per prefix while it is withdrawn, and prefixes back within it (a session
  * flap, a peer's restart, a reload) find their record again instead of a new one. Measured at
- * 100,000 routes: the withdrawal's user CPU 210 -> 160 ms, and the agent's peak RSS through
- * withdrawal, reload and flap 124-159 -> 113-115 MB without --optimize-for-size (the reload and the
- * flap made a second table's worth of records while the first was still garbage).
+ * 100,000 routes (docs/concepts.md, the seventh round): the withdrawal's CPU 290-300 -> 260 ms; and,
+ * without --optimize-for-size, the agent's peak RSS through withdrawal, reload and flap 124-159 ->
+ * 113-120 MB (the reload and the flap made a second table's worth of records while the first was
+ * still garbage).
  */
 const SWEEP_MS = 30_000;
 /**
@@ -134,9 +135,9 @@ type Line = RouteWrite;
  * candidates when the RIB keeps them here (ribSlots(): bgp/rib's RibSlot). One record and one map
  * entry per prefix from the wire to the kernel: a withdrawn table costs a look-up in the RIB, where
  * two tables cost five map operations per prefix (the largest part of the agent's CPU in a
- * withdrawal), and the map delete comes later, in the sweep. While its change is at the kernel the record is also that change (the
- * RouteWrite the writer encodes): route and have stay as sent until settled; a newer change only
- * sets `want` and queues it again.
+ * withdrawal); the map delete comes later, in the sweep. While its change is at the kernel the
+ * record is also that change (the RouteWrite the writer encodes): route and have stay as sent until
+ * settled; a newer change only sets `want` and queues it again.
  */
 class PrefixRecord implements RouteWrite {
   /** What the change at the kernel (or the next one) asks for: undefined, a delete. */
