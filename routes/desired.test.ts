@@ -141,6 +141,8 @@ describe('parseIpRoutes', () => {
       { ...r('10.2.0.0/24', '192.0.2.2'), dev: 'va' },
       bh('10.244.1.0/24'),
       { prefix: '10.244.1.2/32', type: 'unicast', nextHops: [], dev: 'lxc0123456789a' },
+      // Of a type we never write: read so a comparison replaces or removes it.
+      { prefix: '10.6.0.0/24', type: 'other', nextHops: [] },
     ]);
     expect(parseIpRoutes(v6, 6)).toEqual([{ ...r('fd02::/64', 'fd00::2', 'fd00::3'), dev: 'va' }, bh('fd03::/64'), { ...r('::/0', 'fd00::9'), dev: 'va' }]);
     expect(parseIpRoutes('')).toEqual([]);

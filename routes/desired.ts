@@ -3,6 +3,24 @@ import { Address6 } from 'ip-address';
 import { ROUTE_PROTOCOL, isLightlyProtocol } from './protocol-number.js';
 
 export type RouteType = 'unicast' | 'blackhole';
+/**
+ * A route of ours (our protocol) as the kernel has it, also of a type we never write: unreachable,
+ * prohibit, throw… (an operator's `ip route add unreachable … proto lightly`, another tool's). Read
+ * as 'other', only so a comparison replaces it with what we want or removes it: unseen, it made every
+ * add for its prefix fail ("File exists") for good, and stayed.
+ */
+export type KernelRouteType = RouteType | 'other';
+
+/** What a route of ours in the kernel does (RouteTarget, or of a type we never write). */
+export interface KernelTarget {
+  type: KernelRouteType;
+  nextHops: string[];
+  dev?: string;
+}
+
+export interface KernelRoute extends KernelTarget {
+  prefix: string;
+}
 
 /**
  * What a route does, whichever prefix it is for: the prefixes of one UPDATE share one (the
@@ -156,7 +174,7 @@ export function normaliseRoute(route: Route): Route {
  * Whether the kernel's route for a prefix fulfils the one desired for it; next-hop order does not
  * matter, an unset link is any link. Targets: the caller pairs them by prefix.
  */
-export function satisfies(actual: RouteTarget, desired: RouteTarget): boolean {
+export function satisfies(actual: KernelTarget, desired: RouteTarget): boolean {
   if (actual.type !== desired.type) return false;
   if (desired.type === 'blackhole') return true;
   if (!sameHops(actual.nextHops, desired.nextHops)) return false;
@@ -202,7 +220,8 @@ function target(r: RouteTarget): string {
   return r.nextHops.map((hop) => ` nexthop${via(hop)}`).join('');
 }
 
-function head(verb: string, prefix: string, r: RouteTarget): string {
+/** A line's head; a delete names no type but a blackhole's, so any route of ours for the prefix goes ('other' too). */
+function head(verb: string, prefix: string, r: KernelTarget): string {
   return `route ${verb} ${r.type === 'blackhole' ? 'blackhole ' : ''}${prefix} proto ${ROUTE_PROTOCOL}`;
 }
 
@@ -241,7 +260,7 @@ export interface RouteWrite {
   /** What the kernel has for the prefix once the change succeeds; undefined for a delete or flush. */
   route: RouteTarget | undefined;
   /** What it had before. */
-  have: RouteTarget | undefined;
+  have: KernelTarget | undefined;
   /** A flush: the gateway, and every prefix it removes (`prefix` is the first). */
   gateway?: string;
   covers?: string[];
@@ -290,14 +309,14 @@ interface IpJsonRoute extends IpJsonHop {
  * table (when the output was not filtered), of other types (unreachable, prohibit…) or that do not
  * parse are left out. `protocol` reads `lightly` or `201` depending on rt_protos.d.
  */
-export function parseIpRoutes(text: string, family?: 4 | 6): Route[] {
+export function parseIpRoutes(text: string, family?: 4 | 6): KernelRoute[] {
   return routesFromRows(text.trim() ? (JSON.parse(text) as unknown[]) : [], family);
 }
 
 /** parseIpRoutes for rows already split out of the array (a table read as it streams). */
-export function routesFromRows(parsed: unknown[], family?: 4 | 6): Route[] {
+export function routesFromRows(parsed: unknown[], family?: 4 | 6): KernelRoute[] {
   const rows = parsed as IpJsonRoute[];
-  const routes: Route[] = [];
+  const routes: KernelRoute[] = [];
   for (const row of rows) {
     if (row.protocol !== undefined && !isLightlyProtocol(row.protocol)) continue;
     if (row.table !== undefined && row.table !== 'main') continue;
@@ -307,7 +326,7 @@ export function routesFromRows(parsed: unknown[], family?: 4 | 6): Route[] {
     const route = rowToRoute(row, prefix);
     if (!route) continue;
     try {
-      routes.push(normaliseRoute(route));
+      routes.push(route.type === 'other' ? { prefix: normalisePrefix(prefix), type: 'other', nextHops: [] } : normaliseRoute(route as Route));
     } catch (err) {
       if (!(err instanceof InvalidRouteError)) throw err;
     }
@@ -315,9 +334,9 @@ export function routesFromRows(parsed: unknown[], family?: 4 | 6): Route[] {
   return routes;
 }
 
-function rowToRoute(row: IpJsonRoute, prefix: string): Route | undefined {
+function rowToRoute(row: IpJsonRoute, prefix: string): KernelRoute | undefined {
   if (row.type === 'blackhole') return { prefix, type: 'blackhole', nextHops: [] };
-  if (row.type !== undefined && row.type !== 'unicast') return undefined;
+  if (row.type !== undefined && row.type !== 'unicast') return { prefix, type: 'other', nextHops: [] };
   const hops = row.nexthops ?? [row];
   // A link-local gateway is read back zoned with its link, the form the speaker hands it over in.
   const gateways = hops.map((h) => (h.gateway !== undefined && h.dev !== undefined && isLinkLocal(h.gateway) ? `${h.gateway}%${h.dev}` : h.gateway)).filter((g): g is string => g !== undefined);

@@ -1,7 +1,7 @@
 // The thin shell around `ip`: read our routes as streamed JSON, write a chunk of changes through one `ip -force -batch -`.
 import { execa } from 'execa';
 import { ROUTE_PROTOCOL } from './protocol-number.js';
-import { type Route, routesFromRows } from './desired.js';
+import { type KernelRoute, routesFromRows } from './desired.js';
 import { JsonArraySplitter } from './ip-json.js';
 
 export interface IpOptions {
@@ -74,14 +74,14 @@ export class Ip {
    * Our routes (protocol 201) in the main table, IPv4 and IPv6. Parsed a pipe-read at a time as `ip`
    * prints them, so reading a full table never holds the event loop for long.
    */
-  async readRoutes(): Promise<Route[]> {
+  async readRoutes(): Promise<KernelRoute[]> {
     const v4 = await this.readFamily(4);
     return v4.concat(await this.readFamily(6));
   }
 
-  private async readFamily(family: 4 | 6): Promise<Route[]> {
+  private async readFamily(family: 4 | 6): Promise<KernelRoute[]> {
     const args = this.args(['-json', `-${family}`, 'route', 'show', 'proto', String(ROUTE_PROTOCOL), 'table', 'main']);
-    const routes: Route[] = [];
+    const routes: KernelRoute[] = [];
     await streamIpJson(args, (rows) => {
       for (const route of routesFromRows(rows, family)) routes.push(route);
     });

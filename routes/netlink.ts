@@ -2,7 +2,7 @@
 // socket, the kernel's refusals mapped back to the change by sequence number. Reads our routes through
 // the addon's dump (native/route_dump.c), or `ip -json` when the addon has none or it fails.
 import { type BatchFailure, Ip } from './ip.js';
-import { type Route, type RouteWrite, renderWrite } from './desired.js';
+import { type KernelRoute, type RouteWrite, renderWrite } from './desired.js';
 import { NetlinkEncodeError, RouteMessageWriter, decodeErrors, describeError } from './netlink-codec.js';
 import type { RouteShell } from './reconciler.js';
 import { type RouteDumpApi, dumpOwnRouteSlices } from './route-dump.js';
@@ -74,7 +74,7 @@ export class NetlinkRouteShell implements RouteShell {
   }
 
   /** Our routes, through `ip -json` (readRouteSlices reads them through the addon's dump). */
-  readRoutes(): Promise<Route[]> {
+  readRoutes(): Promise<KernelRoute[]> {
     return this.ip.readRoutes();
   }
 
@@ -83,9 +83,9 @@ export class NetlinkRouteShell implements RouteShell {
    * at a million routes a tenth of `ip -json`'s CPU, and none of them kept beyond its slice);
    * through `ip -json` when the addon has no dump or it fails (the same routes, slower).
    */
-  async *readRouteSlices(): AsyncIterable<Route[]> {
-    let slices: AsyncGenerator<Route[], void, void> | undefined;
-    let first: IteratorResult<Route[], void> | undefined;
+  async *readRouteSlices(): AsyncIterable<KernelRoute[]> {
+    let slices: AsyncGenerator<KernelRoute[], void, void> | undefined;
+    let first: IteratorResult<KernelRoute[], void> | undefined;
     if (this.addon.routeDump) {
       try {
         slices = dumpOwnRouteSlices(this.addon as RouteDumpApi, ROUTE_PROTOCOL, this.netns);

@@ -82,6 +82,36 @@ describe.each(['netlink', 'ip'] as const)('RouteReconciler (%s writer)', (writer
     await rec.flush();
   });
 
+  it('replaces or removes routes of ours of a type it never writes (unreachable, prohibit, throw), at start and as drift', async () => {
+    // Left by someone with our protocol: an operator's `ip route add unreachable … proto lightly`, another tool.
+    await ipIn(ns, ['route', 'add', 'unreachable', '10.20.0.0/24', 'proto', '201']);
+    await ipIn(ns, ['route', 'add', 'prohibit', '10.21.0.0/24', 'proto', '201']);
+    await ipIn(ns, ['-6', 'route', 'add', 'unreachable', 'fd00:20::/64', 'proto', '201']);
+    const errors: Error[] = [];
+    const rec = new RouteReconciler({ netlink: writer === 'netlink' ? nativeAddon : undefined, netns: ns, onError: (e) => errors.push(e), driftSettleMs: 0, driftIntervalMs: 0 });
+    await rec.start();
+    // Wanted: ours replaces the unreachable one; not wanted: the prohibit and the IPv6 one go.
+    rec.upsert(r('10.20.0.0/24', '192.0.2.2'));
+    await rec.flush();
+    expect(errors).toEqual([]);
+    let all = await ipIn(ns, ['route', 'show', 'proto', '201']);
+    expect(all).toContain('10.20.0.0/24 via 192.0.2.2');
+    expect(all).not.toContain('unreachable');
+    expect(all).not.toContain('prohibit');
+    expect(await ipIn(ns, ['-6', 'route', 'show', 'proto', '201'])).not.toContain('fd00:20::');
+    // Drift: someone puts a throw route of ours where we want a route; the comparison puts ours back.
+    await ipIn(ns, ['route', 'replace', 'throw', '10.20.0.0/24', 'proto', '201']);
+    rec.suspectDrift();
+    for (let i = 0; i < 100 && !(await ipIn(ns, ['route', 'show', 'proto', '201'])).includes('10.20.0.0/24 via 192.0.2.2'); i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    all = await ipIn(ns, ['route', 'show', 'proto', '201']);
+    expect(all).toContain('10.20.0.0/24 via 192.0.2.2');
+    expect(all).not.toContain('throw');
+    expect(errors).toEqual([]);
+    rec.setDesired([]);
+    await rec.flush();
+    rec.stop();
+  });
+
   it('reports changes the kernel refuses and keeps the rest', async () => {
     const errors: Error[] = [];
     const rec = new RouteReconciler({ netlink: writer === 'netlink' ? nativeAddon : undefined, netns: ns, onError: (e) => errors.push(e) });

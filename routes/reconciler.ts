@@ -2,19 +2,19 @@
 // its prefix, a pass programs only queued prefixes, in chunks of `ip -batch` lines that run while the
 // agent goes on working. The whole kernel table is compared only at start (adopt), after an error and
 // on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
-import { type Route, type RouteTarget, type RouteWrite, familyOf, normalisePrefix, normaliseRoute, renderWrite, routeWith, satisfies } from './desired.js';
+import { type KernelRoute, type KernelTarget, type Route, type RouteTarget, type RouteWrite, familyOf, normalisePrefix, normaliseRoute, renderWrite, routeWith, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
 import { type NetlinkSocketApi, NetlinkRouteShell } from './netlink.js';
 
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
 export interface RouteShell {
-  readRoutes(): Promise<Route[]>;
+  readRoutes(): Promise<KernelRoute[]>;
   /**
    * The same routes a slice at a time, when the shell can hand them over so (routes/netlink.ts, the
    * addon's dump): a comparison then keeps none of them beyond its slice, where a million Routes
    * held at once made the collector pause the agent for 200-300 ms.
    */
-  readRouteSlices?(): AsyncIterable<Route[]>;
+  readRouteSlices?(): AsyncIterable<KernelRoute[]>;
   /** Calls may overlap; they reach the kernel in call order. */
   batch(lines: string[]): Promise<BatchFailure[]>;
   /**
@@ -156,7 +156,7 @@ class PrefixRecord implements RouteWrite {
   constructor(
     readonly prefix: string,
     /** The kernel's route of ours for the prefix, as far as we know (while a change is out: before it). */
-    public have: RouteTarget | undefined,
+    public have: KernelTarget | undefined,
     /**
      * What we want for the prefix (undefined: no route of ours). Targets, not Routes: the prefixes
      * of one UPDATE share one (a full table held as a record per prefix, not a record and a route).
@@ -486,7 +486,7 @@ export class RouteReconciler {
 
   /** Our routes in the kernel, as far as we know. */
   private *kernelRoutes(): Generator<Route> {
-    for (const rec of this.table.values()) if (rec.have) yield routeWith(rec.prefix, rec.have);
+    for (const rec of this.table.values()) if (rec.have && rec.have.type !== 'other') yield routeWith(rec.prefix, rec.have as RouteTarget);
   }
 
   /** What is wanted, by prefix (read only; empty before start): targets, routeWith() makes them routes. */
@@ -497,7 +497,7 @@ export class RouteReconciler {
   /** The kernel's route of ours for one canonical prefix, as of the last pass. */
   installedRoute(prefix: string): Route | undefined {
     const have = this.table.get(prefix)?.have;
-    return have && routeWith(prefix, have);
+    return have && have.type !== 'other' ? routeWith(prefix, have as RouteTarget) : undefined;
   }
 
   /** What the kernel has of ours, as of the last pass, sorted by prefix. */
@@ -634,11 +634,11 @@ export class RouteReconciler {
           rec.seen = epoch;
           this.countGateway(have, 1);
           count(tally, have, 1);
-          if (adopting && rec.want === undefined) {
+          if (adopting && rec.want === undefined && have.type !== 'other') {
             // Adopted: what the kernel has of ours is what we want, until told otherwise, and nothing
             // is queued (a restart with a full table would otherwise start with a pass over every
             // route of ours, each already right).
-            rec.have = rec.want = have;
+            rec.have = rec.want = have as RouteTarget; // not 'other' (above)
             this.wantedCount++;
           } else if (rec.want !== undefined && satisfies(have, rec.want)) {
             rec.have = rec.want;
@@ -858,12 +858,12 @@ export class RouteReconciler {
     return undefined;
   }
 
-  private count(r: RouteTarget | null | undefined, n: 1 | -1): void {
+  private count(r: KernelTarget | null | undefined, n: 1 | -1): void {
     count(this.tally, r, n);
   }
 
   /** Adds `n` to the count of the route's gateway, when it is a single IPv4 one. */
-  private countGateway(route: RouteTarget | undefined, n: number): void {
+  private countGateway(route: KernelTarget | undefined, n: number): void {
     const gateway = route && this.viaGateway ? soleGateway(route) : undefined;
     if (gateway === undefined) return;
     const next = (this.viaGateway!.get(gateway) ?? 0) + n;
@@ -925,13 +925,13 @@ export function kernelShell(options: Pick<ReconcilerOptions, 'netns' | 'netlink'
  * The gateway of a unicast route through one IPv4 next hop: what `ip route flush … via` matches,
  * whatever the link (the kernel's routes, as a comparison reads them, each name theirs).
  */
-function soleGateway(r: RouteTarget): string | undefined {
+function soleGateway(r: KernelTarget): string | undefined {
   if (r.type !== 'unicast' || r.nextHops.length !== 1) return undefined;
   const gateway = r.nextHops[0]!;
   return familyOf(gateway) === 4 ? gateway : undefined;
 }
 
-function isDeviceRoute(r: RouteTarget): boolean {
+function isDeviceRoute(r: KernelTarget): boolean {
   return r.type === 'unicast' && r.nextHops.length === 0;
 }
 
@@ -940,8 +940,9 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 /** Counts a route of ours in the kernel (n = 1) or one gone (n = -1) in `tally`. */
-function count(tally: { unicast: number; blackhole: number; ecmp: number }, r: RouteTarget | null | undefined, n: 1 | -1): void {
-  if (!r) return;
+function count(tally: { unicast: number; blackhole: number; ecmp: number }, r: KernelTarget | null | undefined, n: 1 | -1): void {
+  // Of a type we never write: not counted as installed; the comparison that read it replaces or removes it.
+  if (!r || r.type === 'other') return;
   if (r.type === 'blackhole') tally.blackhole += n;
   else tally.unicast += n;
   if (r.nextHops.length > 1) tally.ecmp += n;
@@ -956,9 +957,9 @@ function count(tally: { unicast: number; blackhole: number; ecmp: number }, r: R
  */
 class ReadTargets {
   /** By the lone gateway ('' for none), then the link ('' for none). */
-  private readonly byGateway = new Map<string, Map<string, RouteTarget>>();
+  private readonly byGateway = new Map<string, Map<string, KernelTarget>>();
 
-  target(route: Route): RouteTarget {
+  target(route: KernelRoute): KernelTarget {
     if (route.nextHops.length > 1) return route;
     const gateway = route.nextHops[0] ?? '';
     let byLink = this.byGateway.get(gateway);
@@ -966,7 +967,7 @@ class ReadTargets {
     const link = route.dev ?? '';
     const known = byLink.get(link);
     if (known !== undefined && known.type === route.type) return known;
-    const target: RouteTarget = route.dev === undefined ? { type: route.type, nextHops: route.nextHops } : { type: route.type, nextHops: route.nextHops, dev: route.dev };
+    const target: KernelTarget = route.dev === undefined ? { type: route.type, nextHops: route.nextHops } : { type: route.type, nextHops: route.nextHops, dev: route.dev };
     byLink.set(link, target);
     return target;
   }
@@ -978,7 +979,7 @@ function isIdle(rec: PrefixRecord): boolean {
 }
 
 /** A shell's whole read as one slice (a shell without readRouteSlices). */
-async function* oneSlice(routes: Promise<Route[]>): AsyncIterable<Route[]> {
+async function* oneSlice(routes: Promise<KernelRoute[]>): AsyncIterable<KernelRoute[]> {
   yield await routes;
 }
 

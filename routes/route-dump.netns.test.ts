@@ -7,7 +7,7 @@ import { nativeAddon } from '../native/native.js';
 import { dumpOwnRoutes, dumpRoutes } from './route-dump.js';
 import { Ip } from './ip.js';
 import { NetlinkRouteShell } from './netlink.js';
-import type { Route } from './desired.js';
+import type { KernelRoute, Route } from './desired.js';
 import { type IpRouteRow, ReachabilityTable } from './reachability.js';
 import { ROUTE_PROTOCOL, isLightlyProtocol } from './protocol-number.js';
 
@@ -151,6 +151,9 @@ describe('routeDump of our routes (addon)', () => {
       `route add 10.21.0.0/16 via 198.51.100.2 dev wa proto ${P}`,
       `route add blackhole 10.22.0.0/16 proto ${P}`,
       `route add unreachable 10.23.0.0/16 proto ${P}`,
+      `route add prohibit 10.26.0.0/16 proto ${P}`,
+      `route add throw 10.27.0.0/16 proto ${P}`,
+      `route add unreachable fd00:205::/64 proto ${P}`,
       `route add 10.24.0.0/16 via 192.0.2.2 table 100 proto ${P}`,
       'route add 10.25.0.0/16 via 192.0.2.2 proto static',
       ...Array.from({ length: pods }, (_, i) => `route add 10.244.1.${i + 1}/32 dev pod${i} scope link proto ${P}`),
@@ -172,7 +175,7 @@ describe('routeDump of our routes (addon)', () => {
     expect(dumped).toEqual(read);
     // The comparison means something: each shape is there as the reconciler wrote it.
     const find = (prefix: string) => dumped.find((r) => r.prefix === prefix);
-    expect(dumped).toHaveLength(OURS + 1 + 3 + pods + 5);
+    expect(dumped).toHaveLength(OURS + 1 + 3 + pods + 5 + 4); // 4 of a type we never write
     expect(find('0.0.0.0/0')).toEqual({ prefix: '0.0.0.0/0', type: 'unicast', nextHops: ['192.0.2.254'], dev: 'va' });
     expect(find('10.20.0.0/16')?.nextHops).toEqual(['192.0.2.2', '198.51.100.2']);
     expect(find('10.22.0.0/16')).toEqual({ prefix: '10.22.0.0/16', type: 'blackhole', nextHops: [] });
@@ -180,10 +183,12 @@ describe('routeDump of our routes (addon)', () => {
     expect(find('fd00:202::/64')?.nextHops).toEqual(['fe80::2%vb']);
     expect(find('fd00:203::/64')?.nextHops).toEqual(['fd00::2', 'fd00::3']);
     expect(find('fd00:244::5/128')).toEqual({ prefix: 'fd00:244::5/128', type: 'unicast', nextHops: [], dev: 'pod0' });
-    for (const absent of ['10.23.0.0/16', '10.24.0.0/16', '10.25.0.0/16']) expect(find(absent)).toBeUndefined();
+    // Ours of a type we never write: read as 'other', for a comparison to replace or remove.
+    for (const other of ['10.23.0.0/16', '10.26.0.0/16', '10.27.0.0/16', 'fd00:205::/64']) expect(find(other)).toEqual({ prefix: other, type: 'other', nextHops: [] });
+    for (const absent of ['10.24.0.0/16', '10.25.0.0/16']) expect(find(absent)).toBeUndefined();
     // The reconciler's shell reads them so, a slice at a time; through ip when the dump fails.
-    const slicesOf = async (shell: NetlinkRouteShell): Promise<Route[][]> => {
-      const slices: Route[][] = [];
+    const slicesOf = async (shell: NetlinkRouteShell): Promise<KernelRoute[][]> => {
+      const slices: KernelRoute[][] = [];
       for await (const slice of shell.readRouteSlices()) slices.push(slice);
       shell.close();
       return slices;
@@ -204,7 +209,7 @@ describe('routeDump of wide ECMP routes (addon)', () => {
   const gateways = (n: number, v6: boolean) =>
     Array.from({ length: n }, (_, i) => (v6 ? `fd00::${(i + 2).toString(16)}` : `10.50.${Math.floor(i / 250) + 1}.${(i % 250) + 1}`)).sort();
   /** The routes written by the netlink writer (`ip` cannot write these: its request is bounded at 4 KB), then dumped. */
-  async function writeAndDump(prefix: string, routes: Route[]): Promise<{ wide: string; dumped: Route[] }> {
+  async function writeAndDump(prefix: string, routes: Route[]): Promise<{ wide: string; dumped: KernelRoute[] }> {
     const wide = await pool.create(prefix);
     await addConnectedLink(wide, 'va', 'vb', ['10.50.0.1/16', 'fd00::1/64']);
     const shell = new NetlinkRouteShell({ netns: wide, addon: nativeAddon() });
@@ -213,7 +218,7 @@ describe('routeDump of wide ECMP routes (addon)', () => {
     expect(failures).toEqual([]);
     return { wide, dumped: await dumpOwnRoutes(nativeAddon(), ROUTE_PROTOCOL, wide) };
   }
-  const hops = (list: Route[]) => Object.fromEntries(list.map((r) => [r.prefix, r.nextHops.length]));
+  const hops = (list: KernelRoute[]) => Object.fromEntries(list.map((r) => [r.prefix, r.nextHops.length]));
 
   it('reads the routes after one too large for a page (the kernel ends a dump quietly at a message that does not fit)', async () => {
     // The first of the IPv4 table (~4 KB of next hops), the first of the IPv6 one (~5 KB): before

@@ -5,7 +5,7 @@
 //   comes back as a compact record (at 1,000,000 routes `ip -json` and its parsing cost ~7 s of CPU).
 import { SocketAddress } from 'node:net';
 import { Address6 } from 'ip-address';
-import { InvalidRouteError, type Route, isLinkLocal, normaliseRoute } from './desired.js';
+import { InvalidRouteError, type KernelRoute, isLinkLocal, normaliseRoute } from './desired.js';
 import type { IpRouteRow } from './reachability.js';
 
 /** route_dump.c's part of the addon. */
@@ -82,7 +82,7 @@ const DECODE_SLICE = 1_000;
  * slice at a time, the event loop served between slices. The dump itself is one call: it fails
  * before the first slice or not at all.
  */
-export async function* dumpOwnRouteSlices(api: RouteDumpApi, protocol: number, netns?: string): AsyncGenerator<Route[], void, void> {
+export async function* dumpOwnRouteSlices(api: RouteDumpApi, protocol: number, netns?: string): AsyncGenerator<KernelRoute[], void, void> {
   const bytes = await api.routeDump(pathOf(netns), protocol, true);
   for (const slice of ownRouteSlices(bytes, DECODE_SLICE)) {
     yield slice;
@@ -91,8 +91,8 @@ export async function* dumpOwnRouteSlices(api: RouteDumpApi, protocol: number, n
 }
 
 /** dumpOwnRouteSlices, all of them in one list (tests, tools). */
-export async function dumpOwnRoutes(api: RouteDumpApi, protocol: number, netns?: string): Promise<Route[]> {
-  const routes: Route[] = [];
+export async function dumpOwnRoutes(api: RouteDumpApi, protocol: number, netns?: string): Promise<KernelRoute[]> {
+  const routes: KernelRoute[] = [];
   for await (const slice of dumpOwnRouteSlices(api, protocol, netns)) for (const r of slice) routes.push(r);
   return routes;
 }
@@ -112,16 +112,16 @@ function addressAt(bytes: Buffer, at: number, v4: boolean): string {
 /**
  * An only-mode dump (native/route_dump.c take_own_route) as Routes, read as routes/desired.ts
  * routesFromRows reads `ip -json` rows (pure): blackholes, unicast routes through gateways (a
- * link-local one zoned with its link) or a link; other types, and ECMP with a hop without gateway,
- * left out. A route through one gateway, nearly every route of a full table, is made as the
+ * link-local one zoned with its link) or a link, and routes of other types as 'other'; ECMP with a
+ * hop without gateway left out. A route through one gateway, nearly every route of a full table, is made as the
  * normalised Route directly, its next-hop list shared with every other route through that gateway.
  */
-export function decodeOwnRoutes(bytes: Buffer): Route[] {
+export function decodeOwnRoutes(bytes: Buffer): KernelRoute[] {
   return [...ownRouteSlices(bytes, Infinity)].flat();
 }
 
 /** decodeOwnRoutes a slice of at most `slice` records at a time. */
-export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<Route[], void, void> {
+export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<KernelRoute[], void, void> {
   if (bytes.length < 4) return;
   const linkCount = bytes.readUInt32LE(bytes.length - 4);
   const end = bytes.length - 4 - linkCount * 20;
@@ -134,7 +134,7 @@ export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<Route[]
   // The next-hop list of the routes through one gateway alone, by the gateway's bytes (an IPv4 one
   // as a number): a million routes through a peer make no string and no list each.
   const sole = new Map<number | string, string[]>();
-  let routes: Route[] = [];
+  let routes: KernelRoute[] = [];
   let records = 0;
   for (let at = 0; at + OWN_HEAD <= end; ) {
     if (records++ === slice) {
@@ -154,7 +154,11 @@ export function* ownRouteSlices(bytes: Buffer, slice: number): Generator<Route[]
       routes.push({ prefix, type: 'blackhole', nextHops: [] });
       continue;
     }
-    if (type !== RTN_UNICAST) continue;
+    if (type !== RTN_UNICAST) {
+      // Of a type we never write (unreachable, prohibit, throw…): read so a comparison replaces or removes it.
+      routes.push({ prefix, type: 'other', nextHops: [] });
+      continue;
+    }
     if (hopCount === 1 && bytes[hops + 4] !== 0 && (v4 || bytes[hops + 8] !== 0xfe || (bytes[hops + 9]! & 0xc0) !== 0x80)) {
       // One gateway, not link-local: nearly every route of a full table.
       const key = v4 ? bytes.readUInt32BE(hops + 8) : addressAt(bytes, hops + 8, false);
