@@ -306,8 +306,9 @@ interface IpJsonRoute extends IpJsonHop {
 
 /**
  * Parses `ip -json route show` of one family into routes of ours: rows of another protocol or
- * table (when the output was not filtered), of other types (unreachable, prohibit…) or that do not
- * parse are left out. `protocol` reads `lightly` or `201` depending on rt_protos.d.
+ * table (when the output was not filtered) or that do not parse are left out; rows of a type we
+ * never write (unreachable, prohibit…) come as type 'other'. `protocol` reads `lightly` or `201`
+ * depending on rt_protos.d.
  */
 export function parseIpRoutes(text: string, family?: 4 | 6): KernelRoute[] {
   return routesFromRows(text.trim() ? (JSON.parse(text) as unknown[]) : [], family);
