@@ -51,4 +51,20 @@ describe('drift repair in the agent (issue 10)', () => {
     expect((await t.status()).peers[0]?.state).toBe('Established');
     console.log(JSON.stringify({ repairMs: { one: oneMs, flush: flushMs } }));
   }, 60_000);
+
+  it('puts back a learned route someone replaced with an unreachable or prohibit route of our protocol', async () => {
+    // A type we never write: before, the comparison did not see it, so the prefix stayed black-holed.
+    const [a, b] = [prefixes[11]!, prefixes[12]!];
+    await new Promise((r) => setTimeout(r, 5_000)); // the interval between two drift comparisons
+    await ipIn(t.ns, ['route', 'replace', 'unreachable', a, 'proto', '201']);
+    await ipIn(t.ns, ['route', 'replace', 'prohibit', b, 'proto', '201']);
+    const ms = await waitFor('both routes back', async () => {
+      const routes = await t.routes();
+      return routes.some((l) => l.startsWith(`${a} via ${PEER}`)) && routes.some((l) => l.startsWith(`${b} via ${PEER}`));
+    });
+    const routes = await t.routes();
+    expect(routes.filter((l) => l.startsWith('unreachable') || l.startsWith('prohibit'))).toEqual([]);
+    expect(routes).toHaveLength(ALL);
+    console.log(JSON.stringify({ repairMs: { otherType: ms } }));
+  }, 60_000);
 });
