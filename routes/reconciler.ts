@@ -272,6 +272,8 @@ export class RouteReconciler {
   /** Records released (left in the table, needed by nobody) since the last sweep: whether one is due. */
   private releasedSinceSweep = 0;
   private sweeping = false;
+  /** The pending sweep timer is the at-once one (scheduleSweep(0)): later adds leave it be. */
+  private sweepAtOnce = false;
   /** The table's size when the last sweep ended. */
   private sweptSize = 0;
   /** When the comparison suspectDrift() asked for last started (performance.now()). */
@@ -446,10 +448,12 @@ export class RouteReconciler {
 
   /** A sweep in `ms`, or sooner if one is already due sooner; none while one runs (it schedules the next). */
   private scheduleSweep(ms: number): void {
-    if (this.sweeping || this.stopped || (this.sweepTimer !== undefined && ms > 0)) return;
+    if (this.sweeping || this.stopped || (this.sweepTimer !== undefined && (ms > 0 || this.sweepAtOnce))) return;
     clearTimeout(this.sweepTimer);
+    this.sweepAtOnce = ms === 0;
     this.sweepTimer = setTimeout(() => {
       this.sweepTimer = undefined;
+      this.sweepAtOnce = false;
       void this.sweep();
     }, ms);
     this.sweepTimer.unref();
