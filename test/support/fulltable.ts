@@ -5,6 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { createConnection, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
@@ -90,6 +91,32 @@ export class KernelWatch {
   }
 }
 
+/**
+ * Keeps the BIRD senders' main loops awake: a `show status` on each one's control socket every
+ * `everyMs`. BIRD 2.0.12's loop polls for up to 3 s when it thinks no event is pending
+ * (sysdep/unix/io.c: `poll_tout = (events ? 0 : 3000)`), and an event scheduled after that check
+ * then waits for the next timer or socket. A sender so caught holds its last UPDATE (the last ~160
+ * of 100,000 prefixes) and End-of-RIB for ~3 s: measured here in 2 to 3 rounds of 5, on either
+ * side at random, with `connect retry time 1` the only short timer. That timed the sender, not the
+ * receivers, and made the load's ratio swing from 0.35x to 2.9x. Both senders get the same pokes.
+ */
+export class SenderWake {
+  private readonly sockets: Socket[];
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(controlSockets: string[], everyMs = 20) {
+    this.sockets = controlSockets.map((path) => createConnection({ path }).on('error', () => {}).resume());
+    this.timer = setInterval(() => {
+      for (const socket of this.sockets) if (socket.writable) socket.write('show status\n');
+    }, everyMs);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    for (const socket of this.sockets) socket.destroy();
+  }
+}
+
 /** Asks the agent's status socket for its BGP status every `everyMs`, one request at a time; keeps the slowest answer. */
 export class StatusProbe {
   maxMs = 0;
@@ -159,6 +186,7 @@ export class FullTableLab {
   us = '';
   birdNs = '';
   agent?: ResultPromise;
+  senderWake?: SenderWake;
   oursKernel?: KernelWatch;
   birdKernel?: KernelWatch;
   readonly socket = join(this.dir, 'agent.sock');
@@ -229,6 +257,7 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     await Promise.all([this.oursKernel!.setBaseline(), this.birdKernel!.setBaseline()]);
     const t0 = Date.now();
     await Promise.all([this.bird(this.sender, 'sender-ours'), this.bird(this.sender, 'sender-bird')]);
+    this.senderWake = new SenderWake(['sender-ours', 'sender-bird'].map((name) => join(this.dir, `${name}.ctl`)));
     return t0;
   }
 
@@ -309,6 +338,7 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
   }
 
   async tearDown(): Promise<void> {
+    this.senderWake?.stop();
     this.oursKernel?.stop();
     this.birdKernel?.stop();
     this.agent?.kill('SIGTERM'); // the agent's own stop (and a --cpu-prof profile, when asked for)
