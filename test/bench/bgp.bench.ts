@@ -17,6 +17,8 @@ interface Round {
    */
   loaded: SideTimes;
   withdraw: SideTimes;
+  /** All announced again after the withdrawal: a load with the agent's code already compiled and its table's records idle, not new. */
+  reload: SideTimes;
   flap: SideTimes;
   /** Peak RSS over the whole round, and at the end of the first load. */
   peakRssMB: number;
@@ -60,6 +62,7 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
     let withdrawCpuMs = NaN;
     let withdrawUserCpuMs = NaN;
     let withdrawGcMs = NaN;
+    let reload: SideTimes = { ours: NaN, bird: NaN };
     let flap: SideTimes = { ours: NaN, bird: NaN };
     let flapStatusMaxMs = NaN;
     let roundEventLoopMaxMs = NaN;
@@ -74,7 +77,7 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
       withdrawUserCpuMs = lab.agentCpuMs('user') - userBefore;
       withdrawGcMs = (await lab.agentGcMs()) - gcBefore;
       phasePeaksMB.push(lab.agentPeakRssMB());
-      await lab.untilBoth(prefixes, await lab.senders('enable', 'generated'), TIMEOUT_MS);
+      reload = await lab.untilBoth(prefixes, await lab.senders('enable', 'generated'), TIMEOUT_MS);
       phasePeaksMB.push(lab.agentPeakRssMB());
       flap = await lab.flap(TIMEOUT_MS);
       phasePeaksMB.push(lab.agentPeakRssMB());
@@ -82,7 +85,7 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
       flapStatusMaxMs = later.failures.length ? Infinity : Math.round(later.maxMs);
       roundEventLoopMaxMs = await lab.agentEventLoopMaxMs();
     }
-    return { load, bulk, loaded, withdraw, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, withdrawCpuMs, withdrawUserCpuMs, withdrawGcMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs, flapStatusMaxMs, roundEventLoopMaxMs, phasePeaksMB };
+    return { load, bulk, loaded, withdraw, reload, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, withdrawCpuMs, withdrawUserCpuMs, withdrawGcMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs, flapStatusMaxMs, roundEventLoopMaxMs, phasePeaksMB };
   } catch (err) {
     throw new Error(`${(err as Error).message}\nagent log: ${lab.agentLog()}`);
   } finally {
@@ -119,6 +122,7 @@ export async function benchBgp(): Promise<string[]> {
     '  ' + ratioLine('load from the first route in the kernel to the last (session start left out), ours vs BIRD', m((r) => r.loaded.ours), m((r) => r.loaded.bird), 'reported'),
     '  ' + ratioLine('first route to 99% in the kernel (the rate), ours vs BIRD', m((r) => r.bulk.ours), m((r) => r.bulk.bird), 'reported'),
     '  ' + ratioLine('withdrawal of all, ours vs BIRD', m((r) => r.withdraw.ours), m((r) => r.withdraw.bird), '<= 1.0x'),
+    '  ' + ratioLine('all announced again after the withdrawal (the agent warm), ours vs BIRD', m((r) => r.reload.ours), m((r) => r.reload.bird), 'reported'),
     '  ' + ratioLine('session flap without GR (all withdrawn, then all reinstalled), ours vs BIRD', m((r) => r.flap.ours), m((r) => r.flap.bird), 'reported'),
     `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB; peak after withdrawal/reload/flap per round: ${full.map((r) => r.phasePeaksMB.join('/')).join(' ')}); agent CPU for the load ${m((r) => r.cpuMs)} ms, for the withdrawal ${m((r) => r.withdrawCpuMs)} ms (user mode ${m((r) => r.withdrawUserCpuMs)} ms, garbage collection ${m((r) => r.withdrawGcMs)} ms)`,
     `  during the load: slowest status-socket answer ${Math.max(...full.map((r) => r.statusMaxMs))} ms (failures ${full.reduce((s, r) => s + r.statusFailures, 0)}), longest event-loop delay ${Math.max(...full.map((r) => r.eventLoopMaxMs))} ms (goal <= 100 ms each)`,
