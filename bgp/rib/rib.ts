@@ -52,6 +52,27 @@ export interface BestChange {
   slot?: RibSlot;
 }
 
+/**
+ * A BestChange as the RIB makes them, one per prefix changed: made by a class, not an object
+ * literal, because V8 keeps an allocation site per literal and pretenures it for good (allocates
+ * its objects in the old generation from then on) when one scavenge finds most of its first
+ * hundred objects alive. With the agent's 1 MB young generation a scavenge comes about every ten
+ * UPDATEs, so one coming while the first UPDATE to use a site is handled did that: measured through
+ * the whole agent (a sampling heap profile of a withdrawal of 100,000 routes), every change of the
+ * withdrawal went to the old generation, 5-6 MB of garbage that only a full collection takes back.
+ * Objects made by `new` have no allocation site; the same loop in a micro-benchmark promoted
+ * 0.2-1.5 MB instead of 76-100 MB and ran 3.5x faster.
+ */
+class Change implements BestChange {
+  constructor(
+    readonly prefix: Prefix,
+    readonly best: Route | undefined,
+    readonly multipath: Route[],
+    readonly nextHops: string[],
+    readonly slot: RibSlot | undefined,
+  ) {}
+}
+
 /** No next hops (withdrawn, or our own): one frozen array for all of them, a withdrawn table makes no garbage of it. */
 export const NO_NEXT_HOPS = Object.freeze([]) as unknown as string[];
 
@@ -77,8 +98,8 @@ export class NextHopLists {
 
   /** The change reporting where `prefix` stands now (its selection, or none). */
   change(prefix: Prefix, selection: Selection | undefined): BestChange {
-    if (!selection) return { prefix, best: undefined, multipath: NO_ROUTES, nextHops: NO_NEXT_HOPS };
-    return { prefix, best: selection.best, multipath: selection.multipath, nextHops: this.of(selection.best, selection.multipath) };
+    if (!selection) return new Change(prefix, undefined, NO_ROUTES, NO_NEXT_HOPS, undefined);
+    return new Change(prefix, selection.best, selection.multipath, this.of(selection.best, selection.multipath), undefined);
   }
 }
 
@@ -207,6 +228,11 @@ function multipathOf(tied: Route[], maxPaths: number): Route[] {
 
 function sameRoutes(a: Route[], b: Route[]): boolean {
   return a.length === b.length && a.every((p, i) => p === b[i]);
+}
+
+/** Whether `multipath` is the one held (`other`, or `[best]` when none is stored), without making that list per prefix. */
+function sameMultipath(other: Route[] | undefined, best: Route, multipath: Route[]): boolean {
+  return other ? sameRoutes(other, multipath) : multipath.length === 1 && multipath[0] === best;
 }
 
 const familyOfPrefix = (prefix: Prefix): 4 | 6 => (prefix.includes(':') ? 6 : 4);
@@ -505,17 +531,17 @@ export class Rib {
         this.unresolved.add(prefix);
       }
       if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-      return hadBest ? { prefix, best: undefined, multipath: NO_ROUTES, nextHops: NO_NEXT_HOPS, slot } : undefined;
+      return hadBest ? new Change(prefix, undefined, NO_ROUTES, NO_NEXT_HOPS, slot) : undefined;
     }
     if (this.unresolved.size > 0) this.unresolved.delete(prefix);
     // A lone candidate (nearly every prefix of a full table) needs no decision, nor its result object.
     const { best, tied } = usable.length === 1 ? { best: usable[0]!, tied: usable } : decide(usable);
     const multipath = multipathOf(tied, this.maxPaths);
-    const unchanged = hadBest && bestOfCandidates(held!) === best && sameRoutes(this.otherMultipath.get(prefix) ?? [best], multipath);
+    const unchanged = hadBest && bestOfCandidates(held!) === best && sameMultipath(this.otherMultipath.get(prefix), best, multipath);
     const ranked = tied.length === routes.length ? tied : [...tied, ...routes.filter((p) => !tied.includes(p))];
     slot.candidates = ranked.length === 1 ? ranked[0]! : ranked;
     if (multipath.length !== 1 || multipath[0] !== best) this.otherMultipath.set(prefix, multipath);
     else if (this.otherMultipath.size > 0) this.otherMultipath.delete(prefix);
-    return unchanged ? undefined : { prefix, best, multipath, nextHops: this.nextHops.of(best, multipath), slot };
+    return unchanged ? undefined : new Change(prefix, best, multipath, this.nextHops.of(best, multipath), slot);
   }
 }
