@@ -4,6 +4,7 @@
 // on a slow timer: the slow safety net, never the hot path (like BIRD's kernel scan).
 import { type KernelRoute, type KernelTarget, type Route, type RouteTarget, type RouteWrite, familyOf, normalisePrefix, normaliseRoute, renderWrite, routeWith, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
+import { Fifo } from './fifo.js';
 import { type NetlinkSocketApi, NetlinkRouteShell } from './netlink.js';
 
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
@@ -229,9 +230,8 @@ export class RouteReconciler {
   /** Prefixes with a route wanted: wanted().size. */
   private wantedCount = 0;
   private readonly wantedView = new Wanted(this.table, () => this.wantedCount);
-  /** Prefixes to look at, in order of change. */
-  private queue: PrefixRecord[] = [];
-  private head = 0;
+  /** Prefixes to look at, in order of change (routes/fifo.ts: an array kept between bursts, not regrown for each). */
+  private readonly queue = new Fifo<PrefixRecord>();
   /** Numbers the chunks: a record's `chunk` says which one its change is in. */
   private chunks = 0;
   /** Prefixes the kernel refused; they are queued again on the retry timer. */
@@ -512,7 +512,7 @@ export class RouteReconciler {
   stats(): RouteStats {
     const { unicast, ecmp, blackhole } = this.tally;
     const desired = this.wantedCount;
-    const pending = this.queue.length - this.head + this.refused.size;
+    const pending = this.queue.size + this.refused.size;
     return { installed: unicast + blackhole, unicast, ecmp, blackhole, desired, pending, ...this.counters };
   }
 
@@ -563,7 +563,7 @@ export class RouteReconciler {
       const drift = this.driftFound;
       this.driftFound = undefined;
       if (drift) this.options.onDriftChecked?.({ differed: drift.differed, ms: Math.round(performance.now() - drift.since) });
-      if (this.head < this.queue.length) this.schedule(); // changes that came after the last look
+      if (this.queue.size > 0) this.schedule(); // changes that came after the last look
     }
   }
 
@@ -778,8 +778,8 @@ export class RouteReconciler {
     const chunk = ++this.chunks;
     let visited = 0;
     // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
-    while (this.head < this.queue.length && lines.length < max && visited < max * 8) {
-      const rec = this.queue[this.head++]!;
+    while (this.queue.size > 0 && lines.length < max && visited < max * 8) {
+      const rec = this.queue.shift()!;
       visited++;
       // Released, or a place in the queue passed over (a flush was its change; queued again after a resync).
       if (!rec.queued || !rec.live) continue;
@@ -813,10 +813,6 @@ export class RouteReconciler {
       rec.chunk = chunk;
       lines.push(rec);
     }
-    if (this.head === this.queue.length || this.head > 65_536) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
     for (const rec of later) this.queue.push(rec);
     return lines;
   }
@@ -835,8 +831,8 @@ export class RouteReconciler {
     if (this.removals < fewest) return undefined; // also when no gateway has enough
     // Sets: a record changed while its change was out may have two places in the queue.
     const removals = new Map<string, Set<PrefixRecord>>();
-    for (let i = this.head; i < this.queue.length; i++) {
-      const rec = this.queue[i]!;
+    for (let i = 0; i < this.queue.size; i++) {
+      const rec = this.queue.at(i)!;
       if (!rec.queued || !rec.live || rec.want !== undefined || rec.chunk !== 0 || !rec.have) continue;
       const gateway = soleGateway(rec.have);
       if (gateway === undefined || (counts.get(gateway) ?? 0) < min) continue;
