@@ -12,8 +12,8 @@ interface Round {
   /** From the first route in the kernel to 99% of them: the rate, without session start and the sender's tail. */
   bulk: SideTimes;
   /**
-   * From the first route in the kernel to the last: the load without session start, which each BIRD
-   * sender's connect timing decides (seen at ~1.5 s or ~4 s, either side, with any agent).
+   * From the first route in the kernel to the last: the load without session start. (Rounds of ~1.5 s
+   * or ~4 s, either side, were a BIRD sender holding its last UPDATE ~3 s, until SenderWake.)
    */
   loaded: SideTimes;
   withdraw: SideTimes;

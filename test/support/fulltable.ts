@@ -66,8 +66,8 @@ export class KernelWatch {
   }
 
   /**
-   * Watches the count move to `n`: when it first moved, when it had gone 99% of the way (a BIRD
-   * sender sometimes holds its last few hundred prefixes back for seconds), and when it got there.
+   * Watches the count move to `n`: when it first moved, when it had gone 99% of the way (the rate,
+   * without the tail), and when it got there.
    */
   async progress(n: number, timeoutMs: number): Promise<Progress> {
     const from = await this.count();
