@@ -86,6 +86,21 @@ describe('ServiceAdvertiser', () => {
     expect(ingressOf('before')).toEqual(['203.0.113.1']); // rebuilt from status: nothing moved
   });
 
+  it('answers current() with the ranges just set, not the ones before: the agent starts its speaker with that answer', async () => {
+    service('old', {}, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.50' }] } } });
+    const a = new ServiceAdvertiser({ client: new KubeClient(api.apiEndpoint()), nodeName: 'node-1', log, lease: LEASE, backoff: { baseMs: 50, capMs: 200 } });
+    agents.push(a);
+    a.start(); // no ranges yet: nothing to announce
+    await until('listed', () => a.current() !== undefined, 5_000);
+    expect(a.current()).toEqual([]);
+    // The cluster's BGPConfiguration arrives, and the agent asks at once (agent/kube/run.ts). Answered
+    // after a 20 ms coalescing delay, the list lacked the Service: restarted so, the agent's first
+    // announcement and End-of-RIB went without its /32, and the top of rack dropped the prefix it
+    // held for us under graceful restart (test/lab-services.netns.test.ts, seen in CI).
+    a.setConfig(CONFIG);
+    expect(a.current()?.map((x) => x.prefix)).toContain('203.0.113.50/32');
+  });
+
   it('restart from status: a fresh leader keeps every address and writes nothing for them; delete and type change release', async () => {
     service('old', {}, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.50' }] } } });
     service('req', { loadBalancerIP: '203.0.113.60' });

@@ -99,7 +99,13 @@ export class ServiceAdvertiser extends EventEmitter<{ announcements: [ServiceAnn
     const next = config ?? NONE;
     if (JSON.stringify(next) === JSON.stringify(this.config)) return;
     this.config = next;
-    this.schedule();
+    // At once, not after the coalescing delay (that is for bursts of API events): the agent starts
+    // its speaker with current() as soon as the cluster's configuration is in, and an answer made
+    // with the ranges before (none, at start) left a Service prefix out of its first announcement;
+    // peers holding our routes under graceful restart then dropped it at our End-of-RIB.
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.recompute();
   }
 
   private schedule(): void {
