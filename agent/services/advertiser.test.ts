@@ -2,10 +2,10 @@
 // truth, announcements follow status and endpoints on every agent.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import { KubeClient } from '../kube/client.js';
+import { KubeApiError, KubeClient } from '../kube/client.js';
 import { ENDPOINT_SLICES, EVENTS_PATH_DEFAULT, FakeKube, LEASES, LOAD_BALANCER_IP_POOLS, SERVICES } from '../../test/support/fake-kube.js';
 import { until } from '../../test/support/wait.js';
-import { ServiceAdvertiser } from './advertiser.js';
+import { POOLS_PATH, ServiceAdvertiser } from './advertiser.js';
 import type { ServiceAnnouncement } from './announce.js';
 import { leaseAction } from './lease.js';
 
@@ -98,6 +98,27 @@ describe('ServiceAdvertiser', () => {
     // announcement and End-of-RIB went without its /32, and the top of rack dropped the prefix it
     // held for us under graceful restart (test/lab-services.netns.test.ts, seen in CI).
     a.setConfig(CONFIG);
+    expect(a.current()?.map((x) => x.prefix)).toContain('203.0.113.50/32');
+  });
+
+  it('announces from status and endpoints when the LoadBalancerIPPools cannot be listed: the pools are the allocator\'s, and a restart must not start BGP without the Service /32', async () => {
+    // A ClusterRole from before the pools (403), or the CRD's handler failing (5xx): not a missing CRD
+    // (404, taken as empty). Announcements need only Services, EndpointSlices and the BGPConfiguration;
+    // gated on the pools list, current() stays undefined, agent/kube/run.ts starts the speaker after
+    // its 10 s bound with no Service prefix, and a top of rack under graceful restart drops the /32 at
+    // our End-of-RIB (the race ca0f2a5 fixed for the ranges), then nothing is announced at all.
+    service('old', {}, { status: { loadBalancer: { ingress: [{ ip: '203.0.113.50' }] } } });
+    class PoolsForbidden extends KubeClient {
+      override async call(method: string, path: string, body?: unknown, contentType?: string): Promise<any> {
+        if (path.startsWith(POOLS_PATH)) throw new KubeApiError('loadbalancerippools.lightly.dev is forbidden', 403);
+        return super.call(method, path, body, contentType);
+      }
+    }
+    const a = new ServiceAdvertiser({ client: new PoolsForbidden(api.apiEndpoint()), nodeName: 'node-1', log, lease: LEASE, backoff: { baseMs: 50, capMs: 200 } });
+    agents.push(a);
+    a.setConfig(CONFIG);
+    a.start();
+    await until('Services and EndpointSlices announced', () => a.current() !== undefined, 5_000);
     expect(a.current()?.map((x) => x.prefix)).toContain('203.0.113.50/32');
   });
 
