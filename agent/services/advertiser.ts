@@ -85,8 +85,9 @@ export class ServiceAdvertiser extends EventEmitter<{ announcements: [ServiceAnn
     this.elector.start();
   }
 
-  synced(): boolean {
-    return this.services.synced && this.slices.synced && this.pools.synced;
+  /** Services and EndpointSlices listed: all that announcements need. */
+  private listed(): boolean {
+    return this.services.synced && this.slices.synced;
   }
 
   /** This node's Service prefixes; undefined until Services and EndpointSlices are listed. */
@@ -115,9 +116,12 @@ export class ServiceAdvertiser extends EventEmitter<{ announcements: [ServiceAnn
   }
 
   private recompute(): void {
-    if (this.stopped || !this.synced()) return;
+    if (this.stopped || !this.listed()) return;
     this.announce();
-    if (this.elector.leading) this.allocate();
+    // The pools are the allocator's alone: a list of them refused (a ClusterRole from before them, a
+    // failing CRD handler) holds back allocation, never the announcements. Gated on them, current()
+    // stayed undefined and a restarted agent started its speaker without the Service prefixes.
+    if (this.elector.leading && this.pools.synced) this.allocate();
   }
 
   private announce(): void {
