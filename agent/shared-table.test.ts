@@ -7,6 +7,7 @@ import { Rib, type BestChange, type PeerInfo, type Route as RibRoute } from '../
 import { type Route, type RouteTarget, type RouteWrite, renderWrite } from '../routes/desired.js';
 import { UnicastTargets } from './daemon.js';
 import type { BatchFailure } from '../routes/ip.js';
+import type { PrefixTable } from '../routes/prefix-table.js';
 import { type RouteShell, RouteReconciler } from '../routes/reconciler.js';
 
 /**
@@ -168,26 +169,26 @@ describe('RIB and route programmer sharing one table', () => {
     program(reconciler, prefixes.map((p) => rib.announce(p, route)));
     await reconciler.flush();
     expect(kernel.kernel.size).toBe(100);
-    // Every map operation on the one table, counted: a wrong record handed over would show as a
-    // route left behind or removed for the wrong prefix.
-    const table = (reconciler as unknown as { table: Map<string, unknown> }).table;
-    const ops = { get: 0, set: 0, delete: 0 };
-    for (const name of ['get', 'set', 'delete'] as const) {
+    // Every operation on the one table, counted: a wrong record handed over would show as a route
+    // left behind or removed for the wrong prefix.
+    const table = (reconciler as unknown as { table: PrefixTable<{ prefix: string }> }).table;
+    const ops = { get: 0, add: 0, delete: 0 };
+    for (const name of ['get', 'add', 'delete'] as const) {
       const original = table[name].bind(table) as (...args: unknown[]) => unknown;
       (table as unknown as Record<string, unknown>)[name] = (...args: unknown[]) => (ops[name]++, original(...args));
     }
     program(reconciler, prefixes.slice(0, 50).map((p) => rib.withdraw('p1', p)));
     await reconciler.flush();
-    expect(ops).toEqual({ get: 50, set: 0, delete: 0 });
+    expect(ops).toEqual({ get: 50, add: 0, delete: 0 });
     expect([...kernel.kernel.keys()].sort()).toEqual(prefixes.slice(50).sort());
     // Idle until the sweep: a prefix back meanwhile takes its record up again, no new one made.
     program(reconciler, [rib.announce(prefixes[0]!, route)]);
     await reconciler.flush();
-    expect(ops).toEqual({ get: 51, set: 0, delete: 0 });
+    expect(ops).toEqual({ get: 51, add: 0, delete: 0 });
     program(reconciler, [rib.withdraw('p1', prefixes[0]!)]);
     await reconciler.flush();
     await new Promise((resolve) => setTimeout(resolve, 60));
-    expect(ops).toEqual({ get: 52, set: 0, delete: 50 });
+    expect(ops).toEqual({ get: 52, add: 0, delete: 50 });
     expect([...slots.values()].length).toBe(50);
     // A record no longer in the table (swept, stale) is not trusted: the prefix is looked up instead.
     const stale = rib.withdraw('p1', prefixes[50]!)!;

@@ -5,6 +5,7 @@
 import { type KernelRoute, type KernelTarget, type Route, type RouteTarget, type RouteWrite, familyOf, normalisePrefix, normaliseRoute, renderWrite, routeWith, satisfies } from './desired.js';
 import { type BatchFailure, Ip } from './ip.js';
 import { Fifo } from './fifo.js';
+import { PrefixTable } from './prefix-table.js';
 import { type NetlinkSocketApi, NetlinkRouteShell } from './netlink.js';
 
 /** What the reconciler needs of `ip`; routes/ip.ts in production, a map in unit tests. */
@@ -174,7 +175,7 @@ class PrefixRecord implements RouteWrite {
 /** What is wanted, by prefix, read from the reconciler's one table (read only). */
 class Wanted implements ReadonlyMap<string, RouteTarget> {
   constructor(
-    private readonly table: ReadonlyMap<string, PrefixRecord>,
+    private readonly table: PrefixTable<PrefixRecord>,
     private readonly count: () => number,
   ) {}
 
@@ -222,9 +223,9 @@ export interface PrefixSlots {
 export class RouteReconciler {
   /**
    * Every prefix we want, the kernel (as far as we know) has of ours, or the RIB has candidates for:
-   * the one full-size map, a record per prefix (PrefixRecord).
+   * the one full-size table, a record per prefix (PrefixRecord; routes/prefix-table.ts).
    */
-  private readonly table = new Map<string, PrefixRecord>();
+  private readonly table = new PrefixTable<PrefixRecord>();
   /** start() adopted the kernel's routes, or setDesired() was called: upsert() and remove() may be. */
   private adopted = false;
   /** Prefixes with a route wanted: wanted().size. */
@@ -409,7 +410,7 @@ export class RouteReconciler {
   /** A record for a prefix new to the table: nothing wanted, nothing in the kernel. */
   private add(prefix: string): PrefixRecord {
     const rec = new PrefixRecord(prefix, undefined, undefined);
-    this.table.set(prefix, rec);
+    this.table.add(rec);
     if (this.releasedSinceSweep > 0 && this.table.size > 2 * this.sweptSize + (this.options.sweepSlack ?? SWEEP_SLACK)) this.scheduleSweep(0);
     return rec;
   }
