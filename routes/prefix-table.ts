@@ -1,5 +1,7 @@
 // The route programmer's one table: records by prefix text, IPv4 prefixes found through typed arrays, not a Map.
 
+import { randomBytes } from 'node:crypto';
+
 /**
  * Records keyed by their own prefix text, iterated in insertion order with a Map's guarantees: what
  * is added while iterating is visited, what is deleted before it is reached is not, the current one
@@ -194,6 +196,12 @@ class Ipv4Index {
   private slots = Ipv4Index.emptySlots(MIN_CAPACITY);
   private live = 0;
   private used = 0;
+  /**
+   * Mixed into every key's slot: the prefixes come from peers, and were the slots the same in every
+   * agent, /32s chosen to start probing at one slot would make each look-up walk all of them (hash
+   * flooding; V8 seeds a Map's hash at random for the same reason).
+   */
+  private readonly seed = randomBytes(4).readInt32LE(0);
 
   private static emptySlots(capacity: number): Int32Array {
     const slots = new Int32Array(2 * capacity);
@@ -204,7 +212,7 @@ class Ipv4Index {
   /** The position stored for the key, or -1. */
   find(address: number, length: number): number {
     const { slots, mask } = this;
-    for (let i = slotOf(address, length, mask); ; i = (i + 1) & mask) {
+    for (let i = slotOf(address ^ this.seed, length, mask); ; i = (i + 1) & mask) {
       const meta = slots[2 * i + 1]!;
       if (meta === EMPTY) return -1;
       if (meta >= 0 && slots[2 * i] === address && meta % LENGTHS === length) return (meta - length) / LENGTHS;
@@ -216,7 +224,7 @@ class Ipv4Index {
     const capacity = this.mask + 1;
     if (2 * (this.used + 1) > capacity) this.rebuild(4 * (this.live + 1) > capacity ? capacity * 2 : capacity);
     const { slots, mask } = this;
-    let i = slotOf(address, length, mask);
+    let i = slotOf(address ^ this.seed, length, mask);
     while (slots[2 * i + 1]! >= 0) i = (i + 1) & mask;
     if (slots[2 * i + 1] === EMPTY) this.used++;
     slots[2 * i] = address;
@@ -227,7 +235,7 @@ class Ipv4Index {
   /** Removes the key; its position, or -1 when it was not there. */
   remove(address: number, length: number): number {
     const { slots, mask } = this;
-    for (let i = slotOf(address, length, mask); ; i = (i + 1) & mask) {
+    for (let i = slotOf(address ^ this.seed, length, mask); ; i = (i + 1) & mask) {
       const meta = slots[2 * i + 1]!;
       if (meta === EMPTY) return -1;
       if (meta >= 0 && slots[2 * i] === address && meta % LENGTHS === length) {
@@ -259,7 +267,7 @@ class Ipv4Index {
   }
 }
 
-/** The slot a key starts probing at: address and length mixed (murmur3's finaliser), so the consecutive prefixes of a table spread over the slots. */
+/** The slot a key starts probing at: address (seeded) and length mixed (murmur3's finaliser), so the consecutive prefixes of a table spread over the slots. */
 function slotOf(address: number, length: number, mask: number): number {
   let h = address ^ Math.imul(length + 1, 0x9e3779b1);
   h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
