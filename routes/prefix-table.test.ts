@@ -81,8 +81,6 @@ describe('PrefixTable', () => {
       }),
       { numRuns: 300 },
     );
-    console.log('RETIRED', (globalThis as any).RETIRED
-    );
   });
 
   it('deleting the current record while iterating is safe, and records added meanwhile are visited', () => {
