@@ -774,12 +774,14 @@ export class RouteReconciler {
     const flush = this.takeFlush();
     if (flush) return [flush];
     const max = this.options.chunkLines ?? 2048;
-    const lines: Line[] = [];
+    // Made at the most it can hold, and cut to what it got: grown by push, it made three times its size in arrays thrown away.
+    const lines = new Array<Line>(Math.min(max, this.queue.size));
+    let taken = 0;
     const later: PrefixRecord[] = [];
     const chunk = ++this.chunks;
     let visited = 0;
     // Bounded also by prefixes visited, so a chunk of no-ops does not hold the event loop either.
-    while (this.queue.size > 0 && lines.length < max && visited < max * 8) {
+    while (this.queue.size > 0 && taken < lines.length && visited < max * 8) {
       const rec = this.queue.shift()!;
       visited++;
       // Released, or a place in the queue passed over (a flush was its change; queued again after a resync).
@@ -812,9 +814,10 @@ export class RouteReconciler {
       this.countGateway(have, -1);
       this.countGateway(rec.route, 1);
       rec.chunk = chunk;
-      lines.push(rec);
+      lines[taken++] = rec;
     }
     for (const rec of later) this.queue.push(rec);
+    lines.length = taken;
     return lines;
   }
 

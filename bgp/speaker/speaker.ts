@@ -402,8 +402,9 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const mpReach = u.mpReach && negotiated(u.mpReach.family) ? u.mpReach : undefined;
     const ignored = [u.mpReach, u.mpUnreach].find((mp) => mp && !negotiated(mp.family))?.family ?? (!v4 && (u.nlri.length || u.withdrawn.length) ? IPV4_UNICAST : undefined);
     if (ignored) this.warnOnce(peer, `family ${ignored.afi}/${ignored.safi}`, { afi: ignored.afi, safi: ignored.safi }, 'bgp UPDATE for an address family not negotiated: ignored (RFC 4760)');
-    if (v4) for (const prefix of u.withdrawn) push(changes, this.rib.withdraw(source, prefix));
-    for (const prefix of mpUnreach?.withdrawn ?? []) push(changes, this.rib.withdraw(source, prefix));
+    // Indexed loops on the path of every prefix: no iterator result per prefix in unoptimised code (daemon.ts, onBestRoutes).
+    if (v4) for (let i = 0; i < u.withdrawn.length; i++) push(changes, this.rib.withdraw(source, u.withdrawn[i]!));
+    if (mpUnreach) for (let i = 0; i < mpUnreach.withdrawn.length; i++) push(changes, this.rib.withdraw(source, mpUnreach.withdrawn[i]!));
     if (v4) this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
     if (mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, mpReach.nlri, mpReach.nextHops[0] ?? '', changes);
     const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
@@ -434,7 +435,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const nextHop = this.scoped(peer, received);
     const usable = !u.treatAsWithdraw && nextHop !== '' && !this.isOwnAddress(peer, nextHop) && !loopReason(u.attributes, peer.info, this.config);
     const route: Route = { attrs: u.attributes, nextHop, source: peer.info };
-    for (const prefix of prefixes) {
+    for (let i = 0; i < prefixes.length; i++) {
+      const prefix = prefixes[i]!;
       if (usable && this.importFilter.allows(prefix)) push(changes, this.rib.announce(prefix, route));
       else push(changes, this.rib.withdraw(peer.info.id, prefix));
     }
@@ -631,7 +633,8 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const groups = new Map<string, Group>();
     let tooLarge: Group | undefined;
     let notSent = 0;
-    for (const c of changes) {
+    for (let i = 0; i < changes.length; i++) {
+      const c = changes[i]!;
       const afi = familyOf(c.prefix);
       if (!(afi === AFI.IPv4 ? speaksV4 : speaksV6)) continue;
       const out = c.best ? exports.get(c.best, afi) : undefined;
