@@ -390,7 +390,6 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
       if (peer.awaitedEndOfRib?.delete(ribFamily(eor.afi))) this.checkDeferral();
       return;
     }
-    const changes: BestChange[] = [];
     const source = peer.info.id;
     // Only families this session negotiated are learned (RFC 4760 §6). MP_REACH/MP_UNREACH for
     // another one is ignored, as BIRD does: RFC 4760 §7 has the speaker drop that family's routes
@@ -402,11 +401,13 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
     const mpReach = u.mpReach && negotiated(u.mpReach.family) ? u.mpReach : undefined;
     const ignored = [u.mpReach, u.mpUnreach].find((mp) => mp && !negotiated(mp.family))?.family ?? (!v4 && (u.nlri.length || u.withdrawn.length) ? IPV4_UNICAST : undefined);
     if (ignored) this.warnOnce(peer, `family ${ignored.afi}/${ignored.safi}`, { afi: ignored.afi, safi: ignored.safi }, 'bgp UPDATE for an address family not negotiated: ignored (RFC 4760)');
+    const found = new ChangeList((v4 ? u.withdrawn.length + u.nlri.length : 0) + (mpUnreach?.withdrawn.length ?? 0) + (mpReach?.nlri.length ?? 0));
     // Indexed loops on the path of every prefix: no iterator result per prefix in unoptimised code (daemon.ts, onBestRoutes).
-    if (v4) for (let i = 0; i < u.withdrawn.length; i++) push(changes, this.rib.withdraw(source, u.withdrawn[i]!));
-    if (mpUnreach) for (let i = 0; i < mpUnreach.withdrawn.length; i++) push(changes, this.rib.withdraw(source, mpUnreach.withdrawn[i]!));
-    if (v4) this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', changes);
-    if (mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, mpReach.nlri, mpReach.nextHops[0] ?? '', changes);
+    if (v4) for (let i = 0; i < u.withdrawn.length; i++) found.add(this.rib.withdraw(source, u.withdrawn[i]!));
+    if (mpUnreach) for (let i = 0; i < mpUnreach.withdrawn.length; i++) found.add(this.rib.withdraw(source, mpUnreach.withdrawn[i]!));
+    if (v4) this.learn(peer, u, u.nlri, u.attributes.nextHop ?? '', found);
+    if (mpReach?.family.safi === SAFI_UNICAST) this.learn(peer, u, mpReach.nlri, mpReach.nextHops[0] ?? '', found);
+    const changes = found.done();
     const limit = peer.settings.maxPrefixes ?? this.config.maxPrefixes;
     if (this.rib.count(peer.info.id) > limit) {
       // RFC 4486: Cease, maximum number of prefixes reached; the peer's routes go with the session.
@@ -430,15 +431,15 @@ export class Speaker extends EventEmitter<{ routes: [RouteChange[]]; peerState: 
    * unusable). All of them share one Route, holding the UPDATE's attributes as decoded once, and the
    * checks that depend only on the attributes (loops, treat-as-withdraw) are made once per UPDATE.
    */
-  private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], received: string, changes: BestChange[]): void {
+  private learn(peer: Peer, u: UpdateMessage, prefixes: Prefix[], received: string, changes: ChangeList): void {
     if (prefixes.length === 0) return;
     const nextHop = this.scoped(peer, received);
     const usable = !u.treatAsWithdraw && nextHop !== '' && !this.isOwnAddress(peer, nextHop) && !loopReason(u.attributes, peer.info, this.config);
     const route: Route = { attrs: u.attributes, nextHop, source: peer.info };
     for (let i = 0; i < prefixes.length; i++) {
       const prefix = prefixes[i]!;
-      if (usable && this.importFilter.allows(prefix)) push(changes, this.rib.announce(prefix, route));
-      else push(changes, this.rib.withdraw(peer.info.id, prefix));
+      if (usable && this.importFilter.allows(prefix)) changes.add(this.rib.announce(prefix, route));
+      else changes.add(this.rib.withdraw(peer.info.id, prefix));
     }
   }
 
@@ -851,6 +852,29 @@ class ExportCache {
 
 function push(changes: BestChange[], c: BestChange | undefined): void {
   if (c) changes.push(c);
+}
+
+/**
+ * The changes of one UPDATE, in a list made at the most it can hold (one per prefix) and cut to what
+ * came: grown by push, a full table's UPDATEs of ~1,000 prefixes made twice the list's size again
+ * in arrays thrown away (sampled: 2-2.5 MB per 100,000 prefixes loaded or withdrawn).
+ */
+class ChangeList {
+  private readonly items: BestChange[];
+  private n = 0;
+
+  constructor(most: number) {
+    this.items = new Array<BestChange>(most);
+  }
+
+  add(c: BestChange | undefined): void {
+    if (c) this.items[this.n++] = c;
+  }
+
+  done(): BestChange[] {
+    this.items.length = this.n;
+    return this.items;
+  }
 }
 
 /** Prefixes of one family sharing the attributes they are advertised with, and the room left for them. */
