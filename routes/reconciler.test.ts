@@ -103,6 +103,25 @@ describe('RouteReconciler (fake ip)', () => {
     expect(rec.installed()).toEqual([r('10.9.0.0/24', '192.0.2.2')]);
   });
 
+  it('counts pending records, not places in its queue: a change undone before its pass and released by the RIB is not pending', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip, debounceMs: 60_000 });
+    await rec.start();
+    const slots = rec.ribSlots();
+    const slot = slots.add('10.9.0.0/24');
+    rec.upsertFor('10.9.0.0/24', r('10.9.0.0/24', '192.0.2.1'), slot);
+    rec.upsertFor('10.9.1.0/24', r('10.9.1.0/24', '192.0.2.1'));
+    expect(rec.stats().pending).toBe(2);
+    // Withdrawn before any pass, and the RIB lets the record go: nothing is left to do for it.
+    rec.remove('10.9.0.0/24', slot);
+    slots.release(slot);
+    expect(rec.stats().pending).toBe(1);
+    await rec.flush();
+    expect(rec.stats()).toMatchObject({ pending: 0, installed: 1 });
+    expect([...ip.kernel.keys()]).toEqual(['10.9.1.0/24']);
+    rec.stop();
+  });
+
   it('coalesces a burst of changes into one batch', async () => {
     const ip = new FakeIp();
     const rec = new RouteReconciler({ shell: ip, debounceMs: 5 });

@@ -233,6 +233,8 @@ export class RouteReconciler {
   private readonly wantedView = new Wanted(this.table, () => this.wantedCount);
   /** Prefixes to look at, in order of change (routes/fifo.ts: an array kept between bursts, not regrown for each). */
   private readonly queue = new Fifo<PrefixRecord>();
+  /** Records queued (PrefixRecord.queued): the queue's size counts places passed over as well. */
+  private queuedCount = 0;
   /** Numbers the chunks: a record's `chunk` says which one its change is in. */
   private chunks = 0;
   /** Prefixes the kernel refused; they are queued again on the retry timer. */
@@ -429,7 +431,15 @@ export class RouteReconciler {
   private enqueue(rec: PrefixRecord): void {
     if (rec.queued) return;
     rec.queued = true;
+    this.queuedCount++;
     this.queue.push(rec);
+  }
+
+  /** The record is not queued any more; its place in the queue, if still there, is passed over. */
+  private unqueue(rec: PrefixRecord): void {
+    if (!rec.queued) return;
+    rec.queued = false;
+    this.queuedCount--;
   }
 
   /**
@@ -439,7 +449,7 @@ export class RouteReconciler {
    */
   private release(rec: PrefixRecord): void {
     if (!isIdle(rec)) return;
-    rec.queued = false;
+    this.unqueue(rec);
     if (this.refused.size > 0) this.refused.delete(rec);
     // A device route for the prefix is ours no more: one the CNI plugin adds for it (a pod's) is left alone.
     if (this.ownedDevices.size > 0) this.ownedDevices.delete(rec.prefix);
@@ -513,7 +523,10 @@ export class RouteReconciler {
   stats(): RouteStats {
     const { unicast, ecmp, blackhole } = this.tally;
     const desired = this.wantedCount;
-    const pending = this.queue.size + this.refused.size;
+    // Records, not places in the queue: a record released, or whose change a flush made, leaves its
+    // place behind, and a refused one waiting for its retry may be queued as well.
+    let pending = this.queuedCount;
+    for (const rec of this.refused) if (!rec.queued) pending++;
     return { installed: unicast + blackhole, unicast, ecmp, blackhole, desired, pending, ...this.counters };
   }
 
@@ -791,7 +804,7 @@ export class RouteReconciler {
         later.push(rec);
         continue;
       }
-      rec.queued = false;
+      this.unqueue(rec);
       if (this.refused.size > 0) this.refused.delete(rec);
       const { want, have } = rec;
       if (want && have && satisfies(have, want)) {
@@ -851,7 +864,7 @@ export class RouteReconciler {
       for (const rec of records) {
         this.refused.delete(rec);
         rec.chunk = chunk;
-        rec.queued = false; // its place in the queue is passed over: the flush is its change
+        this.unqueue(rec); // its place in the queue is passed over: the flush is its change
       }
       const covers = records.map((rec) => rec.prefix);
       counts.delete(gateway);
