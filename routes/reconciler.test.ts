@@ -122,6 +122,28 @@ describe('RouteReconciler (fake ip)', () => {
     rec.stop();
   });
 
+  it('counts no record a sweep dropped as pending: a change undone before its pass leaves an idle record queued, and the sweep takes it', async () => {
+    const ip = new FakeIp();
+    const rec = new RouteReconciler({ shell: ip, debounceMs: 60_000, sweepMs: 60_000 });
+    const sweep = () => (rec as unknown as { sweep(): Promise<void> }).sweep();
+    await rec.start();
+    // A route installed and withdrawn: its record is released, so a sweep is due.
+    rec.upsertFor('10.9.0.0/24', r('10.9.0.0/24', '192.0.2.1'));
+    await rec.flush();
+    rec.remove('10.9.0.0/24');
+    await rec.flush();
+    // Announced and withdrawn before any pass (no RIB slot releases it): idle, and queued.
+    rec.upsertFor('10.9.1.0/24', r('10.9.1.0/24', '192.0.2.1'));
+    rec.remove('10.9.1.0/24');
+    expect(rec.stats().pending).toBe(1);
+    await sweep();
+    expect(rec.stats().pending).toBe(0);
+    await rec.flush();
+    expect(rec.stats()).toMatchObject({ pending: 0, installed: 0 });
+    expect(ip.kernel.size).toBe(0);
+    rec.stop();
+  });
+
   it('coalesces a burst of changes into one batch', async () => {
     const ip = new FakeIp();
     const rec = new RouteReconciler({ shell: ip, debounceMs: 5 });

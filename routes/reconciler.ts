@@ -484,6 +484,8 @@ export class RouteReconciler {
     try {
       for (const rec of this.table.values()) {
         if (isIdle(rec)) {
+          // Idle may still be queued (wanted and unwanted again before a pass): not pending any more.
+          this.unqueue(rec);
           rec.live = false;
           this.table.delete(rec.prefix);
           if (this.refused.size > 0) this.refused.delete(rec);
