@@ -557,6 +557,84 @@ describe('RouteReconciler (fake ip)', () => {
     );
   });
 
+  it('answers stats().pending with the records queued and the refused ones not queued, through every way in and out of the queue', async () => {
+    // Passes run between steps (a kernel that answers a turn later, debounce 0), so every step lands
+    // anywhere in a pass: chunks out, flushes, refusals and their retries (and the comparison each
+    // retry makes), the RIB taking and letting go of records (ribSlots), sweeps, drift comparisons.
+    class SlowIp extends FakeIp {
+      override async batch(lines: string[]): Promise<BatchFailure[]> {
+        await new Promise((resolve) => setImmediate(resolve));
+        return super.batch(lines);
+      }
+    }
+    type Rec = { queued: boolean; candidates: unknown; prefix: string };
+    const prefix = fc.integer({ min: 0, max: 3 }).map((i) => `10.${i}.0.0/24`);
+    const op = fc.oneof(
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('upsert' as const), prefix, hop: fc.constantFrom('192.0.2.2', '192.0.2.3'), slot: fc.boolean() }) },
+      { weight: 4, arbitrary: fc.record({ kind: fc.constant('remove' as const), prefix, slot: fc.boolean() }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('hold' as const), prefix }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('let go' as const), prefix }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('turn' as const) }) },
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('flush' as const) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('refuse' as const), prefix }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('accept' as const) }) },
+      { weight: 3, arbitrary: fc.record({ kind: fc.constant('sweep' as const) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('drift' as const), prefix }) },
+    );
+    await fc.assert(
+      fc.asyncProperty(fc.array(op, { minLength: 20, maxLength: 60 }), async (ops) => {
+        const ip = new SlowIp();
+        const rec = new RouteReconciler({ shell: ip, chunkLines: 2, flushMin: 2, debounceMs: 0, retryMs: 1, sweepMs: 60_000, driftSettleMs: 0, driftIntervalMs: 0 });
+        const inside = rec as unknown as { table: { values(): Iterable<Rec> }; refused: Set<Rec>; sweep(): Promise<void> };
+        const slots = rec.ribSlots();
+        // What stats() must say: records queued, and refused ones waiting for their retry (not queued).
+        const truth = (): number => {
+          let n = 0;
+          for (const x of inside.table.values()) if (x.queued) n++;
+          for (const x of inside.refused) if (!x.queued) n++;
+          return n;
+        };
+        await rec.start();
+        for (const o of ops) {
+          if (o.kind === 'upsert') rec.upsertFor(o.prefix, r(o.prefix, o.hop), o.slot ? slots.get(o.prefix) : undefined);
+          else if (o.kind === 'remove') rec.remove(o.prefix, o.slot ? slots.get(o.prefix) : undefined);
+          else if (o.kind === 'hold') (slots.get(o.prefix) ?? slots.add(o.prefix)).candidates = { by: 'the RIB' };
+          else if (o.kind === 'let go') {
+            const slot = slots.get(o.prefix);
+            if (slot) {
+              slot.candidates = undefined;
+              slots.release(slot);
+            }
+          } else if (o.kind === 'turn') await new Promise((resolve) => setImmediate(resolve));
+          else if (o.kind === 'flush') await rec.flush();
+          else if (o.kind === 'refuse') ip.refuse.add(o.prefix);
+          else if (o.kind === 'accept') ip.refuse.clear();
+          else if (o.kind === 'sweep') await inside.sweep();
+          else {
+            ip.kernel.delete(o.prefix);
+            rec.suspectDrift();
+          }
+          expect(rec.stats().pending).toBe(truth());
+        }
+        ip.refuse.clear();
+        for (let i = 0; i < 20 && rec.stats().pending > 0; i++) {
+          await rec.flush();
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          expect(rec.stats().pending).toBe(truth());
+        }
+        await rec.flush();
+        expect(inside.refused.size).toBe(0);
+        // Nothing refused, a flush done: nothing pending, and none of it left behind in the queue either.
+        expect(rec.stats().pending).toBe(0);
+        expect(truth()).toBe(0);
+        await inside.sweep();
+        expect(rec.stats().pending).toBe(0);
+        rec.stop();
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('compares with the kernel a slice at a time while changes keep coming: drift repaired, the changes made meanwhile kept', async () => {
     // As the netlink shell reads our routes (the addon's dump, decoded in slices with the event
     // loop served in between): a change may land between two slices of one comparison.
