@@ -194,3 +194,64 @@ describe('IPv4 prefix fast paths', () => {
     for (const text of ['1.2.3.4/33', '1.2.3/8', '1.2.3.4.5/8', '256.0.0.0/8', 'fd00::/8', '1.2.3.4', 'x']) expect(() => parseIpv4Prefix(text)).toThrow();
   });
 });
+
+describe('decodePrefixes (RFC 4271 §4.3, RFC 4760 §5)', () => {
+  /** The one-pass decoder it replaced (fc68c3a), through formatPrefix for both families: the reference. */
+  function decodeOnePass(afi: typeof AFI.IPv4 | typeof AFI.IPv6, data: Uint8Array, subcode: number, code = 3): string[] {
+    const out: string[] = [];
+    const max = afi === AFI.IPv4 ? 32 : 128;
+    for (let i = 0; i < data.length; ) {
+      const length = data[i]!;
+      const octets = (length + 7) >> 3;
+      if (length > max || i + 1 + octets > data.length) throw new BgpError(code, subcode, `malformed prefix at offset ${i}`);
+      out.push(formatPrefix(afi, data.subarray(i + 1, i + 1 + octets), length));
+      i += 1 + octets;
+    }
+    return out;
+  }
+  const outcome = (fn: () => string[]): { prefixes: string[] } | { code: number; subcode: number; message: string; data: number[] } => {
+    try {
+      const prefixes = fn();
+      // Made at its size and filled: no holes, nothing past the prefixes found.
+      for (let i = 0; i < prefixes.length; i++) expect(i in prefixes && typeof prefixes[i] === 'string').toBe(true);
+      return { prefixes };
+    } catch (err) {
+      const e = errorOf(() => {
+        throw err;
+      });
+      return { code: e.code, subcode: e.subcode, message: e.message, data: [...e.data] };
+    }
+  };
+
+  it('decodes and refuses exactly as the one-pass decoder: any bytes, well-formed runs (lengths 0 to the family maximum) and runs cut short or overlong, in a view of a larger buffer', () => {
+    const family = fc.constantFrom(AFI.IPv4, AFI.IPv6);
+    // A run of well-formed prefixes for the family, then maybe cut short or followed by stray bytes.
+    const run = family.chain((afi) => {
+      const max = afi === AFI.IPv4 ? 32 : 128;
+      const prefix = fc.tuple(fc.integer({ min: 0, max }), fc.uint8Array({ minLength: 16, maxLength: 16 })).map(([length, bytes]) => [length, ...bytes.subarray(0, (length + 7) >> 3)]);
+      const bytes = fc.tuple(fc.array(prefix, { maxLength: 12 }), fc.integer({ min: -3, max: 0 }), fc.uint8Array({ maxLength: 3 })).map(([ps, cut, extra]) => {
+        const wire = ps.flat();
+        return Uint8Array.from([...wire.slice(0, Math.max(0, wire.length + cut)), ...(cut === 0 ? extra : [])]);
+      });
+      return fc.tuple(fc.constant(afi), fc.oneof(bytes, fc.uint8Array({ maxLength: 40 })));
+    });
+    fc.assert(
+      fc.property(run, fc.uint8Array({ maxLength: 4 }), fc.uint8Array({ maxLength: 4 }), fc.integer({ min: 1, max: 10 }), fc.integer({ min: 1, max: 6 }), ([afi, bytes], before, after, subcode, code) => {
+        const whole = Buffer.from([...before, ...bytes, ...after]);
+        const view = whole.subarray(before.length, before.length + bytes.length);
+        expect(outcome(() => decodePrefixes(afi, view, subcode, code))).toEqual(outcome(() => decodeOnePass(afi, view, subcode, code)));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('decodes an empty field to no prefixes, and lengths 0 and the family maximum', () => {
+    expect(decodePrefixes(AFI.IPv4, new Uint8Array(0), 10)).toEqual([]);
+    expect(decodePrefixes(AFI.IPv4, Uint8Array.from([0, 32, 192, 0, 2, 1]), 10)).toEqual(['0.0.0.0/0', '192.0.2.1/32']);
+    expect(decodePrefixes(AFI.IPv6, Uint8Array.from([0, 128, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]), 10)).toEqual(['::/0', '2001:db8::1/128']);
+    // Past the family's maximum, or past the field's end: refused, with the offset of the prefix.
+    expect(errorOf(() => decodePrefixes(AFI.IPv4, Uint8Array.from([24, 10, 0, 0, 33, 1, 2, 3, 4, 5]), 10))).toMatchObject({ code: 3, subcode: 10, message: 'malformed prefix at offset 4' });
+    expect(errorOf(() => decodePrefixes(AFI.IPv6, Uint8Array.from([0, 129]), 9, 3))).toMatchObject({ code: 3, subcode: 9, message: 'malformed prefix at offset 1' });
+    expect(errorOf(() => decodePrefixes(AFI.IPv4, Uint8Array.from([8, 10, 24, 10, 0]), 10))).toMatchObject({ message: 'malformed prefix at offset 2' });
+  });
+});
