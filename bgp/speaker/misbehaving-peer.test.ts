@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { type BgpMessage, type UpdateMessage } from '../codec/index.js';
 import { until as waitUntil } from '../../test/support/wait.js';
 import { RawPeer, type RawPeerOptions, rawUpdate, update4095, v6With90Communities } from './raw-peer.js';
-import { Speaker, type SpeakerConfig } from './speaker.js';
+import { type RouteChange, Speaker, type SpeakerConfig } from './speaker.js';
 
 const speakers: Speaker[] = [];
 const peers: RawPeer[] = [];
@@ -303,5 +303,34 @@ describe('a peer that stops reading (RFC 9687) or floods us with ROUTE-REFRESH (
     const before = p.announced().length;
     s.setOriginated([...table, '10.250.0.0/24']);
     await until('a new route, promptly', () => p.announced().slice(before).includes('10.250.0.0/24'), 5000);
+  });
+});
+
+describe("one UPDATE's changes (RFC 4271 §4.3, RFC 4760 §3-§4): every way a prefix comes, in one list with no gaps", () => {
+  it('withdrawn, NLRI, MP_UNREACH and MP_REACH together, with prefixes never learned and one twice: each change reported once, nothing missing or undefined', async () => {
+    const s = await speaker();
+    const events: RouteChange[][] = [];
+    s.on('routes', (changes) => void events.push(changes));
+    s.setPeers([{ address: '127.0.0.2', asn: 65000, passive: true }]);
+    const ebgp = await raw(s, '127.0.0.2', 65000);
+    const v6 = { afi: 2 as const, safi: 1 };
+    const learn: UpdateMessage = { type: 2, withdrawn: [], attributes: attrs(65000, { nextHop: '127.0.0.2' }), nlri: ['10.1.0.0/24', '10.2.0.0/24'], mpReach: { family: v6, nextHops: ['fd00::2'], nlri: ['fd00:1::/64'] } };
+    ebgp.send(learn);
+    await until('both families learned', () => routes(s)['fd00:1::/64'] !== undefined && routes(s)['10.2.0.0/24'] !== undefined);
+    events.length = 0;
+    // Prefixes never learned change nothing, and one twice changes once: the list is shorter than the
+    // UPDATE's prefixes, and what ChangeList made at that size must be cut, not left with gaps.
+    ebgp.send({
+      type: 2,
+      withdrawn: ['10.1.0.0/24', '10.9.0.0/24'],
+      attributes: attrs(65000, { nextHop: '127.0.0.2' }),
+      nlri: ['10.3.0.0/24', '10.3.0.0/24'],
+      mpUnreach: { family: v6, withdrawn: ['fd00:1::/64', 'fd00:9::/64'] },
+    });
+    await until('the UPDATE applied', () => routes(s)['10.3.0.0/24'] !== undefined && routes(s)['fd00:1::/64'] === undefined);
+    const changes = events.flat();
+    for (const list of events) for (let i = 0; i < list.length; i++) expect(i in list && typeof list[i]?.prefix === 'string').toBe(true);
+    expect(changes.map((c) => c.prefix).sort()).toEqual(['10.1.0.0/24', '10.3.0.0/24', 'fd00:1::/64']);
+    expect(routes(s)).toEqual({ '10.2.0.0/24': '127.0.0.2', '10.3.0.0/24': '127.0.0.2' });
   });
 });
