@@ -144,6 +144,27 @@ describe('RouteReconciler (fake ip)', () => {
     rec.stop();
   });
 
+  it('flush() sends every change, also behind more places passed over than a chunk may visit (prefixes that came and went before a pass)', async () => {
+    const ip = new FakeIp();
+    // chunkLines 2: a chunk looks at 16 places at most.
+    const rec = new RouteReconciler({ shell: ip, debounceMs: 60_000, chunkLines: 2 });
+    await rec.start();
+    const slots = rec.ribSlots();
+    for (let i = 0; i < 40; i++) {
+      const prefix = `10.8.${i}.0/24`;
+      const slot = slots.add(prefix);
+      rec.upsertFor(prefix, r(prefix, '192.0.2.1'), slot);
+      rec.remove(prefix, slot);
+      slots.release(slot);
+    }
+    rec.upsertFor('10.9.0.0/24', r('10.9.0.0/24', '192.0.2.1'));
+    expect(rec.stats().pending).toBe(1);
+    await rec.flush();
+    expect([...ip.kernel.keys()]).toEqual(['10.9.0.0/24']);
+    expect(rec.stats().pending).toBe(0);
+    rec.stop();
+  });
+
   it('coalesces a burst of changes into one batch', async () => {
     const ip = new FakeIp();
     const rec = new RouteReconciler({ shell: ip, debounceMs: 5 });

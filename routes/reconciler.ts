@@ -557,7 +557,13 @@ export class RouteReconciler {
           // Stopped meanwhile: the chunks sent are waited for, nothing more is sent (see schedule()).
           const lines = this.stopped ? [] : this.takeChunk();
           if (lines.length === 0) {
-            if (!previous) break;
+            if (!previous) {
+              // A chunk looks at 8 x chunkLines places at most: all passed over (released, or a flush's)
+              // with records still queued behind them, look on (the queue shrinks each time: nothing is out).
+              if (this.stopped || this.queuedCount === 0 || this.queue.size === 0) break;
+              await yieldToEventLoop();
+              continue;
+            }
             add(await previous); // frees its prefixes for the next chunk
             previous = undefined;
             continue;
