@@ -554,13 +554,14 @@ export class RouteReconciler {
             previous = undefined;
             await this.resync();
           }
+          const places = this.queue.size;
           // Stopped meanwhile: the chunks sent are waited for, nothing more is sent (see schedule()).
           const lines = this.stopped ? [] : this.takeChunk();
           if (lines.length === 0) {
             if (!previous) {
               // A chunk looks at 8 x chunkLines places at most: all passed over (released, or a flush's)
-              // with records still queued behind them, look on (the queue shrinks each time: nothing is out).
-              if (this.stopped || this.queuedCount === 0 || this.queue.size === 0) break;
+              // with records still queued behind them, look on while the queue shrinks (nothing is out).
+              if (this.stopped || this.queuedCount === 0 || this.queue.size >= places) break;
               await yieldToEventLoop();
               continue;
             }
