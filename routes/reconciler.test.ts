@@ -44,6 +44,14 @@ class FakeIp implements RouteShell {
   }
 }
 
+/** Answers a turn of the event loop later: passes run between the steps of a property. */
+class SlowIp extends FakeIp {
+  override async batch(lines: string[]): Promise<BatchFailure[]> {
+    await new Promise((resolve) => setImmediate(resolve));
+    return super.batch(lines);
+  }
+}
+
 const r = (prefix: string, ...nextHops: string[]): Route => ({ prefix, type: 'unicast', nextHops });
 
 type Op = { kind: 'flush' } | { kind: 'upsert'; prefix: string; hop: string } | { kind: 'remove'; prefix: string };
@@ -535,12 +543,6 @@ describe('RouteReconciler (fake ip)', () => {
     // The kernel answers a turn of the event loop later, so passes run while changes keep coming;
     // a record released too early, or left in the queue twice and sent twice, would show as a
     // route missing, left behind or installed for the wrong prefix.
-    class SlowIp extends FakeIp {
-      override async batch(lines: string[]): Promise<BatchFailure[]> {
-        await new Promise((resolve) => setImmediate(resolve));
-        return super.batch(lines);
-      }
-    }
     const prefix = fc.integer({ min: 0, max: 9 }).map((i) => `10.${i}.0.0/24`);
     const op = fc.oneof(
       { weight: 4, arbitrary: fc.record({ kind: fc.constant('upsert' as const), prefix, hop: fc.constantFrom('192.0.2.2', '192.0.2.3') }) },
@@ -582,12 +584,6 @@ describe('RouteReconciler (fake ip)', () => {
     // Passes run between steps (a kernel that answers a turn later, debounce 0), so every step lands
     // anywhere in a pass: chunks out, flushes, refusals and their retries (and the comparison each
     // retry makes), the RIB taking and letting go of records (ribSlots), sweeps, drift comparisons.
-    class SlowIp extends FakeIp {
-      override async batch(lines: string[]): Promise<BatchFailure[]> {
-        await new Promise((resolve) => setImmediate(resolve));
-        return super.batch(lines);
-      }
-    }
     type Rec = { queued: boolean; candidates: unknown; prefix: string };
     const prefix = fc.integer({ min: 0, max: 3 }).map((i) => `10.${i}.0.0/24`);
     const op = fc.oneof(
