@@ -235,6 +235,8 @@ export class RouteReconciler {
   private readonly queue = new Fifo<PrefixRecord>();
   /** Records queued (PrefixRecord.queued): the queue's size counts places passed over as well. */
   private queuedCount = 0;
+  /** Refused records not queued (waiting for the retry): with queuedCount, what is pending. */
+  private refusedWaiting = 0;
   /** Numbers the chunks: a record's `chunk` says which one its change is in. */
   private chunks = 0;
   /** Prefixes the kernel refused; they are queued again on the retry timer. */
@@ -432,6 +434,7 @@ export class RouteReconciler {
     if (rec.queued) return;
     rec.queued = true;
     this.queuedCount++;
+    if (this.refused.size > 0 && this.refused.has(rec)) this.refusedWaiting--;
     this.queue.push(rec);
   }
 
@@ -440,6 +443,19 @@ export class RouteReconciler {
     if (!rec.queued) return;
     rec.queued = false;
     this.queuedCount--;
+    if (this.refused.size > 0 && this.refused.has(rec)) this.refusedWaiting++;
+  }
+
+  /** The kernel refused the record's change (or `ip` failed): it waits for the retry, counted as pending. */
+  private refuse(rec: PrefixRecord): void {
+    if (this.refused.has(rec)) return;
+    this.refused.add(rec);
+    if (!rec.queued) this.refusedWaiting++;
+  }
+
+  /** The record no longer waits for a retry (changed again, released, swept, or made by a flush). */
+  private unrefuse(rec: PrefixRecord): void {
+    if (this.refused.size > 0 && this.refused.delete(rec) && !rec.queued) this.refusedWaiting--;
   }
 
   /**
@@ -450,7 +466,7 @@ export class RouteReconciler {
   private release(rec: PrefixRecord): void {
     if (!isIdle(rec)) return;
     this.unqueue(rec);
-    if (this.refused.size > 0) this.refused.delete(rec);
+    this.unrefuse(rec);
     // A device route for the prefix is ours no more: one the CNI plugin adds for it (a pod's) is left alone.
     if (this.ownedDevices.size > 0) this.ownedDevices.delete(rec.prefix);
     this.releasedSinceSweep++;
@@ -488,7 +504,7 @@ export class RouteReconciler {
           this.unqueue(rec);
           rec.live = false;
           this.table.delete(rec.prefix);
-          if (this.refused.size > 0) this.refused.delete(rec);
+          this.unrefuse(rec);
         }
         if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
         if (this.stopped) return;
@@ -526,9 +542,10 @@ export class RouteReconciler {
     const { unicast, ecmp, blackhole } = this.tally;
     const desired = this.wantedCount;
     // Records, not places in the queue: a record released, or whose change a flush made, leaves its
-    // place behind, and a refused one waiting for its retry may be queued as well.
-    let pending = this.queuedCount;
-    for (const rec of this.refused) if (!rec.queued) pending++;
+    // place behind, and a refused one waiting for its retry may be queued as well. Both counted as
+    // they change: a refused flush puts a whole table in the refused set, and stats() answers every
+    // metrics scrape and status call.
+    const pending = this.queuedCount + this.refusedWaiting;
     return { installed: unicast + blackhole, unicast, ecmp, blackhole, desired, pending, ...this.counters };
   }
 
@@ -634,6 +651,7 @@ export class RouteReconciler {
     // (every metrics scrape and status call) meanwhile answers what was known before.
     const tally = { unicast: 0, blackhole: 0, ecmp: 0 };
     this.refused.clear();
+    this.refusedWaiting = 0;
     let differed = 0;
     const read = new ReadTargets();
     const slices = this.shell.readRouteSlices ? this.shell.readRouteSlices() : oneSlice(this.shell.readRoutes());
@@ -715,7 +733,7 @@ export class RouteReconciler {
       for (const l of lines) {
         for (const rec of this.recordsOf(l)) {
           rec.chunk = 0;
-          this.refused.add(rec);
+          this.refuse(rec);
         }
       }
       this.scheduleRetry();
@@ -779,7 +797,7 @@ export class RouteReconciler {
   private settle(rec: PrefixRecord, refused: boolean): void {
     rec.chunk = 0;
     if (refused) {
-      this.refused.add(rec);
+      this.refuse(rec);
       return;
     }
     const route = rec.route;
@@ -814,7 +832,7 @@ export class RouteReconciler {
         continue;
       }
       this.unqueue(rec);
-      if (this.refused.size > 0) this.refused.delete(rec);
+      this.unrefuse(rec);
       const { want, have } = rec;
       if (want && have && satisfies(have, want)) {
         if (have !== want) {
@@ -871,7 +889,7 @@ export class RouteReconciler {
       const records = [...set];
       const chunk = ++this.chunks;
       for (const rec of records) {
-        this.refused.delete(rec);
+        this.unrefuse(rec);
         rec.chunk = chunk;
         this.unqueue(rec); // its place in the queue is passed over: the flush is its change
       }
@@ -924,6 +942,7 @@ export class RouteReconciler {
       this.retryTimer = undefined;
       for (const rec of this.refused) if (rec.live) this.enqueue(rec);
       this.refused.clear();
+      this.refusedWaiting = 0;
       // A refusal may mean we were wrong about the kernel ("File exists" for a route of ours): compare first.
       this.resyncWanted = true;
       this.kick();
