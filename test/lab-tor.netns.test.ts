@@ -37,7 +37,9 @@ describe('lab --tor bird', () => {
 
   it('a node added later peers with the ToR (BIRD reconfigured live) and its pods are reachable', async () => {
     const joined = await addNode(stateDir, () => undefined);
-    await until(`a route to ${joined.podCIDR} on node-1`, async () => (await routesOf(nodes[0]!)).includes(`${joined.podCIDR} via ${joined.address}`), 30_000);
+    // Both ways before the ping: node-1 learning the new CIDR says nothing of the new node having
+    // learned node-1's yet (its session with the ToR is up, its reconciler may not have written).
+    await until(`routes between node-1 and ${joined.podCIDR}`, async () => (await routesOf(nodes[0]!)).includes(`${joined.podCIDR} via ${joined.address}`) && (await routesOf(joined)).includes(`${nodes[0]!.podCIDR} via ${nodes[0]!.address}`), 30_000);
     expect(await pingOnce(nodes[0]!.pods[0]!.netns, joined.pods[0]!.ip!)).toBe(true);
     const bird = await execa('birdc', ['-s', join(stateDir, 'bird.ctl'), 'show', 'protocols'], { reject: false });
     expect((String(bird.stdout).match(/Established/g) ?? []).length).toBe(4);
