@@ -98,17 +98,25 @@ export function normaliseAddress(text: string): string {
   throw new InvalidRouteError(`not an IP address: ${JSON.stringify(text)}`);
 }
 
+/** An IPv4 prefix's address (as a signed 32-bit integer) and length, as parseIpv4Prefix writes them. */
+export interface Ipv4PrefixParts {
+  address: number;
+  length: number;
+}
+
 /**
- * Whether `text` is already an IPv4 prefix in the kernel's form (no leading zeros, host bits clear):
- * a full table's prefixes come so from the speaker, and are checked by a character loop rather than
- * regular expressions, substrings and arrays.
+ * Reads `text` into `into` when it is an IPv4 prefix in canonical decimal (no leading zeros, a
+ * length of 0-32; host bits may be set): exactly one text per address and length. A character loop
+ * rather than regular expressions, substrings and arrays, and the caller's object rather than a new
+ * one: it runs for every prefix of a full table (the kernel's form, the route programmer's table).
  */
-function isCanonicalIpv4Prefix(text: string): boolean {
-  let value = 0;
+export function parseIpv4Prefix(text: string, into: Ipv4PrefixParts): boolean {
+  let address = 0;
   let octets = 0;
   let n = -1;
   let i = 0;
-  for (; i < text.length; i++) {
+  const end = text.length;
+  for (; i < end; i++) {
     const c = text.charCodeAt(i);
     if (c >= 48 && c <= 57) {
       if (n === 0) return false; // a leading zero
@@ -116,21 +124,31 @@ function isCanonicalIpv4Prefix(text: string): boolean {
       if (n > 255) return false;
     } else if ((c === 46 && octets < 3) || (c === 47 && octets === 3)) {
       if (n < 0) return false;
-      value = value * 256 + n;
+      address = (address << 8) | n;
       octets++;
       n = -1;
       if (c === 47) break;
     } else return false;
   }
-  if (octets !== 4 || i === text.length) return false;
+  if (octets !== 4 || i + 1 >= end || end - i > 3) return false;
   let length = 0;
-  for (let j = i + 1; j < text.length; j++) {
+  for (let j = i + 1; j < end; j++) {
     const c = text.charCodeAt(j);
-    if (c < 48 || c > 57 || (j === i + 1 && c === 48 && text.length > j + 1)) return false;
+    if (c < 48 || c > 57 || (j === i + 1 && c === 48 && end > j + 1)) return false;
     length = length * 10 + (c - 48);
   }
-  if (i + 1 === text.length || length > 32) return false;
-  return length === 32 || value % 2 ** (32 - length) === 0;
+  if (length > 32) return false;
+  into.address = address;
+  into.length = length;
+  return true;
+}
+
+const parsed: Ipv4PrefixParts = { address: 0, length: 0 };
+
+/** Whether `text` is already an IPv4 prefix in the kernel's form: canonical decimal, host bits clear. */
+function isCanonicalIpv4Prefix(text: string): boolean {
+  // Host bits clear: the low 32 - length bits, shifted out to the left (a shift by 32 is none in JS).
+  return parseIpv4Prefix(text, parsed) && (parsed.length === 32 || parsed.address << parsed.length === 0);
 }
 
 /** `address/length` as the kernel prints it; a bare address gets /32 or /128; host bits are refused (so would `ip` be). */

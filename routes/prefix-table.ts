@@ -1,6 +1,7 @@
 // The route programmer's one table: records by prefix text, IPv4 prefixes found through typed arrays, not a Map.
 
 import { randomBytes } from 'node:crypto';
+import { type Ipv4PrefixParts, parseIpv4Prefix } from './desired.js';
 
 /**
  * Records keyed by their own prefix text, iterated in insertion order with a Map's guarantees: what
@@ -39,8 +40,7 @@ export class PrefixTable<V extends { readonly prefix: string }> {
   }
 
   get(prefix: string): V | undefined {
-    const key = ipv4Key(prefix);
-    const at = key === NOT_IPV4 ? this.others.get(prefix) : this.v4.find(KEY.address, KEY.length);
+    const at = parseIpv4Prefix(prefix, KEY) ? this.v4.find(KEY.address, KEY.length) : this.others.get(prefix);
     return at === undefined || at < 0 ? undefined : this.segment.entries[at];
   }
 
@@ -51,7 +51,7 @@ export class PrefixTable<V extends { readonly prefix: string }> {
   /** Adds a record for a prefix that has none (a record deleted is not added again: a new one is). */
   add(value: V): void {
     const prefix = value.prefix;
-    const isV4 = ipv4Key(prefix) !== NOT_IPV4;
+    const isV4 = parseIpv4Prefix(prefix, KEY);
     const at = isV4 ? this.v4.find(KEY.address, KEY.length) : this.others.get(prefix);
     if (at !== undefined && at >= 0) throw new Error(`${prefix} is in the table already`);
     const position = this.segment.entries.length;
@@ -64,7 +64,7 @@ export class PrefixTable<V extends { readonly prefix: string }> {
   }
 
   delete(prefix: string): boolean {
-    const isV4 = ipv4Key(prefix) !== NOT_IPV4;
+    const isV4 = parseIpv4Prefix(prefix, KEY);
     const at = isV4 ? this.v4.remove(KEY.address, KEY.length) : this.others.get(prefix);
     if (at === undefined || at < 0) return false;
     if (!isV4) this.others.delete(prefix);
@@ -149,47 +149,8 @@ class Segment<V> {
   }
 }
 
-const NOT_IPV4 = -1;
 /** The last key parsed (one object, written in place: a key costs no allocation). */
-const KEY = { address: 0, length: 0 };
-
-/**
- * Parses `text` into KEY when it is an IPv4 prefix in canonical decimal (no leading zeros, a length
- * of 0-32): exactly one text per address and length, so the two are the key. Host bits may be set
- * (another text, another key). Anything else: NOT_IPV4.
- */
-function ipv4Key(text: string): number {
-  let address = 0;
-  let octets = 0;
-  let n = -1;
-  let i = 0;
-  const end = text.length;
-  for (; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (n === 0) return NOT_IPV4;
-      n = n < 0 ? c - 48 : n * 10 + (c - 48);
-      if (n > 255) return NOT_IPV4;
-    } else if ((c === 46 && octets < 3) || (c === 47 && octets === 3)) {
-      if (n < 0) return NOT_IPV4;
-      address = ((address << 8) | n) | 0;
-      octets++;
-      n = -1;
-      if (c === 47) break;
-    } else return NOT_IPV4;
-  }
-  if (octets !== 4 || i + 1 >= end || end - i > 3) return NOT_IPV4;
-  let length = 0;
-  for (let j = i + 1; j < end; j++) {
-    const c = text.charCodeAt(j);
-    if (c < 48 || c > 57 || (j === i + 1 && c === 48 && end > j + 1)) return NOT_IPV4;
-    length = length * 10 + (c - 48);
-  }
-  if (length > 32) return NOT_IPV4;
-  KEY.address = address;
-  KEY.length = length;
-  return 0;
-}
+const KEY: Ipv4PrefixParts = { address: 0, length: 0 };
 
 const EMPTY = -1;
 const DELETED = -2;
