@@ -192,7 +192,7 @@ class Wanted implements ReadonlyMap<string, RouteTarget> {
   }
 
   *entries(): MapIterator<[string, RouteTarget]> {
-    for (const [prefix, rec] of this.table) if (rec.want) yield [prefix, rec.want];
+    for (const rec of this.table.values()) if (rec.want) yield [rec.prefix, rec.want];
   }
 
   *keys(): MapIterator<string> {
@@ -348,7 +348,7 @@ export class RouteReconciler {
       desired.set(prefix, this.normalise.target(prefix, route));
     }
     this.adopted = true;
-    for (const [prefix, rec] of this.table) if (!desired.has(prefix)) this.setWant(rec, undefined);
+    for (const rec of this.table.values()) if (!desired.has(rec.prefix)) this.setWant(rec, undefined);
     for (const [prefix, target] of desired) {
       if (isDeviceRoute(target)) this.ownedDevices.add(prefix);
       this.setWant(this.table.get(prefix) ?? this.add(prefix), target);
