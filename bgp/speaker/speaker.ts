@@ -840,6 +840,9 @@ class ExportCache {
 
   constructor(private readonly compute: (route: Route, afi: Afi) => Export | undefined) {}
 
+  /** Keeps the hidden class of these short-lived objects, and the code optimised for it, alive (see Change in bgp/rib/rib.ts). */
+  static readonly shapeKeeper = new ExportCache(() => undefined);
+
   get(route: Route, afi: Afi): Export | undefined {
     if (route !== this.route || afi !== this.afi) {
       this.route = route;
@@ -866,6 +869,9 @@ class ChangeList {
   constructor(most: number) {
     this.items = new Array<BestChange>(most);
   }
+
+  /** Keeps the hidden class of these short-lived objects, and the code optimised for it, alive (see Change in bgp/rib/rib.ts). */
+  static readonly shapeKeeper = new ChangeList(0);
 
   add(c: BestChange | undefined): void {
     if (c) this.items[this.n++] = c;

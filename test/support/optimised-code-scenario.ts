@@ -1,0 +1,38 @@
+// Run under the agent's node flags with --trace-deopt (bgp/speaker/optimised-code.test.ts reads the
+// trace): a raw peer announces a table to our speaker one UPDATE at a time, then withdraws it, so
+// the full collections that the table's growth sets off fall between UPDATEs, when none of the
+// objects an UPDATE makes and drops (best-route changes, change lists, export caches) is alive.
+// Usage: node FLAGS --import tsx test/support/optimised-code-scenario.ts [PREFIXES]
+import { Loopback, until } from '../../bgp/speaker/loopback.js';
+
+const PER_UPDATE = 800; // /27s in NLRI: 800 fit one 4,096-byte UPDATE
+const prefixes = Math.ceil(Number(process.argv[2] ?? 96_000) / PER_UPDATE) * PER_UPDATE;
+const PEER = '127.0.0.2';
+
+const prefix = (i: number): string => {
+  const a = 10 * 2 ** 24 + i * 32;
+  return `${a >>> 24}.${(a >>> 16) & 255}.${(a >>> 8) & 255}.${a & 255}/27`;
+};
+const updateOf = (u: number): string[] => Array.from({ length: PER_UPDATE }, (_, i) => prefix(u * PER_UPDATE + i));
+/** A turn of the event loop between UPDATEs, as between packets: a collection's last step runs as a task. */
+const pause = () => new Promise((r) => setTimeout(r, 1));
+
+const loopback = new Loopback();
+try {
+  const speaker = await loopback.speaker({ maxPrefixes: 2 * prefixes }, [{ address: PEER, asn: 65001 }]);
+  const peer = await loopback.connect(speaker, { localAddress: PEER, asn: 65001, families: [{ afi: 1, safi: 1 }] });
+  const received = () => speaker.snapshot().find((p) => p.address === PEER)?.prefixesReceived;
+  for (let u = 0; u < prefixes / PER_UPDATE; u++) {
+    peer.announce(updateOf(u), PEER);
+    await pause();
+  }
+  await until('the table received', () => received() === prefixes, 60_000);
+  for (let u = 0; u < prefixes / PER_UPDATE; u++) {
+    peer.send({ type: 2, withdrawn: updateOf(u), attributes: {}, nlri: [] });
+    await pause();
+  }
+  await until('the table withdrawn', () => received() === 0, 60_000);
+  console.log(JSON.stringify({ done: prefixes }));
+} finally {
+  await loopback.cleanup();
+}
