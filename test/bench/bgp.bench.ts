@@ -23,10 +23,10 @@ interface Round {
   /** Peak RSS over the whole round, and at the end of the first load. */
   peakRssMB: number;
   loadPeakRssMB: number;
-  cpuMs: number;
-  /** The agent's CPU time through the withdrawal: less swayed by the machine's load than its wall time. */
-  withdrawCpuMs: number;
-  /** Of which in user mode: our own work, without the kernel's deletions done in our threads. */
+  /** CPU through the load and the withdrawal, side by side: who used what, on a machine both share. */
+  loadCpu: CpuSplit;
+  withdrawCpu: CpuSplit;
+  /** Of the agent's CPU through the withdrawal, in user mode: our own work, without the kernel's deletions done in our threads. */
   withdrawUserCpuMs: number;
   /** Of which the main thread spent in garbage collection (the agent's own metrics). */
   withdrawGcMs: number;
@@ -40,6 +40,27 @@ interface Round {
   roundEventLoopMaxMs: number;
 }
 
+/**
+ * CPU of one phase, ms: the agent and its main thread (the rest is V8's helper threads, compiling and
+ * marking, and the route writers, whose time is the kernel's), the BIRD receiver and its kernel part.
+ */
+interface CpuSplit {
+  agent: number;
+  main: number;
+  bird: number;
+  birdKernel: number;
+}
+
+/** Reads the CPU counters now; the function it returns gives what each used since. */
+function cpuSince(lab: FullTableLab): () => CpuSplit {
+  const read = (): CpuSplit => ({ agent: lab.agentCpuMs(), main: lab.agentMainThreadCpuMs(), bird: lab.birdReceiverCpuMs(), birdKernel: lab.birdReceiverCpuMs('kernel') });
+  const before = read();
+  return () => {
+    const now = read();
+    return { agent: now.agent - before.agent, main: now.main - before.main, bird: now.bird - before.bird, birdKernel: now.birdKernel - before.birdKernel };
+  };
+}
+
 const TIMEOUT_MS = 600_000;
 
 /** One round at `prefixes`: load, withdraw all, announce again, a session flap; `phases: 'load'` stops after the load. */
@@ -49,19 +70,20 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
   try {
     await lab.setUp();
     const probe = new StatusProbe(lab.socket);
+    const loadCpuSince = cpuSince(lab);
     const t0 = await lab.startSenders();
     const seen = await lab.progressBoth(prefixes, TIMEOUT_MS);
+    const loadCpu = loadCpuSince();
     const load = { ours: seen.ours.last - t0, bird: seen.bird.last - t0 };
     const bulk = { ours: seen.ours.p99 - seen.ours.first, bird: seen.bird.p99 - seen.bird.first };
     const loaded = { ours: seen.ours.last - seen.ours.first, bird: seen.bird.last - seen.bird.first };
     await probe.stop();
     const eventLoopMaxMs = await lab.agentEventLoopMaxMs();
-    const cpuMs = lab.agentCpuMs();
     const loadPeakRssMB = lab.agentPeakRssMB();
     let withdraw: SideTimes = { ours: NaN, bird: NaN };
-    let withdrawCpuMs = NaN;
     let withdrawUserCpuMs = NaN;
     let withdrawGcMs = NaN;
+    let withdrawCpu: CpuSplit = { agent: NaN, main: NaN, bird: NaN, birdKernel: NaN };
     let reload: SideTimes = { ours: NaN, bird: NaN };
     let flap: SideTimes = { ours: NaN, bird: NaN };
     let flapStatusMaxMs = NaN;
@@ -70,10 +92,10 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
     if (phases === 'all') {
       const later = new StatusProbe(lab.socket);
       const gcBefore = await lab.agentGcMs();
-      const cpuBefore = lab.agentCpuMs();
       const userBefore = lab.agentCpuMs('user');
+      const withdrawCpuSince = cpuSince(lab);
       withdraw = await lab.untilBoth(0, await lab.senders('disable', 'generated'), TIMEOUT_MS);
-      withdrawCpuMs = lab.agentCpuMs() - cpuBefore;
+      withdrawCpu = withdrawCpuSince();
       withdrawUserCpuMs = lab.agentCpuMs('user') - userBefore;
       withdrawGcMs = (await lab.agentGcMs()) - gcBefore;
       phasePeaksMB.push(lab.agentPeakRssMB());
@@ -85,7 +107,7 @@ async function round(prefixes: number, phases: 'all' | 'load'): Promise<Round> {
       flapStatusMaxMs = later.failures.length ? Infinity : Math.round(later.maxMs);
       roundEventLoopMaxMs = await lab.agentEventLoopMaxMs();
     }
-    return { load, bulk, loaded, withdraw, reload, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, cpuMs, withdrawCpuMs, withdrawUserCpuMs, withdrawGcMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs, flapStatusMaxMs, roundEventLoopMaxMs, phasePeaksMB };
+    return { load, bulk, loaded, withdraw, reload, flap, peakRssMB: lab.agentPeakRssMB(), loadPeakRssMB, loadCpu, withdrawCpu, withdrawUserCpuMs, withdrawGcMs, statusMaxMs: Math.round(probe.maxMs), statusFailures: probe.failures.length, eventLoopMaxMs, flapStatusMaxMs, roundEventLoopMaxMs, phasePeaksMB };
   } catch (err) {
     throw new Error(`${(err as Error).message}\nagent log: ${lab.agentLog()}`);
   } finally {
@@ -106,6 +128,12 @@ export function growthExponent(points: [size: number, ms: number][]): number {
   return num / den;
 }
 
+/** Medians of CPU splits, as the report prints them. */
+function cpuLine(splits: CpuSplit[]): string {
+  const m = (pick: (c: CpuSplit) => number): number => percentile(splits.map(pick), 50);
+  return `agent ${m((c) => c.agent)} (main thread ${m((c) => c.main)}), BIRD receiver ${m((c) => c.bird)} (in the kernel ${m((c) => c.birdKernel)})`;
+}
+
 export async function benchBgp(): Promise<string[]> {
   const rounds = Number(process.env.BENCH_BGP_ROUNDS ?? 3);
   const main = Number(process.env.BENCH_PREFIXES ?? 100_000);
@@ -124,7 +152,8 @@ export async function benchBgp(): Promise<string[]> {
     '  ' + ratioLine('withdrawal of all, ours vs BIRD', m((r) => r.withdraw.ours), m((r) => r.withdraw.bird), '<= 1.0x'),
     '  ' + ratioLine('all announced again after the withdrawal (the agent warm), ours vs BIRD', m((r) => r.reload.ours), m((r) => r.reload.bird), 'reported'),
     '  ' + ratioLine('session flap without GR (all withdrawn, then all reinstalled), ours vs BIRD', m((r) => r.flap.ours), m((r) => r.flap.bird), 'reported'),
-    `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB; peak after withdrawal/reload/flap per round: ${full.map((r) => r.phasePeaksMB.join('/')).join(' ')}); agent CPU for the load ${m((r) => r.cpuMs)} ms, for the withdrawal ${m((r) => r.withdrawCpuMs)} ms (user mode ${m((r) => r.withdrawUserCpuMs)} ms, garbage collection ${m((r) => r.withdrawGcMs)} ms)`,
+    `  agent peak RSS: ${Math.max(...full.map((r) => r.loadPeakRssMB))} MB at most through the first load, ${Math.max(...full.map((r) => r.peakRssMB))} MB through withdrawal, reload and flap (goal <= 120 MB; peak after withdrawal/reload/flap per round: ${full.map((r) => r.phasePeaksMB.join('/')).join(' ')}); of the agent's CPU for the withdrawal, ${m((r) => r.withdrawUserCpuMs)} ms in user mode and ${m((r) => r.withdrawGcMs)} ms garbage collection`,
+    `  CPU side by side (ms): the load ${cpuLine(full.map((r) => r.loadCpu))}; the withdrawal ${cpuLine(full.map((r) => r.withdrawCpu))}`,
     `  during the load: slowest status-socket answer ${Math.max(...full.map((r) => r.statusMaxMs))} ms (failures ${full.reduce((s, r) => s + r.statusFailures, 0)}), longest event-loop delay ${Math.max(...full.map((r) => r.eventLoopMaxMs))} ms (goal <= 100 ms each)`,
     `  through withdrawal, reload and flap (the peer with the full table dropped): slowest status-socket answer ${Math.max(...full.map((r) => r.flapStatusMaxMs))} ms; longest event-loop delay of the whole round ${Math.max(...full.map((r) => r.roundEventLoopMaxMs))} ms (goal <= 100 ms each)`,
   );
@@ -148,7 +177,7 @@ export async function benchBgp(): Promise<string[]> {
     const r = await round(big, 'load');
     out.push(
       `  ${big} prefixes (one round): ours ${r.load.ours} ms, BIRD ${r.load.bird} ms (first to 99%: ${r.bulk.ours}/${r.bulk.bird}, first to last: ${r.loaded.ours}/${r.loaded.bird}); ` + ratioLine('ratio', r.load.ours, r.load.bird, '<= 1.0x') +
-        `; agent peak RSS ${r.peakRssMB} MB, CPU ${r.cpuMs} ms; slowest status answer ${r.statusMaxMs} ms, longest event-loop delay ${r.eventLoopMaxMs} ms`,
+        `; agent peak RSS ${r.peakRssMB} MB; CPU ${cpuLine([r.loadCpu])}; slowest status answer ${r.statusMaxMs} ms, longest event-loop delay ${r.eventLoopMaxMs} ms`,
     );
   }
   return out;

@@ -174,6 +174,16 @@ export interface FullTableOptions {
   env?: Record<string, string>;
 }
 
+export type CpuMode = 'all' | 'user' | 'kernel';
+
+/** CPU time from a /proc stat file (a process's or a thread's), ms: utime, stime or both (clock ticks of 10 ms). */
+function cpuMsOf(statPath: string, mode: CpuMode): number {
+  const fields = readFileSync(statPath, 'utf8').split(') ')[1]!.split(' ');
+  const user = Number(fields[11]);
+  const kernel = Number(fields[12]);
+  return (mode === 'all' ? user + kernel : mode === 'user' ? user : kernel) * 10;
+}
+
 /** Date.now() when a kernel's count first moved, was 99% of the way, and arrived. */
 export interface Progress {
   first: number;
@@ -310,9 +320,19 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
   }
 
   /** The agent's CPU time so far, ms; `user`: only in user mode (our code and its garbage collection, not the kernel's route work). */
-  agentCpuMs(mode: 'all' | 'user' = 'all'): number {
-    const fields = readFileSync(`/proc/${this.agent!.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return Math.round(((Number(fields[11]) + (mode === 'all' ? Number(fields[12]) : 0)) * 1000) / 100);
+  agentCpuMs(mode: CpuMode = 'all'): number {
+    return cpuMsOf(`/proc/${this.agent!.pid}/stat`, mode);
+  }
+
+  /** The CPU time of the agent's main thread so far, ms: the rest is V8's helper threads (compiling, marking) and the route writers. */
+  agentMainThreadCpuMs(): number {
+    return cpuMsOf(`/proc/${this.agent!.pid}/task/${this.agent!.pid}/stat`, 'all');
+  }
+
+  /** The BIRD receiver's CPU time so far, ms; `kernel`: only in kernel mode (its route inserts, and reading the kernel's notifications back). */
+  birdReceiverCpuMs(mode: CpuMode = 'all'): number {
+    const pid = readFileSync(join(this.dir, 'receiver.pid'), 'utf8').trim();
+    return cpuMsOf(`/proc/${pid}/stat`, mode);
   }
 
   /** The agent's Prometheus metrics, read from inside its namespace (Node's fetch: no curl needed). */
