@@ -944,3 +944,31 @@ describe('RouteReconciler: a comparison with the kernel and what depends on it',
     expect(checks).toEqual([1]);
   });
 });
+
+describe('RouteReconciler: comparisons numbered past what a record keeps (27 bits)', () => {
+  it('repairs drift at the 2^27th comparison and after: neither a record no comparison found nor one found by a comparison numbered the same is taken as found', async () => {
+    const ip = new FakeIp();
+    const checks: number[] = [];
+    const rec = new RouteReconciler({ shell: ip, resyncMs: 0, driftSettleMs: 0, driftIntervalMs: 0, onDriftChecked: (c) => checks.push(c.differed) });
+    // 2^27 comparisons take years at the rates the agent compares at: the count is set instead.
+    const counter = rec as unknown as { comparisons: number };
+    const compareAfter = async (comparisons: number) => {
+      counter.comparisons = comparisons;
+      const before = checks.length;
+      rec.suspectDrift();
+      for (let i = 0; i < 100 && checks.length === before; i++) await new Promise((resolve) => setTimeout(resolve, 5));
+      return checks.at(-1);
+    };
+    await rec.start();
+    rec.upsert(r('10.1.0.0/24', '192.0.2.2')); // after the first comparison: no comparison found it yet
+    await rec.flush();
+    ip.kernel.delete('10.1.0.0/24'); // someone's `ip route del`
+    expect(await compareAfter(2 ** 27 - 1)).toBe(1);
+    expect(ip.kernel.has('10.1.0.0/24')).toBe(true);
+    expect(await compareAfter(2 ** 27 - 1)).toBe(0); // found by this one, numbered as the next will be
+    ip.kernel.delete('10.1.0.0/24');
+    expect(await compareAfter(2 ** 27 - 1)).toBe(1);
+    expect(ip.kernel.has('10.1.0.0/24')).toBe(true);
+    rec.stop();
+  });
+});

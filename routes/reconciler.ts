@@ -147,8 +147,8 @@ const QUEUED = 2;
 const AT_KERNEL = 4;
 const FLAGS = 7;
 const SEEN_SHIFT = 3;
-/** Comparisons are told apart modulo 2^27, so the state stays a small integer (31 bits) however many there were. */
-const SEEN_MASK = 0x7ffffff;
+/** The largest comparison number (27 bits above the flags: the state stays a small integer, a V8 Smi); then they start again at 1. */
+const LAST_COMPARISON = 0x7ffffff;
 
 class PrefixRecord implements RouteWrite {
   /** What the change at the kernel (or the next one) asks for: undefined, a delete. */
@@ -202,11 +202,12 @@ class PrefixRecord implements RouteWrite {
 
   /** Whether comparison number `epoch` (RouteReconciler.comparisons) found a route of ours for the prefix. */
   seenBy(epoch: number): boolean {
-    return this.state >>> SEEN_SHIFT === (epoch & SEEN_MASK);
+    return this.state >>> SEEN_SHIFT === epoch;
   }
 
+  /** `epoch`: 0 (none) to LAST_COMPARISON. */
   markSeenBy(epoch: number): void {
-    this.state = (this.state & FLAGS) | ((epoch & SEEN_MASK) << SEEN_SHIFT);
+    this.state = (this.state & FLAGS) | (epoch << SEEN_SHIFT);
   }
 
   /** The change this record asks of the kernel (meaningful while it is at the kernel). */
@@ -685,7 +686,7 @@ export class RouteReconciler {
     const driftSince = this.driftWanted;
     this.driftWanted = undefined;
     this.counters.resyncs++;
-    const epoch = ++this.comparisons;
+    const epoch = this.nextComparison();
     this.viaGateway = this.flushes ? new Map() : undefined;
     this.removals = 0;
     // Counted afresh as the kernel's routes come, and swapped in once they are all read: stats()
@@ -761,6 +762,21 @@ export class RouteReconciler {
       if (++n % RESYNC_SLICE === 0) await yieldToEventLoop();
     }
     if (driftSince !== undefined) this.driftFound = { since: driftSince, differed };
+  }
+
+  /**
+   * The next comparison's number, 1 to LAST_COMPARISON. Past the last, every record's is cleared
+   * before they start again: else the next would take each record no comparison found (0), or last
+   * found that many comparisons before, as found by it, leaving a route deleted behind our back
+   * unrepaired and the counts wrong until the comparison after. (Years of comparisons at the rates
+   * the agent makes them, but a walk of the table once in 2^27 comparisons costs nothing.)
+   */
+  private nextComparison(): number {
+    if (this.comparisons >= LAST_COMPARISON) {
+      for (const rec of this.table.values()) rec.markSeenBy(0);
+      this.comparisons = 0;
+    }
+    return ++this.comparisons;
   }
 
   /** One chunk of lines to `ip`; the kernel's answer updates what we know it has. */
@@ -927,7 +943,7 @@ export class RouteReconciler {
     for (const [gateway, set] of removals) {
       if (set.size !== counts.get(gateway)) continue;
       const records = [...set];
-        for (const rec of records) {
+      for (const rec of records) {
         this.unrefuse(rec);
         rec.atKernel = true;
         this.unqueue(rec); // its place in the queue is passed over: the flush is its change
