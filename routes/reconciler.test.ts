@@ -972,3 +972,30 @@ describe('RouteReconciler: comparisons numbered past what a record keeps (27 bit
     rec.stop();
   });
 });
+
+describe("RouteReconciler's records: flags and the comparison that last found the route, kept in one integer", () => {
+  it('keeps each of live, queued, at the kernel and the last comparison to find the route as four separate fields would', () => {
+    // A record as the RIB gets it (ribSlots().add): the reconciler's own PrefixRecord.
+    type Packed = { live: boolean; queued: boolean; atKernel: boolean; seenBy(epoch: number): boolean; markSeenBy(epoch: number): void };
+    const LAST_COMPARISON = 2 ** 27 - 1;
+    const epoch = fc.oneof(fc.constantFrom(0, 1, 2, LAST_COMPARISON - 1, LAST_COMPARISON), fc.integer({ min: 0, max: LAST_COMPARISON }));
+    const op = fc.oneof(
+      fc.record({ flag: fc.constantFrom('live' as const, 'queued' as const, 'atKernel' as const), on: fc.boolean() }),
+      fc.record({ seen: epoch }),
+    );
+    fc.assert(
+      fc.property(fc.array(op, { maxLength: 40 }), fc.array(epoch, { minLength: 1, maxLength: 5 }), (ops, probes) => {
+        const rec = new RouteReconciler({ shell: new FakeIp() });
+        const packed = rec.ribSlots().add('10.0.0.0/24') as unknown as Packed;
+        const model = { live: true, queued: false, atKernel: false, seen: 0 };
+        for (const o of ops) {
+          if ('flag' in o) packed[o.flag] = model[o.flag] = o.on;
+          else packed.markSeenBy((model.seen = o.seen));
+          expect({ live: packed.live, queued: packed.queued, atKernel: packed.atKernel }).toEqual({ live: model.live, queued: model.queued, atKernel: model.atKernel });
+          for (const e of [...probes, model.seen]) expect(packed.seenBy(e)).toBe(e === model.seen);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
