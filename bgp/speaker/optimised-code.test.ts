@@ -10,12 +10,16 @@ import { shippedRuntime } from '../../test/support/agent-runtime.js';
 const weakObjectDeopts = (trace: string): string[] =>
   [...trace.matchAll(/^\[marking dependent code .*<SharedFunctionInfo ?([^>]*)>.*reason: weak objects\]$/gm)].map((m) => m[1] || '(anonymous)');
 
+/** Functions TurboFan optimised (`--trace-opt`): code never optimised is never thrown away either, so none thrown away says nothing without them. */
+const optimised = (trace: string): string[] => [...trace.matchAll(/^\[completed optimizing .*?<JSFunction ([^ >]+)/gm)].map((m) => m[1]!);
+
 describe('optimised code under the shipped node flags', () => {
   it('a table announced and withdrawn UPDATE by UPDATE throws no optimised code away for dead objects', async () => {
     const { flags } = shippedRuntime();
     expect(flags).toContain('--optimize-for-size'); // the flag that makes every full collection a memory-reducing one
-    const run = await execa(process.execPath, [...flags, '--trace-deopt', '--import', 'tsx', 'test/support/optimised-code-scenario.ts', '96000'], { reject: false, timeout: 90_000 });
+    const run = await execa(process.execPath, [...flags, '--trace-deopt', '--trace-opt', '--import', 'tsx', 'test/support/optimised-code-scenario.ts', '96000'], { reject: false, timeout: 90_000 });
     expect(run.stdout, run.stderr).toContain('{"done":96000}');
+    expect(optimised(run.stdout)).toEqual(expect.arrayContaining(['Change', 'learn', 'select', 'advertise']));
     expect(weakObjectDeopts(run.stdout)).toEqual([]);
   }, 120_000);
 });
