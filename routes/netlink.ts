@@ -5,7 +5,7 @@ import { type BatchFailure, Ip } from './ip.js';
 import { type KernelRoute, type RouteWrite, renderWrite } from './desired.js';
 import { NetlinkEncodeError, RouteMessageWriter, decodeErrors, describeError } from './netlink-codec.js';
 import type { RouteShell } from './reconciler.js';
-import { type RouteDumpApi, dumpOwnRouteSlices } from './route-dump.js';
+import { type RouteDumpApi, dumpOwnRouteSlices, madeInJs } from './route-dump.js';
 import { ROUTE_PROTOCOL } from './protocol-number.js';
 
 /**
@@ -151,7 +151,7 @@ export class NetlinkRouteShell implements RouteShell {
     this.tail = sent.catch(() => undefined);
     return sent.then((replies) => {
       const refused = new Set<number>();
-      for (const e of decodeErrors(replies)) {
+      for (const e of decodeErrors(madeInJs(replies))) {
         const at = (e.seq - base - 1) >>> 0;
         if (at >= encoded) continue;
         const i = changeOf[at]!;

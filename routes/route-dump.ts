@@ -19,6 +19,18 @@ export interface RouteDumpApi {
   routeDump(netnsPath: string | null, protocol: number, only: true): Promise<Buffer>;
 }
 
+/**
+ * The addon's bytes as a Buffer made in JS, over the same memory. A Buffer made in C++ (N-API's:
+ * node::Buffer::New sets Buffer.prototype on a Uint8Array) has a hidden class of its own, which V8
+ * holds only weakly: Buffer's methods it goes through (toString, subarray, readUInt16BE…) are the
+ * ones the BGP codec runs on every UPDATE, their optimised code then checks for both classes, and
+ * a full collection with no such Buffer left alive throws that code away ("weak objects" in
+ * --trace-deopt; bgp/speaker/optimised-code.test.ts).
+ */
+export function madeInJs(bytes: Buffer): Buffer {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 /** The path the addon enters for a named namespace (`ip netns add` makes it); null: our own. */
 const pathOf = (netns?: string): string | null => (netns ? `/var/run/netns/${netns}` : null);
 
@@ -66,7 +78,7 @@ function ipv6Text(bytes: Buffer, at: number): string {
 
 /** The main table's routes but `skipProtocol`'s, in the named namespace (default: our own). */
 export async function dumpRoutes(api: RouteDumpApi, skipProtocol: number, netns?: string): Promise<IpRouteRow[]> {
-  return decodeRouteRecords(await api.routeDump(pathOf(netns), skipProtocol));
+  return decodeRouteRecords(madeInJs(await api.routeDump(pathOf(netns), skipProtocol)));
 }
 
 /**
@@ -83,7 +95,7 @@ const DECODE_SLICE = 1_000;
  * before the first slice or not at all.
  */
 export async function* dumpOwnRouteSlices(api: RouteDumpApi, protocol: number, netns?: string): AsyncGenerator<KernelRoute[], void, void> {
-  const bytes = await api.routeDump(pathOf(netns), protocol, true);
+  const bytes = madeInJs(await api.routeDump(pathOf(netns), protocol, true));
   for (const slice of ownRouteSlices(bytes, DECODE_SLICE)) {
     yield slice;
     await new Promise((resolve) => setImmediate(resolve));

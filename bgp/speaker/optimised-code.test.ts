@@ -1,7 +1,8 @@
 // The speaker's optimised code outlives full collections under the node flags the DaemonSet runs
 // the agent with: no code thrown away because an object it was compiled for died (see Change in
-// bgp/rib/rib.ts). Each time costs a compilation on V8's helper threads, which during a full
-// table compete with the route writes on the node's cores.
+// bgp/rib/rib.ts, and madeInJs in routes/route-dump.ts for the addon's Buffers). Each time costs a
+// compilation on V8's helper threads, which during a full table compete with the route writes on
+// the node's cores.
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { shippedRuntime } from '../../test/support/agent-runtime.js';

@@ -2,8 +2,13 @@
 // trace): a raw peer announces a table to our speaker one UPDATE at a time, then withdraws it, so
 // the full collections that the table's growth sets off fall between UPDATEs, when none of the
 // objects an UPDATE makes and drops (best-route changes, change lists, export caches) is alive.
+// Now and then the main table is dumped as the agent's next-hop resolution does when the kernel's
+// routes or addresses change, through a fake addon handing over a Buffer made in C++ as the real
+// one's are (routes/route-dump.ts madeInJs).
 // Usage: node FLAGS --import tsx test/support/optimised-code-scenario.ts [PREFIXES]
+import v8 from 'node:v8';
 import { Loopback, until } from '../../bgp/speaker/loopback.js';
+import { dumpRoutes } from '../../routes/route-dump.js';
 
 const PER_UPDATE = 800; // /27s in NLRI: 800 fit one 4,096-byte UPDATE
 const prefixes = Math.ceil(Number(process.argv[2] ?? 96_000) / PER_UPDATE) * PER_UPDATE;
@@ -17,6 +22,19 @@ const updateOf = (u: number): string[] => Array.from({ length: PER_UPDATE }, (_,
 /** A turn of the event loop between UPDATEs, as between packets: a collection's last step runs as a task. */
 const pause = () => new Promise((r) => setTimeout(r, 1));
 
+/** fe80::/64 dev eth0, as the addon's dump gives a route (ROUTE_RECORD), in a Buffer made in C++ (v8.Serializer's is). */
+const addon = {
+  routeDump: async (): Promise<Buffer> => {
+    const record = Buffer.alloc(40);
+    record.set([6, 64, 1, 2]);
+    record.write('eth0', 8);
+    record.set([0xfe, 0x80], 24);
+    const serializer = new v8.Serializer();
+    serializer.writeRawBytes(record);
+    return serializer.releaseBuffer();
+  },
+};
+
 const loopback = new Loopback();
 try {
   const speaker = await loopback.speaker({ maxPrefixes: 2 * prefixes }, [{ address: PEER, asn: 65001 }]);
@@ -24,11 +42,13 @@ try {
   const received = () => speaker.snapshot().find((p) => p.address === PEER)?.prefixesReceived;
   for (let u = 0; u < prefixes / PER_UPDATE; u++) {
     peer.announce(updateOf(u), PEER);
+    if (u % 20 === 10) await dumpRoutes(addon, 201);
     await pause();
   }
   await until('the table received', () => received() === prefixes, 60_000);
   for (let u = 0; u < prefixes / PER_UPDATE; u++) {
     peer.send({ type: 2, withdrawn: updateOf(u), attributes: {}, nlri: [] });
+    if (u % 20 === 10) await dumpRoutes(addon, 201);
     await pause();
   }
   await until('the table withdrawn', () => received() === 0, 60_000);
