@@ -131,6 +131,15 @@ const FLUSH_MIN = 4096;
 /** A change sent: a flush is a plain RouteWrite, every other change its prefix's PrefixRecord. */
 type Line = RouteWrite;
 
+/** PrefixRecord's state: its flags, and above them the comparison that last found its route. */
+const LIVE = 1;
+const QUEUED = 2;
+const AT_KERNEL = 4;
+const FLAGS = 7;
+const SEEN_SHIFT = 3;
+/** The largest comparison number (27 bits above the flags: the state stays a small integer, a V8 Smi); then they start again at 1. */
+const LAST_COMPARISON = 0x7ffffff;
+
 /**
  * One prefix, from the first time anyone needs it until a sweep finds nobody does (SWEEP_MS): what
  * we want, what the kernel has of ours (as far as we know), the change at the kernel, and the RIB's
@@ -141,15 +150,6 @@ type Line = RouteWrite;
  * record is also that change (the RouteWrite the writer encodes): route and have stay as sent until
  * settled; a newer change only sets `want` and queues it again.
  */
-/** PrefixRecord's state: its flags, and above them the comparison that last found its route. */
-const LIVE = 1;
-const QUEUED = 2;
-const AT_KERNEL = 4;
-const FLAGS = 7;
-const SEEN_SHIFT = 3;
-/** The largest comparison number (27 bits above the flags: the state stays a small integer, a V8 Smi); then they start again at 1. */
-const LAST_COMPARISON = 0x7ffffff;
-
 class PrefixRecord implements RouteWrite {
   /** What the change at the kernel (or the next one) asks for: undefined, a delete. */
   route: RouteTarget | undefined = undefined;
