@@ -186,12 +186,8 @@ class Ipv4Index {
 
   /** The position stored for the key, or -1. */
   find(address: number, length: number): number {
-    const { slots, mask } = this;
-    for (let i = slotOf(address ^ this.seed, length, mask); ; i = (i + 1) & mask) {
-      const meta = slots[2 * i + 1]!;
-      if (meta === EMPTY) return -1;
-      if (meta >= 0 && slots[2 * i] === address && meta % LENGTHS === length) return (meta - length) / LENGTHS;
-    }
+    const i = this.locate(address, length);
+    return i < 0 ? -1 : (this.slots[2 * i + 1]! - length) / LENGTHS;
   }
 
   /** Stores the key's position; the key must not be there yet. */
@@ -209,15 +205,21 @@ class Ipv4Index {
 
   /** Removes the key; its position, or -1 when it was not there. */
   remove(address: number, length: number): number {
+    const i = this.locate(address, length);
+    if (i < 0) return -1;
+    const meta = this.slots[2 * i + 1]!;
+    this.slots[2 * i + 1] = DELETED;
+    this.live--;
+    return (meta - length) / LENGTHS;
+  }
+
+  /** The slot holding the key, or -1: probing from its first slot to an empty one, over deleted ones. */
+  private locate(address: number, length: number): number {
     const { slots, mask } = this;
     for (let i = slotOf(address ^ this.seed, length, mask); ; i = (i + 1) & mask) {
       const meta = slots[2 * i + 1]!;
       if (meta === EMPTY) return -1;
-      if (meta >= 0 && slots[2 * i] === address && meta % LENGTHS === length) {
-        slots[2 * i + 1] = DELETED;
-        this.live--;
-        return (meta - length) / LENGTHS;
-      }
+      if (meta >= 0 && slots[2 * i] === address && meta % LENGTHS === length) return i;
     }
   }
 
