@@ -51,7 +51,7 @@ export class KernelWatch {
     return Number(/Prefixes:\s+(\d+)/.exec(main)?.[1] ?? NaN);
   }
 
-  /** What the table holds now counts as zero (call before the senders start). */
+  /** What the table holds now counts as zero (call before the table is announced). */
   async setBaseline(): Promise<void> {
     this.baseline = await this.prefixes();
   }
@@ -155,7 +155,7 @@ export class StatusProbe {
   }
 }
 
-function getUnix(socketPath: string, path: string, timeoutMs: number): Promise<string> {
+export function getUnix(socketPath: string, path: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, timeout: timeoutMs }, (res) => {
       let body = '';
@@ -229,16 +229,21 @@ export class FullTableLab {
     }
     const routes: string[] = [];
     for (let i = 0; i < this.prefixes; i++) routes.push(`route ${generatedPrefix(i)} unreachable;`);
-    const staticRoutes = `protocol static generated { ipv4; ${routes.join('\n')} }`;
+    // Disabled until both sessions are up (startSessions): then announced to both at the same moment.
+    const staticRoutes = `protocol static generated { disabled; ipv4; ${routes.join('\n')} }`;
     // One BIRD sender per receiver, identical but for the session: a single BIRD feeding two sessions
     // serves one after the other. `strict bind`: two BIRDs in one namespace cannot both listen on *:179.
-    const senderConf = (name: string, local: string, remote: string, asn: number): string => `router id ${local};
+    // The log says when each session came up, in seconds since the epoch to the millisecond (sessionsUp).
+    const senderConf = (name: string, local: string, remote: string, asn: number, file: string): string => `router id ${local};
+log "${join(this.dir, `${file}.log`)}" all;
+timeformat log "%s.%3f";
+debug protocols { states };
 protocol device {}
 ${staticRoutes}
 protocol bgp ${name} { connect delay time 0; connect retry time 1; strict bind on; local ${local} as 65000; neighbor ${remote} as ${asn}; ipv4 { export all; import none; }; }
 `;
-    writeFileSync(join(this.dir, 'sender-ours.conf'), senderConf('peer', SENDER_TO_AGENT, AGENT_ADDRESS, 64512));
-    writeFileSync(join(this.dir, 'sender-bird.conf'), senderConf('peer', SENDER_TO_BIRD, BIRD_ADDRESS, 64513));
+    writeFileSync(join(this.dir, 'sender-ours.conf'), senderConf('peer', SENDER_TO_AGENT, AGENT_ADDRESS, 64512, 'sender-ours'));
+    writeFileSync(join(this.dir, 'sender-bird.conf'), senderConf('peer', SENDER_TO_BIRD, BIRD_ADDRESS, 64513, 'sender-bird'));
     routes.length = 0;
     writeFileSync(join(this.dir, 'receiver.conf'), `router id ${BIRD_ADDRESS};
 protocol device {}
@@ -269,14 +274,40 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     }
   }
 
-  /** Starts both senders at once; returns the start time. */
-  async startSenders(): Promise<number> {
+  /**
+   * Starts both senders and waits until both sessions are up, nothing announced over them yet
+   * (announce() sends the table). Timed from the senders' start instead, each side's time would
+   * include its sender's connect delay, which BIRD draws at random between 0.75 and 1 s
+   * (bgp_start_timer: at least 1 s, less up to a quarter, RFC 4271 §10), independently per sender:
+   * up to 250 ms between the two sessions, and ~0.9 s common to both that hid the receivers' own
+   * difference in the ratio.
+   */
+  async startSessions(timeoutMs = 60_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 300)); // the agent's blackhole for its own CIDR goes in first
-    await Promise.all([this.oursKernel!.setBaseline(), this.birdKernel!.setBaseline()]);
-    const t0 = Date.now();
     await Promise.all([this.bird(this.sender, 'sender-ours'), this.bird(this.sender, 'sender-bird')]);
+    const deadline = Date.now() + timeoutMs;
+    while ((await this.sessionsUp()).some((times) => times.length === 0)) {
+      if (Date.now() > deadline) throw new Error(`the senders' sessions did not come up within ${timeoutMs} ms: ${this.agentLog()}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    // Both receivers have sent and received End-of-RIB and announced their own prefixes before the table comes.
+    await new Promise((r) => setTimeout(r, 300));
+    await Promise.all([this.oursKernel!.setBaseline(), this.birdKernel!.setBaseline()]);
     this.senderWake = new SenderWake(['sender-ours', 'sender-bird'].map((name) => join(this.dir, `${name}.ctl`)));
-    return t0;
+  }
+
+  /** Both senders announce the table (after startSessions()) at the same moment; returns that moment. */
+  announce(): Promise<number> {
+    return this.senders('enable', 'generated');
+  }
+
+  /** When each sender's session (ours, then BIRD's) came up (its protocol state went up: Established), every time so far, Date.now() ms, from the senders' logs. */
+  async sessionsUp(): Promise<[number[], number[]]> {
+    const times = async (name: string): Promise<number[]> => {
+      const log = await readFile(join(this.dir, `${name}.log`), 'utf8').catch(() => '');
+      return [...log.matchAll(/^(\d+)\.(\d{3}) <TRACE> peer: State changed to up$/gm)].map((m) => Number(m[1]) * 1000 + Number(m[2]));
+    };
+    return Promise.all([times('sender-ours'), times('sender-bird')]) as Promise<[number[], number[]]>;
   }
 
   /** Times from `from` until each kernel holds `n` generated prefixes (both sides waited for together). */
@@ -299,17 +330,22 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
 
   /**
    * The sessions drop (Cease, so no graceful restart) and come back at once: each side's time from
-   * the drop to all withdrawn, then from its session's return to all reinstalled.
+   * the drop to all withdrawn, plus from its session's return to all reinstalled. Not from the
+   * command that brings it back: the sender waits a random 0.75-1 s before it connects (startSessions).
    */
   async flap(timeoutMs: number): Promise<SideTimes> {
-    const side = async (name: string, kernel: KernelWatch): Promise<number> => {
+    const side = async (name: string, kernel: KernelWatch, which: 0 | 1): Promise<number> => {
       const t = Date.now();
       await this.birdc(name, 'disable', 'peer');
-      await kernel.until(0, timeoutMs);
+      const withdrawn = (await kernel.until(0, timeoutMs)) - t;
+      const upBefore = (await this.sessionsUp())[which].length;
       await this.birdc(name, 'enable', 'peer');
-      return (await kernel.until(this.prefixes, timeoutMs)) - t;
+      const reinstalledAt = await kernel.until(this.prefixes, timeoutMs);
+      const up = (await this.sessionsUp())[which];
+      if (up.length <= upBefore) throw new Error(`${name}: no new session in its log after the flap`);
+      return withdrawn + (reinstalledAt - up.at(-1)!);
     };
-    const [ours, bird] = await Promise.all([side('sender-ours', this.oursKernel!), side('sender-bird', this.birdKernel!)]);
+    const [ours, bird] = await Promise.all([side('sender-ours', this.oursKernel!, 0), side('sender-bird', this.birdKernel!, 1)]);
     return { ours, bird };
   }
 
