@@ -1,7 +1,8 @@
 // A full table through the whole agent, side by side with BIRD: two identical BIRD senders announce N
 // prefixes, one to our agent (dist/bin/lightly-agent.js in its own namespace, installing into that
-// namespace's kernel) and one to a BIRD receiver exporting to its own namespace's kernel. Both kernels
-// are watched with `ip monitor route`, so times are to the last route in the kernel, not to the RIB.
+// namespace's kernel) and one to a BIRD receiver exporting to its own namespace's kernel, both at the
+// same moment over sessions already up. Both kernels' routes are counted (KernelWatch), so times are
+// to the last route in the kernel, not to the RIB.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -155,7 +156,7 @@ export class StatusProbe {
   }
 }
 
-export function getUnix(socketPath: string, path: string, timeoutMs: number): Promise<string> {
+function getUnix(socketPath: string, path: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath, path, timeout: timeoutMs }, (res) => {
       let body = '';
