@@ -24,6 +24,8 @@ const SENDER_TO_AGENT = '198.51.100.1';
 const BIRD_ADDRESS = '203.0.113.2';
 const SENDER_TO_BIRD = '203.0.113.1';
 const METRICS_PORT = 9477;
+/** The two BIRD senders (their configs, control sockets and logs are named so): ours first. */
+const SENDERS = ['sender-ours', 'sender-bird'];
 /** The agent under test; LIGHTLY_AGENT points at another build (an older commit's, to compare). */
 const AGENT_BINARY = process.env.LIGHTLY_AGENT ?? 'dist/bin/lightly-agent.js';
 
@@ -285,16 +287,16 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
    */
   async startSessions(timeoutMs = 60_000): Promise<void> {
     await new Promise((r) => setTimeout(r, 300)); // the agent's blackhole for its own CIDR goes in first
-    await Promise.all([this.bird(this.sender, 'sender-ours'), this.bird(this.sender, 'sender-bird')]);
+    await Promise.all(SENDERS.map((name) => this.bird(this.sender, name)));
     const deadline = Date.now() + timeoutMs;
-    while ((await this.sessionsUp()).some((times) => times.length === 0)) {
+    while ((await Promise.all(SENDERS.map((name) => this.sessionsUp(name)))).some((times) => times.length === 0)) {
       if (Date.now() > deadline) throw new Error(`the senders' sessions did not come up within ${timeoutMs} ms: ${this.agentLog()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
     // Both receivers have sent and received End-of-RIB and announced their own prefixes before the table comes.
     await new Promise((r) => setTimeout(r, 300));
     await Promise.all([this.oursKernel!.setBaseline(), this.birdKernel!.setBaseline()]);
-    this.senderWake = new SenderWake(['sender-ours', 'sender-bird'].map((name) => join(this.dir, `${name}.ctl`)));
+    this.senderWake = new SenderWake(SENDERS.map((name) => join(this.dir, `${name}.ctl`)));
   }
 
   /** Both senders announce the table (after startSessions()) at the same moment; returns that moment. */
@@ -302,13 +304,10 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     return this.senders('enable', 'generated');
   }
 
-  /** When each sender's session (ours, then BIRD's) came up (its protocol state went up: Established), every time so far, Date.now() ms, from the senders' logs. */
-  async sessionsUp(): Promise<[number[], number[]]> {
-    const times = async (name: string): Promise<number[]> => {
-      const log = await readFile(join(this.dir, `${name}.log`), 'utf8').catch(() => '');
-      return [...log.matchAll(/^(\d+)\.(\d{3}) <TRACE> peer: State changed to up$/gm)].map((m) => Number(m[1]) * 1000 + Number(m[2]));
-    };
-    return Promise.all([times('sender-ours'), times('sender-bird')]) as Promise<[number[], number[]]>;
+  /** Every time the sender's session came up so far (its protocol state went up: Established), Date.now() ms, from its log. */
+  async sessionsUp(sender: string): Promise<number[]> {
+    const log = await readFile(join(this.dir, `${sender}.log`), 'utf8').catch(() => '');
+    return [...log.matchAll(/^(\d+)\.(\d{3}) <TRACE> peer: State changed to up$/gm)].map((m) => Number(m[1]) * 1000 + Number(m[2]));
   }
 
   /** Times from `from` until each kernel holds `n` generated prefixes (both sides waited for together). */
@@ -325,7 +324,7 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
   /** Runs a birdc command on both senders at once; returns when it was given. */
   async senders(...command: string[]): Promise<number> {
     const t = Date.now();
-    await Promise.all(['sender-ours', 'sender-bird'].map((name) => this.birdc(name, ...command)));
+    await Promise.all(SENDERS.map((name) => this.birdc(name, ...command)));
     return t;
   }
 
@@ -335,18 +334,18 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
    * command that brings it back: the sender waits a random 0.75-1 s before it connects (startSessions).
    */
   async flap(timeoutMs: number): Promise<SideTimes> {
-    const side = async (name: string, kernel: KernelWatch, which: 0 | 1): Promise<number> => {
+    const side = async (name: string, kernel: KernelWatch): Promise<number> => {
       const t = Date.now();
       await this.birdc(name, 'disable', 'peer');
       const withdrawn = (await kernel.until(0, timeoutMs)) - t;
-      const upBefore = (await this.sessionsUp())[which].length;
+      const upBefore = (await this.sessionsUp(name)).length;
       await this.birdc(name, 'enable', 'peer');
       const reinstalledAt = await kernel.until(this.prefixes, timeoutMs);
-      const up = (await this.sessionsUp())[which];
+      const up = await this.sessionsUp(name);
       if (up.length <= upBefore) throw new Error(`${name}: no new session in its log after the flap`);
       return withdrawn + (reinstalledAt - up.at(-1)!);
     };
-    const [ours, bird] = await Promise.all([side('sender-ours', this.oursKernel!, 0), side('sender-bird', this.birdKernel!, 1)]);
+    const [ours, bird] = await Promise.all([side('sender-ours', this.oursKernel!), side('sender-bird', this.birdKernel!)]);
     return { ours, bird };
   }
 
@@ -409,7 +408,7 @@ protocol bgp sender { local ${BIRD_ADDRESS} as 64513; neighbor ${SENDER_TO_BIRD}
     this.agent?.kill('SIGTERM'); // the agent's own stop (and a --cpu-prof profile, when asked for)
     const exited = await Promise.race([this.agent?.then(() => true, () => true), new Promise((r) => setTimeout(() => r(false), 5_000))]);
     if (!exited) this.agent?.kill('SIGKILL');
-    for (const name of ['sender-ours', 'sender-bird', 'receiver']) await this.birdc(name, 'down');
+    for (const name of [...SENDERS, 'receiver']) await this.birdc(name, 'down');
     await this.pool.cleanup();
     rmSync(this.dir, { recursive: true, force: true });
   }
