@@ -13,7 +13,8 @@ const PREFIXES = 20_000;
  * senders are kept awake (SenderWake in support/fulltable.ts): before, one sometimes held its last
  * UPDATE back for ~3 s, for either receiver, so the test timed 99% of them. Measured 1.17-1.68x on a
  * quiet machine (5 runs) and 1.89x in a CI run (other test files running beside it): at this size
- * most of it is V8 compiling our code on its first table, which a loaded machine delays more than
+ * most of it is what a session's first table costs the agent (not the number of functions V8
+ * compiles: docs/concepts.md, issue 10's twelfth round), which a loaded machine delays more than
  * BIRD's. Timed from the senders' start, as before, ~0.9 s of connect delay was common to both
  * sides: a 2.5x bound then let ~1.6 s pass, and the agent from before incremental route programming
  * (8.4-8.9 s against 3.7-4.1 s; roughly 7.5 s against 0.1 s had it been timed this way) stayed within it.
